@@ -1,0 +1,155 @@
+// Ledger: the store's member-operation service. Validates a request, builds the op, signs it,
+// appends it to this node's chain and applies it to CRDT state in one SQLite transaction that is
+// durable before the call returns. Idempotent by request_id. Used by the `outpost` CLI (directly
+// on a data dir) and by outpostd. Not thread-safe: one owner serializes calls (the daemon's
+// group-commit writer).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "outpost/base/status.h"
+#include "outpost/crypto/crypto.h"
+#include "outpost/storage/store.h"
+#include "outpost/sync/hlc.h"
+#include "outpost/sync/op.h"
+#include "outpost/sync/rules.h"
+
+namespace outpost::node {
+
+using Json = nlohmann::ordered_json;
+
+// Files inside a data dir.
+inline constexpr const char* kDbFile = "outpost.db";
+inline constexpr const char* kSigningKeyFile = "node.key";
+inline constexpr const char* kRulesFile = "rules.toml";
+
+// The answer to one mutating request. A refusal by a business rule (not enough rights, double
+// reversal) is an answer, not an error: `refused` is set and `body` explains it.
+struct Reply {
+  bool refused = false;
+  bool replayed = false;  // answered from the first execution of this request_id
+  Json body;
+};
+
+struct EnrollRequest {
+  std::string request_id;
+  std::string card;
+  std::string name;
+  std::string phone;
+  std::string birthday;  // YYYY-MM-DD or empty
+};
+
+struct VerifyReport {
+  std::uint64_t ops_checked = 0;
+  std::uint64_t origins = 0;
+  std::uint64_t members_compared = 0;
+  std::vector<std::string> findings;  // empty when the log verifies
+  bool ok() const { return findings.empty(); }
+};
+
+struct InitOptions {
+  std::string name;
+  std::string role = "store";
+};
+
+class Ledger {
+ public:
+  // Creates a new data dir: the directory (mode 0700), the node's signing key (0600) and the
+  // database with this node's identity. Fails if `dir` already holds an Outpost database.
+  static Status init(const std::string& dir, const InitOptions& options);
+
+  // Opens an existing data dir. Fails with kNotFound if it is not a data dir, kCorruption for
+  // a damaged key or database, kUnsupported for a database from a newer version.
+  static Result<std::unique_ptr<Ledger>> open(const std::string& dir, sync::Clock& clock);
+
+  const sync::NodeId& node_id() const { return node_id_; }
+  const std::string& node_name() const { return node_name_; }
+  const crypto::PublicKey& public_key() const { return key_.public_key(); }
+  const sync::ProgramRules& rules() const { return rules_; }
+  storage::Store& store() { return *store_; }
+
+  // --- mutating requests (each one durable op, or a refusal, or an error) ---
+  Result<Reply> enroll(const EnrollRequest& req);
+  Result<Reply> update_profile(const std::string& request_id, const sync::MemberId& member,
+                               const std::vector<sync::FieldValue>& fields);
+  // Records a purchase of `purchase_minor` and credits the points the member's tier earns.
+  Result<Reply> earn(const std::string& request_id, const sync::MemberId& member,
+                     std::uint64_t purchase_minor, const std::string& receipt);
+  Result<Reply> redeem(const std::string& request_id, const sync::MemberId& member,
+                       std::uint64_t points, const std::string& receipt);
+  Result<Reply> topup(const std::string& request_id, const sync::MemberId& member,
+                      std::uint64_t amount_minor, const std::string& receipt);
+  Result<Reply> spend(const std::string& request_id, const sync::MemberId& member,
+                      std::uint64_t amount_minor, const std::string& receipt);
+  // Reverses one op of this node, at most once.
+  Result<Reply> reverse(const std::string& request_id, const sync::NodeId& origin,
+                        std::uint64_t seq);
+  // Hands `amount` rights of `account` for `member` from this node to `target` (rights broker).
+  Result<Reply> move_rights(const std::string& request_id, const sync::MemberId& member,
+                            sync::Account account, std::uint64_t amount,
+                            const sync::NodeId& target);
+
+  // --- queries ---
+  // Resolves "32-hex id" or a card number to a member id; kNotFound if unknown.
+  Result<sync::MemberId> resolve_member(const std::string& id_or_card);
+  Result<std::vector<sync::MemberId>> find_by_card(const std::string& card);
+  Result<std::vector<sync::MemberId>> find_by_phone(const std::string& phone);
+  Result<Json> member_json(const sync::MemberId& member);
+  Result<Json> history_json(const sync::MemberId& member, std::size_t limit);
+  Result<Json> status_json();
+
+  // Re-verifies every signature and chain link of every origin held, replays the log into a
+  // fresh replica and compares it with the stored CRDT state.
+  Result<VerifyReport> verify_log();
+
+  // Returns the public key of a known origin (this node; enrolled peers once a roster exists).
+  std::optional<crypto::PublicKey> origin_key(const sync::NodeId& origin) const;
+  void add_known_key(const sync::NodeId& origin, const crypto::PublicKey& key);
+
+  static Json op_json(const sync::SignedOp& op);
+
+ private:
+  Ledger(std::unique_ptr<storage::Store> store, crypto::SigningKey key, sync::Clock& clock)
+      : store_(std::move(store)), key_(std::move(key)), clock_(clock) {}
+
+  // Runs the common path: idempotency check, op build (seq, prev, hlc), `check` (may refuse
+  // with a Reply), sign, append+apply, record the answer, commit.
+  using Check = std::function<Result<std::optional<Reply>>(sync::Op&, const sync::MemberState*)>;
+  Result<Reply> execute(const std::string& request_id, sync::Op op, bool member_must_exist,
+                        const Check& check);
+  Result<Reply> debit(const std::string& request_id, const sync::MemberId& member,
+                      sync::OpKind kind, std::uint64_t amount, const std::string& receipt);
+  Json refusal(const char* code, const std::string& message) const;
+
+  std::unique_ptr<storage::Store> store_;
+  crypto::SigningKey key_;
+  sync::Clock& clock_;
+  sync::NodeId node_id_{};
+  std::string node_name_;
+  sync::ProgramRules rules_;
+  std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
+};
+
+// --- input validation shared by the CLI and the HTTP API (one-line errors) ---
+// Parses a positive integer amount in [1, limits::kAmountMax]; rejects signs, decimals,
+// whitespace, leading '+', empty strings and overflow.
+Result<std::uint64_t> parse_amount(const std::string& text, const char* what);
+Status validate_card(const std::string& card);
+Status validate_phone(const std::string& phone);
+Status validate_name(const std::string& name);
+Status validate_birthday(const std::string& date);
+Status validate_request_id(const std::string& request_id);
+// Returns a fresh random request id (32 hex digits).
+std::string new_request_id();
+
+// Loads rules from a TOML file (docs/program-rules.md); kNotFound if absent.
+Result<sync::ProgramRules> load_rules_file(const std::string& path);
+
+}  // namespace outpost::node

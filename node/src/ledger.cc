@@ -1,0 +1,576 @@
+#include "outpost/node/ledger.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "outpost/base/limits.h"
+
+namespace outpost::node {
+
+namespace fs = std::filesystem;
+using sync::Account;
+using sync::Field;
+using sync::MemberId;
+using sync::MemberState;
+using sync::NodeId;
+using sync::Op;
+using sync::OpKind;
+
+namespace {
+
+std::string join(const std::string& dir, const char* file) { return (fs::path(dir) / file).string(); }
+
+Result<sync::Hlc> parse_hlc(const std::string& s) {
+  auto dot = s.find('.');
+  if (dot == std::string::npos) return Status::corruption("bad stored hlc");
+  try {
+    return sync::Hlc{std::stoull(s.substr(0, dot)), static_cast<std::uint32_t>(std::stoul(s.substr(dot + 1)))};
+  } catch (...) {
+    return Status::corruption("bad stored hlc");
+  }
+}
+
+const sync::EscrowCounter& counter_of(const MemberState& m, Account a) {
+  return a == Account::kPoints ? m.points : m.wallet;
+}
+
+Json rights_json(const sync::EscrowCounter& c, const NodeId& here) {
+  Json j;
+  j["balance"] = c.value();
+  j["rights_here"] = c.rights(here);
+  Json by = Json::object();
+  for (const auto& [node, r] : c.rights_by_node()) by[sync::id_hex(node)] = r;
+  j["rights_by_node"] = by;
+  return j;
+}
+
+}  // namespace
+
+Status Ledger::init(const std::string& dir, const InitOptions& options) {
+  OUTPOST_RETURN_IF_ERROR(validate_name(options.name).with_context("node name"));
+  if (options.role != "store" && options.role != "hq") return Status::invalid("role must be store or hq");
+  std::error_code ec;
+  if (fs::exists(join(dir, kDbFile), ec)) {
+    return Status::invalid("data dir " + dir + " is already initialized");
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return Status::io_error("cannot create data dir " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+
+  crypto::SigningKey key = crypto::SigningKey::generate();
+  NodeId id{};
+  crypto::random_bytes(id);
+  OUTPOST_RETURN_IF_ERROR(crypto::write_signing_key(join(dir, kSigningKeyFile), key));
+  auto store = storage::Store::open(join(dir, kDbFile), storage::OpenMode::kCreate);
+  if (!store.is_ok()) return store.status();
+  auto& s = *store.value();
+  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, s.begin());
+  OUTPOST_RETURN_IF_ERROR(s.set_meta("node_id", sync::id_hex(id)));
+  OUTPOST_RETURN_IF_ERROR(s.set_meta("node_name", options.name));
+  OUTPOST_RETURN_IF_ERROR(s.set_meta("role", options.role));
+  OUTPOST_RETURN_IF_ERROR(s.set_meta("signing_public_key", crypto::to_hex(key.public_key())));
+  OUTPOST_RETURN_IF_ERROR(s.set_meta("hlc", "0.0"));
+  return txn.commit();
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::not_found("data dir " + dir + " does not exist");
+  if (!fs::exists(join(dir, kDbFile), ec)) {
+    return Status::not_found(dir + " is not an Outpost data dir (no " + kDbFile + "); run: outpost init --data " + dir);
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto store, storage::Store::open(join(dir, kDbFile), storage::OpenMode::kExisting));
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey key, crypto::read_signing_key(join(dir, kSigningKeyFile)));
+  OUTPOST_ASSIGN_OR_RETURN(auto id_hex, store->get_meta("node_id"));
+  OUTPOST_ASSIGN_OR_RETURN(auto name, store->get_meta("node_name"));
+  OUTPOST_ASSIGN_OR_RETURN(auto pk_hex, store->get_meta("signing_public_key"));
+  if (!id_hex || !name || !pk_hex) return Status::corruption("database has no node identity");
+  auto id = sync::parse_id(*id_hex);
+  if (!id.is_ok()) return Status::corruption("stored node id is damaged");
+  if (*pk_hex != crypto::to_hex(key.public_key())) {
+    return Status::corruption("key file " + join(dir, kSigningKeyFile) + " does not belong to this node");
+  }
+  std::unique_ptr<Ledger> l(new Ledger(std::move(store), std::move(key), clock));
+  l->node_id_ = *id;
+  l->node_name_ = *name;
+  auto rules = load_rules_file(join(dir, kRulesFile));
+  if (rules.is_ok()) {
+    l->rules_ = std::move(rules).value();
+  } else if (rules.status().code() == Code::kNotFound) {
+    l->rules_ = sync::default_rules();
+  } else {
+    return rules.status();
+  }
+  return l;
+}
+
+std::optional<crypto::PublicKey> Ledger::origin_key(const NodeId& origin) const {
+  if (origin == node_id_) return key_.public_key();
+  for (const auto& [id, k] : known_keys_) {
+    if (id == origin) return k;
+  }
+  return std::nullopt;
+}
+
+void Ledger::add_known_key(const NodeId& origin, const crypto::PublicKey& key) {
+  known_keys_.emplace_back(origin, key);
+}
+
+Json Ledger::refusal(const char* code, const std::string& message) const {
+  Json j;
+  j["error"] = code;
+  j["message"] = message;
+  return j;
+}
+
+Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_must_exist,
+                              const Check& check) {
+  OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
+  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store_->begin());
+  OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
+  if (prior) {
+    Reply r;
+    r.replayed = true;
+    try {
+      r.body = Json::parse(prior->response);
+    } catch (const std::exception&) {
+      return Status::corruption("stored answer for request " + request_id + " is damaged");
+    }
+    r.body["replayed"] = true;
+    return r;  // txn rolls back: nothing changed
+  }
+  OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
+  OUTPOST_ASSIGN_OR_RETURN(auto hlc_text, store_->get_meta("hlc"));
+  sync::HlcClock hlc;
+  if (hlc_text) {
+    OUTPOST_ASSIGN_OR_RETURN(sync::Hlc last, parse_hlc(*hlc_text));
+    hlc = sync::HlcClock(last);
+  }
+  op.origin = node_id_;
+  op.seq = head.seq + 1;
+  op.prev = head.hash;
+  op.hlc = hlc.now(clock_.now_ms());
+  op.request_id = request_id;
+
+  OUTPOST_ASSIGN_OR_RETURN(auto member, store_->load_member(op.member));
+  if (member_must_exist && (!member || !member->fields.count(Field::kCard))) {
+    return Status::not_found("unknown member " + sync::id_hex(op.member));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto refused, check(op, member ? &*member : nullptr));
+  if (refused) return *refused;  // txn rolls back
+  OUTPOST_RETURN_IF_ERROR(sync::validate_op(op));
+
+  sync::SignedOp sop = sync::sign_op(op, key_);
+  OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
+  MemberState after = member ? *member : MemberState{};
+  OUTPOST_RETURN_IF_ERROR(sync::apply_effects(after, op));
+  // Invariant: this node's rights never go below zero (DESIGN.md escrow counter).
+  OUTPOST_CHECK(after.points.rights(node_id_) >= 0 && after.wallet.rights(node_id_) >= 0);
+
+  Reply reply;
+  reply.body["op"] = sync::op_ref_string(op.origin, op.seq);
+  reply.body["kind"] = sync::kind_name(op.kind);
+  reply.body["member"] = sync::id_hex(op.member);
+  if (op.account != Account::kNone) reply.body["amount"] = op.amount;
+  if (op.kind == OpKind::kEarn) reply.body["purchase_minor"] = op.spend_minor;
+  reply.body["points"] = rights_json(after.points, node_id_);
+  reply.body["wallet"] = rights_json(after.wallet, node_id_);
+  reply.body["hash"] = crypto::to_hex(sop.hash);
+  OUTPOST_RETURN_IF_ERROR(store_->put_request(request_id, node_id_, op.seq, reply.body.dump()));
+  OUTPOST_RETURN_IF_ERROR(store_->set_meta("hlc", op.hlc.to_string()));
+  OUTPOST_RETURN_IF_ERROR(txn.commit());
+  return reply;
+}
+
+Result<Reply> Ledger::enroll(const EnrollRequest& req) {
+  OUTPOST_RETURN_IF_ERROR(validate_card(req.card));
+  OUTPOST_RETURN_IF_ERROR(validate_name(req.name));
+  if (!req.phone.empty()) OUTPOST_RETURN_IF_ERROR(validate_phone(req.phone));
+  if (!req.birthday.empty()) OUTPOST_RETURN_IF_ERROR(validate_birthday(req.birthday));
+  Op op;
+  op.kind = OpKind::kEnroll;
+  crypto::random_bytes(op.member);
+  op.fields.push_back({Field::kCard, req.card});
+  op.fields.push_back({Field::kName, req.name});
+  if (!req.phone.empty()) op.fields.push_back({Field::kPhone, req.phone});
+  if (!req.birthday.empty()) op.fields.push_back({Field::kBirthday, req.birthday});
+  op.fields.push_back({Field::kHomeStore, sync::id_hex(node_id_)});
+  op.fields.push_back({Field::kStatus, "active"});
+  const std::string card = req.card;
+  return execute(req.request_id, op, false,
+                 [this, card](Op&, const MemberState*) -> Result<std::optional<Reply>> {
+                   OUTPOST_ASSIGN_OR_RETURN(auto holders, store_->find_members(Field::kCard, card));
+                   if (!holders.empty()) {
+                     Reply r;
+                     r.refused = true;
+                     r.body = refusal("card_in_use", "card " + card + " already belongs to member " +
+                                                         sync::id_hex(holders.front()));
+                     return std::optional<Reply>(r);
+                   }
+                   return std::optional<Reply>();
+                 });
+}
+
+Result<Reply> Ledger::update_profile(const std::string& request_id, const MemberId& member,
+                                     const std::vector<sync::FieldValue>& fields) {
+  if (fields.empty()) return Status::invalid("no profile field to update");
+  for (const auto& f : fields) {
+    switch (f.field) {
+      case Field::kCard: OUTPOST_RETURN_IF_ERROR(validate_card(f.value)); break;
+      case Field::kName: OUTPOST_RETURN_IF_ERROR(validate_name(f.value)); break;
+      case Field::kPhone: OUTPOST_RETURN_IF_ERROR(validate_phone(f.value)); break;
+      case Field::kBirthday: OUTPOST_RETURN_IF_ERROR(validate_birthday(f.value)); break;
+      case Field::kStatus:
+        if (f.value != "active" && f.value != "blocked" && f.value != "closed") {
+          return Status::invalid("status must be active, blocked or closed");
+        }
+        break;
+      default:
+        if (f.value.size() > limits::kFieldValueBytesMax) return Status::invalid("field value too long");
+    }
+  }
+  Op op;
+  op.kind = OpKind::kProfile;
+  op.member = member;
+  op.fields = fields;
+  return execute(request_id, op, true, [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
+    return std::optional<Reply>();
+  });
+}
+
+Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member,
+                           std::uint64_t purchase_minor, const std::string& receipt) {
+  if (purchase_minor == 0 || purchase_minor > limits::kAmountMax) return Status::invalid("purchase amount out of range");
+  Op op;
+  op.kind = OpKind::kEarn;
+  op.member = member;
+  op.account = Account::kPoints;
+  op.spend_minor = purchase_minor;
+  op.receipt = receipt;
+  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    std::uint32_t month = sync::month_index(o.hlc.wall_ms);
+    std::uint64_t spend = m ? m->rolling_spend(month, rules_.window_months) : 0;
+    const sync::Tier& tier = rules_.tier_for(spend);
+    o.amount = rules_.points_for(o.spend_minor, tier);
+    return std::optional<Reply>();
+  });
+}
+
+Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& member, OpKind kind,
+                            std::uint64_t amount, const std::string& receipt) {
+  if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
+  Op op;
+  op.kind = kind;
+  op.member = member;
+  op.account = kind == OpKind::kRedeem ? Account::kPoints : Account::kWallet;
+  op.amount = amount;
+  op.receipt = receipt;
+  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    const sync::EscrowCounter& c = counter_of(*m, o.account);
+    std::int64_t here = c.rights(node_id_);
+    if (here >= 0 && static_cast<std::uint64_t>(here) >= o.amount) return std::optional<Reply>();
+    std::uint64_t have = here > 0 ? static_cast<std::uint64_t>(here) : 0;
+    const char* unit = o.account == Account::kPoints ? "points" : "wallet";
+    Reply r;
+    r.refused = true;
+    r.body = refusal("insufficient_rights",
+                     std::string(sync::kind_name(o.kind)) + " of " + std::to_string(o.amount) + " " + unit +
+                         " refused: balance " + std::to_string(c.value()) + ", rights here " +
+                         std::to_string(have) + ", shortfall " + std::to_string(o.amount - have));
+    r.body["account"] = unit;
+    r.body["requested"] = o.amount;
+    r.body["balance"] = c.value();
+    r.body["rights_here"] = have;
+    r.body["shortfall"] = o.amount - have;
+    Json elsewhere = Json::object();
+    for (const auto& [node, rights] : c.rights_by_node()) {
+      if (node != node_id_) elsewhere[sync::id_hex(node)] = rights;
+    }
+    r.body["rights_elsewhere"] = elsewhere;
+    r.body["rights_request_tried"] = false;
+    return std::optional<Reply>(r);
+  });
+}
+
+Result<Reply> Ledger::redeem(const std::string& request_id, const MemberId& member,
+                             std::uint64_t points, const std::string& receipt) {
+  return debit(request_id, member, OpKind::kRedeem, points, receipt);
+}
+
+Result<Reply> Ledger::spend(const std::string& request_id, const MemberId& member,
+                            std::uint64_t amount_minor, const std::string& receipt) {
+  return debit(request_id, member, OpKind::kSpend, amount_minor, receipt);
+}
+
+Result<Reply> Ledger::topup(const std::string& request_id, const MemberId& member,
+                            std::uint64_t amount_minor, const std::string& receipt) {
+  if (amount_minor == 0 || amount_minor > limits::kAmountMax) return Status::invalid("amount out of range");
+  Op op;
+  op.kind = OpKind::kTopup;
+  op.member = member;
+  op.account = Account::kWallet;
+  op.amount = amount_minor;
+  op.receipt = receipt;
+  return execute(request_id, op, true, [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
+    return std::optional<Reply>();
+  });
+}
+
+Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origin, std::uint64_t seq) {
+  OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
+  // Replays of an earlier reversal answer before the op checks below (the op is reversed now).
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
+    if (prior) {
+      Op probe;
+      return execute(request_id, probe, false, [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
+        return Status::internal("unreachable");
+      });
+    }
+  }
+  const std::string ref = sync::op_ref_string(origin, seq);
+  OUTPOST_ASSIGN_OR_RETURN(auto target, store_->get_op(origin, seq));
+  if (!target) return Status::not_found("unknown op " + ref);
+  const Op& t = target->op;
+  if (t.kind != OpKind::kEarn && t.kind != OpKind::kRedeem && t.kind != OpKind::kTopup &&
+      t.kind != OpKind::kSpend) {
+    return Status::invalid("a " + std::string(sync::kind_name(t.kind)) + " op cannot be reversed");
+  }
+  if (origin != node_id_) {
+    Reply r;
+    r.refused = true;
+    r.body = refusal("not_origin", "op " + ref + " was made at another node; only its origin may reverse it");
+    return r;
+  }
+  Op op;
+  op.kind = OpKind::kReverse;
+  op.member = t.member;
+  op.account = t.account;
+  op.amount = t.amount;
+  op.spend_minor = t.kind == OpKind::kEarn ? t.spend_minor : 0;
+  op.ref_origin = origin;
+  op.ref_seq = seq;
+  op.ref_kind = t.kind;
+  return execute(request_id, op, true, [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
+    if (by) {
+      Reply r;
+      r.refused = true;
+      r.body = refusal("already_reversed", "op " + ref + " was already reversed by op " +
+                                               sync::op_ref_string(node_id_, *by));
+      return std::optional<Reply>(r);
+    }
+    // Undoing a credit takes rights back: only possible while this node still holds them.
+    if (o.ref_kind == OpKind::kEarn || o.ref_kind == OpKind::kTopup) {
+      const sync::EscrowCounter& c = counter_of(*m, o.account);
+      std::int64_t here = c.rights(node_id_);
+      if (here < 0 || static_cast<std::uint64_t>(here) < o.amount) {
+        Reply r;
+        r.refused = true;
+        r.body = refusal("insufficient_rights", "reversal of " + ref + " needs " + std::to_string(o.amount) +
+                                                    " rights here, only " + std::to_string(std::max<std::int64_t>(here, 0)) +
+                                                    " are left (already spent)");
+        return std::optional<Reply>(r);
+      }
+    }
+    return std::optional<Reply>();
+  });
+}
+
+Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId& member, Account account,
+                                  std::uint64_t amount, const NodeId& target) {
+  if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
+  if (target == node_id_) return Status::invalid("cannot move rights to this node itself");
+  Op op;
+  op.kind = OpKind::kMove;
+  op.member = member;
+  op.account = account;
+  op.amount = amount;
+  op.target = target;
+  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    std::int64_t here = counter_of(*m, o.account).rights(node_id_);
+    if (here < 0 || static_cast<std::uint64_t>(here) < o.amount) {
+      Reply r;
+      r.refused = true;
+      r.body = refusal("insufficient_rights", "move of " + std::to_string(o.amount) + " refused: rights here " +
+                                                  std::to_string(std::max<std::int64_t>(here, 0)));
+      return std::optional<Reply>(r);
+    }
+    return std::optional<Reply>();
+  });
+}
+
+Result<MemberId> Ledger::resolve_member(const std::string& id_or_card) {
+  if (id_or_card.size() == 32) {
+    auto id = sync::parse_id(id_or_card);
+    if (id.is_ok()) return *id;
+  }
+  if (validate_card(id_or_card).is_ok()) {
+    OUTPOST_ASSIGN_OR_RETURN(auto found, store_->find_members(Field::kCard, id_or_card));
+    if (found.empty()) return Status::not_found("no member with card " + id_or_card);
+    return found.front();
+  }
+  return Status::invalid("member must be a 32-hex-digit id or a card number, got '" + id_or_card + "'");
+}
+
+Result<std::vector<MemberId>> Ledger::find_by_card(const std::string& card) {
+  OUTPOST_RETURN_IF_ERROR(validate_card(card));
+  return store_->find_members(Field::kCard, card);
+}
+
+Result<std::vector<MemberId>> Ledger::find_by_phone(const std::string& phone) {
+  OUTPOST_RETURN_IF_ERROR(validate_phone(phone));
+  return store_->find_members(Field::kPhone, phone);
+}
+
+Result<Json> Ledger::member_json(const MemberId& member) {
+  OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
+  if (!m || !m->fields.count(Field::kCard)) return Status::not_found("unknown member " + sync::id_hex(member));
+  Json j;
+  j["id"] = sync::id_hex(member);
+  for (Field f : {Field::kCard, Field::kName, Field::kPhone, Field::kBirthday, Field::kHomeStore, Field::kStatus}) {
+    j[sync::field_name(f)] = m->field(f);
+  }
+  j["pin_set"] = !m->field(Field::kPinHash).empty();
+  std::uint32_t month = sync::month_index(clock_.now_ms());
+  std::uint64_t spend = m->rolling_spend(month, rules_.window_months);
+  j["tier"] = rules_.tier_for(spend).name;
+  j["rolling_spend_minor"] = spend;
+  j["visits"] = m->visits.total();
+  j["points"] = rights_json(m->points, node_id_);
+  j["wallet"] = rights_json(m->wallet, node_id_);
+  return j;
+}
+
+Json Ledger::op_json(const sync::SignedOp& sop) {
+  const Op& op = sop.op;
+  Json j;
+  j["op"] = sync::op_ref_string(op.origin, op.seq);
+  j["origin"] = sync::id_hex(op.origin);
+  j["seq"] = op.seq;
+  j["kind"] = sync::kind_name(op.kind);
+  j["hlc"] = op.hlc.to_string();
+  j["member"] = sync::id_hex(op.member);
+  if (op.account != Account::kNone) {
+    j["account"] = sync::account_name(op.account);
+    j["amount"] = op.amount;
+  }
+  if (op.kind == OpKind::kEarn || (op.kind == OpKind::kReverse && op.ref_kind == OpKind::kEarn)) {
+    j["purchase_minor"] = op.spend_minor;
+  }
+  if (op.kind == OpKind::kMove) j["target"] = sync::id_hex(op.target);
+  if (op.kind == OpKind::kReverse) {
+    j["reverses"] = sync::op_ref_string(op.ref_origin, op.ref_seq);
+    j["reversed_kind"] = sync::kind_name(op.ref_kind);
+  }
+  if (!op.fields.empty()) {
+    Json f = Json::object();
+    for (const auto& fv : op.fields) f[sync::field_name(fv.field)] = fv.field == Field::kPinHash ? "(set)" : fv.value;
+    j["fields"] = f;
+  }
+  if (!op.request_id.empty()) j["request_id"] = op.request_id;
+  if (!op.receipt.empty()) j["receipt"] = op.receipt;
+  j["hash"] = crypto::to_hex(sop.hash);
+  return j;
+}
+
+Result<Json> Ledger::history_json(const MemberId& member, std::size_t limit) {
+  limit = std::min(limit, limits::kHistoryRowsMax);
+  OUTPOST_ASSIGN_OR_RETURN(auto ops, store_->ops_of_member(member, limit));
+  if (ops.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
+    if (!m) return Status::not_found("unknown member " + sync::id_hex(member));
+  }
+  Json arr = Json::array();
+  for (const auto& op : ops) {
+    Json j = op_json(op);
+    OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(op.op.origin, op.op.seq));
+    if (by) j["reversed_by"] = sync::op_ref_string(op.op.origin, *by);
+    arr.push_back(std::move(j));
+  }
+  return arr;
+}
+
+Result<Json> Ledger::status_json() {
+  Json j;
+  j["node_id"] = sync::id_hex(node_id_);
+  j["name"] = node_name_;
+  OUTPOST_ASSIGN_OR_RETURN(auto role, store_->get_meta("role"));
+  j["role"] = role.value_or("store");
+  j["signing_public_key"] = crypto::to_hex(key_.public_key());
+  OUTPOST_ASSIGN_OR_RETURN(auto vv, store_->version_vector());
+  Json v = Json::object();
+  for (const auto& [origin, seq] : vv) v[sync::id_hex(origin)] = seq;
+  j["version_vector"] = v;
+  OUTPOST_ASSIGN_OR_RETURN(std::uint64_t n, store_->op_count());
+  j["ops"] = n;
+  j["schema_version"] = storage::kSchemaVersion;
+  j["rules_version"] = rules_.version;
+  return j;
+}
+
+Result<VerifyReport> Ledger::verify_log() {
+  VerifyReport report;
+  OUTPOST_ASSIGN_OR_RETURN(auto vv, store_->version_vector());
+  sync::Replica replica;
+  constexpr std::size_t kBatch = 512;
+  for (const auto& [origin, head_seq] : vv) {
+    report.origins++;
+    auto key = origin_key(origin);
+    if (!key) {
+      report.findings.push_back("origin " + sync::id_hex(origin) + ": no known public key");
+    }
+    sync::Hash32 prev{};
+    std::uint64_t expect = 1;
+    while (expect <= head_seq) {
+      OUTPOST_ASSIGN_OR_RETURN(auto batch, store_->ops_of_origin(origin, expect, kBatch));
+      if (batch.empty()) break;
+      for (const auto& sop : batch) {
+        const std::string ref = sync::op_ref_string(origin, sop.op.seq);
+        report.ops_checked++;
+        if (sop.op.seq != expect) {
+          report.findings.push_back(ref + ": gap, expected seq " + std::to_string(expect));
+          expect = sop.op.seq;
+        }
+        if (sop.op.origin != origin) report.findings.push_back(ref + ": origin field differs");
+        if (key) {
+          Status st = sync::verify_op(sop, *key);
+          if (!st.is_ok()) report.findings.push_back(ref + ": " + st.message());
+        }
+        if (sop.op.prev != prev) report.findings.push_back(ref + ": prev does not match the previous op's hash");
+        auto applied = replica.apply(sop.op);
+        if (!applied.is_ok()) report.findings.push_back(ref + ": " + applied.status().message());
+        prev = sop.hash;
+        expect = sop.op.seq + 1;
+      }
+    }
+    if (expect != head_seq + 1) {
+      report.findings.push_back("origin " + sync::id_hex(origin) + ": log ends at seq " +
+                                std::to_string(expect - 1) + " but head says " + std::to_string(head_seq));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(storage::Head h, store_->head(origin));
+    if (h.hash != prev) report.findings.push_back("origin " + sync::id_hex(origin) + ": head hash does not match the last op");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto stored, store_->load_all_members());
+  std::set<MemberId> ids;
+  for (const auto& [id, m] : stored) ids.insert(id);
+  for (const auto& [id, m] : replica.members()) ids.insert(id);
+  for (const auto& id : ids) {
+    report.members_compared++;
+    const MemberState* replayed = replica.member(id);
+    auto it = stored.find(id);
+    if (!replayed || it == stored.end() || !(it->second == *replayed)) {
+      std::string detail;
+      if (replayed && it != stored.end()) {
+        detail = " (stored points " + std::to_string(it->second.points.value()) + ", wallet " +
+                 std::to_string(it->second.wallet.value()) + "; replayed points " +
+                 std::to_string(replayed->points.value()) + ", wallet " + std::to_string(replayed->wallet.value()) + ")";
+      }
+      report.findings.push_back("member " + sync::id_hex(id) + ": stored state differs from the replay of the log" + detail);
+    }
+  }
+  return report;
+}
+
+}  // namespace outpost::node

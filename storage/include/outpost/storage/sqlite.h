@@ -1,0 +1,102 @@
+// RAII wrappers over the SQLite C API: Database (one connection), Statement (a prepared
+// statement, reset on reuse) and Transaction (rolls back unless committed). Errors come back as
+// Status with SQLite's message. A Database is not thread-safe: one owner thread uses it.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "outpost/base/status.h"
+
+namespace outpost::storage {
+
+class Database;
+
+class Statement {
+ public:
+  Statement() = default;
+  ~Statement();
+  Statement(Statement&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Statement& operator=(Statement&& o) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Binds parameters by 1-based index. Blobs and text are copied (SQLITE_TRANSIENT).
+  Statement& bind(int i, std::int64_t v);
+  Statement& bind(int i, const std::string& v);
+  Statement& bind_blob(int i, std::span<const std::uint8_t> v);
+  Statement& bind_null(int i);
+
+  // Advances: returns true with a row, false when done, or an error Status.
+  Result<bool> step();
+  // Runs a statement that returns no rows to completion.
+  Status run();
+  void reset();
+
+  std::int64_t int64(int col) const;
+  std::string text(int col) const;
+  std::vector<std::uint8_t> blob(int col) const;
+  bool is_null(int col) const;
+
+ private:
+  friend class Database;
+  Statement(sqlite3* db, sqlite3_stmt* s) : db_(db), stmt_(s) {}
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+enum class OpenMode { kCreate, kExisting };
+
+class Database {
+ public:
+  // Opens (or creates) the database at `path` in WAL mode with synchronous=FULL, foreign keys
+  // on and the busy timeout from limits.h. kExisting fails with kNotFound if the file is absent.
+  static Result<std::unique_ptr<Database>> open(const std::string& path, OpenMode mode);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Runs one or more SQL statements that return no rows.
+  Status exec(const std::string& sql);
+  // Prepares a statement; the Database caches nothing, callers keep hot statements.
+  Result<Statement> prepare(const std::string& sql);
+  // Runs a single-value query (e.g. PRAGMA user_version).
+  Result<std::int64_t> query_int(const std::string& sql);
+  std::int64_t changes() const;
+  sqlite3* handle() { return db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+};
+
+// A write transaction (BEGIN IMMEDIATE). Destroying it without commit() rolls back.
+class Transaction {
+ public:
+  static Result<Transaction> begin(Database& db);
+  ~Transaction();
+  Transaction(Transaction&& o) noexcept : db_(o.db_), done_(o.done_) { o.done_ = true; }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Transaction& operator=(Transaction&&) = delete;
+
+  // Commits; with synchronous=FULL the commit is durable (fsync'd) when this returns ok.
+  Status commit();
+  Status rollback();
+
+ private:
+  explicit Transaction(Database* db) : db_(db) {}
+  Database* db_;
+  bool done_ = false;
+};
+
+Status sqlite_status(sqlite3* db, int rc, const std::string& what);
+
+}  // namespace outpost::storage

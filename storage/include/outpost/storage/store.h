@@ -1,0 +1,87 @@
+// Store: the node's SQLite replica and all of its SQL: the signed op log (per-origin chains), the
+// version vector, CRDT state per member (escrow counters, G-counters, LWW fields), POS request
+// idempotency and node metadata. Schema migrations are versioned (PRAGMA user_version); a
+// database written by a newer binary is refused. Not thread-safe: one owner serializes calls.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/base/status.h"
+#include "outpost/storage/sqlite.h"
+#include "outpost/sync/op.h"
+#include "outpost/sync/replica.h"
+
+namespace outpost::storage {
+
+// Schema version this binary writes. History in storage/src/store.cc (kMigrations).
+inline constexpr int kSchemaVersion = 1;
+// PRAGMA application_id of an Outpost database ("OPST").
+inline constexpr std::int32_t kApplicationId = 0x4f505354;
+
+struct Head {
+  std::uint64_t seq = 0;
+  sync::Hash32 hash{};
+};
+
+struct StoredRequest {
+  sync::NodeId origin{};
+  std::uint64_t seq = 0;
+  std::string response;  // the JSON answer given the first time
+};
+
+class Store {
+ public:
+  // Opens the database at `path`, creating and migrating it when mode is kCreate. Fails with
+  // kUnsupported for a schema newer than kSchemaVersion and kCorruption for a file that is not
+  // an Outpost database.
+  static Result<std::unique_ptr<Store>> open(const std::string& path, OpenMode mode);
+
+  Database& db() { return *db_; }
+  // Starts a write transaction; everything written until commit() is atomic and durable.
+  Result<Transaction> begin() { return Transaction::begin(*db_); }
+
+  // --- metadata (key/value) ---
+  Status set_meta(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> get_meta(const std::string& key);
+
+  // --- op log ---
+  Result<Head> head(const sync::NodeId& origin);
+  Result<std::map<sync::NodeId, std::uint64_t>> version_vector();
+  // Appends an op that must be the next of its origin (seq = head + 1, prev = head hash) and
+  // applies it to the member's CRDT state. Fails with kCorruption on a gap or broken chain and
+  // kRefused on counter overflow; the caller's transaction then rolls back.
+  Status append_op(const sync::SignedOp& op);
+  Result<std::optional<sync::SignedOp>> get_op(const sync::NodeId& origin, std::uint64_t seq);
+  // Ops of one origin with seq >= from_seq, ascending, at most `limit`.
+  Result<std::vector<sync::SignedOp>> ops_of_origin(const sync::NodeId& origin,
+                                                    std::uint64_t from_seq, std::size_t limit);
+  // The newest ops touching a member, newest first, at most `limit`.
+  Result<std::vector<sync::SignedOp>> ops_of_member(const sync::MemberId& member,
+                                                    std::size_t limit);
+  Result<std::uint64_t> op_count();
+  Result<std::optional<std::uint64_t>> reversed_by(const sync::NodeId& origin, std::uint64_t seq);
+
+  // --- members ---
+  Result<std::optional<sync::MemberState>> load_member(const sync::MemberId& member);
+  Result<std::map<sync::MemberId, sync::MemberState>> load_all_members();
+  // Members whose current value of `field` equals `value`.
+  Result<std::vector<sync::MemberId>> find_members(sync::Field field, const std::string& value);
+
+  // --- POS idempotency ---
+  Result<std::optional<StoredRequest>> find_request(const std::string& request_id);
+  Status put_request(const std::string& request_id, const sync::NodeId& origin,
+                     std::uint64_t seq, const std::string& response);
+
+ private:
+  explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  Status migrate();
+  Status save_member(const sync::MemberId& id, const sync::MemberState& m);
+  std::unique_ptr<Database> db_;
+};
+
+}  // namespace outpost::storage

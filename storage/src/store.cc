@@ -1,0 +1,464 @@
+#include "outpost/storage/store.h"
+
+#include <algorithm>
+
+namespace outpost::storage {
+
+namespace {
+
+using sync::Field;
+using sync::MemberId;
+using sync::MemberState;
+using sync::NodeId;
+
+// Migration i (1-based) brings a database from schema version i-1 to i. Never edit a shipped
+// entry; append a new one and bump kSchemaVersion.
+const char* const kMigrations[] = {
+    // 1: op log, version vector, CRDT state, requests, metadata.
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE ops(
+  origin BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, kind INTEGER NOT NULL,
+  member BLOB NOT NULL, hlc_wall INTEGER NOT NULL, hlc_logical INTEGER NOT NULL,
+  body BLOB NOT NULL, sig BLOB NOT NULL,
+  PRIMARY KEY(origin, seq)) WITHOUT ROWID;
+CREATE INDEX ops_by_member ON ops(member, hlc_wall, hlc_logical);
+CREATE TABLE heads(origin BLOB PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE requests(request_id TEXT PRIMARY KEY, origin BLOB NOT NULL, seq INTEGER NOT NULL,
+  response TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE member_fields(member BLOB NOT NULL, field INTEGER NOT NULL, value TEXT NOT NULL,
+  hlc_wall INTEGER NOT NULL, hlc_logical INTEGER NOT NULL, origin BLOB NOT NULL,
+  PRIMARY KEY(member, field)) WITHOUT ROWID;
+CREATE INDEX member_fields_lookup ON member_fields(field, value);
+CREATE TABLE escrow(member BLOB NOT NULL, account INTEGER NOT NULL, node BLOB NOT NULL,
+  credit INTEGER NOT NULL, debit INTEGER NOT NULL,
+  PRIMARY KEY(member, account, node)) WITHOUT ROWID;
+CREATE TABLE escrow_moves(member BLOB NOT NULL, account INTEGER NOT NULL, src BLOB NOT NULL,
+  dst BLOB NOT NULL, amount INTEGER NOT NULL,
+  PRIMARY KEY(member, account, src, dst)) WITHOUT ROWID;
+CREATE TABLE gcounters(member BLOB NOT NULL, counter INTEGER NOT NULL, node BLOB NOT NULL,
+  month INTEGER NOT NULL, amount INTEGER NOT NULL,
+  PRIMARY KEY(member, counter, node, month)) WITHOUT ROWID;
+CREATE TABLE reversals(ref_origin BLOB NOT NULL, ref_seq INTEGER NOT NULL, by_seq INTEGER NOT NULL,
+  PRIMARY KEY(ref_origin, ref_seq)) WITHOUT ROWID;
+)sql",
+};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
+
+enum GCounterId : std::int64_t { kSpend = 1, kSpendReversed = 2, kVisits = 3 };
+
+template <typename A>
+std::span<const std::uint8_t> bv(const A& a) {
+  return {a.data(), a.size()};
+}
+
+template <typename A>
+bool to_array(const std::vector<std::uint8_t>& v, A& out) {
+  if (v.size() != out.size()) return false;
+  std::copy(v.begin(), v.end(), out.begin());
+  return true;
+}
+
+Result<sync::SignedOp> row_to_op(const Statement& s, int body_col, int sig_col) {
+  auto body = s.blob(body_col);
+  auto sig = s.blob(sig_col);
+  auto op = sync::load_signed_op(body, sig);
+  if (!op.is_ok()) return op.status().with_context("stored op is damaged");
+  return op;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
+  OUTPOST_ASSIGN_OR_RETURN(auto db, Database::open(path, mode));
+  std::unique_ptr<Store> store(new Store(std::move(db)));
+  OUTPOST_RETURN_IF_ERROR(store->migrate().with_context(path));
+  return store;
+}
+
+Status Store::migrate() {
+  auto app = db_->query_int("PRAGMA application_id");
+  if (!app.is_ok()) return app.status();
+  auto ver = db_->query_int("PRAGMA user_version");
+  if (!ver.is_ok()) return ver.status();
+  auto tables = db_->query_int("SELECT count(*) FROM sqlite_master");
+  if (!tables.is_ok()) return tables.status();
+  if (*app != kApplicationId && (*app != 0 || *tables != 0)) {
+    return Status::corruption("not an Outpost database");
+  }
+  if (*ver > kSchemaVersion) {
+    return Status::unsupported("database schema version " + std::to_string(*ver) +
+                               " is newer than this binary's " + std::to_string(kSchemaVersion) +
+                               "; upgrade outpost");
+  }
+  for (std::int64_t v = *ver; v < kSchemaVersion; ++v) {
+    OUTPOST_ASSIGN_OR_RETURN(Transaction txn, begin());
+    OUTPOST_RETURN_IF_ERROR(db_->exec(kMigrations[v]));
+    OUTPOST_RETURN_IF_ERROR(db_->exec("PRAGMA application_id=" + std::to_string(kApplicationId) +
+                                      "; PRAGMA user_version=" + std::to_string(v + 1)));
+    OUTPOST_RETURN_IF_ERROR(txn.commit());
+  }
+  return Status::ok();
+}
+
+Status Store::set_meta(const std::string& key, const std::string& value) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value"));
+  s.bind(1, key).bind(2, value);
+  return s.run();
+}
+
+Result<std::optional<std::string>> Store::get_meta(const std::string& key) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT value FROM meta WHERE key=?1"));
+  s.bind(1, key);
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s.text(0));
+}
+
+Result<Head> Store::head(const NodeId& origin) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT seq, hash FROM heads WHERE origin=?1"));
+  s.bind_blob(1, bv(origin));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  Head h;
+  if (row) {
+    h.seq = static_cast<std::uint64_t>(s.int64(0));
+    if (!to_array(s.blob(1), h.hash)) return Status::corruption("stored head hash is damaged");
+  }
+  return h;
+}
+
+Result<std::map<NodeId, std::uint64_t>> Store::version_vector() {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT origin, seq FROM heads"));
+  std::map<NodeId, std::uint64_t> vv;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    NodeId id{};
+    if (!to_array(s.blob(0), id)) return Status::corruption("stored origin id is damaged");
+    vv[id] = static_cast<std::uint64_t>(s.int64(1));
+  }
+  return vv;
+}
+
+Status Store::append_op(const sync::SignedOp& sop) {
+  const sync::Op& op = sop.op;
+  OUTPOST_ASSIGN_OR_RETURN(Head h, head(op.origin));
+  // Invariant: each origin's log is contiguous and hash-chained.
+  if (op.seq != h.seq + 1) {
+    return Status::corruption("op " + sync::op_ref_string(op.origin, op.seq) +
+                              " is not next after seq " + std::to_string(h.seq));
+  }
+  if (op.prev != h.hash) {
+    return Status::corruption("op " + sync::op_ref_string(op.origin, op.seq) +
+                              " does not chain to the previous op");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement ins,
+      db_->prepare("INSERT INTO ops(origin, seq, hash, kind, member, hlc_wall, hlc_logical, body, "
+                   "sig) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  ins.bind_blob(1, bv(op.origin))
+      .bind(2, static_cast<std::int64_t>(op.seq))
+      .bind_blob(3, bv(sop.hash))
+      .bind(4, static_cast<std::int64_t>(op.kind))
+      .bind_blob(5, bv(op.member))
+      .bind(6, static_cast<std::int64_t>(op.hlc.wall_ms))
+      .bind(7, static_cast<std::int64_t>(op.hlc.logical))
+      .bind_blob(8, sop.signed_bytes)
+      .bind_blob(9, bv(sop.sig));
+  OUTPOST_RETURN_IF_ERROR(ins.run());
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement up, db_->prepare("INSERT INTO heads(origin, seq, hash) VALUES(?1, ?2, ?3) ON "
+                                 "CONFLICT(origin) DO UPDATE SET seq=excluded.seq, "
+                                 "hash=excluded.hash"));
+  up.bind_blob(1, bv(op.origin)).bind(2, static_cast<std::int64_t>(op.seq)).bind_blob(3, bv(sop.hash));
+  OUTPOST_RETURN_IF_ERROR(up.run());
+
+  if (op.kind == sync::OpKind::kReverse) {
+    OUTPOST_ASSIGN_OR_RETURN(auto prior, reversed_by(op.ref_origin, op.ref_seq));
+    if (prior) {
+      return Status::corruption("op " + sync::op_ref_string(op.ref_origin, op.ref_seq) +
+                                " is already reversed");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(Statement rv, db_->prepare("INSERT INTO reversals(ref_origin, "
+                                                        "ref_seq, by_seq) VALUES(?1, ?2, ?3)"));
+    rv.bind_blob(1, bv(op.ref_origin))
+        .bind(2, static_cast<std::int64_t>(op.ref_seq))
+        .bind(3, static_cast<std::int64_t>(op.seq));
+    OUTPOST_RETURN_IF_ERROR(rv.run());
+  }
+
+  OUTPOST_ASSIGN_OR_RETURN(auto loaded, load_member(op.member));
+  MemberState m = loaded ? std::move(*loaded) : MemberState{};
+  OUTPOST_RETURN_IF_ERROR(sync::apply_effects(m, op));
+  return save_member(op.member, m);
+}
+
+Result<std::optional<sync::SignedOp>> Store::get_op(const NodeId& origin, std::uint64_t seq) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT body, sig FROM ops WHERE origin=?1 AND seq=?2"));
+  s.bind_blob(1, bv(origin)).bind(2, static_cast<std::int64_t>(seq));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<sync::SignedOp>();
+  OUTPOST_ASSIGN_OR_RETURN(sync::SignedOp op, row_to_op(s, 0, 1));
+  return std::optional<sync::SignedOp>(std::move(op));
+}
+
+Result<std::vector<sync::SignedOp>> Store::ops_of_origin(const NodeId& origin,
+                                                         std::uint64_t from_seq,
+                                                         std::size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT body, sig FROM ops WHERE origin=?1 AND seq>=?2 "
+                                        "ORDER BY seq LIMIT ?3"));
+  s.bind_blob(1, bv(origin))
+      .bind(2, static_cast<std::int64_t>(from_seq))
+      .bind(3, static_cast<std::int64_t>(limit));
+  std::vector<sync::SignedOp> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    OUTPOST_ASSIGN_OR_RETURN(sync::SignedOp op, row_to_op(s, 0, 1));
+    out.push_back(std::move(op));
+  }
+  return out;
+}
+
+Result<std::vector<sync::SignedOp>> Store::ops_of_member(const MemberId& member,
+                                                         std::size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT body, sig FROM ops WHERE member=?1 ORDER BY "
+                                        "hlc_wall DESC, hlc_logical DESC, origin LIMIT ?2"));
+  s.bind_blob(1, bv(member)).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<sync::SignedOp> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    OUTPOST_ASSIGN_OR_RETURN(sync::SignedOp op, row_to_op(s, 0, 1));
+    out.push_back(std::move(op));
+  }
+  return out;
+}
+
+Result<std::uint64_t> Store::op_count() {
+  OUTPOST_ASSIGN_OR_RETURN(std::int64_t n, db_->query_int("SELECT count(*) FROM ops"));
+  return static_cast<std::uint64_t>(n);
+}
+
+Result<std::optional<std::uint64_t>> Store::reversed_by(const NodeId& origin, std::uint64_t seq) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT by_seq FROM reversals WHERE ref_origin=?1 AND ref_seq=?2"));
+  s.bind_blob(1, bv(origin)).bind(2, static_cast<std::int64_t>(seq));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<std::uint64_t>();
+  return std::optional<std::uint64_t>(static_cast<std::uint64_t>(s.int64(0)));
+}
+
+namespace {
+
+// Reads every CRDT row for the members selected by `where` (bound to ?1 when member != null).
+Status load_members_where(Database& db, const MemberId* member,
+                          std::map<MemberId, MemberState>& out) {
+  const std::string where = member ? " WHERE member=?1" : "";
+  auto bind = [&](Statement& s) {
+    if (member) s.bind_blob(1, bv(*member));
+  };
+  auto read_id = [](const Statement& s, int col, NodeId& id) { return to_array(s.blob(col), id); };
+  {
+    OUTPOST_ASSIGN_OR_RETURN(Statement s, db.prepare("SELECT member, field, value, hlc_wall, "
+                                                     "hlc_logical, origin FROM member_fields" +
+                                                     where));
+    bind(s);
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) break;
+      MemberId id{};
+      NodeId origin{};
+      if (!read_id(s, 0, id) || !read_id(s, 5, origin)) return Status::corruption("bad field row");
+      sync::Hlc hlc{static_cast<std::uint64_t>(s.int64(3)), static_cast<std::uint32_t>(s.int64(4))};
+      out[id].fields[static_cast<Field>(s.int64(1))].assign(s.text(2), hlc, origin);
+    }
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s, db.prepare("SELECT member, account, node, credit, debit FROM escrow" + where));
+    bind(s);
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) break;
+      MemberId id{};
+      NodeId node{};
+      if (!read_id(s, 0, id) || !read_id(s, 2, node)) return Status::corruption("bad escrow row");
+      MemberState& m = out[id];
+      sync::EscrowCounter& c = s.int64(1) == 1 ? m.points : m.wallet;
+      // Zero entries are not state: skip them so loaded state equals replayed state.
+      if (s.int64(3) > 0) OUTPOST_RETURN_IF_ERROR(c.credit(node, static_cast<std::uint64_t>(s.int64(3))));
+      if (s.int64(4) > 0) OUTPOST_RETURN_IF_ERROR(c.apply_debit(node, static_cast<std::uint64_t>(s.int64(4))));
+    }
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s,
+        db.prepare("SELECT member, account, src, dst, amount FROM escrow_moves" + where));
+    bind(s);
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) break;
+      MemberId id{};
+      NodeId src{}, dst{};
+      if (!read_id(s, 0, id) || !read_id(s, 2, src) || !read_id(s, 3, dst)) {
+        return Status::corruption("bad move row");
+      }
+      MemberState& m = out[id];
+      sync::EscrowCounter& c = s.int64(1) == 1 ? m.points : m.wallet;
+      OUTPOST_RETURN_IF_ERROR(c.apply_move(src, dst, static_cast<std::uint64_t>(s.int64(4))));
+    }
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s,
+        db.prepare("SELECT member, counter, node, month, amount FROM gcounters" + where));
+    bind(s);
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) break;
+      MemberId id{};
+      NodeId node{};
+      if (!read_id(s, 0, id) || !read_id(s, 2, node)) return Status::corruption("bad counter row");
+      MemberState& m = out[id];
+      std::int64_t which = s.int64(1);
+      sync::GCounter& g = which == kSpend ? m.spend : which == kSpendReversed ? m.spend_reversed
+                                                                              : m.visits;
+      OUTPOST_RETURN_IF_ERROR(g.add(node, static_cast<std::uint32_t>(s.int64(3)),
+                                    static_cast<std::uint64_t>(s.int64(4))));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::optional<MemberState>> Store::load_member(const MemberId& member) {
+  std::map<MemberId, MemberState> all;
+  OUTPOST_RETURN_IF_ERROR(load_members_where(*db_, &member, all));
+  auto it = all.find(member);
+  if (it == all.end()) return std::optional<MemberState>();
+  return std::optional<MemberState>(std::move(it->second));
+}
+
+Result<std::map<MemberId, MemberState>> Store::load_all_members() {
+  std::map<MemberId, MemberState> all;
+  OUTPOST_RETURN_IF_ERROR(load_members_where(*db_, nullptr, all));
+  return all;
+}
+
+Status Store::save_member(const MemberId& id, const MemberState& m) {
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s,
+        db_->prepare("INSERT INTO member_fields(member, field, value, hlc_wall, hlc_logical, "
+                     "origin) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(member, field) DO UPDATE "
+                     "SET value=excluded.value, hlc_wall=excluded.hlc_wall, "
+                     "hlc_logical=excluded.hlc_logical, origin=excluded.origin"));
+    for (const auto& [f, reg] : m.fields) {
+      if (!reg.is_set()) continue;
+      s.bind_blob(1, bv(id))
+          .bind(2, static_cast<std::int64_t>(f))
+          .bind(3, reg.value())
+          .bind(4, static_cast<std::int64_t>(reg.hlc().wall_ms))
+          .bind(5, static_cast<std::int64_t>(reg.hlc().logical))
+          .bind_blob(6, bv(reg.origin()));
+      OUTPOST_RETURN_IF_ERROR(s.run());
+    }
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s, db_->prepare("INSERT INTO escrow(member, account, node, credit, debit) "
+                                  "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(member, account, node) "
+                                  "DO UPDATE SET credit=excluded.credit, debit=excluded.debit"));
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement mv, db_->prepare("INSERT INTO escrow_moves(member, account, src, dst, amount) "
+                                   "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(member, account, src, "
+                                   "dst) DO UPDATE SET amount=excluded.amount"));
+    for (int account = 1; account <= 2; ++account) {
+      const sync::EscrowCounter& c = account == 1 ? m.points : m.wallet;
+      std::map<NodeId, std::pair<std::uint64_t, std::uint64_t>> rows;
+      for (const auto& [n, v] : c.credits()) rows[n].first = v;
+      for (const auto& [n, v] : c.debits()) rows[n].second = v;
+      for (const auto& [n, cd] : rows) {
+        s.bind_blob(1, bv(id))
+            .bind(2, account)
+            .bind_blob(3, bv(n))
+            .bind(4, static_cast<std::int64_t>(cd.first))
+            .bind(5, static_cast<std::int64_t>(cd.second));
+        OUTPOST_RETURN_IF_ERROR(s.run());
+      }
+      for (const auto& [k, v] : c.moves()) {
+        mv.bind_blob(1, bv(id))
+            .bind(2, account)
+            .bind_blob(3, bv(k.first))
+            .bind_blob(4, bv(k.second))
+            .bind(5, static_cast<std::int64_t>(v));
+        OUTPOST_RETURN_IF_ERROR(mv.run());
+      }
+    }
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s, db_->prepare("INSERT INTO gcounters(member, counter, node, month, amount) "
+                                  "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(member, counter, node, "
+                                  "month) DO UPDATE SET amount=excluded.amount"));
+    const std::pair<std::int64_t, const sync::GCounter*> counters[] = {
+        {kSpend, &m.spend}, {kSpendReversed, &m.spend_reversed}, {kVisits, &m.visits}};
+    for (const auto& [which, g] : counters) {
+      for (const auto& [k, v] : g->entries()) {
+        s.bind_blob(1, bv(id))
+            .bind(2, which)
+            .bind_blob(3, bv(k.first))
+            .bind(4, static_cast<std::int64_t>(k.second))
+            .bind(5, static_cast<std::int64_t>(v));
+        OUTPOST_RETURN_IF_ERROR(s.run());
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Result<std::vector<MemberId>> Store::find_members(Field field, const std::string& value) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT member FROM member_fields WHERE field=?1 AND value=?2 "
+                                "ORDER BY member LIMIT 100"));
+  s.bind(1, static_cast<std::int64_t>(field)).bind(2, value);
+  std::vector<MemberId> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    MemberId id{};
+    if (!to_array(s.blob(0), id)) return Status::corruption("bad member id row");
+    out.push_back(id);
+  }
+  return out;
+}
+
+Result<std::optional<StoredRequest>> Store::find_request(const std::string& request_id) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT origin, seq, response FROM requests WHERE request_id=?1"));
+  s.bind(1, request_id);
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<StoredRequest>();
+  StoredRequest r;
+  if (!to_array(s.blob(0), r.origin)) return Status::corruption("bad request row");
+  r.seq = static_cast<std::uint64_t>(s.int64(1));
+  r.response = s.text(2);
+  return std::optional<StoredRequest>(std::move(r));
+}
+
+Status Store::put_request(const std::string& request_id, const NodeId& origin, std::uint64_t seq,
+                          const std::string& response) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO requests(request_id, origin, "
+                                                     "seq, response) VALUES(?1, ?2, ?3, ?4)"));
+  s.bind(1, request_id).bind_blob(2, bv(origin)).bind(3, static_cast<std::int64_t>(seq)).bind(4, response);
+  return s.run();
+}
+
+}  // namespace outpost::storage

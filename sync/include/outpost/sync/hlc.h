@@ -1,0 +1,64 @@
+// Hybrid logical clock (Kulkarni et al.): timestamps that follow causality and stay close to wall
+// time. Pure: the wall time is passed in by the caller (a Clock at the edge), so tests and the
+// simulator drive it deterministically. Not thread-safe; the owner serializes calls.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <string>
+
+namespace outpost::sync {
+
+struct Hlc {
+  std::uint64_t wall_ms = 0;   // milliseconds since the Unix epoch, as seen by the issuer
+  std::uint32_t logical = 0;   // tie-breaker within one wall_ms
+  auto operator<=>(const Hlc&) const = default;
+  std::string to_string() const;
+};
+
+// Source of wall time. The daemon uses SystemClock; tests use a manual clock.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::uint64_t now_ms() = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::uint64_t now_ms() override;
+};
+
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(std::uint64_t start_ms) : now_ms_(start_ms) {}
+  std::uint64_t now_ms() override { return now_ms_; }
+  void advance(std::uint64_t delta_ms) { now_ms_ += delta_ms; }
+  void set(std::uint64_t ms) { now_ms_ = ms; }
+
+ private:
+  std::uint64_t now_ms_;
+};
+
+class HlcClock {
+ public:
+  HlcClock() = default;
+  explicit HlcClock(Hlc last) : last_(last) {}
+
+  // Returns a timestamp for a local event at wall time `wall_ms`, strictly greater than every
+  // timestamp this clock issued or observed before.
+  Hlc now(std::uint64_t wall_ms);
+  // Records a timestamp received from another node so later local events order after it.
+  void observe(Hlc remote, std::uint64_t wall_ms);
+  Hlc last() const { return last_; }
+
+ private:
+  Hlc last_{};
+};
+
+// Months since year 0 (year * 12 + month - 1) of a UTC millisecond timestamp: the bucket key of
+// spend and visit counters. Pure integer arithmetic (civil-from-days), no time zone library.
+std::uint32_t month_index(std::uint64_t wall_ms);
+// Renders a month index as "YYYY-MM".
+std::string month_string(std::uint32_t month);
+
+}  // namespace outpost::sync
