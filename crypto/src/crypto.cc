@@ -264,4 +264,18 @@ Result<SigningKey> read_signing_key(const std::string& path) {
   return SigningKey::from_seed(seed.view());
 }
 
+Result<std::string> hash_pin(const std::string& pin) {
+  char out[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str(out, pin.data(), pin.size(), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+    return Status::internal("Argon2id hashing failed (out of memory)");
+  }
+  return std::string(out);
+}
+
+bool verify_pin(const std::string& encoded, const std::string& pin) {
+  if (encoded.empty() || encoded.size() >= crypto_pwhash_STRBYTES) return false;
+  return crypto_pwhash_str_verify(encoded.c_str(), pin.data(), pin.size()) == 0;
+}
+
 }  // namespace outpost::crypto

@@ -34,7 +34,9 @@ using HashOut = std::span<std::uint8_t, kNoiseHashBytes>;
 void blake2b_512(std::initializer_list<ByteView> parts, HashOut out) {
   crypto_generichash_state state;
   crypto_generichash_init(&state, nullptr, 0, kNoiseHashBytes);
-  for (ByteView part : parts) crypto_generichash_update(&state, part.data(), part.size());
+  for (ByteView part : parts) {
+    crypto_generichash_update(&state, part.data(), part.size());
+  }
   crypto_generichash_final(&state, out.data(), out.size());
   sodium_memzero(&state, sizeof state);
 }
@@ -49,16 +51,22 @@ void hmac_into(ByteView key, std::initializer_list<ByteView> parts, HashOut out)
     std::copy(key.begin(), key.end(), k0.begin());
   }
   std::array<std::uint8_t, kNoiseBlockBytes> pad{};
-  for (std::size_t i = 0; i < kNoiseBlockBytes; ++i) pad[i] = k0[i] ^ 0x36;
+  for (std::size_t i = 0; i < kNoiseBlockBytes; ++i) {
+    pad[i] = k0[i] ^ 0x36;
+  }
 
   std::array<std::uint8_t, kNoiseHashBytes> inner{};
   crypto_generichash_state state;
   crypto_generichash_init(&state, nullptr, 0, kNoiseHashBytes);
   crypto_generichash_update(&state, pad.data(), pad.size());
-  for (ByteView part : parts) crypto_generichash_update(&state, part.data(), part.size());
+  for (ByteView part : parts) {
+    crypto_generichash_update(&state, part.data(), part.size());
+  }
   crypto_generichash_final(&state, inner.data(), inner.size());
 
-  for (std::size_t i = 0; i < kNoiseBlockBytes; ++i) pad[i] = k0[i] ^ 0x5c;
+  for (std::size_t i = 0; i < kNoiseBlockBytes; ++i) {
+    pad[i] = k0[i] ^ 0x5c;
+  }
   blake2b_512({pad, inner}, out);
 
   sodium_memzero(&state, sizeof state);
@@ -81,7 +89,9 @@ void hkdf2(ByteView chaining_key, ByteView input_key_material, HashOut output1, 
 // ChaChaPoly's 96-bit nonce for counter n: 32 bits of zeros, then n little-endian (§12.3).
 std::array<std::uint8_t, 12> chachapoly_nonce(std::uint64_t n) {
   std::array<std::uint8_t, 12> nonce{};
-  for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<std::uint8_t>(n >> (8 * i));
+  for (int i = 0; i < 8; ++i) {
+    nonce[4 + i] = static_cast<std::uint8_t>(n >> (8 * i));
+  }
   return nonce;
 }
 
@@ -176,7 +186,9 @@ Result<Bytes> CipherState::decrypt_with_ad(ByteView ad, ByteView ciphertext) {
   if (ciphertext.size() > limits::kNoiseMessageBytesMax) {
     return Status::corruption("noise: message longer than 65535 bytes");
   }
-  if (!has_key()) return Bytes(ciphertext.begin(), ciphertext.end());
+  if (!has_key()) {
+    return Bytes(ciphertext.begin(), ciphertext.end());
+  }
   if (nonce_ == kNoiseNonceReserved) {
     return Status::refused("noise: nonce exhausted (2^64-1 is reserved); the session must end");
   }
@@ -203,7 +215,9 @@ Result<Bytes> CipherState::decrypt_with_ad(ByteView ad, ByteView ciphertext) {
 }
 
 Status CipherState::rekey() {
-  if (!has_key()) return Status::internal("noise: rekey without a key");
+  if (!has_key()) {
+    return Status::internal("noise: rekey without a key");
+  }
   // REKEY(k) = ENCRYPT(k, maxnonce, zerolen, zeros)[0:32] (§4.2); bypasses the message nonce.
   std::array<std::uint8_t, kNoiseKeyBytes> zeros{};
   std::array<std::uint8_t, kNoiseKeyBytes + kNoiseTagBytes> out{};
@@ -331,7 +345,9 @@ Result<HandshakeState> HandshakeState::create(NoisePattern pattern, NoiseRole ro
 }
 
 Status HandshakeState::set_fixed_ephemeral(const X25519KeyPair& e) {
-  if (e_used_) return Status::internal("noise: ephemeral key already sent");
+  if (e_used_) {
+    return Status::internal("noise: ephemeral key already sent");
+  }
   e_ = e.clone();
   return Status::ok();
 }
@@ -346,6 +362,11 @@ bool HandshakeState::is_my_turn_to_write() const {
 
 Status HandshakeState::fail(Status status) {
   failed_ = true;
+  // A static key read from a message that then failed is unauthenticated: forget it.
+  const bool rs_given = pattern_ == NoisePattern::kIK && role_ == NoiseRole::kInitiator;
+  if (!rs_given) {
+    rs_.reset();
+  }
   return status;
 }
 
@@ -396,7 +417,9 @@ Status HandshakeState::mix_dh(Token token) {
   }
   std::array<std::uint8_t, kNoiseDhBytes> shared{};
   Status st = x25519(local->private_key(), **remote, shared);
-  if (st.is_ok()) symmetric_.mix_key(shared);
+  if (st.is_ok()) {
+    symmetric_.mix_key(shared);
+  }
   wipe(shared);
   return st;
 }
@@ -404,7 +427,9 @@ Status HandshakeState::mix_dh(Token token) {
 Status HandshakeState::write_token(Token token, Bytes& out) {
   switch (token) {
     case Token::kE: {
-      if (!e_) e_ = X25519KeyPair::generate();
+      if (!e_) {
+        e_ = X25519KeyPair::generate();
+      }
       e_used_ = true;
       const PublicKey& pub = e_->public_key();
       out.insert(out.end(), pub.begin(), pub.end());
@@ -452,9 +477,15 @@ Status HandshakeState::read_token(Token token, ByteView message, std::size_t& of
 }
 
 Result<Bytes> HandshakeState::write_message(ByteView payload) {
-  if (failed_) return Status::internal("noise: handshake already failed");
-  if (split_done_ || is_complete()) return Status::internal("noise: handshake already complete");
-  if (!is_my_turn_to_write()) return Status::internal("noise: it is the peer's turn to write");
+  if (failed_) {
+    return Status::internal("noise: handshake already failed");
+  }
+  if (split_done_ || is_complete()) {
+    return Status::internal("noise: handshake already complete");
+  }
+  if (!is_my_turn_to_write()) {
+    return Status::internal("noise: it is the peer's turn to write");
+  }
   if (payload.size() > limits::kNoiseMessageBytesMax ||
       message_bytes(payload.size()) > limits::kNoiseMessageBytesMax) {
     return Status::invalid("noise: handshake message would exceed 65535 bytes");
@@ -463,41 +494,63 @@ Result<Bytes> HandshakeState::write_message(ByteView payload) {
   out.reserve(message_bytes(payload.size()));
   for (Token token : message_patterns(pattern_)[message_index_]) {
     Status st = write_token(token, out);
-    if (!st.is_ok()) return fail(st.with_context("writing handshake message"));
+    if (!st.is_ok()) {
+      return fail(st.with_context("writing handshake message"));
+    }
   }
   Result<Bytes> sealed = symmetric_.encrypt_and_hash(payload);
-  if (!sealed.is_ok()) return fail(sealed.status().with_context("writing handshake message"));
+  if (!sealed.is_ok()) {
+    return fail(sealed.status().with_context("writing handshake message"));
+  }
   out.insert(out.end(), sealed->begin(), sealed->end());
   ++message_index_;
   return out;
 }
 
 Result<Bytes> HandshakeState::read_message(ByteView message) {
-  if (failed_) return Status::internal("noise: handshake already failed");
-  if (split_done_ || is_complete()) return Status::internal("noise: handshake already complete");
-  if (is_my_turn_to_write()) return Status::internal("noise: it is this side's turn to write");
+  if (failed_) {
+    return Status::internal("noise: handshake already failed");
+  }
+  if (split_done_ || is_complete()) {
+    return Status::internal("noise: handshake already complete");
+  }
+  if (is_my_turn_to_write()) {
+    return Status::internal("noise: it is this side's turn to write");
+  }
   if (message.size() > limits::kNoiseMessageBytesMax) {
     return fail(Status::corruption("noise: handshake message longer than 65535 bytes"));
   }
   std::size_t offset = 0;
   for (Token token : message_patterns(pattern_)[message_index_]) {
     Status st = read_token(token, message, offset);
-    if (!st.is_ok()) return fail(st.with_context("reading handshake message"));
+    if (!st.is_ok()) {
+      return fail(st.with_context("reading handshake message"));
+    }
   }
   Result<Bytes> payload = symmetric_.decrypt_and_hash(message.subspan(offset));
-  if (!payload.is_ok()) return fail(payload.status().with_context("reading handshake message"));
+  if (!payload.is_ok()) {
+    return fail(payload.status().with_context("reading handshake message"));
+  }
   ++message_index_;
   return payload;
 }
 
 Result<NoiseTransport> HandshakeState::split() {
-  if (failed_) return Status::internal("noise: handshake failed; no transport keys");
-  if (!is_complete()) return Status::internal("noise: split before the handshake is complete");
-  if (split_done_) return Status::internal("noise: split called twice");
+  if (failed_) {
+    return Status::internal("noise: handshake failed; no transport keys");
+  }
+  if (!is_complete()) {
+    return Status::internal("noise: split before the handshake is complete");
+  }
+  if (split_done_) {
+    return Status::internal("noise: split called twice");
+  }
   split_done_ = true;
   auto [c1, c2] = symmetric_.split();
   e_.reset();  // the ephemeral private key is not needed any more
-  if (role_ == NoiseRole::kInitiator) return NoiseTransport{std::move(c1), std::move(c2)};
+  if (role_ == NoiseRole::kInitiator) {
+    return NoiseTransport{std::move(c1), std::move(c2)};
+  }
   return NoiseTransport{std::move(c2), std::move(c1)};
 }
 

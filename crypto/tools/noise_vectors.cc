@@ -45,8 +45,12 @@ void print_usage(std::FILE* out) {
 }
 
 std::optional<NoisePattern> implemented_pattern(const std::string& protocol_name) {
-  if (protocol_name == noise_protocol_name(NoisePattern::kXX)) return NoisePattern::kXX;
-  if (protocol_name == noise_protocol_name(NoisePattern::kIK)) return NoisePattern::kIK;
+  if (protocol_name == noise_protocol_name(NoisePattern::kXX)) {
+    return NoisePattern::kXX;
+  }
+  if (protocol_name == noise_protocol_name(NoisePattern::kIK)) {
+    return NoisePattern::kIK;
+  }
   return std::nullopt;
 }
 
@@ -54,18 +58,26 @@ std::optional<NoisePattern> implemented_pattern(const std::string& protocol_name
 Result<Bytes> hex_field(const json& object, const char* key, bool required) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) {
-    if (required) return Status::invalid(std::string("missing field ") + key);
+    if (required) {
+      return Status::invalid(std::string("missing field ") + key);
+    }
     return Bytes();
   }
-  if (!it->is_string()) return Status::invalid(std::string("field ") + key + " is not a string");
+  if (!it->is_string()) {
+    return Status::invalid(std::string("field ") + key + " is not a string");
+  }
   auto bytes = from_hex(it->get<std::string>());
-  if (!bytes.is_ok()) return bytes.status().with_context(std::string("field ") + key);
+  if (!bytes.is_ok()) {
+    return bytes.status().with_context(std::string("field ") + key);
+  }
   return bytes;
 }
 
 Result<std::optional<PublicKey>> optional_public_key(const json& vector, const char* key) {
   OUTPOST_ASSIGN_OR_RETURN(Bytes bytes, hex_field(vector, key, false));
-  if (bytes.empty()) return std::optional<PublicKey>();
+  if (bytes.empty()) {
+    return std::optional<PublicKey>();
+  }
   if (bytes.size() != kNoiseDhBytes) {
     return Status::invalid(std::string("field ") + key + " is not 32 bytes");
   }
@@ -100,14 +112,20 @@ Status check_message(const json& message, std::size_t index, HandshakeState& sen
   OUTPOST_ASSIGN_OR_RETURN(Bytes payload, hex_field(message, "payload", true));
   OUTPOST_ASSIGN_OR_RETURN(Bytes expected, hex_field(message, "ciphertext", true));
   auto written = sender.write_message(payload);
-  if (!written.is_ok()) return written.status().with_context(where + " write");
+  if (!written.is_ok()) {
+    return written.status().with_context(where + " write");
+  }
   if (*written != expected) {
     return Status::corruption(where + ": ciphertext " + to_hex(*written) + " != expected " +
                               to_hex(expected));
   }
   auto read = receiver.read_message(*written);
-  if (!read.is_ok()) return read.status().with_context(where + " read");
-  if (*read != payload) return Status::corruption(where + ": read back a different payload");
+  if (!read.is_ok()) {
+    return read.status().with_context(where + " read");
+  }
+  if (*read != payload) {
+    return Status::corruption(where + ": read back a different payload");
+  }
   return Status::ok();
 }
 
@@ -117,14 +135,20 @@ Status check_transport(const json& message, std::size_t index, CipherState& send
   OUTPOST_ASSIGN_OR_RETURN(Bytes payload, hex_field(message, "payload", true));
   OUTPOST_ASSIGN_OR_RETURN(Bytes expected, hex_field(message, "ciphertext", true));
   auto sealed = send.encrypt_with_ad({}, payload);
-  if (!sealed.is_ok()) return sealed.status().with_context(where + " encrypt");
+  if (!sealed.is_ok()) {
+    return sealed.status().with_context(where + " encrypt");
+  }
   if (*sealed != expected) {
     return Status::corruption(where + ": ciphertext " + to_hex(*sealed) + " != expected " +
                               to_hex(expected));
   }
   auto opened = receive.decrypt_with_ad({}, *sealed);
-  if (!opened.is_ok()) return opened.status().with_context(where + " decrypt");
-  if (*opened != payload) return Status::corruption(where + ": decrypted a different payload");
+  if (!opened.is_ok()) {
+    return opened.status().with_context(where + " decrypt");
+  }
+  if (*opened != payload) {
+    return Status::corruption(where + ": decrypted a different payload");
+  }
   return Status::ok();
 }
 
@@ -150,7 +174,9 @@ Status run_vector(const json& vector, NoisePattern pattern) {
   OUTPOST_ASSIGN_OR_RETURN(Bytes expected_hash, hex_field(vector, "handshake_hash", false));
   const Bytes init_hash(init.handshake_hash().begin(), init.handshake_hash().end());
   const Bytes resp_hash(resp.handshake_hash().begin(), resp.handshake_hash().end());
-  if (init_hash != resp_hash) return Status::corruption("the two sides' handshake hashes differ");
+  if (init_hash != resp_hash) {
+    return Status::corruption("the two sides' handshake hashes differ");
+  }
   if (!expected_hash.empty() && init_hash != expected_hash) {
     return Status::corruption("handshake hash " + to_hex(init_hash) + " != expected " +
                               to_hex(expected_hash));
@@ -172,11 +198,15 @@ Status run_vector(const json& vector, NoisePattern pattern) {
 std::optional<std::string> unsupported_modifier(const json& vector) {
   for (const char* key : {"fallback", "fallback_pattern", "init_psk", "resp_psk"}) {
     auto it = vector.find(key);
-    if (it != vector.end() && !it->is_null() && *it != false) return std::string("uses ") + key;
+    if (it != vector.end() && !it->is_null() && *it != false) {
+      return std::string("uses ") + key;
+    }
   }
   for (const char* key : {"init_psks", "resp_psks"}) {
     auto it = vector.find(key);
-    if (it != vector.end() && it->is_array() && !it->empty()) return std::string("uses ") + key;
+    if (it != vector.end() && it->is_array() && !it->empty()) {
+      return std::string("uses ") + key;
+    }
   }
   return std::nullopt;
 }
@@ -264,7 +294,9 @@ int run(int argc, char** argv) {
     }
   }
   std::printf("noise-vectors: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
-  if (failed > 0) return kExitFailed;
+  if (failed > 0) {
+    return kExitFailed;
+  }
   if (passed == 0) {
     std::printf("noise-vectors: no vector of an implemented protocol ran\n");
     return kExitFailed;

@@ -173,6 +173,15 @@ int main(int argc, char** argv) {
   auto* verify = log->add_subcommand("verify", "verify every signature and chain link, replay and compare balances");
   auto* status = app.add_subcommand("status", "show this node's identity and version vector");
 
+  auto* terminal = app.add_subcommand("terminal", "manage API credentials of POS terminals and admins");
+  terminal->require_subcommand(1);
+  std::string term_name, term_role = "pos";
+  auto* tadd = terminal->add_subcommand("add", "create a terminal and print its bearer token (shown once)");
+  tadd->add_option("NAME", term_name, "terminal name, e.g. till-1")->required();
+  tadd->add_option("--role", term_role, "pos (POS API) or admin (admin API and POS API)")
+      ->check(CLI::IsMember({"pos", "admin"}));
+  auto* tlist = terminal->add_subcommand("list", "list terminals (tokens are never shown again)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -321,6 +330,31 @@ int main(int argc, char** argv) {
                 << rep->findings.size() << " findings\n";
     }
     return rep->ok() ? kExitOk : kExitRefused;
+  }
+
+  if (*tadd) {
+    auto token = ledger.add_terminal(term_name, term_role);
+    if (!token.is_ok()) return report_error(g, token.status());
+    if (g.json) {
+      std::cout << Json{{"name", term_name}, {"role", term_role}, {"token", *token}}.dump() << "\n";
+    } else {
+      std::cout << *token << "\n";
+      std::cerr << "terminal '" << term_name << "' (" << term_role
+                << ") created; store the token now, it is not shown again\n";
+    }
+    return kExitOk;
+  }
+  if (*tlist) {
+    auto ts = ledger.store().list_terminals();
+    if (!ts.is_ok()) return report_error(g, ts.status());
+    Json arr = Json::array();
+    for (const auto& t : *ts) arr.push_back({{"name", t.name}, {"role", t.role}, {"created_ms", t.created_ms}});
+    if (g.json) {
+      std::cout << arr.dump() << "\n";
+    } else {
+      for (const auto& t : *ts) std::cout << t.name << "  " << t.role << "\n";
+    }
+    return kExitOk;
   }
 
   if (*status) {

@@ -124,22 +124,52 @@ Json Ledger::refusal(const char* code, const std::string& message) const {
   return j;
 }
 
+Status Ledger::begin_batch() {
+  OUTPOST_CHECK(!batch_);
+  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store_->begin());
+  batch_.emplace(std::move(txn));
+  return Status::ok();
+}
+
+Status Ledger::commit_batch() {
+  OUTPOST_CHECK(batch_);
+  Status st = batch_->commit();
+  batch_.reset();
+  return st;
+}
+
+void Ledger::abort_batch() { batch_.reset(); }
+
+Result<bool> Ledger::replay(const std::string& request_id, Reply& r) {
+  OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
+  if (!prior) return false;
+  r.replayed = true;
+  try {
+    r.body = Json::parse(prior->response);
+  } catch (const std::exception&) {
+    return Status::corruption("stored answer for request " + request_id + " is damaged");
+  }
+  r.body["replayed"] = true;
+  return true;
+}
+
 Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_must_exist,
                               const Check& check) {
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
-  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store_->begin());
-  OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
-  if (prior) {
-    Reply r;
-    r.replayed = true;
-    try {
-      r.body = Json::parse(prior->response);
-    } catch (const std::exception&) {
-      return Status::corruption("stored answer for request " + request_id + " is damaged");
-    }
-    r.body["replayed"] = true;
-    return r;  // txn rolls back: nothing changed
+  // Either a transaction of our own, or a savepoint inside the open group-commit batch. Both
+  // roll back on every early return below.
+  std::optional<storage::Transaction> txn;
+  std::optional<storage::Savepoint> sp;
+  if (batch_) {
+    OUTPOST_ASSIGN_OR_RETURN(storage::Savepoint s, storage::Savepoint::begin(store_->db()));
+    sp.emplace(std::move(s));
+  } else {
+    OUTPOST_ASSIGN_OR_RETURN(storage::Transaction t, store_->begin());
+    txn.emplace(std::move(t));
   }
+  Reply prior;
+  OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, prior));
+  if (seen) return prior;  // nothing changed
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
   OUTPOST_ASSIGN_OR_RETURN(auto hlc_text, store_->get_meta("hlc"));
   sync::HlcClock hlc;
@@ -179,7 +209,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   reply.body["hash"] = crypto::to_hex(sop.hash);
   OUTPOST_RETURN_IF_ERROR(store_->put_request(request_id, node_id_, op.seq, reply.body.dump()));
   OUTPOST_RETURN_IF_ERROR(store_->set_meta("hlc", op.hlc.to_string()));
-  OUTPOST_RETURN_IF_ERROR(txn.commit());
+  OUTPOST_RETURN_IF_ERROR(sp ? sp->release() : txn->commit());
   return reply;
 }
 
@@ -321,13 +351,9 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
   // Replays of an earlier reversal answer before the op checks below (the op is reversed now).
   {
-    OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
-    if (prior) {
-      Op probe;
-      return execute(request_id, probe, false, [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
-        return Status::internal("unreachable");
-      });
-    }
+    Reply prior;
+    OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, prior));
+    if (seen) return prior;
   }
   const std::string ref = sync::op_ref_string(origin, seq);
   OUTPOST_ASSIGN_OR_RETURN(auto target, store_->get_op(origin, seq));
@@ -571,6 +597,66 @@ Result<VerifyReport> Ledger::verify_log() {
     }
   }
   return report;
+}
+
+Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member,
+                             const std::string& pin) {
+  if (pin.size() < 4 || pin.size() > 8 || pin.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::invalid("PIN must be 4 to 8 digits");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string hash, crypto::hash_pin(pin));
+  return update_profile(request_id, member, {{Field::kPinHash, hash}});
+}
+
+Result<std::optional<Reply>> Ledger::check_pin(const MemberId& member, const std::string* pin,
+                                               std::uint64_t now_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
+  if (!m) return Status::not_found("unknown member " + sync::id_hex(member));
+  const std::string hash = m->field(Field::kPinHash);
+  if (hash.empty()) return std::optional<Reply>();
+  auto refuse = [&](const char* code, const std::string& msg) {
+    Reply r;
+    r.refused = true;
+    r.body = refusal(code, msg);
+    return std::optional<Reply>(std::move(r));
+  };
+  OUTPOST_ASSIGN_OR_RETURN(storage::PinAttempts attempts, store_->pin_attempts(member));
+  const auto now = static_cast<std::int64_t>(now_ms);
+  if (attempts.locked_until_ms > now) {
+    return refuse("pin_locked", "wallet spends are locked after " + std::to_string(kPinFailuresMax) +
+                                    " wrong PINs; try again in " +
+                                    std::to_string((attempts.locked_until_ms - now + 59'999) / 60'000) + " min");
+  }
+  if (!pin) return refuse("pin_wrong", "this member's wallet needs a PIN");
+  if (crypto::verify_pin(hash, *pin)) {
+    if (attempts.failures != 0) OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, {}));
+    return std::optional<Reply>();
+  }
+  attempts.failures++;
+  if (attempts.failures >= kPinFailuresMax) {
+    attempts = {0, now + kPinLockoutMs};
+    OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, attempts));
+    return refuse("pin_locked", "wrong PIN; wallet spends are now locked for 15 min");
+  }
+  OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, attempts));
+  return refuse("pin_wrong", "wrong PIN (" + std::to_string(kPinFailuresMax - attempts.failures) + " tries left)");
+}
+
+Result<bool> Ledger::has_request(const std::string& request_id) {
+  OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
+  return prior.has_value();
+}
+
+Result<std::string> Ledger::add_terminal(const std::string& name, const std::string& role) {
+  OUTPOST_RETURN_IF_ERROR(validate_name(name).with_context("terminal name"));
+  if (role != "pos" && role != "admin") return Status::invalid("terminal role must be pos or admin");
+  std::array<std::uint8_t, 32> raw{};
+  crypto::random_bytes(raw);
+  std::string token = "opt_" + crypto::to_hex(raw);
+  crypto::wipe(raw);
+  storage::Terminal t{name, role, static_cast<std::int64_t>(clock_.now_ms())};
+  OUTPOST_RETURN_IF_ERROR(store_->add_terminal(t, crypto::sha256(crypto::view(token))));
+  return token;
 }
 
 }  // namespace outpost::node

@@ -174,4 +174,19 @@ Status Transaction::rollback() {
   return db_->exec("ROLLBACK");
 }
 
+Result<Savepoint> Savepoint::begin(Database& db) {
+  OUTPOST_RETURN_IF_ERROR(db.exec("SAVEPOINT request"));
+  return Savepoint(&db);
+}
+
+Savepoint::~Savepoint() {
+  if (!done_) (void)db_->exec("ROLLBACK TO request; RELEASE request");
+}
+
+Status Savepoint::release() {
+  OUTPOST_CHECK(!done_);
+  done_ = true;
+  return db_->exec("RELEASE request");
+}
+
 }  // namespace outpost::storage

@@ -42,6 +42,15 @@ CREATE TABLE gcounters(member BLOB NOT NULL, counter INTEGER NOT NULL, node BLOB
 CREATE TABLE reversals(ref_origin BLOB NOT NULL, ref_seq INTEGER NOT NULL, by_seq INTEGER NOT NULL,
   PRIMARY KEY(ref_origin, ref_seq)) WITHOUT ROWID;
 )sql",
+    // 2: API credentials, alerts, PIN lockout.
+    R"sql(
+CREATE TABLE terminals(name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE,
+  created_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE alerts(id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL, node TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE pin_attempts(member BLOB PRIMARY KEY, failures INTEGER NOT NULL,
+  locked_until_ms INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -458,6 +467,76 @@ Status Store::put_request(const std::string& request_id, const NodeId& origin, s
   OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO requests(request_id, origin, "
                                                      "seq, response) VALUES(?1, ?2, ?3, ?4)"));
   s.bind(1, request_id).bind_blob(2, bv(origin)).bind(3, static_cast<std::int64_t>(seq)).bind(4, response);
+  return s.run();
+}
+
+Status Store::add_terminal(const Terminal& t, const crypto::Hash32& token_hash) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO terminals(name, role, token_hash, "
+                                                     "created_ms) VALUES(?1, ?2, ?3, ?4)"));
+  s.bind(1, t.name).bind(2, t.role).bind_blob(3, bv(token_hash)).bind(4, t.created_ms);
+  Status st = s.run();
+  if (st.code() == Code::kInvalidArgument) return Status::invalid("terminal " + t.name + " already exists");
+  return st;
+}
+
+Result<std::optional<Terminal>> Store::find_terminal(const crypto::Hash32& token_hash) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT name, role, created_ms FROM terminals WHERE token_hash=?1"));
+  s.bind_blob(1, bv(token_hash));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<Terminal>();
+  return std::optional<Terminal>(Terminal{s.text(0), s.text(1), s.int64(2)});
+}
+
+Result<std::vector<Terminal>> Store::list_terminals() {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT name, role, created_ms FROM terminals ORDER BY name"));
+  std::vector<Terminal> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(Terminal{s.text(0), s.text(1), s.int64(2)});
+  }
+  return out;
+}
+
+Status Store::add_alert(const Alert& a) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO alerts(at_ms, kind, node, message) "
+                                                     "VALUES(?1, ?2, ?3, ?4)"));
+  s.bind(1, a.at_ms).bind(2, a.kind).bind(3, a.node).bind(4, a.message);
+  OUTPOST_RETURN_IF_ERROR(s.run());
+  // Bounded: keep the newest 10000 alerts.
+  return db_->exec("DELETE FROM alerts WHERE id <= (SELECT max(id) FROM alerts) - 10000");
+}
+
+Result<std::vector<Alert>> Store::recent_alerts(std::size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT id, at_ms, kind, node, message FROM "
+                                                     "alerts ORDER BY id DESC LIMIT ?1"));
+  s.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<Alert> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(Alert{s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4)});
+  }
+  return out;
+}
+
+Result<PinAttempts> Store::pin_attempts(const MemberId& member) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT failures, locked_until_ms FROM "
+                                                     "pin_attempts WHERE member=?1"));
+  s.bind_blob(1, bv(member));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return PinAttempts{};
+  return PinAttempts{s.int64(0), s.int64(1)};
+}
+
+Status Store::set_pin_attempts(const MemberId& member, const PinAttempts& a) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("INSERT INTO pin_attempts(member, failures, locked_until_ms) "
+                                "VALUES(?1, ?2, ?3) ON CONFLICT(member) DO UPDATE SET "
+                                "failures=excluded.failures, locked_until_ms=excluded.locked_until_ms"));
+  s.bind_blob(1, bv(member)).bind(2, a.failures).bind(3, a.locked_until_ms);
   return s.run();
 }
 

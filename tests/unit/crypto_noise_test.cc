@@ -38,7 +38,9 @@ Parties make_parties(NoisePattern pattern, const X25519KeyPair& init_static,
                      ByteView resp_prologue,
                      std::optional<PublicKey> responder_key_known = std::nullopt) {
   std::optional<PublicKey> rs;
-  if (pattern == NoisePattern::kIK) rs = responder_key_known.value_or(resp_static.public_key());
+  if (pattern == NoisePattern::kIK) {
+    rs = responder_key_known.value_or(resp_static.public_key());
+  }
   auto initiator =
       HandshakeState::create(pattern, NoiseRole::kInitiator, init_prologue, init_static, rs);
   auto responder =
@@ -56,9 +58,13 @@ Status run_handshake(Parties& p) {
     const Bytes payload = bytes_of("hello " + std::to_string(i));
     OUTPOST_ASSIGN_OR_RETURN(Bytes message, sender.write_message(payload));
     OUTPOST_ASSIGN_OR_RETURN(Bytes read, receiver.read_message(message));
-    if (read != payload) return Status::corruption("payload changed in transit");
+    if (read != payload) {
+      return Status::corruption("payload changed in transit");
+    }
   }
-  if (!p.responder.is_complete()) return Status::internal("responder not complete");
+  if (!p.responder.is_complete()) {
+    return Status::internal("responder not complete");
+  }
   return Status::ok();
 }
 
@@ -173,6 +179,19 @@ TEST_F(NoiseTest, TamperedHandshakeMessageFailsTheHandshake) {
   EXPECT_TRUE(p.initiator.has_failed());
   EXPECT_FALSE(p.initiator.write_message({}).is_ok());
   EXPECT_FALSE(p.initiator.split().is_ok());
+}
+
+TEST_F(NoiseTest, FailedHandshakeForgetsUnauthenticatedRemoteStatic) {
+  auto a = X25519KeyPair::generate();
+  auto b = X25519KeyPair::generate();
+  Parties p = make_parties(NoisePattern::kXX, a, b, {}, {});
+  auto m1 = p.initiator.write_message({});
+  ASSERT_TRUE(m1.is_ok() && p.responder.read_message(*m1).is_ok());
+  auto m2 = p.responder.write_message(bytes_of("responder cert"));
+  ASSERT_TRUE(m2.is_ok());
+  m2->back() ^= 0x01;  // the payload's tag: s decrypts, the payload does not
+  EXPECT_EQ(p.initiator.read_message(*m2).status().code(), Code::kCorruption);
+  EXPECT_FALSE(p.initiator.remote_static().has_value());
 }
 
 TEST_F(NoiseTest, ReplayedTransportMessageIsRejected) {
@@ -315,12 +334,16 @@ NoiseHash reference_hmac(ByteView key, ByteView data) {
     std::copy(key.begin(), key.end(), k0.begin());
   }
   Bytes inner_input;
-  for (auto b : k0) inner_input.push_back(b ^ 0x36);
+  for (auto b : k0) {
+    inner_input.push_back(b ^ 0x36);
+  }
   inner_input.insert(inner_input.end(), data.begin(), data.end());
   std::array<std::uint8_t, 64> inner{};
   crypto_generichash(inner.data(), 64, inner_input.data(), inner_input.size(), nullptr, 0);
   Bytes outer_input;
-  for (auto b : k0) outer_input.push_back(b ^ 0x5c);
+  for (auto b : k0) {
+    outer_input.push_back(b ^ 0x5c);
+  }
   outer_input.insert(outer_input.end(), inner.begin(), inner.end());
   NoiseHash out{};
   crypto_generichash(out.data(), 64, outer_input.data(), outer_input.size(), nullptr, 0);
@@ -331,7 +354,9 @@ TEST_F(NoiseTest, HmacBlake2bMatchesRfc2104Construction) {
   const Bytes data = bytes_of("The quick brown fox jumps over the lazy dog");
   for (std::size_t key_len : {0u, 1u, 32u, 64u, 127u, 128u, 129u, 200u}) {
     Bytes key(key_len);
-    for (std::size_t i = 0; i < key_len; ++i) key[i] = static_cast<std::uint8_t>(i * 7 + 1);
+    for (std::size_t i = 0; i < key_len; ++i) {
+      key[i] = static_cast<std::uint8_t>(i * 7 + 1);
+    }
     EXPECT_EQ(hmac_blake2b(key, data), reference_hmac(key, data)) << "key length " << key_len;
   }
   // And it is not BLAKE2b's keyed mode, which Noise does not use for HMAC.
@@ -343,7 +368,9 @@ TEST_F(NoiseTest, HmacBlake2bMatchesRfc2104Construction) {
 
 TEST_F(NoiseTest, RekeyChangesKeyAndBothSidesStayInSync) {
   std::array<std::uint8_t, 32> key{};
-  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i);
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    key[i] = static_cast<std::uint8_t>(i);
+  }
   CipherState sender;
   CipherState receiver;
   sender.initialize_key(key);
@@ -450,9 +477,15 @@ TEST_F(NoiseTest, PublishedXxAndIkVectorsMatchByteForByte) {
   for (const auto& v : doc.at("vectors")) {
     const std::string name = v.value("protocol_name", "");
     std::optional<NoisePattern> pattern;
-    if (name == noise_protocol_name(NoisePattern::kXX)) pattern = NoisePattern::kXX;
-    if (name == noise_protocol_name(NoisePattern::kIK)) pattern = NoisePattern::kIK;
-    if (!pattern) continue;
+    if (name == noise_protocol_name(NoisePattern::kXX)) {
+      pattern = NoisePattern::kXX;
+    }
+    if (name == noise_protocol_name(NoisePattern::kIK)) {
+      pattern = NoisePattern::kIK;
+    }
+    if (!pattern) {
+      continue;
+    }
     SCOPED_TRACE(name);
     ++ran;
     auto party = [&](NoiseRole role) {

@@ -113,3 +113,13 @@ Status write_signing_key(const std::string& path, const SigningKey& key);
 Result<SigningKey> read_signing_key(const std::string& path);
 
 }  // namespace outpost::crypto
+
+namespace outpost::crypto {
+
+// Member PINs: Argon2id (libsodium crypto_pwhash_str, interactive limits). The encoded string
+// carries its own salt and parameters.
+Result<std::string> hash_pin(const std::string& pin);
+// Returns true iff `pin` matches `encoded`. Constant time in the PIN by construction.
+bool verify_pin(const std::string& encoded, const std::string& pin);
+
+}  // namespace outpost::crypto

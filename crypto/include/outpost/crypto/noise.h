@@ -194,7 +194,8 @@ class HandshakeState {
   // Returns h (GetHandshakeHash). After completion it identifies the session (channel binding).
   const NoiseHash& handshake_hash() const { return symmetric_.handshake_hash(); }
   // Returns the peer's static public key once known (after the message that carries it, or from
-  // the start for an IK initiator). Authenticate it against a certificate before trusting it.
+  // the start for an IK initiator); nullopt again if the handshake fails after reading it.
+  // Authenticate it against a certificate (the handshake payload) before trusting the peer.
   const std::optional<PublicKey>& remote_static() const { return rs_; }
 
  private:

@@ -75,6 +75,16 @@ class Ledger {
   const sync::ProgramRules& rules() const { return rules_; }
   storage::Store& store() { return *store_; }
 
+  // --- group commit ---
+  // Opens one transaction for many requests: until commit_batch(), each mutating request runs
+  // in its own savepoint (a failed or refused one leaves the others intact) and nothing is
+  // durable. commit_batch() makes all of them durable with one fsync; an error means none of
+  // them happened and their answers must not be given.
+  Status begin_batch();
+  Status commit_batch();
+  void abort_batch();
+  bool in_batch() const { return batch_.has_value(); }
+
   // --- mutating requests (each one durable op, or a refusal, or an error) ---
   Result<Reply> enroll(const EnrollRequest& req);
   Result<Reply> update_profile(const std::string& request_id, const sync::MemberId& member,
@@ -95,6 +105,23 @@ class Ledger {
   Result<Reply> move_rights(const std::string& request_id, const sync::MemberId& member,
                             sync::Account account, std::uint64_t amount,
                             const sync::NodeId& target);
+
+  // Sets the member's wallet PIN (Argon2id hash, replicated as the pin_hash profile field).
+  // The PIN must be 4 to 8 digits.
+  Result<Reply> set_pin(const std::string& request_id, const sync::MemberId& member,
+                        const std::string& pin);
+  // Checks the PIN for a wallet spend when the member has one. Returns no Reply when the spend
+  // may go on; otherwise a refusal (pin_required, pin_wrong, pin_locked). Failures are counted
+  // at this node; kPinFailuresMax failures lock wallet spends for kPinLockoutMs.
+  Result<std::optional<Reply>> check_pin(const sync::MemberId& member, const std::string* pin,
+                                         std::uint64_t now_ms);
+  static constexpr int kPinFailuresMax = 5;
+  static constexpr std::int64_t kPinLockoutMs = 15 * 60 * 1000;
+  // True when `request_id` was already executed here.
+  Result<bool> has_request(const std::string& request_id);
+
+  // Creates an API credential and returns its bearer token (shown once; only its hash is kept).
+  Result<std::string> add_terminal(const std::string& name, const std::string& role);
 
   // --- queries ---
   // Resolves "32-hex id" or a card number to a member id; kNotFound if unknown.
@@ -124,6 +151,8 @@ class Ledger {
   using Check = std::function<Result<std::optional<Reply>>(sync::Op&, const sync::MemberState*)>;
   Result<Reply> execute(const std::string& request_id, sync::Op op, bool member_must_exist,
                         const Check& check);
+  // Fills `out` with the stored first answer of `request_id` and returns true, if there is one.
+  Result<bool> replay(const std::string& request_id, Reply& out);
   Result<Reply> debit(const std::string& request_id, const sync::MemberId& member,
                       sync::OpKind kind, std::uint64_t amount, const std::string& receipt);
   Json refusal(const char* code, const std::string& message) const;
@@ -135,6 +164,7 @@ class Ledger {
   std::string node_name_;
   sync::ProgramRules rules_;
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
+  std::optional<storage::Transaction> batch_;
 };
 
 // --- input validation shared by the CLI and the HTTP API (one-line errors) ---

@@ -97,6 +97,25 @@ class Transaction {
   bool done_ = false;
 };
 
+// A nested unit inside an open transaction (SAVEPOINT). Destroying it without release() rolls
+// back to the savepoint, leaving the rest of the enclosing transaction intact. Used by group
+// commit: each request of a batch is a savepoint inside one transaction with one fsync.
+class Savepoint {
+ public:
+  static Result<Savepoint> begin(Database& db);
+  ~Savepoint();
+  Savepoint(Savepoint&& o) noexcept : db_(o.db_), done_(o.done_) { o.done_ = true; }
+  Savepoint(const Savepoint&) = delete;
+  Savepoint& operator=(const Savepoint&) = delete;
+  Savepoint& operator=(Savepoint&&) = delete;
+  Status release();
+
+ private:
+  explicit Savepoint(Database* db) : db_(db) {}
+  Database* db_;
+  bool done_ = false;
+};
+
 Status sqlite_status(sqlite3* db, int rc, const std::string& what);
 
 }  // namespace outpost::storage

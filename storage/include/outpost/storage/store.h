@@ -19,13 +19,32 @@
 namespace outpost::storage {
 
 // Schema version this binary writes. History in storage/src/store.cc (kMigrations).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 // PRAGMA application_id of an Outpost database ("OPST").
 inline constexpr std::int32_t kApplicationId = 0x4f505354;
 
 struct Head {
   std::uint64_t seq = 0;
   sync::Hash32 hash{};
+};
+
+struct Terminal {
+  std::string name;
+  std::string role;  // "pos" or "admin"
+  std::int64_t created_ms = 0;
+};
+
+struct Alert {
+  std::int64_t id = 0;
+  std::int64_t at_ms = 0;
+  std::string kind;  // refused_spend, bad_signature, equivocation, revoked_peer, clock_skew, ...
+  std::string node;  // node id hex the alert is about, may be empty
+  std::string message;
+};
+
+struct PinAttempts {
+  std::int64_t failures = 0;
+  std::int64_t locked_until_ms = 0;
 };
 
 struct StoredRequest {
@@ -76,6 +95,19 @@ class Store {
   Result<std::optional<StoredRequest>> find_request(const std::string& request_id);
   Status put_request(const std::string& request_id, const sync::NodeId& origin,
                      std::uint64_t seq, const std::string& response);
+
+  // --- API credentials (tokens are stored as SHA-256 hashes only) ---
+  Status add_terminal(const Terminal& t, const crypto::Hash32& token_hash);
+  Result<std::optional<Terminal>> find_terminal(const crypto::Hash32& token_hash);
+  Result<std::vector<Terminal>> list_terminals();
+
+  // --- alerts (local to this node, newest first) ---
+  Status add_alert(const Alert& a);
+  Result<std::vector<Alert>> recent_alerts(std::size_t limit);
+
+  // --- member PIN lockout state (local to this node) ---
+  Result<PinAttempts> pin_attempts(const sync::MemberId& member);
+  Status set_pin_attempts(const sync::MemberId& member, const PinAttempts& a);
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}

@@ -1,0 +1,47 @@
+// outpostd configuration: a TOML file (docs/operations.md documents every key). Parsing refuses
+// unknown keys and bad addresses with a message naming the key. Value type; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "outpost/base/status.h"
+
+namespace outpost::node {
+
+struct Endpoint {
+  std::string host;  // numeric IPv4/IPv6 address
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+// Parses "HOST:PORT" / "[V6]:PORT" with a numeric address and port 0..65535 (0 = ephemeral).
+Result<Endpoint> parse_endpoint(const std::string& text);
+
+struct PeerConfig {
+  std::string name;
+  Endpoint address;
+};
+
+struct Config {
+  std::string data_dir;
+  std::string role = "store";  // store | hq
+  std::string log_level = "info";  // debug | info | warn | error
+  Endpoint api{"127.0.0.1", 0};
+  Endpoint admin{"127.0.0.1", 0};
+  Endpoint peer{"127.0.0.1", 0};
+  std::vector<PeerConfig> peers;
+  // Where the daemon writes "api=HOST:PORT admin=... peer=..." once it listens (ports may be
+  // ephemeral); empty = data_dir/outpostd.ports.
+  std::string ports_file;
+  std::uint32_t sync_interval_ms = 1000;
+};
+
+// Loads and validates a config file. Relative data_dir paths are resolved against the file's
+// directory. Errors name the offending key.
+Result<Config> load_config(const std::string& path);
+// Same, from TOML text (for tests); `base_dir` resolves relative paths.
+Result<Config> parse_config(const std::string& text, const std::string& base_dir);
+
+}  // namespace outpost::node

@@ -1,0 +1,414 @@
+#include "outpost/node/api.h"
+
+#include <sstream>
+#include <vector>
+
+#include "outpost/base/limits.h"
+#include "outpost/node/log.h"
+
+namespace outpost::node {
+
+namespace {
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '/')) {
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+Result<Json> parse_body(const HttpRequest& req) {
+  if (req.body.empty()) return Status::invalid("request body must be a JSON object");
+  try {
+    Json j = Json::parse(req.body);
+    if (!j.is_object()) return Status::invalid("request body must be a JSON object");
+    return j;
+  } catch (const std::exception& e) {
+    return Status::invalid(std::string("malformed JSON: ") + e.what());
+  }
+}
+
+Result<std::string> get_string(const Json& j, const char* key, bool required) {
+  if (!j.contains(key)) {
+    if (required) return Status::invalid(std::string("missing field '") + key + "'");
+    return std::string();
+  }
+  if (!j[key].is_string()) return Status::invalid(std::string("field '") + key + "' must be a string");
+  return j[key].get<std::string>();
+}
+
+Result<std::uint64_t> get_amount(const Json& j, const char* key) {
+  if (!j.contains(key)) return Status::invalid(std::string("missing field '") + key + "'");
+  const Json& v = j[key];
+  if (!v.is_number_integer()) {
+    return Status::invalid(std::string("field '") + key + "' must be an integer (minor units), got " + v.dump());
+  }
+  if (v.is_number_unsigned()) {
+    auto x = v.get<std::uint64_t>();
+    if (x == 0) return Status::invalid(std::string("field '") + key + "' must be positive");
+    if (x > limits::kAmountMax) return Status::invalid(std::string("field '") + key + "' is above the maximum");
+    return x;
+  }
+  auto x = v.get<std::int64_t>();
+  if (x <= 0) return Status::invalid(std::string("field '") + key + "' must be positive");
+  if (static_cast<std::uint64_t>(x) > limits::kAmountMax) return Status::invalid(std::string("field '") + key + "' is above the maximum");
+  return static_cast<std::uint64_t>(x);
+}
+
+Status check_keys(const Json& j, std::initializer_list<const char*> allowed) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool ok = false;
+    for (const char* a : allowed) ok |= it.key() == a;
+    if (!ok) return Status::invalid("unknown field '" + it.key() + "'");
+  }
+  return Status::ok();
+}
+
+HttpResponse ok_json(const Json& j) { return HttpResponse{200, j.dump()}; }
+
+}  // namespace
+
+HttpResponse status_response(const Status& st) {
+  switch (st.code()) {
+    case Code::kInvalidArgument:
+    case Code::kUnsupported: return http_error(400, code_name(st.code()), st.message());
+    case Code::kNotFound: return http_error(404, "not_found", st.message());
+    case Code::kPermission: return http_error(401, "unauthorized", st.message());
+    case Code::kRefused: return http_error(409, "refused", st.message());
+    case Code::kUnavailable: return http_error(503, "unavailable", st.message());
+    default: return http_error(500, code_name(st.code()), st.message());
+  }
+}
+
+HttpResponse reply_response(const Reply& r) {
+  if (!r.refused) return HttpResponse{200, r.body.dump()};
+  int status = r.body.value("error", "") == "pin_locked" ? 423 : 409;
+  if (r.body.value("error", "") == "pin_wrong") status = 403;
+  return HttpResponse{status, r.body.dump()};
+}
+
+void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, const char* role,
+              std::function<HttpResponse(Ledger&)> fn) {
+  const std::string prefix = "Bearer ";
+  if (req.authorization.compare(0, prefix.size(), prefix) != 0 || req.authorization.size() == prefix.size()) {
+    return respond(http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
+  }
+  std::string token = req.authorization.substr(prefix.size());
+  if (token.size() > 256) return respond(http_error(401, "unauthorized", "token not recognized"));
+  crypto::Hash32 hash = crypto::sha256(crypto::view(token));
+  crypto::wipe({reinterpret_cast<std::uint8_t*>(token.data()), token.size()});
+  auto result = std::make_shared<HttpResponse>();
+  std::string want(role);
+  LedgerWorker::Task task;
+  task.mutating = mutating;
+  task.run = [result, hash, want, fn = std::move(fn)](Ledger& ledger) {
+    auto t = ledger.store().find_terminal(hash);
+    if (!t.is_ok()) {
+      *result = status_response(t.status());
+      return;
+    }
+    if (!*t) {
+      *result = http_error(401, "unauthorized", "token not recognized");
+      return;
+    }
+    if (want == "admin" && (*t)->role != "admin") {
+      *result = http_error(403, "forbidden", "terminal " + (*t)->name + " is not an admin terminal");
+      return;
+    }
+    *result = fn(ledger);
+  };
+  task.done = [result, respond, mutating](bool durable) {
+    if (mutating && !durable && result->status == 200) {
+      respond(http_error(503, "not_durable", "the operation could not be made durable; nothing was recorded, retry with the same request_id"));
+      return;
+    }
+    respond(std::move(*result));
+  };
+  if (!worker_.submit(std::move(task))) {
+    respond(http_error(503, "overloaded", "the node is shutting down or its queue is full; retry"));
+  }
+}
+
+void Api::handle_pos(HttpRequest req, Responder respond) {
+  auto parts = split_path(req.path);
+  const std::string& m = req.method;
+  if (parts.empty() || parts[0] != "v1") return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  if (parts.size() == 2 && parts[1] == "health" && m == "GET") return respond(HttpResponse{200, R"({"ok":true})"});
+
+  if (parts.size() == 2 && parts[1] == "status" && m == "GET") {
+    return run(req, respond, false, "pos", [](Ledger& l) {
+      auto j = l.status_json();
+      return j.is_ok() ? ok_json(*j) : status_response(j.status());
+    });
+  }
+
+  // GET /v1/members?card=...|phone=...   POST /v1/members (enroll)
+  if (parts.size() == 2 && parts[1] == "members") {
+    if (m == "GET") {
+      std::string card = req.query.count("card") ? req.query.at("card") : "";
+      std::string phone = req.query.count("phone") ? req.query.at("phone") : "";
+      if (card.empty() == phone.empty()) return respond(http_error(400, "invalid_argument", "give exactly one of ?card= or ?phone="));
+      return run(req, respond, false, "pos", [card, phone](Ledger& l) {
+        auto ids = card.empty() ? l.find_by_phone(phone) : l.find_by_card(card);
+        if (!ids.is_ok()) return status_response(ids.status());
+        Json arr = Json::array();
+        for (const auto& id : *ids) {
+          auto j = l.member_json(id);
+          if (j.is_ok()) arr.push_back(*j);
+        }
+        Json out;
+        out["members"] = arr;
+        return ok_json(out);
+      });
+    }
+    if (m == "POST") {
+      auto body = parse_body(req);
+      if (!body.is_ok()) return respond(status_response(body.status()));
+      Status st = check_keys(*body, {"request_id", "card", "name", "phone", "birthday"});
+      if (!st.is_ok()) return respond(status_response(st));
+      EnrollRequest er;
+      auto rid = get_string(*body, "request_id", true);
+      auto card = get_string(*body, "card", true);
+      auto name = get_string(*body, "name", true);
+      auto phone = get_string(*body, "phone", false);
+      auto bday = get_string(*body, "birthday", false);
+      for (const auto* r : {&rid, &card, &name, &phone, &bday}) {
+        if (!r->is_ok()) return respond(status_response(r->status()));
+      }
+      er.request_id = *rid;
+      er.card = *card;
+      er.name = *name;
+      er.phone = *phone;
+      er.birthday = *bday;
+      return run(req, respond, true, "pos", [er](Ledger& l) {
+        auto r = l.enroll(er);
+        return r.is_ok() ? reply_response(*r) : status_response(r.status());
+      });
+    }
+    return respond(http_error(405, "method_not_allowed", m + " not allowed on " + req.path));
+  }
+
+  // /v1/members/{member}[/action]
+  if (parts.size() >= 3 && parts[1] == "members") {
+    const std::string ref = parts[2];
+    if (parts.size() == 3 && m == "GET") {
+      return run(req, respond, false, "pos", [ref](Ledger& l) {
+        auto id = l.resolve_member(ref);
+        if (!id.is_ok()) return status_response(id.status());
+        auto j = l.member_json(*id);
+        return j.is_ok() ? ok_json(*j) : status_response(j.status());
+      });
+    }
+    if (parts.size() == 4 && parts[3] == "history" && m == "GET") {
+      std::size_t limit = 50;
+      if (req.query.count("limit")) {
+        auto n = parse_amount(req.query.at("limit"), "limit");
+        if (!n.is_ok() || *n > limits::kHistoryRowsMax) return respond(http_error(400, "invalid_argument", "limit must be 1..1000"));
+        limit = *n;
+      }
+      return run(req, respond, false, "pos", [ref, limit](Ledger& l) {
+        auto id = l.resolve_member(ref);
+        if (!id.is_ok()) return status_response(id.status());
+        auto h = l.history_json(*id, limit);
+        if (!h.is_ok()) return status_response(h.status());
+        Json out;
+        out["member"] = sync::id_hex(*id);
+        out["ops"] = *h;
+        return ok_json(out);
+      });
+    }
+    if (parts.size() == 4 && m == "POST") {
+      const std::string action = parts[3];
+      auto body = parse_body(req);
+      if (!body.is_ok()) return respond(status_response(body.status()));
+      auto rid = get_string(*body, "request_id", true);
+      if (!rid.is_ok()) return respond(status_response(rid.status()));
+      std::string request_id = *rid;
+      if (action == "profile") {
+        Status st = check_keys(*body, {"request_id", "name", "phone", "birthday", "status"});
+        if (!st.is_ok()) return respond(status_response(st));
+        std::vector<sync::FieldValue> fields;
+        for (auto [key, field] : {std::pair{"name", sync::Field::kName}, {"phone", sync::Field::kPhone},
+                                  {"birthday", sync::Field::kBirthday}, {"status", sync::Field::kStatus}}) {
+          auto v = get_string(*body, key, false);
+          if (!v.is_ok()) return respond(status_response(v.status()));
+          if (body->contains(key)) fields.push_back({field, *v});
+        }
+        return run(req, respond, true, "pos", [ref, request_id, fields](Ledger& l) {
+          auto id = l.resolve_member(ref);
+          if (!id.is_ok()) return status_response(id.status());
+          auto r = l.update_profile(request_id, *id, fields);
+          return r.is_ok() ? reply_response(*r) : status_response(r.status());
+        });
+      }
+      if (action == "pin") {
+        Status st = check_keys(*body, {"request_id", "pin"});
+        if (!st.is_ok()) return respond(status_response(st));
+        auto pin = get_string(*body, "pin", true);
+        if (!pin.is_ok()) return respond(status_response(pin.status()));
+        std::string p = *pin;
+        return run(req, respond, true, "pos", [ref, request_id, p](Ledger& l) {
+          auto id = l.resolve_member(ref);
+          if (!id.is_ok()) return status_response(id.status());
+          auto r = l.set_pin(request_id, *id, p);
+          return r.is_ok() ? reply_response(*r) : status_response(r.status());
+        });
+      }
+      const char* amount_key = action == "earn" ? "purchase_minor" : action == "redeem" ? "points" : "amount_minor";
+      if (action != "earn" && action != "redeem" && action != "topup" && action != "spend") {
+        return respond(http_error(404, "unknown_route", "no route POST " + req.path));
+      }
+      Status st = action == "spend" ? check_keys(*body, {"request_id", amount_key, "receipt", "pin"})
+                                    : check_keys(*body, {"request_id", amount_key, "receipt"});
+      if (!st.is_ok()) return respond(status_response(st));
+      auto amount = get_amount(*body, amount_key);
+      if (!amount.is_ok()) return respond(status_response(amount.status()));
+      auto receipt = get_string(*body, "receipt", false);
+      if (!receipt.is_ok()) return respond(status_response(receipt.status()));
+      if (receipt->size() > limits::kReceiptBytesMax) return respond(http_error(400, "invalid_argument", "receipt too long"));
+      auto pin = get_string(*body, "pin", false);
+      if (!pin.is_ok()) return respond(status_response(pin.status()));
+      bool has_pin = body->contains("pin");
+      std::uint64_t amt = *amount;
+      std::string rc = *receipt, pin_text = *pin;
+      sync::Clock* clock = &clock_;
+      RightsBroker broker = broker_;
+      return run(req, respond, true, "pos", [=](Ledger& l) {
+        auto id = l.resolve_member(ref);
+        if (!id.is_ok()) return status_response(id.status());
+        if (action == "earn") {
+          auto r = l.earn(request_id, *id, amt, rc);
+          return r.is_ok() ? reply_response(*r) : status_response(r.status());
+        }
+        if (action == "topup") {
+          auto r = l.topup(request_id, *id, amt, rc);
+          return r.is_ok() ? reply_response(*r) : status_response(r.status());
+        }
+        if (action == "spend") {
+          auto prior = l.has_request(request_id);
+          if (!prior.is_ok()) return status_response(prior.status());
+          if (!*prior) {
+            auto pr = l.check_pin(*id, has_pin ? &pin_text : nullptr, clock->now_ms());
+            if (!pr.is_ok()) return status_response(pr.status());
+            if (pr->has_value()) return reply_response(**pr);
+          }
+        }
+        auto attempt = [&]() { return action == "redeem" ? l.redeem(request_id, *id, amt, rc) : l.spend(request_id, *id, amt, rc); };
+        auto r = attempt();
+        if (!r.is_ok()) return status_response(r.status());
+        if (r->refused && r->body.value("error", "") == "insufficient_rights" && broker) {
+          sync::Account acct = action == "redeem" ? sync::Account::kPoints : sync::Account::kWallet;
+          bool got = broker(l, *id, acct, r->body.value("shortfall", std::uint64_t{0}));
+          if (got) {
+            r = attempt();
+            if (!r.is_ok()) return status_response(r.status());
+          }
+          if (r->refused) r->body["rights_request_tried"] = true;
+        }
+        return reply_response(*r);
+      });
+    }
+    return respond(http_error(404, "unknown_route", "no route " + m + " " + req.path));
+  }
+
+  // POST /v1/ops/{origin}:{seq}/reverse
+  if (parts.size() == 4 && parts[1] == "ops" && parts[3] == "reverse" && m == "POST") {
+    sync::NodeId origin{};
+    std::uint64_t seq = 0;
+    if (!sync::parse_op_ref(parts[2], origin, seq)) return respond(http_error(400, "invalid_argument", "op must be ORIGIN:SEQ"));
+    auto body = parse_body(req);
+    if (!body.is_ok()) return respond(status_response(body.status()));
+    Status st = check_keys(*body, {"request_id"});
+    if (!st.is_ok()) return respond(status_response(st));
+    auto rid = get_string(*body, "request_id", true);
+    if (!rid.is_ok()) return respond(status_response(rid.status()));
+    std::string request_id = *rid;
+    return run(req, respond, true, "pos", [=](Ledger& l) {
+      auto r = l.reverse(request_id, origin, seq);
+      return r.is_ok() ? reply_response(*r) : status_response(r.status());
+    });
+  }
+  respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+}
+
+void Api::handle_admin(HttpRequest req, Responder respond) {
+  auto parts = split_path(req.path);
+  if (parts.size() < 2 || parts[0] != "admin" || parts[1] != "v1") {
+    return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  }
+  if (parts.size() == 3 && parts[2] == "health" && req.method == "GET") return respond(HttpResponse{200, R"({"ok":true})"});
+  if (admin_ext_ && admin_ext_(req, respond)) return;
+  if (req.method != "GET") return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+
+  if (parts.size() == 3 && parts[2] == "node") {
+    LedgerWorker* w = &worker_;
+    auto info = node_info_;
+    sync::Clock* clock = &clock_;
+    return run(req, respond, false, "admin", [w, info, clock](Ledger& l) {
+      auto j = l.status_json();
+      if (!j.is_ok()) return status_response(j.status());
+      auto s = w->stats();
+      (*j)["wall_clock_ms"] = clock->now_ms();
+      (*j)["software_version"] = "0.1.0";
+      (*j)["group_commit"] = {{"batches", s.batches}, {"mutating_ops", s.mutating_tasks}, {"largest_batch", s.largest_batch},
+                              {"failed_commits", s.failed_commits}};
+      if (info) info(*j);
+      return ok_json(*j);
+    });
+  }
+  if (parts.size() == 3 && parts[2] == "alerts") {
+    return run(req, respond, false, "admin", [](Ledger& l) {
+      auto alerts = l.store().recent_alerts(200);
+      if (!alerts.is_ok()) return status_response(alerts.status());
+      Json arr = Json::array();
+      std::map<std::string, int> counts;
+      for (const auto& a : *alerts) {
+        counts[a.kind]++;
+        arr.push_back({{"id", a.id}, {"at_ms", a.at_ms}, {"kind", a.kind}, {"node", a.node}, {"message", a.message}});
+      }
+      Json out;
+      out["alerts"] = arr;
+      out["counts"] = counts;
+      return ok_json(out);
+    });
+  }
+  if (parts.size() == 4 && parts[2] == "members") {
+    std::string ref = parts[3];
+    return run(req, respond, false, "admin", [ref](Ledger& l) {
+      auto id = l.resolve_member(ref);
+      if (!id.is_ok()) return status_response(id.status());
+      auto j = l.member_json(*id);
+      if (!j.is_ok()) return status_response(j.status());
+      auto h = l.history_json(*id, 20);
+      if (h.is_ok()) (*j)["recent_ops"] = *h;
+      return ok_json(*j);
+    });
+  }
+  if (parts.size() == 3 && parts[2] == "members") {
+    std::string card = req.query.count("card") ? req.query.at("card") : "";
+    std::string phone = req.query.count("phone") ? req.query.at("phone") : "";
+    if (card.empty() == phone.empty()) return respond(http_error(400, "invalid_argument", "give exactly one of ?card= or ?phone="));
+    return run(req, respond, false, "admin", [card, phone](Ledger& l) {
+      auto ids = card.empty() ? l.find_by_phone(phone) : l.find_by_card(card);
+      if (!ids.is_ok()) return status_response(ids.status());
+      Json arr = Json::array();
+      for (const auto& id : *ids) arr.push_back(sync::id_hex(id));
+      return ok_json(Json{{"members", arr}});
+    });
+  }
+  if (parts.size() == 3 && parts[2] == "terminals") {
+    return run(req, respond, false, "admin", [](Ledger& l) {
+      auto ts = l.store().list_terminals();
+      if (!ts.is_ok()) return status_response(ts.status());
+      Json arr = Json::array();
+      for (const auto& t : *ts) arr.push_back({{"name", t.name}, {"role", t.role}, {"created_ms", t.created_ms}});
+      return ok_json(Json{{"terminals", arr}});
+    });
+  }
+  respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+}
+
+}  // namespace outpost::node

@@ -1,0 +1,149 @@
+#include "outpost/node/config.h"
+
+#include <arpa/inet.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace outpost::node {
+
+std::string Endpoint::to_string() const {
+  return host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
+                                              : host + ":" + std::to_string(port);
+}
+
+Result<Endpoint> parse_endpoint(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Status::invalid("address '" + text + "' " + why + " (expected HOST:PORT, numeric host)");
+  };
+  std::string host, port;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return bad("is malformed");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return bad("has no port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned char buf[16];
+  bool v4 = inet_pton(AF_INET, host.c_str(), buf) == 1;
+  bool v6 = !v4 && inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  if (!v4 && !v6) return bad("has a host that is not a numeric IP address");
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return bad("has a bad port");
+  unsigned long p = std::stoul(port);
+  if (p > 65535) return bad("has a port above 65535");
+  return Endpoint{host, static_cast<std::uint16_t>(p)};
+}
+
+namespace {
+
+Status unknown_keys(const toml::table& t, const std::set<std::string>& allowed, const std::string& where) {
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (!allowed.count(key)) return Status::invalid("config: unknown key '" + where + key + "'");
+  }
+  return Status::ok();
+}
+
+Status get_string(const toml::table& t, const char* key, const std::string& where, std::string& out) {
+  auto* n = t.get(key);
+  if (!n) return Status::ok();
+  auto v = n->value<std::string>();
+  if (!n->is_string() || !v) return Status::invalid("config: '" + where + key + "' must be a string");
+  out = *v;
+  return Status::ok();
+}
+
+Status get_endpoint(const toml::table& t, const char* section, Endpoint& out) {
+  auto* n = t.get(section);
+  if (!n) return Status::ok();
+  auto* sub = n->as_table();
+  if (!sub) return Status::invalid(std::string("config: '") + section + "' must be a table");
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(*sub, {"listen"}, std::string(section) + "."));
+  std::string listen;
+  OUTPOST_RETURN_IF_ERROR(get_string(*sub, "listen", std::string(section) + ".", listen));
+  if (listen.empty()) return Status::ok();
+  auto ep = parse_endpoint(listen);
+  if (!ep.is_ok()) return ep.status().with_context(std::string("config: '") + section + ".listen'");
+  out = *ep;
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<Config> parse_config(const std::string& text, const std::string& base_dir) {
+  toml::table t;
+  try {
+    t = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream o;
+    o << "config: " << e.description() << " at line " << e.source().begin.line;
+    return Status::invalid(o.str());
+  }
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms"}, ""));
+  Config c;
+  OUTPOST_RETURN_IF_ERROR(get_string(t, "data_dir", "", c.data_dir));
+  if (c.data_dir.empty()) return Status::invalid("config: 'data_dir' is required");
+  std::filesystem::path dd(c.data_dir);
+  if (dd.is_relative()) c.data_dir = (std::filesystem::path(base_dir) / dd).lexically_normal().string();
+  OUTPOST_RETURN_IF_ERROR(get_string(t, "role", "", c.role));
+  if (c.role != "store" && c.role != "hq") return Status::invalid("config: 'role' must be \"store\" or \"hq\"");
+  OUTPOST_RETURN_IF_ERROR(get_string(t, "log_level", "", c.log_level));
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error") {
+    return Status::invalid("config: 'log_level' must be debug, info, warn or error");
+  }
+  OUTPOST_RETURN_IF_ERROR(get_string(t, "ports_file", "", c.ports_file));
+  if (!c.ports_file.empty() && std::filesystem::path(c.ports_file).is_relative()) {
+    c.ports_file = (std::filesystem::path(base_dir) / c.ports_file).lexically_normal().string();
+  }
+  if (auto* n = t.get("sync_interval_ms")) {
+    auto v = n->value<std::int64_t>();
+    if (!n->is_integer() || !v || *v < 50 || *v > 600'000) return Status::invalid("config: 'sync_interval_ms' must be an integer 50..600000");
+    c.sync_interval_ms = static_cast<std::uint32_t>(*v);
+  }
+  OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "api", c.api));
+  OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "admin", c.admin));
+  OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "peer", c.peer));
+  if (auto* n = t.get("peers")) {
+    auto* arr = n->as_array();
+    if (!arr) return Status::invalid("config: 'peers' must be an array of tables ([[peers]])");
+    if (arr->size() > 64) return Status::invalid("config: at most 64 'peers'");
+    std::size_t i = 0;
+    for (auto& el : *arr) {
+      std::string where = "peers[" + std::to_string(i++) + "].";
+      auto* pt = el.as_table();
+      if (!pt) return Status::invalid("config: '" + where + "' must be a table");
+      OUTPOST_RETURN_IF_ERROR(unknown_keys(*pt, {"name", "address"}, where));
+      PeerConfig p;
+      std::string addr;
+      OUTPOST_RETURN_IF_ERROR(get_string(*pt, "name", where, p.name));
+      OUTPOST_RETURN_IF_ERROR(get_string(*pt, "address", where, addr));
+      if (addr.empty()) return Status::invalid("config: '" + where + "address' is required");
+      auto ep = parse_endpoint(addr);
+      if (!ep.is_ok()) return ep.status().with_context("config: '" + where + "address'");
+      if (ep->port == 0) return Status::invalid("config: '" + where + "address' needs a non-zero port");
+      p.address = *ep;
+      c.peers.push_back(p);
+    }
+  }
+  return c;
+}
+
+Result<Config> load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("config file " + path + " cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() > 1 << 20) return Status::invalid("config file " + path + " is larger than 1 MiB");
+  auto base = std::filesystem::absolute(path).parent_path().string();
+  return parse_config(ss.str(), base);
+}
+
+}  // namespace outpost::node

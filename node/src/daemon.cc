@@ -1,0 +1,118 @@
+#include "outpost/node/daemon.h"
+
+#include <boost/asio.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "outpost/node/api.h"
+#include "outpost/node/http.h"
+#include "outpost/node/log.h"
+#include "outpost/node/worker.h"
+
+namespace outpost::node {
+
+namespace asio = boost::asio;
+
+struct Daemon::Impl {
+  Config config;
+  sync::Clock& clock;
+  asio::io_context io;
+  std::unique_ptr<LedgerWorker> worker;
+  std::unique_ptr<Api> api;
+  std::unique_ptr<HttpServer> pos_server;
+  std::unique_ptr<HttpServer> admin_server;
+  asio::signal_set signals{io, SIGTERM, SIGINT};
+  bool stopping = false;
+
+  Impl(Config c, sync::Clock& clk) : config(std::move(c)), clock(clk) {}
+
+  void shutdown(const std::string& why) {
+    if (stopping) return;
+    stopping = true;
+    log(LogLevel::kInfo, "shutting down", {{"reason", why}});
+    if (pos_server) pos_server->close();
+    if (admin_server) admin_server->close();
+    signals.cancel();
+    // Let in-flight HTTP requests finish: poll until no connection is open (bounded).
+    auto timer = std::make_shared<asio::steady_timer>(io);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto check = std::make_shared<std::function<void()>>();
+    *check = [this, timer, deadline, check]() {
+      std::size_t open = (pos_server ? pos_server->open_connections() : 0) +
+                         (admin_server ? admin_server->open_connections() : 0);
+      if (open == 0 || std::chrono::steady_clock::now() > deadline) {
+        io.stop();
+        return;
+      }
+      timer->expires_after(std::chrono::milliseconds(20));
+      timer->async_wait([check](const boost::system::error_code&) { (*check)(); });
+    };
+    (*check)();
+  }
+};
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Daemon::~Daemon() {
+  if (impl_->worker) impl_->worker->stop();
+}
+
+Result<std::unique_ptr<Daemon>> Daemon::create(const Config& config, sync::Clock& clock) {
+  auto impl = std::make_unique<Impl>(config, clock);
+  OUTPOST_ASSIGN_OR_RETURN(auto ledger, Ledger::open(config.data_dir, clock));
+  OUTPOST_ASSIGN_OR_RETURN(auto role, ledger->store().get_meta("role"));
+  if (role.value_or("store") != config.role) {
+    return Status::invalid("config: 'role' is " + config.role + " but the data dir belongs to a " + role.value_or("store") + " node");
+  }
+  set_log_node(ledger->node_name());
+  impl->worker = std::make_unique<LedgerWorker>(std::move(ledger));
+  impl->api = std::make_unique<Api>(*impl->worker, clock);
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+Status Daemon::start() {
+  Impl& d = *impl_;
+  Api* api = d.api.get();
+  OUTPOST_ASSIGN_OR_RETURN(d.pos_server, HttpServer::listen(d.io, d.config.api, "pos",
+                                                            [api](HttpRequest r, Responder s) { api->handle_pos(std::move(r), std::move(s)); }));
+  OUTPOST_ASSIGN_OR_RETURN(d.admin_server, HttpServer::listen(d.io, d.config.admin, "admin",
+                                                              [api](HttpRequest r, Responder s) { api->handle_admin(std::move(r), std::move(s)); }));
+  d.worker->start();
+  std::string ports_file = d.config.ports_file.empty() ? (std::filesystem::path(d.config.data_dir) / "outpostd.ports").string()
+                                                       : d.config.ports_file;
+  std::string line = "api=" + api_endpoint().to_string() + " admin=" + admin_endpoint().to_string() +
+                     " peer=" + peer_endpoint().to_string() + " pid=" + std::to_string(::getpid()) + "\n";
+  std::string tmp = ports_file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << line;
+    if (!out) return Status::io_error("cannot write ports file " + ports_file);
+  }
+  std::filesystem::rename(tmp, ports_file);
+  log(LogLevel::kInfo, "listening", {{"api", api_endpoint().to_string()}, {"admin", admin_endpoint().to_string()},
+                                     {"peer", peer_endpoint().to_string()}, {"role", d.config.role}});
+  return Status::ok();
+}
+
+void Daemon::run() {
+  Impl& d = *impl_;
+  d.signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (!ec) impl_->shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  });
+  d.io.run();
+  // Drain the worker: every queued request finishes and becomes durable before exit.
+  d.worker->stop();
+  Status st = d.worker->ledger_unsafe().store().db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  if (!st.is_ok()) log(LogLevel::kWarn, "checkpoint at shutdown failed", {{"error", st.to_string()}});
+  log(LogLevel::kInfo, "stopped");
+}
+
+void Daemon::stop() {
+  asio::post(impl_->io, [this] { impl_->shutdown("stop requested"); });
+}
+
+Endpoint Daemon::api_endpoint() const { return impl_->pos_server ? impl_->pos_server->local_endpoint() : Endpoint{}; }
+Endpoint Daemon::admin_endpoint() const { return impl_->admin_server ? impl_->admin_server->local_endpoint() : Endpoint{}; }
+Endpoint Daemon::peer_endpoint() const { return impl_->config.peer; }
+
+}  // namespace outpost::node
