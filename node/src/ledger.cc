@@ -659,4 +659,90 @@ Result<std::string> Ledger::add_terminal(const std::string& name, const std::str
   return token;
 }
 
+void Ledger::raise_alert(const std::string& kind, const std::string& node, const std::string& message) {
+  storage::Alert a;
+  a.at_ms = static_cast<std::int64_t>(clock_.now_ms());
+  a.kind = kind;
+  a.node = node;
+  a.message = message;
+  Status st = store_->add_alert(a);
+  if (!st.is_ok()) {
+    // Alerts are best effort; the caller's operation does not depend on them.
+  }
+}
+
+Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops) {
+  OUTPOST_ASSIGN_OR_RETURN(storage::Savepoint sp, storage::Savepoint::begin(store_->db()));
+  sync::IngestReport report;
+  sync::Hlc newest{};
+  std::vector<sync::SignedOp> evidence;
+  for (const auto& sop : ops) {
+    const Op& op = sop.op;
+    const std::string ref = sync::op_ref_string(op.origin, op.seq);
+    OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(op.origin));
+    if (op.seq <= head.seq) {
+      OUTPOST_ASSIGN_OR_RETURN(auto held, store_->get_op(op.origin, op.seq));
+      if (held && held->hash == sop.hash) {
+        report.duplicates++;
+        continue;
+      }
+      // A second, different op for a held (origin, seq): verify it is really signed by the
+      // origin before calling it equivocation (anyone can send garbage).
+      auto key = origin_key(op.origin);
+      if (!key || !sync::verify_op(sop, *key).is_ok()) {
+        return Status::corruption("op " + ref + " conflicts with the held op and has a bad signature");
+      }
+      evidence.push_back(sop);
+      report.equivocations.push_back("origin " + sync::id_hex(op.origin) + " signed two different ops with seq " +
+                                     std::to_string(op.seq));
+      continue;
+    }
+    if (op.seq != head.seq + 1) {
+      return Status::corruption("op " + ref + " leaves a gap after seq " + std::to_string(head.seq));
+    }
+    auto key = origin_key(op.origin);
+    if (!key) return Status::corruption("op " + ref + " is from an unknown origin");
+    OUTPOST_RETURN_IF_ERROR(sync::verify_op(sop, *key));
+    if (op_allowed_ && !op_allowed_(op.origin, op.seq)) {
+      return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
+    }
+    OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
+    report.applied++;
+    if (op.hlc > newest) newest = op.hlc;
+  }
+  if (report.applied > 0) {
+    OUTPOST_ASSIGN_OR_RETURN(auto hlc_text, store_->get_meta("hlc"));
+    sync::HlcClock hlc;
+    if (hlc_text) {
+      OUTPOST_ASSIGN_OR_RETURN(sync::Hlc last, parse_hlc(*hlc_text));
+      hlc = sync::HlcClock(last);
+    }
+    hlc.observe(newest, 0);
+    OUTPOST_RETURN_IF_ERROR(store_->set_meta("hlc", hlc.last().to_string()));
+  }
+  OUTPOST_RETURN_IF_ERROR(sp.release());
+  // Evidence and alerts are recorded outside the all-or-nothing unit (they happen even when
+  // nothing else in the batch applied).
+  for (const auto& e : evidence) {
+    Status st = store_->add_equivocation(e, static_cast<std::int64_t>(clock_.now_ms()));
+    if (!st.is_ok()) return st;
+    raise_alert("equivocation", sync::id_hex(e.op.origin),
+                "two different ops signed for seq " + std::to_string(e.op.seq));
+  }
+  return report;
+}
+
+Result<std::uint64_t> Ledger::grant_rights(const NodeId& to, const MemberId& member, Account account,
+                                           std::uint64_t amount) {
+  if (account != Account::kPoints && account != Account::kWallet) return Status::invalid("bad account");
+  OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
+  if (!m) return std::uint64_t{0};
+  std::int64_t here = counter_of(*m, account).rights(node_id_);
+  if (here <= 0) return std::uint64_t{0};
+  std::uint64_t give = std::min<std::uint64_t>(amount, static_cast<std::uint64_t>(here));
+  OUTPOST_ASSIGN_OR_RETURN(Reply r, move_rights("grant-" + new_request_id(), member, account, give, to));
+  if (r.refused) return std::uint64_t{0};
+  return give;
+}
+
 }  // namespace outpost::node

@@ -1,6 +1,10 @@
 #include "outpost/storage/store.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+
+#include "outpost/base/limits.h"
 
 namespace outpost::storage {
 
@@ -51,6 +55,17 @@ CREATE TABLE alerts(id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL
 CREATE TABLE pin_attempts(member BLOB PRIMARY KEY, failures INTEGER NOT NULL,
   locked_until_ms INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+    // 3: replicated chain metadata: HQ-signed rosters (every accepted version, for audits),
+    // HQ-signed program rules, HQ checkpoints, and equivocation evidence.
+    R"sql(
+CREATE TABLE rosters(version INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
+CREATE TABLE rules(version INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
+CREATE TABLE checkpoints(origin BLOB NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,
+  sig BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID;
+CREATE TABLE equivocations(origin BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+  body BLOB NOT NULL, sig BLOB NOT NULL, seen_ms INTEGER NOT NULL,
+  PRIMARY KEY(origin, seq, hash)) WITHOUT ROWID;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -78,7 +93,51 @@ Result<sync::SignedOp> row_to_op(const Statement& s, int body_col, int sig_col) 
 
 }  // namespace
 
+namespace {
+
+// Refuses a database that is not Outpost's (kCorruption) or is newer than this binary
+// (kUnsupported), given its PRAGMA application_id, user_version and sqlite_master row count.
+Status check_identity(std::int64_t app, std::int64_t ver, std::int64_t tables) {
+  if (app != kApplicationId && (app != 0 || tables != 0)) {
+    return Status::corruption("not an Outpost database");
+  }
+  if (ver > kSchemaVersion) {
+    return Status::unsupported("database schema version " + std::to_string(ver) +
+                               " is newer than this binary's " + std::to_string(kSchemaVersion) +
+                               "; upgrade outpost");
+  }
+  return Status::ok();
+}
+
+// Checks an existing, non-empty file through a read-only connection before Database::open
+// switches it to WAL: that switch rewrites the file header, and a foreign or newer database
+// must be refused without being changed.
+Status check_existing_file(const std::string& path) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) != 0 || sb.st_size == 0) return Status::ok();
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
+  if (rc != SQLITE_OK) return sqlite_status(raw, rc, "cannot open");
+  sqlite3_busy_timeout(raw, limits::kSqliteBusyTimeoutMs);
+  std::int64_t values[3] = {0, 0, 0};
+  const char* const queries[3] = {"PRAGMA application_id", "PRAGMA user_version",
+                                  "SELECT count(*) FROM sqlite_master"};
+  for (int i = 0; i < 3; ++i) {
+    sqlite3_stmt* stmt = nullptr;
+    rc = sqlite3_prepare_v2(raw, queries[i], -1, &stmt, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) values[i] = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW) return sqlite_status(raw, rc, "cannot read");
+  }
+  return check_identity(values[0], values[1], values[2]);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
+  OUTPOST_RETURN_IF_ERROR(check_existing_file(path).with_context(path));
   OUTPOST_ASSIGN_OR_RETURN(auto db, Database::open(path, mode));
   std::unique_ptr<Store> store(new Store(std::move(db)));
   OUTPOST_RETURN_IF_ERROR(store->migrate().with_context(path));
@@ -92,14 +151,7 @@ Status Store::migrate() {
   if (!ver.is_ok()) return ver.status();
   auto tables = db_->query_int("SELECT count(*) FROM sqlite_master");
   if (!tables.is_ok()) return tables.status();
-  if (*app != kApplicationId && (*app != 0 || *tables != 0)) {
-    return Status::corruption("not an Outpost database");
-  }
-  if (*ver > kSchemaVersion) {
-    return Status::unsupported("database schema version " + std::to_string(*ver) +
-                               " is newer than this binary's " + std::to_string(kSchemaVersion) +
-                               "; upgrade outpost");
-  }
+  OUTPOST_RETURN_IF_ERROR(check_identity(*app, *ver, *tables));
   for (std::int64_t v = *ver; v < kSchemaVersion; ++v) {
     OUTPOST_ASSIGN_OR_RETURN(Transaction txn, begin());
     OUTPOST_RETURN_IF_ERROR(db_->exec(kMigrations[v]));
@@ -538,6 +590,24 @@ Status Store::set_pin_attempts(const MemberId& member, const PinAttempts& a) {
                                 "failures=excluded.failures, locked_until_ms=excluded.locked_until_ms"));
   s.bind_blob(1, bv(member)).bind(2, a.failures).bind(3, a.locked_until_ms);
   return s.run();
+}
+
+Status Store::add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("INSERT OR IGNORE INTO equivocations(origin, seq, hash, body, sig, "
+                                "seen_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+  s.bind_blob(1, bv(op.op.origin))
+      .bind(2, static_cast<std::int64_t>(op.op.seq))
+      .bind_blob(3, bv(op.hash))
+      .bind_blob(4, op.signed_bytes)
+      .bind_blob(5, bv(op.sig))
+      .bind(6, seen_ms);
+  return s.run();
+}
+
+Result<std::uint64_t> Store::equivocation_count() {
+  OUTPOST_ASSIGN_OR_RETURN(std::int64_t n, db_->query_int("SELECT count(*) FROM equivocations"));
+  return static_cast<std::uint64_t>(n);
 }
 
 }  // namespace outpost::storage

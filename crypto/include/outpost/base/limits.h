@@ -50,6 +50,57 @@ inline constexpr std::uint64_t kNoiseRekeyAfterMessages = 1ULL << 20;
 // Application messages over a link may span several Noise frames; bound the reassembled size.
 inline constexpr std::size_t kLinkMessageBytesMax = 4 * 1024 * 1024;
 
+// Identity (docs/roster-format.md). A certificate is ~120 fixed bytes plus the node name; the
+// bound leaves room for the name at its maximum and rejects anything a peer inflates.
+inline constexpr std::size_t kCertificateBytesMax = 256;
+// Certificates and revocations in one roster: one per node, and a chain has at most
+// kRosterNodesMax nodes (the same bound as origins in a version vector, declared below).
+inline constexpr std::size_t kRosterNodesMax = 4096;
+// One encoded roster: header + every certificate (u16 length, body, 64-byte signature) + every
+// revocation (16 + 8 bytes), all at their maxima, rounded up. It must travel as one link message.
+inline constexpr std::size_t kRosterBytesMax = 2 * 1024 * 1024;
+static_assert(64 + kRosterNodesMax * (2 + kCertificateBytesMax + 64) + kRosterNodesMax * 24 <=
+              kRosterBytesMax);
+static_assert(kRosterBytesMax + 64 * 1024 < kLinkMessageBytesMax,
+              "a roster must fit in one link message");
+// Certificate validity chosen by `outpost hq enroll --valid-days` (and `hq init`): at most ten
+// years, so a forgotten device cannot stay trusted forever.
+inline constexpr std::uint32_t kCertificateValidDaysMax = 3660;
+
+// Links (docs/security.md). A handshake payload is the certificate, its signature and a roster
+// version; its Noise message adds at most 96 bytes (e, encrypted s, tag). Frames above these
+// bounds are refused from their 2-byte length, before any byte of the body is read.
+inline constexpr std::size_t kLinkHandshakePayloadBytesMax = 512;
+inline constexpr std::size_t kLinkHandshakeFrameBytesMax = kLinkHandshakePayloadBytesMax + 128;
+static_assert(8 + 2 + kCertificateBytesMax + 64 + 8 <= kLinkHandshakePayloadBytesMax);
+// A link that has not finished its handshake within this time is dropped (slowloris).
+inline constexpr int kLinkHandshakeTimeoutMs = 10'000;
+// A link that receives nothing (not even a keepalive ping) for this long is dead; a write that
+// makes no progress for this long means the peer stopped reading.
+inline constexpr int kLinkIdleTimeoutMs = 30'000;
+// Each side sends a ping after this much send silence: three pings fit in one idle timeout.
+inline constexpr int kLinkKeepaliveMs = 10'000;
+static_assert(3 * kLinkKeepaliveMs <= kLinkIdleTimeoutMs);
+// Encrypted bytes queued for one link before send() refuses (the sync layer's flow control keeps
+// far below this; a peer that stops reading cannot make us buffer without bound).
+inline constexpr std::size_t kLinkSendQueueBytesMax = 4 * kLinkMessageBytesMax;
+// Inbound connections allowed to be in their handshake at once; more are closed at accept.
+inline constexpr std::size_t kLinkHandshakesInFlightMax = 64;
+// Close reasons carried in a CLOSE frame (longer ones are cut).
+inline constexpr std::size_t kLinkCloseReasonBytesMax = 200;
+
+// Sync protocol: ops per OPS message and their encoded bytes, batches in flight before an ACK
+// (flow control), and origins in one version vector (a chain has at most this many nodes).
+inline constexpr std::size_t kSyncBatchOpsMax = 256;
+inline constexpr std::size_t kSyncBatchBytesMax = 1024 * 1024;
+inline constexpr std::size_t kSyncWindowBatches = 4;
+inline constexpr std::size_t kOriginsMax = 4096;
+static_assert(kSyncBatchBytesMax + 64 * 1024 < kLinkMessageBytesMax,
+              "an OPS message must fit in one link message");
+static_assert(kSyncBatchOpsMax * (kOpSignedBytesMax + 68) <= 4 * kSyncBatchBytesMax);
+
+static_assert(kRosterNodesMax == kOriginsMax, "every origin is a roster node, and vice versa");
+
 // HTTP: request bodies above this are refused with 413 before parsing.
 inline constexpr std::size_t kHttpBodyBytesMax = 64 * 1024;
 inline constexpr int kHttpReadTimeoutMs = 10'000;

@@ -20,6 +20,7 @@
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
 #include "outpost/sync/rules.h"
+#include "outpost/sync/session.h"
 
 namespace outpost::node {
 
@@ -123,6 +124,22 @@ class Ledger {
   // Creates an API credential and returns its bearer token (shown once; only its hash is kept).
   Result<std::string> add_terminal(const std::string& name, const std::string& role);
 
+  // --- replication (called by the sync session on the worker thread) ---
+  // Verifies and applies ops received from a peer, all or nothing (a savepoint): signature
+  // under the origin's key, revocation cut-off, seq contiguity and chain. Equivocations are
+  // kept as evidence and raised as alerts, never applied. Durable when the enclosing
+  // transaction (the worker's batch) commits.
+  Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops);
+  // Rights broker, holder side: moves min(amount, rights held here) to `to` with a move op.
+  Result<std::uint64_t> grant_rights(const sync::NodeId& to, const sync::MemberId& member,
+                                     sync::Account account, std::uint64_t amount);
+  // Records an alert (kinds: refused_spend, bad_signature, equivocation, revoked_peer, ...).
+  void raise_alert(const std::string& kind, const std::string& node, const std::string& message);
+  // Optional check of an origin's seq against revocations (set once a roster exists).
+  void set_op_allowed(std::function<bool(const sync::NodeId&, std::uint64_t)> fn) {
+    op_allowed_ = std::move(fn);
+  }
+
   // --- queries ---
   // Resolves "32-hex id" or a card number to a member id; kNotFound if unknown.
   Result<sync::MemberId> resolve_member(const std::string& id_or_card);
@@ -165,6 +182,7 @@ class Ledger {
   sync::ProgramRules rules_;
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;
+  std::function<bool(const sync::NodeId&, std::uint64_t)> op_allowed_;
 };
 
 // --- input validation shared by the CLI and the HTTP API (one-line errors) ---

@@ -19,7 +19,7 @@
 namespace outpost::storage {
 
 // Schema version this binary writes. History in storage/src/store.cc (kMigrations).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 // PRAGMA application_id of an Outpost database ("OPST").
 inline constexpr std::int32_t kApplicationId = 0x4f505354;
 
@@ -95,6 +95,10 @@ class Store {
   Result<std::optional<StoredRequest>> find_request(const std::string& request_id);
   Status put_request(const std::string& request_id, const sync::NodeId& origin,
                      std::uint64_t seq, const std::string& response);
+
+  // --- equivocation evidence: a second op signed for a held (origin, seq) ---
+  Status add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms);
+  Result<std::uint64_t> equivocation_count();
 
   // --- API credentials (tokens are stored as SHA-256 hashes only) ---
   Status add_terminal(const Terminal& t, const crypto::Hash32& token_hash);

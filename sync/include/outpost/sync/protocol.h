@@ -1,0 +1,83 @@
+// Sync protocol messages (docs/sync-protocol.md): their types and canonical encodings. Every
+// message is "type u8, protocol version u8, body"; decoders are strict (bounded counts and sizes
+// from limits.h, no trailing bytes). Pure value code; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "outpost/base/status.h"
+#include "outpost/sync/bytes.h"
+#include "outpost/sync/op.h"
+
+namespace outpost::sync {
+
+inline constexpr std::uint8_t kSyncProtocolVersion = 1;
+
+using VersionVector = std::map<NodeId, std::uint64_t>;
+
+enum class MsgType : std::uint8_t {
+  kHello = 1,         // version vector and metadata versions; first message each way
+  kOps = 2,           // a batch of signed ops, per origin in seq order
+  kAck = 3,           // receiver's version vector entries after durably applying a batch
+  kBlob = 4,          // an HQ-signed document (roster, rules, checkpoint) by kind
+  kRightsRequest = 5,  // ask the peer to move escrow rights to us
+  kRightsReply = 6,    // answer to a rights request (sent after the move op)
+  kError = 7,          // the sender closes the session after this, with a reason
+};
+
+struct HelloMsg {
+  NodeId node{};
+  std::uint64_t roster_version = 0;
+  std::uint64_t rules_version = 0;
+  std::uint64_t wall_ms = 0;  // sender's wall clock, for skew reporting only
+  VersionVector vv;
+};
+
+struct OpsMsg {
+  std::vector<SignedOp> ops;
+};
+
+struct AckMsg {
+  VersionVector vv;
+};
+
+enum class BlobKind : std::uint8_t { kRoster = 1, kRules = 2, kCheckpoint = 3 };
+
+struct BlobMsg {
+  BlobKind kind = BlobKind::kRoster;
+  std::uint64_t version = 0;
+  Bytes body;
+  Bytes sig;
+};
+
+struct RightsRequestMsg {
+  std::uint64_t request_id = 0;
+  MemberId member{};
+  Account account = Account::kWallet;
+  std::uint64_t amount = 0;
+};
+
+struct RightsReplyMsg {
+  std::uint64_t request_id = 0;
+  std::uint64_t granted = 0;  // 0 = refused
+  std::string reason;
+};
+
+struct ErrorMsg {
+  std::uint16_t code = 0;
+  std::string message;
+};
+
+using Message = std::variant<HelloMsg, OpsMsg, AckMsg, BlobMsg, RightsRequestMsg, RightsReplyMsg, ErrorMsg>;
+
+Bytes encode_message(const Message& m);
+// Parses one message. kUnsupported for an unknown protocol version or type, kCorruption for
+// anything malformed or over a bound.
+Result<Message> decode_message(ByteView bytes);
+const char* message_name(const Message& m);
+
+}  // namespace outpost::sync

@@ -1,0 +1,117 @@
+// SyncSession: the pure state machine of one sync link between two nodes (docs/sync-protocol.md).
+// Bytes in, bytes out, time passed in: it owns no socket, thread or clock, so the daemon, the
+// tests and the deterministic simulator (tests/sim) drive it identically. It reaches the node's
+// data only through the SyncStore interface. Not thread-safe: one owner calls it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/base/status.h"
+#include "outpost/sync/protocol.h"
+
+namespace outpost::sync {
+
+struct IngestReport {
+  std::uint64_t applied = 0;
+  std::uint64_t duplicates = 0;
+  std::vector<std::string> equivocations;  // one line per conflicting (origin, seq) kept as evidence
+};
+
+// What a session needs from its node. The daemon implements it over SQLite, the simulator in
+// memory.
+class SyncStore {
+ public:
+  virtual ~SyncStore() = default;
+  virtual NodeId self() const = 0;
+  // Per origin, the highest contiguous seq held.
+  virtual Result<VersionVector> version_vector() = 0;
+  // Up to max_ops ops of `origin` with seq >= from_seq, ascending.
+  virtual Result<std::vector<SignedOp>> ops_from(const NodeId& origin, std::uint64_t from_seq,
+                                                 std::size_t max_ops) = 0;
+  // Verifies (signature under the origin's roster key, revocation cut-off, seq and chain) and
+  // durably applies `ops` in order. Any invalid op refuses the whole batch: nothing is applied
+  // and the error names the op. Re-delivered ops are counted as duplicates; a different op with
+  // a held (origin, seq) is equivocation: kept as evidence, reported, never applied.
+  virtual Result<IngestReport> ingest(const std::vector<SignedOp>& ops) = 0;
+  // HQ-signed documents (roster, rules): the version held, the document, and an offer of a
+  // newer one from the peer (verified by the store; older or equal versions are ignored).
+  virtual std::uint64_t blob_version(BlobKind) { return 0; }
+  virtual std::optional<BlobMsg> blob(BlobKind) { return std::nullopt; }
+  virtual Status offer_blob(const BlobMsg&) { return Status::ok(); }
+  // Rights broker, holder side: moves up to `amount` of `member`'s rights held here to `to`
+  // with a move op; returns the amount moved (0 when nothing could be).
+  virtual Result<std::uint64_t> grant_rights(const NodeId& /*to*/, const MemberId& /*member*/,
+                                             Account /*account*/, std::uint64_t /*amount*/) {
+    return std::uint64_t{0};
+  }
+};
+
+struct SessionEvent {
+  enum class Kind { kHello, kIngested, kAcked, kRightsReply, kPeerError, kEquivocation };
+  Kind kind = Kind::kHello;
+  HelloMsg hello;
+  IngestReport ingest;
+  RightsReplyMsg reply;
+  std::string message;
+};
+
+struct SessionOutput {
+  std::vector<Bytes> send;  // messages to send, in order
+  std::vector<SessionEvent> events;
+  bool close = false;  // close the link after sending `send`
+  std::string close_reason;
+  void merge(SessionOutput&& other);
+};
+
+struct SessionStats {
+  std::uint64_t ops_sent = 0;
+  std::uint64_t ops_received = 0;
+  std::uint64_t batches_sent = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+};
+
+class SyncSession {
+ public:
+  explicit SyncSession(SyncStore& store) : store_(store) {}
+
+  // Returns the HELLO to send first.
+  SessionOutput start(std::uint64_t now_ms);
+  // Handles one received message.
+  SessionOutput on_message(ByteView bytes, std::uint64_t now_ms);
+  // Sends local ops the peer lacks, within the flow-control window. Call after local writes,
+  // after ingesting from another peer, and on a timer.
+  SessionOutput pump();
+  // Asks the peer (rights holder) to move rights to us.
+  SessionOutput request_rights(std::uint64_t request_id, const MemberId& member, Account account,
+                               std::uint64_t amount);
+
+  bool established() const { return peer_.has_value(); }
+  const std::optional<NodeId>& peer() const { return peer_; }
+  // What the peer durably holds, as far as we know (from HELLO and ACKs).
+  const VersionVector& peer_vv() const { return peer_vv_; }
+  std::uint64_t peer_wall_ms() const { return peer_wall_ms_; }
+  std::uint64_t hello_local_ms() const { return hello_local_ms_; }
+  const SessionStats& stats() const { return stats_; }
+  std::size_t inflight_batches() const { return inflight_; }
+
+ private:
+  SessionOutput fail(std::uint16_t code, const std::string& why);
+  SessionOutput pump_impl(bool ignore_window);
+  void send(SessionOutput& out, const Message& m);
+
+  SyncStore& store_;
+  std::optional<NodeId> peer_;
+  VersionVector peer_vv_;
+  VersionVector sent_;  // highest seq sent per origin; >= peer_vv_
+  std::size_t inflight_ = 0;
+  std::uint64_t peer_wall_ms_ = 0;
+  std::uint64_t hello_local_ms_ = 0;
+  bool closed_ = false;
+  SessionStats stats_;
+};
+
+}  // namespace outpost::sync

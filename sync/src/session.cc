@@ -1,0 +1,197 @@
+#include "outpost/sync/session.h"
+
+#include "outpost/base/limits.h"
+
+namespace outpost::sync {
+
+namespace {
+std::uint64_t get(const VersionVector& vv, const NodeId& id) {
+  auto it = vv.find(id);
+  return it == vv.end() ? 0 : it->second;
+}
+}  // namespace
+
+void SessionOutput::merge(SessionOutput&& other) {
+  for (auto& b : other.send) send.push_back(std::move(b));
+  for (auto& e : other.events) events.push_back(std::move(e));
+  if (other.close && !close) {
+    close = true;
+    close_reason = std::move(other.close_reason);
+  }
+}
+
+void SyncSession::send(SessionOutput& out, const Message& m) {
+  Bytes b = encode_message(m);
+  stats_.bytes_sent += b.size();
+  out.send.push_back(std::move(b));
+}
+
+SessionOutput SyncSession::fail(std::uint16_t code, const std::string& why) {
+  SessionOutput out;
+  if (!closed_) send(out, ErrorMsg{code, why});
+  closed_ = true;
+  out.close = true;
+  out.close_reason = why;
+  return out;
+}
+
+SessionOutput SyncSession::start(std::uint64_t now_ms) {
+  SessionOutput out;
+  auto vv = store_.version_vector();
+  if (!vv.is_ok()) return fail(1, "cannot read version vector: " + vv.status().message());
+  HelloMsg h;
+  h.node = store_.self();
+  h.roster_version = store_.blob_version(BlobKind::kRoster);
+  h.rules_version = store_.blob_version(BlobKind::kRules);
+  h.wall_ms = now_ms;
+  h.vv = std::move(vv).value();
+  send(out, h);
+  return out;
+}
+
+SessionOutput SyncSession::pump() { return pump_impl(false); }
+
+SessionOutput SyncSession::pump_impl(bool ignore_window) {
+  SessionOutput out;
+  if (!peer_ || closed_) return out;
+  auto vv_r = store_.version_vector();
+  if (!vv_r.is_ok()) return fail(1, "cannot read version vector: " + vv_r.status().message());
+  const VersionVector& vv = *vv_r;
+  // Bounded: at most window batches per call (or until caught up when ignoring the window).
+  for (std::size_t round = 0; round < limits::kSyncWindowBatches * 64; ++round) {
+    if (!ignore_window && inflight_ >= limits::kSyncWindowBatches) break;
+    OpsMsg batch;
+    std::size_t bytes = 0;
+    for (const auto& [origin, have] : vv) {
+      std::uint64_t sent = std::max(get(sent_, origin), get(peer_vv_, origin));
+      if (have <= sent) continue;
+      std::size_t room = limits::kSyncBatchOpsMax - batch.ops.size();
+      if (room == 0) break;
+      auto ops = store_.ops_from(origin, sent + 1, room);
+      if (!ops.is_ok()) return fail(1, "cannot read ops: " + ops.status().message());
+      for (auto& op : *ops) {
+        std::size_t sz = op.signed_bytes.size() + 68;
+        if (!batch.ops.empty() && bytes + sz > limits::kSyncBatchBytesMax) break;
+        bytes += sz;
+        sent_[origin] = op.op.seq;
+        batch.ops.push_back(std::move(op));
+      }
+      if (bytes >= limits::kSyncBatchBytesMax) break;
+    }
+    if (batch.ops.empty()) break;
+    stats_.ops_sent += batch.ops.size();
+    stats_.batches_sent++;
+    inflight_++;
+    send(out, batch);
+    if (ignore_window && inflight_ > limits::kSyncWindowBatches * 64) break;
+  }
+  return out;
+}
+
+SessionOutput SyncSession::request_rights(std::uint64_t request_id, const MemberId& member,
+                                          Account account, std::uint64_t amount) {
+  SessionOutput out;
+  if (!peer_ || closed_) return out;
+  send(out, RightsRequestMsg{request_id, member, account, amount});
+  return out;
+}
+
+SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
+  if (closed_) return {};
+  stats_.bytes_received += bytes.size();
+  auto decoded = decode_message(bytes);
+  if (!decoded.is_ok()) return fail(2, "bad message: " + decoded.status().message());
+  Message& msg = *decoded;
+  if (!peer_ && !std::holds_alternative<HelloMsg>(msg)) {
+    return fail(3, std::string(message_name(msg)) + " before HELLO");
+  }
+  SessionOutput out;
+  if (auto* h = std::get_if<HelloMsg>(&msg)) {
+    if (peer_) return fail(3, "second HELLO");
+    if (h->node == store_.self()) return fail(3, "peer claims our own node id");
+    peer_ = h->node;
+    peer_vv_ = h->vv;
+    sent_ = h->vv;
+    peer_wall_ms_ = h->wall_ms;
+    hello_local_ms_ = now_ms;
+    SessionEvent ev;
+    ev.kind = SessionEvent::Kind::kHello;
+    ev.hello = *h;
+    out.events.push_back(std::move(ev));
+    for (BlobKind kind : {BlobKind::kRoster, BlobKind::kRules}) {
+      std::uint64_t theirs = kind == BlobKind::kRoster ? h->roster_version : h->rules_version;
+      if (store_.blob_version(kind) > theirs) {
+        if (auto b = store_.blob(kind)) send(out, *b);
+      }
+    }
+    out.merge(pump());
+    return out;
+  }
+  if (auto* ops = std::get_if<OpsMsg>(&msg)) {
+    stats_.ops_received += ops->ops.size();
+    auto report = store_.ingest(ops->ops);
+    if (!report.is_ok()) return fail(4, "batch refused: " + report.status().message());
+    AckMsg ack;
+    auto vv = store_.version_vector();
+    if (!vv.is_ok()) return fail(1, "cannot read version vector");
+    for (const auto& op : ops->ops) ack.vv[op.op.origin] = get(*vv, op.op.origin);
+    send(out, ack);
+    SessionEvent ev;
+    ev.kind = report->equivocations.empty() ? SessionEvent::Kind::kIngested : SessionEvent::Kind::kEquivocation;
+    ev.ingest = std::move(report).value();
+    out.events.push_back(std::move(ev));
+    return out;
+  }
+  if (auto* ack = std::get_if<AckMsg>(&msg)) {
+    for (const auto& [origin, seq] : ack->vv) {
+      auto& slot = peer_vv_[origin];
+      slot = std::max(slot, seq);
+    }
+    if (inflight_ > 0) inflight_--;
+    SessionEvent ev;
+    ev.kind = SessionEvent::Kind::kAcked;
+    out.events.push_back(std::move(ev));
+    out.merge(pump());
+    return out;
+  }
+  if (auto* blob = std::get_if<BlobMsg>(&msg)) {
+    Status st = store_.offer_blob(*blob);
+    if (!st.is_ok()) return fail(5, "document refused: " + st.message());
+    return out;
+  }
+  if (auto* rq = std::get_if<RightsRequestMsg>(&msg)) {
+    auto granted = store_.grant_rights(*peer_, rq->member, rq->account, rq->amount);
+    RightsReplyMsg reply;
+    reply.request_id = rq->request_id;
+    if (granted.is_ok()) {
+      reply.granted = *granted;
+      if (*granted == 0) reply.reason = "no rights to give here";
+    } else {
+      reply.reason = granted.status().message();
+    }
+    // The move op must reach the peer before the reply: send it now, ignoring the window.
+    out.merge(pump_impl(true));
+    send(out, reply);
+    return out;
+  }
+  if (auto* rr = std::get_if<RightsReplyMsg>(&msg)) {
+    SessionEvent ev;
+    ev.kind = SessionEvent::Kind::kRightsReply;
+    ev.reply = *rr;
+    out.events.push_back(std::move(ev));
+    return out;
+  }
+  if (auto* err = std::get_if<ErrorMsg>(&msg)) {
+    closed_ = true;
+    out.close = true;
+    out.close_reason = "peer error: " + err->message;
+    SessionEvent ev;
+    ev.kind = SessionEvent::Kind::kPeerError;
+    ev.message = err->message;
+    out.events.push_back(std::move(ev));
+    return out;
+  }
+  return fail(3, "unexpected message");
+}
+
+}  // namespace outpost::sync
