@@ -9,7 +9,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libsodium-dev libboost-dev libcereal-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libncurses-dev
   libgtest-dev libgmock-dev
-  tmux curl procps
+  tmux curl procps jq
 )
 
 missing=()

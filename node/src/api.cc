@@ -1,5 +1,7 @@
 #include "outpost/node/api.h"
 
+#include <algorithm>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -22,8 +24,22 @@ std::vector<std::string> split_path(const std::string& path) {
 
 Result<Json> parse_body(const HttpRequest& req) {
   if (req.body.empty()) return Status::invalid("request body must be a JSON object");
+  // A key given twice is refused: {"request_id":"a",...,"request_id":"b"} must not silently mean
+  // whichever one the parser keeps.
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  std::string duplicate;
+  auto on_event = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) keys.emplace_back();
+    if (event == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (event == Json::parse_event_t::key && !keys.empty() && duplicate.empty() &&
+        !keys.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    Json j = Json::parse(req.body);
+    Json j = Json::parse(req.body, on_event);
+    if (!duplicate.empty()) return Status::invalid("field '" + duplicate + "' is given twice");
     if (!j.is_object()) return Status::invalid("request body must be a JSON object");
     return j;
   } catch (const std::exception& e) {
@@ -67,7 +83,35 @@ Status check_keys(const Json& j, std::initializer_list<const char*> allowed) {
   return Status::ok();
 }
 
-HttpResponse ok_json(const Json& j) { return HttpResponse{200, j.dump()}; }
+// Serializes a response body. Stored strings (names, receipts entered through the CLI or received
+// from peers) need not be UTF-8; they are replaced rather than letting dump() throw.
+std::string dump_json(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+HttpResponse ok_json(const Json& j) { return HttpResponse{200, dump_json(j)}; }
+
+// Returns the methods a POS route takes, or nothing when `parts` names no route: a known path
+// with a wrong method gets 405, an unknown one 404, before any body is looked at.
+std::vector<std::string> pos_route_methods(const std::vector<std::string>& parts) {
+  if (parts.size() < 2 || parts[0] != "v1") return {};
+  if (parts.size() == 2 && (parts[1] == "health" || parts[1] == "status")) return {"GET"};
+  if (parts.size() == 2 && parts[1] == "members") return {"GET", "POST"};
+  if (parts.size() == 3 && parts[1] == "members") return {"GET"};
+  if (parts.size() == 4 && parts[1] == "members") {
+    if (parts[3] == "history") return {"GET"};
+    for (const char* action : {"profile", "pin", "earn", "redeem", "topup", "spend"}) {
+      if (parts[3] == action) return {"POST"};
+    }
+  }
+  if (parts.size() == 4 && parts[1] == "ops" && parts[3] == "reverse") return {"POST"};
+  return {};
+}
+
+HttpResponse no_route(const HttpRequest& req, const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return http_error(404, "unknown_route", "no route " + req.method + " " + req.path);
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  return http_error(405, "method_not_allowed", req.method + " not allowed on " + req.path + " (allowed: " + list + ")");
+}
 
 }  // namespace
 
@@ -84,14 +128,14 @@ HttpResponse status_response(const Status& st) {
 }
 
 HttpResponse reply_response(const Reply& r) {
-  if (!r.refused) return HttpResponse{200, r.body.dump()};
+  if (!r.refused) return HttpResponse{200, dump_json(r.body)};
   int status = r.body.value("error", "") == "pin_locked" ? 423 : 409;
   if (r.body.value("error", "") == "pin_wrong") status = 403;
-  return HttpResponse{status, r.body.dump()};
+  return HttpResponse{status, dump_json(r.body)};
 }
 
 void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, const char* role,
-              std::function<HttpResponse(Ledger&)> fn) {
+              std::function<HttpResponse(Ledger&)> fn, After after) {
   const std::string prefix = "Bearer ";
   if (req.authorization.compare(0, prefix.size(), prefix) != 0 || req.authorization.size() == prefix.size()) {
     return respond(http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
@@ -120,11 +164,12 @@ void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, c
     }
     *result = fn(ledger);
   };
-  task.done = [result, respond, mutating](bool durable) {
+  task.done = [result, respond, mutating, after](bool durable) {
     if (mutating && !durable && result->status == 200) {
       respond(http_error(503, "not_durable", "the operation could not be made durable; nothing was recorded, retry with the same request_id"));
       return;
     }
+    if (after && after(*result, respond)) return;
     respond(std::move(*result));
   };
   if (!worker_.submit(std::move(task))) {
@@ -132,10 +177,22 @@ void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, c
   }
 }
 
+void Api::authorized(const HttpRequest& req, const Responder& respond, const char* role,
+                     std::function<void()> on_ok) {
+  run(req, respond, false, role, [](Ledger&) { return HttpResponse{200, "{}"}; },
+      [on_ok](const HttpResponse& r, const Responder&) {
+        if (r.status != 200) return false;
+        on_ok();
+        return true;
+      });
+}
+
 void Api::handle_pos(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
   const std::string& m = req.method;
   if (parts.empty() || parts[0] != "v1") return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  const auto allowed = pos_route_methods(parts);
+  if (std::find(allowed.begin(), allowed.end(), m) == allowed.end()) return respond(no_route(req, allowed));
   if (parts.size() == 2 && parts[1] == "health" && m == "GET") return respond(HttpResponse{200, R"({"ok":true})"});
 
   if (parts.size() == 2 && parts[1] == "status" && m == "GET") {
@@ -271,44 +328,18 @@ void Api::handle_pos(HttpRequest req, Responder respond) {
       if (receipt->size() > limits::kReceiptBytesMax) return respond(http_error(400, "invalid_argument", "receipt too long"));
       auto pin = get_string(*body, "pin", false);
       if (!pin.is_ok()) return respond(status_response(pin.status()));
-      bool has_pin = body->contains("pin");
+      std::optional<std::string> pin_opt;
+      if (body->contains("pin")) pin_opt = *pin;
+      if (action == "spend" || action == "redeem") {
+        return debit(req, respond, action, ref, request_id, *amount, *receipt, pin_opt, false);
+      }
       std::uint64_t amt = *amount;
-      std::string rc = *receipt, pin_text = *pin;
-      sync::Clock* clock = &clock_;
-      RightsBroker broker = broker_;
+      std::string rc = *receipt;
       return run(req, respond, true, "pos", [=](Ledger& l) {
         auto id = l.resolve_member(ref);
         if (!id.is_ok()) return status_response(id.status());
-        if (action == "earn") {
-          auto r = l.earn(request_id, *id, amt, rc);
-          return r.is_ok() ? reply_response(*r) : status_response(r.status());
-        }
-        if (action == "topup") {
-          auto r = l.topup(request_id, *id, amt, rc);
-          return r.is_ok() ? reply_response(*r) : status_response(r.status());
-        }
-        if (action == "spend") {
-          auto prior = l.has_request(request_id);
-          if (!prior.is_ok()) return status_response(prior.status());
-          if (!*prior) {
-            auto pr = l.check_pin(*id, has_pin ? &pin_text : nullptr, clock->now_ms());
-            if (!pr.is_ok()) return status_response(pr.status());
-            if (pr->has_value()) return reply_response(**pr);
-          }
-        }
-        auto attempt = [&]() { return action == "redeem" ? l.redeem(request_id, *id, amt, rc) : l.spend(request_id, *id, amt, rc); };
-        auto r = attempt();
-        if (!r.is_ok()) return status_response(r.status());
-        if (r->refused && r->body.value("error", "") == "insufficient_rights" && broker) {
-          sync::Account acct = action == "redeem" ? sync::Account::kPoints : sync::Account::kWallet;
-          bool got = broker(l, *id, acct, r->body.value("shortfall", std::uint64_t{0}));
-          if (got) {
-            r = attempt();
-            if (!r.is_ok()) return status_response(r.status());
-          }
-          if (r->refused) r->body["rights_request_tried"] = true;
-        }
-        return reply_response(*r);
+        auto r = action == "earn" ? l.earn(request_id, *id, amt, rc) : l.topup(request_id, *id, amt, rc);
+        return r.is_ok() ? reply_response(*r) : status_response(r.status());
       });
     }
     return respond(http_error(404, "unknown_route", "no route " + m + " " + req.path));
@@ -334,6 +365,59 @@ void Api::handle_pos(HttpRequest req, Responder respond) {
   respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
 }
 
+void Api::debit(const HttpRequest& req, const Responder& respond, const std::string& action,
+                const std::string& ref, const std::string& request_id, std::uint64_t amount,
+                const std::string& receipt, std::optional<std::string> pin, bool retried) {
+  sync::Clock* clock = &clock_;
+  auto fn = [=](Ledger& l) {
+    auto id = l.resolve_member(ref);
+    if (!id.is_ok()) return status_response(id.status());
+    if (action == "spend") {
+      auto prior = l.has_request(request_id);
+      if (!prior.is_ok()) return status_response(prior.status());
+      if (!*prior) {
+        auto pr = l.check_pin(*id, pin ? &*pin : nullptr, clock->now_ms());
+        if (!pr.is_ok()) return status_response(pr.status());
+        if (pr->has_value()) return reply_response(**pr);
+      }
+    }
+    auto r = action == "redeem" ? l.redeem(request_id, *id, amount, receipt) : l.spend(request_id, *id, amount, receipt);
+    if (!r.is_ok()) return status_response(r.status());
+    if (r->refused && retried) r->body["rights_request_tried"] = true;
+    return reply_response(*r);
+  };
+  After after;
+  if (broker_ && !retried) {
+    HttpRequest copy = req;
+    after = [this, copy, action, ref, request_id, amount, receipt, pin](const HttpResponse& resp,
+                                                                        const Responder& respond) {
+      if (resp.status != 409) return false;
+      Json body;
+      try {
+        body = Json::parse(resp.body);
+      } catch (const std::exception&) {
+        return false;
+      }
+      if (body.value("error", "") != "insufficient_rights") return false;
+      auto member = sync::parse_id(body.value("member", ""));
+      if (!member.is_ok()) return false;
+      sync::Account acct = action == "redeem" ? sync::Account::kPoints : sync::Account::kWallet;
+      broker_(*member, acct, body.value("shortfall", std::uint64_t{0}), body.value("rights_elsewhere", Json::object()),
+              [=, this](bool tried, bool granted) {
+                if (granted) {
+                  debit(copy, respond, action, ref, request_id, amount, receipt, pin, true);
+                  return;
+                }
+                Json b = body;
+                b["rights_request_tried"] = tried;
+                respond(HttpResponse{409, b.dump()});
+              });
+      return true;
+    };
+  }
+  run(req, respond, true, "pos", fn, after);
+}
+
 void Api::handle_admin(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
   if (parts.size() < 2 || parts[0] != "admin" || parts[1] != "v1") {
@@ -341,7 +425,12 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
   }
   if (parts.size() == 3 && parts[2] == "health" && req.method == "GET") return respond(HttpResponse{200, R"({"ok":true})"});
   if (admin_ext_ && admin_ext_(req, respond)) return;
-  if (req.method != "GET") return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  if (req.method != "GET") {
+    bool known = (parts.size() == 3 && (parts[2] == "node" || parts[2] == "alerts" || parts[2] == "members" ||
+                                        parts[2] == "terminals" || parts[2] == "health")) ||
+                 (parts.size() == 4 && parts[2] == "members");
+    return respond(no_route(req, known ? std::vector<std::string>{"GET"} : std::vector<std::string>{}));
+  }
 
   if (parts.size() == 3 && parts[2] == "node") {
     LedgerWorker* w = &worker_;

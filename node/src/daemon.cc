@@ -6,6 +6,8 @@
 
 #include "outpost/node/api.h"
 #include "outpost/node/http.h"
+#include "outpost/node/identity.h"
+#include "outpost/node/peers.h"
 #include "outpost/node/log.h"
 #include "outpost/node/worker.h"
 
@@ -21,6 +23,7 @@ struct Daemon::Impl {
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpServer> pos_server;
   std::unique_ptr<HttpServer> admin_server;
+  std::unique_ptr<PeerManager> peers;
   asio::signal_set signals{io, SIGTERM, SIGINT};
   bool stopping = false;
 
@@ -32,6 +35,7 @@ struct Daemon::Impl {
     log(LogLevel::kInfo, "shutting down", {{"reason", why}});
     if (pos_server) pos_server->close();
     if (admin_server) admin_server->close();
+    if (peers) peers->stop();
     signals.cancel();
     // Let in-flight HTTP requests finish: poll until no connection is open (bounded).
     auto timer = std::make_shared<asio::steady_timer>(io);
@@ -67,6 +71,28 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Config& config, sync::Clock
   set_log_node(ledger->node_name());
   impl->worker = std::make_unique<LedgerWorker>(std::move(ledger));
   impl->api = std::make_unique<Api>(*impl->worker, clock);
+  Ledger& l = impl->worker->ledger_unsafe();
+  auto identity = load_identity(config.data_dir, l.store());
+  if (identity.is_ok()) {
+    auto ctx = make_link_context(*identity, nullptr);  // the PeerManager supplies the roster
+    impl->peers = std::make_unique<PeerManager>(impl->io, *impl->worker, config, clock, std::move(ctx));
+    PeerManager* pm = impl->peers.get();
+    Api* api = impl->api.get();
+    api->set_admin_extension([pm, api](const HttpRequest& req, const Responder& respond) {
+      return pm->handle_admin(req, respond, [api](const HttpRequest& r, const Responder& s, std::function<void()> ok) {
+        api->authorized(r, s, "admin", std::move(ok));
+      });
+    });
+    api->set_node_info([pm](Json& j) { pm->node_info(j); });
+    api->set_rights_broker([pm](const sync::MemberId& m, sync::Account a, std::uint64_t amount, const Json& elsewhere,
+                                std::function<void(bool, bool)> done) {
+      pm->request_rights(m, a, amount, elsewhere, std::move(done));
+    });
+  } else if (identity.status().code() == Code::kNotFound) {
+    log(LogLevel::kWarn, "node is not enrolled in a chain; replication is off", {{"detail", identity.status().message()}});
+  } else {
+    return identity.status();
+  }
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
 
@@ -78,6 +104,7 @@ Status Daemon::start() {
   OUTPOST_ASSIGN_OR_RETURN(d.admin_server, HttpServer::listen(d.io, d.config.admin, "admin",
                                                               [api](HttpRequest r, Responder s) { api->handle_admin(std::move(r), std::move(s)); }));
   d.worker->start();
+  if (d.peers) OUTPOST_RETURN_IF_ERROR(d.peers->start());
   std::string ports_file = d.config.ports_file.empty() ? (std::filesystem::path(d.config.data_dir) / "outpostd.ports").string()
                                                        : d.config.ports_file;
   std::string line = "api=" + api_endpoint().to_string() + " admin=" + admin_endpoint().to_string() +
@@ -113,6 +140,8 @@ void Daemon::stop() {
 
 Endpoint Daemon::api_endpoint() const { return impl_->pos_server ? impl_->pos_server->local_endpoint() : Endpoint{}; }
 Endpoint Daemon::admin_endpoint() const { return impl_->admin_server ? impl_->admin_server->local_endpoint() : Endpoint{}; }
-Endpoint Daemon::peer_endpoint() const { return impl_->config.peer; }
+Endpoint Daemon::peer_endpoint() const {
+  return impl_->peers ? impl_->peers->local_endpoint() : impl_->config.peer;
+}
 
 }  // namespace outpost::node

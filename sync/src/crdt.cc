@@ -23,13 +23,19 @@ std::uint64_t get(const std::map<K, std::uint64_t>& m, const K& k) {
 template <typename K>
 void merge_max(std::map<K, std::uint64_t>& into, const std::map<K, std::uint64_t>& from) {
   for (const auto& [k, v] : from) {
+    if (v == 0) continue;  // never create a zero entry (see credit())
     auto& slot = into[k];
     slot = std::max(slot, v);
   }
 }
 }  // namespace
 
+// A zero amount leaves no entry: entries that are absent and entries that are 0 mean the same,
+// and keeping only the first form makes operator== compare meaning (e.g. a replay of the log
+// against the state loaded from storage, which keeps no zero rows).
+
 Status EscrowCounter::credit(const NodeId& i, std::uint64_t amount) {
+  if (amount == 0) return Status::ok();
   std::uint64_t next = get(credit_, i);
   OUTPOST_RETURN_IF_ERROR(checked_add(next, amount));
   credit_[i] = next;
@@ -59,6 +65,7 @@ Status EscrowCounter::move(const NodeId& i, const NodeId& j, std::uint64_t amoun
 }
 
 Status EscrowCounter::apply_debit(const NodeId& i, std::uint64_t amount) {
+  if (amount == 0) return Status::ok();
   std::uint64_t next = get(debit_, i);
   OUTPOST_RETURN_IF_ERROR(checked_add(next, amount));
   debit_[i] = next;
@@ -66,6 +73,7 @@ Status EscrowCounter::apply_debit(const NodeId& i, std::uint64_t amount) {
 }
 
 Status EscrowCounter::apply_move(const NodeId& i, const NodeId& j, std::uint64_t amount) {
+  if (amount == 0) return Status::ok();
   auto key = std::make_pair(i, j);
   std::uint64_t next = get(moved_, key);
   OUTPOST_RETURN_IF_ERROR(checked_add(next, amount));
@@ -117,6 +125,7 @@ std::map<NodeId, std::int64_t> EscrowCounter::rights_by_node() const {
 }
 
 Status GCounter::add(const NodeId& node, std::uint32_t month, std::uint64_t amount) {
+  if (amount == 0) return Status::ok();
   auto key = std::make_pair(node, month);
   std::uint64_t next = get(e_, key);
   OUTPOST_RETURN_IF_ERROR(checked_add(next, amount));
@@ -141,7 +150,9 @@ std::uint64_t GCounter::sum_months(std::uint32_t from_month, std::uint32_t to_mo
 }
 
 bool LwwRegister::assign(const std::string& value, Hlc hlc, const NodeId& origin) {
-  if (set_ && std::tie(hlc, origin) <= std::tie(hlc_, origin_)) return false;
+  // The value breaks the (only equivocation-possible) tie of equal (hlc, origin), so that merge
+  // stays commutative for every pair of states.
+  if (set_ && std::tie(hlc, origin, value) <= std::tie(hlc_, origin_, value_)) return false;
   set_ = true;
   value_ = value;
   hlc_ = hlc;

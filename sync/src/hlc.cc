@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 
 namespace outpost::sync {
 
@@ -17,6 +18,9 @@ std::uint64_t SystemClock::now_ms() {
 Hlc HlcClock::now(std::uint64_t wall_ms) {
   if (wall_ms > last_.wall_ms) {
     last_ = Hlc{wall_ms, 0};
+  } else if (last_.logical == std::numeric_limits<std::uint32_t>::max()) {
+    // Never wrap to a smaller timestamp: move to the next millisecond instead.
+    last_ = Hlc{last_.wall_ms + 1, 0};
   } else {
     last_.logical += 1;
   }

@@ -75,7 +75,10 @@ Result<ApplyResult> Replica::apply(const Op& op) {
     return Status::corruption("op " + op_ref_string(op.ref_origin, op.ref_seq) +
                               " is reversed twice");
   }
-  MemberState next = members_[op.member];
+  // Work on a copy (not members_[op.member], which would insert an empty member even when the
+  // op then fails) so that a failed apply changes nothing.
+  auto it = members_.find(op.member);
+  MemberState next = it == members_.end() ? MemberState{} : it->second;
   OUTPOST_RETURN_IF_ERROR(apply_effects(next, op));
   members_[op.member] = std::move(next);
   if (op.kind == OpKind::kReverse) reversed_.insert({op.ref_origin, op.ref_seq});

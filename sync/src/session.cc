@@ -96,6 +96,15 @@ SessionOutput SyncSession::request_rights(std::uint64_t request_id, const Member
   return out;
 }
 
+SessionOutput SyncSession::answer_rights(std::uint64_t request_id, std::uint64_t granted,
+                                         const std::string& reason) {
+  SessionOutput out;
+  if (!peer_ || closed_) return out;
+  out.merge(pump_impl(true));
+  send(out, RightsReplyMsg{request_id, granted, reason});
+  return out;
+}
+
 SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
   if (closed_) return {};
   stats_.bytes_received += bytes.size();
@@ -160,6 +169,13 @@ SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
     return out;
   }
   if (auto* rq = std::get_if<RightsRequestMsg>(&msg)) {
+    if (store_.defer_rights_requests()) {
+      SessionEvent ev;
+      ev.kind = SessionEvent::Kind::kRightsRequest;
+      ev.request = *rq;
+      out.events.push_back(std::move(ev));
+      return out;
+    }
     auto granted = store_.grant_rights(*peer_, rq->member, rq->account, rq->amount);
     RightsReplyMsg reply;
     reply.request_id = rq->request_id;

@@ -26,18 +26,33 @@ class Api {
 
   void handle_pos(HttpRequest req, Responder respond);
   void handle_admin(HttpRequest req, Responder respond);
+  // Checks the bearer token of `req` for `role` ("pos" or "admin") on the worker thread, then
+  // calls on_ok (from the worker thread) or answers the auth error itself.
+  void authorized(const HttpRequest& req, const Responder& respond, const char* role,
+                  std::function<void()> on_ok);
   void set_admin_extension(AdminExtension ext) { admin_ext_ = std::move(ext); }
   // Adds fields to GET /admin/v1/node (peer state, etc.). Runs on the worker thread.
   void set_node_info(std::function<void(Json&)> fn) { node_info_ = std::move(fn); }
-  // Called on the worker thread when a spend/redeem lacks local rights, before refusing. Returns
-  // true if it obtained rights (the spend is then retried once). Set by the rights broker.
-  using RightsBroker = std::function<bool(Ledger&, const sync::MemberId&, sync::Account, std::uint64_t)>;
+  // Rights broker, requester side: called (from the worker thread) when a spend or redeem lacks
+  // local rights. It asks holders (HQ first) to move `amount` here and calls `done(tried,
+  // granted)` from any thread exactly once, within a bounded time. When granted, the request
+  // is retried once; otherwise the refusal is answered, saying whether a request was tried.
+  using RightsBroker = std::function<void(const sync::MemberId& member, sync::Account account,
+                                          std::uint64_t amount, const Json& rights_elsewhere,
+                                          std::function<void(bool tried, bool granted)> done)>;
   void set_rights_broker(RightsBroker fn) { broker_ = std::move(fn); }
 
  private:
   // Queues `fn` on the worker after authenticating the bearer token for `role`.
+  // `after`, when set, sees the response on the worker thread once durable and may take over
+  // answering it (returns true).
+  using After = std::function<bool(const HttpResponse&, const Responder&)>;
   void run(const HttpRequest& req, const Responder& respond, bool mutating, const char* role,
-           std::function<HttpResponse(Ledger&)> fn);
+           std::function<HttpResponse(Ledger&)> fn, After after = nullptr);
+  // Spend or redeem, with one rights-broker retry.
+  void debit(const HttpRequest& req, const Responder& respond, const std::string& action,
+             const std::string& ref, const std::string& request_id, std::uint64_t amount,
+             const std::string& receipt, std::optional<std::string> pin, bool retried);
 
   LedgerWorker& worker_;
   sync::Clock& clock_;

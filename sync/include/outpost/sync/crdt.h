@@ -4,7 +4,7 @@
 //    moves out of i - debit[i]. Only node i lowers rights(i), and only when its own view shows
 //    enough, which keeps every rights(i) >= 0 and value >= 0 under any partition.
 //  - GCounter: grow-only counter bucketed per (node, month), for spend and visits.
-//  - LwwRegister: last-writer-wins register ordered by (HLC, origin).
+//  - LwwRegister: last-writer-wins register ordered by (HLC, origin), then value.
 // merge() of each is commutative, associative and idempotent (tests/unit/sync_crdt_test.cc).
 // Value types; thread-compatible.
 #pragma once
@@ -72,7 +72,7 @@ class GCounter {
 
 class LwwRegister {
  public:
-  // Writes `value` if (hlc, origin) is newer than the current write; returns whether it did.
+  // Writes `value` if (hlc, origin, value) is newer than the current write; returns whether it did.
   bool assign(const std::string& value, Hlc hlc, const NodeId& origin);
   void merge(const LwwRegister& other);
   bool is_set() const { return set_; }

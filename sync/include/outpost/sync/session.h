@@ -47,14 +47,19 @@ class SyncStore {
                                              Account /*account*/, std::uint64_t /*amount*/) {
     return std::uint64_t{0};
   }
+  // When true, a RIGHTS_REQUEST is not answered inside on_message: the session reports it as a
+  // kRightsRequest event and the owner answers later with SyncSession::answer_rights (the
+  // daemon does this to gather rights from other holders first, e.g. HQ relaying for stores).
+  virtual bool defer_rights_requests() const { return false; }
 };
 
 struct SessionEvent {
-  enum class Kind { kHello, kIngested, kAcked, kRightsReply, kPeerError, kEquivocation };
+  enum class Kind { kHello, kIngested, kAcked, kRightsReply, kPeerError, kEquivocation, kRightsRequest };
   Kind kind = Kind::kHello;
   HelloMsg hello;
   IngestReport ingest;
   RightsReplyMsg reply;
+  RightsRequestMsg request;
   std::string message;
 };
 
@@ -88,6 +93,10 @@ class SyncSession {
   // Asks the peer (rights holder) to move rights to us.
   SessionOutput request_rights(std::uint64_t request_id, const MemberId& member, Account account,
                                std::uint64_t amount);
+
+  // Answers a deferred RIGHTS_REQUEST: first the ops the peer lacks (including the move op that
+  // granted the rights, ignoring the window), then the reply.
+  SessionOutput answer_rights(std::uint64_t request_id, std::uint64_t granted, const std::string& reason);
 
   bool established() const { return peer_.has_value(); }
   const std::optional<NodeId>& peer() const { return peer_; }

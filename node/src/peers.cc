@@ -1,0 +1,760 @@
+#include "outpost/node/peers.h"
+
+#include <boost/asio.hpp>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "outpost/node/log.h"
+#include "outpost/sync/session.h"
+
+namespace outpost::node {
+
+namespace asio = boost::asio;
+using sync::SessionEvent;
+using sync::SessionOutput;
+using sync::SyncSession;
+using sync::VersionVector;
+
+namespace {
+
+constexpr std::size_t kLinkHistoryMax = 20;
+constexpr std::int64_t kClockSkewAlertMs = 5 * 60 * 1000;
+
+std::uint64_t vv_get(const VersionVector& vv, const sync::NodeId& id) {
+  auto it = vv.find(id);
+  return it == vv.end() ? 0 : it->second;
+}
+
+// The node's data as a sync::SyncStore. Used only on the worker thread.
+class LedgerSyncStore final : public sync::SyncStore {
+ public:
+  LedgerSyncStore(Ledger& ledger, std::function<void()> on_roster) : l_(ledger), on_roster_(std::move(on_roster)) {}
+  sync::NodeId self() const override { return l_.node_id(); }
+  Result<VersionVector> version_vector() override { return l_.store().version_vector(); }
+  Result<std::vector<sync::SignedOp>> ops_from(const sync::NodeId& origin, std::uint64_t from_seq,
+                                               std::size_t max_ops) override {
+    return l_.store().ops_of_origin(origin, from_seq, max_ops);
+  }
+  Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override { return l_.ingest(ops); }
+  std::uint64_t blob_version(sync::BlobKind kind) override {
+    if (kind != sync::BlobKind::kRoster || !l_.roster()) return 0;
+    return l_.roster()->version;
+  }
+  std::optional<sync::BlobMsg> blob(sync::BlobKind kind) override {
+    if (kind != sync::BlobKind::kRoster) return std::nullopt;
+    auto r = l_.store().latest_roster();
+    if (!r.is_ok() || !*r) return std::nullopt;
+    sync::BlobMsg b;
+    b.kind = kind;
+    b.version = (*r)->version;
+    b.body = (*r)->body;
+    b.sig.assign((*r)->sig.begin(), (*r)->sig.end());
+    return b;
+  }
+  Status offer_blob(const sync::BlobMsg& b) override {
+    if (b.kind != sync::BlobKind::kRoster) return Status::ok();  // other documents: not yet
+    Status st = l_.accept_roster(b.body, b.sig);
+    if (st.code() == Code::kRefused) return Status::ok();  // stale offer
+    if (st.is_ok()) {
+      log(LogLevel::kInfo, "accepted roster from peer", {{"version", std::to_string(b.version)}});
+      if (on_roster_) on_roster_();
+    }
+    return st;
+  }
+  bool defer_rights_requests() const override { return true; }
+
+ private:
+  Ledger& l_;
+  std::function<void()> on_roster_;
+};
+
+struct ConnSnapshot {
+  bool established = false;
+  VersionVector peer_vv;
+  VersionVector own_vv;
+  sync::SessionStats stats;
+  std::uint64_t peer_wall_ms = 0;
+  std::uint64_t hello_local_ms = 0;
+  std::uint64_t last_rx_ms = 0;
+};
+
+struct LinkEvent {
+  std::uint64_t at_ms;
+  std::string what;
+};
+
+}  // namespace
+
+struct Conn {
+  std::uint64_t id = 0;
+  std::shared_ptr<Link> link;
+  int slot = -1;  // index of the configured peer that dialed it, -1 for inbound
+  sync::NodeId peer{};
+  std::string name;
+  std::string role;
+  std::string address;
+  std::uint64_t connected_ms = 0;
+  bool closed = false;
+  std::unique_ptr<SyncSession> session;  // worker thread only
+  ConnSnapshot snap;                     // guarded by Impl::mu
+};
+
+struct Slot {
+  PeerConfig cfg;
+  std::uint32_t failures = 0;
+  std::uint64_t conn_id = 0;  // 0 when not connected
+  bool connecting = false;
+  std::string last_error;
+  std::uint64_t next_attempt_ms = 0;
+  std::unique_ptr<asio::steady_timer> timer;
+};
+
+struct RightsAttempt {
+  sync::MemberId member{};
+  sync::Account account = sync::Account::kWallet;
+  std::uint64_t remaining = 0;
+  std::uint64_t granted = 0;
+  std::vector<std::shared_ptr<Conn>> candidates;
+  std::size_t next = 0;
+  std::chrono::steady_clock::time_point deadline;
+  std::function<void(bool, bool)> done;
+  bool finished = false;
+};
+
+struct PendingRights {
+  std::shared_ptr<RightsAttempt> attempt;
+  std::uint64_t conn_id = 0;
+  std::unique_ptr<asio::steady_timer> timer;
+};
+
+struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
+  Impl(asio::io_context& io, LedgerWorker& worker, const Config& config, sync::Clock& clock, LinkContext ctx)
+      : io(io), worker(worker), config(config), clock(clock), ctx(std::move(ctx)), pump_timer(io),
+        rng(std::random_device{}()) {}
+
+  asio::io_context& io;
+  LedgerWorker& worker;
+  Config config;
+  sync::Clock& clock;
+  LinkContext ctx;
+  std::unique_ptr<LinkListener> listener;
+  std::unique_ptr<LedgerSyncStore> sync_store;  // worker thread only
+  asio::steady_timer pump_timer;
+  std::mt19937_64 rng;
+
+  // io thread only
+  std::map<std::uint64_t, std::shared_ptr<Conn>> conns;
+  std::vector<Slot> slots;
+  std::map<std::uint64_t, PendingRights> pending;
+  std::uint64_t next_conn_id = 1;
+  std::uint64_t next_request_id = 1;
+  bool partitioned = false;
+  bool stopping = false;
+
+  // guarded by mu: what the admin API reads
+  mutable std::mutex mu;
+  std::map<std::string, std::deque<LinkEvent>> history;  // by peer name
+  std::shared_ptr<const sync::Roster> roster;
+  std::size_t links_up = 0;
+  bool partitioned_view = false;
+  std::string listen_address;
+
+  std::shared_ptr<const sync::Roster> current_roster() {
+    std::lock_guard<std::mutex> lock(mu);
+    return roster;
+  }
+
+  void set_roster(std::shared_ptr<const sync::Roster> r) {
+    std::lock_guard<std::mutex> lock(mu);
+    roster = std::move(r);
+  }
+
+  void record(const std::string& peer, const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& h = history[peer];
+    h.push_back({clock.now_ms(), what});
+    while (h.size() > kLinkHistoryMax) h.pop_front();
+  }
+
+  // --- worker tasks on a connection's session ---
+  void conn_task(const std::shared_ptr<Conn>& c, std::function<SessionOutput(SyncSession&)> fn) {
+    auto out = std::make_shared<SessionOutput>();
+    auto self = shared_from_this();
+    LedgerWorker::Task t;
+    t.mutating = true;
+    t.run = [self, c, fn, out](Ledger& ledger) {
+      if (!c->session) return;
+      *out = fn(*c->session);
+      ConnSnapshot s;
+      s.established = c->session->established();
+      s.peer_vv = c->session->peer_vv();
+      auto vv = ledger.store().version_vector();
+      if (vv.is_ok()) s.own_vv = *vv;
+      s.stats = c->session->stats();
+      s.peer_wall_ms = c->session->peer_wall_ms();
+      s.hello_local_ms = c->session->hello_local_ms();
+      std::lock_guard<std::mutex> lock(self->mu);
+      s.last_rx_ms = c->snap.last_rx_ms;
+      c->snap = std::move(s);
+    };
+    t.done = [self, c, out](bool durable) {
+      asio::post(self->io, [self, c, out, durable]() {
+        if (!durable) {
+          self->close_conn(c, "a batch holding this session's work failed to commit");
+          return;
+        }
+        self->apply_output(c, std::move(*out));
+      });
+    };
+    if (!worker.submit(std::move(t))) close_conn(c, "ledger worker queue is full");
+  }
+
+  void close_conn(const std::shared_ptr<Conn>& c, const std::string& why) {
+    if (c->closed || !c->link) return;
+    c->link->close(Status::unavailable(why));
+  }
+
+  void apply_output(const std::shared_ptr<Conn>& c, SessionOutput out) {
+    if (c->closed) return;
+    for (auto& bytes : out.send) {
+      Status st = c->link->send(std::move(bytes));
+      if (!st.is_ok()) {
+        close_conn(c, "send failed: " + st.message());
+        return;
+      }
+    }
+    for (auto& ev : out.events) handle_event(c, ev);
+    if (out.close) {
+      log(LogLevel::kWarn, "sync session closed", {{"peer", c->name}, {"reason", out.close_reason}});
+      close_conn(c, out.close_reason);
+    }
+  }
+
+  void handle_event(const std::shared_ptr<Conn>& c, SessionEvent& ev) {
+    switch (ev.kind) {
+      case SessionEvent::Kind::kHello: {
+        std::int64_t skew = static_cast<std::int64_t>(ev.hello.wall_ms) - static_cast<std::int64_t>(clock.now_ms());
+        log(LogLevel::kInfo, "sync session open", {{"peer", c->name}, {"clock_skew_ms", std::to_string(skew)}});
+        if (std::llabs(skew) > kClockSkewAlertMs) {
+          alert("clock_skew", sync::id_hex(c->peer), c->name + " clock differs by " + std::to_string(skew / 1000) + " s");
+        }
+        break;
+      }
+      case SessionEvent::Kind::kIngested:
+      case SessionEvent::Kind::kEquivocation:
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          c->snap.last_rx_ms = clock.now_ms();
+        }
+        if (ev.ingest.applied > 0) {
+          log(LogLevel::kDebug, "applied ops from peer", {{"peer", c->name}, {"ops", std::to_string(ev.ingest.applied)}});
+          pump_all(c->id);  // store-and-forward to everyone else
+        }
+        for (const auto& e : ev.ingest.equivocations) log(LogLevel::kWarn, "equivocation", {{"peer", c->name}, {"detail", e}});
+        break;
+      case SessionEvent::Kind::kAcked: {
+        std::lock_guard<std::mutex> lock(mu);
+        c->snap.last_rx_ms = clock.now_ms();
+        break;
+      }
+      case SessionEvent::Kind::kRightsReply:
+        on_rights_reply(ev.reply);
+        break;
+      case SessionEvent::Kind::kRightsRequest:
+        on_rights_request(c, ev.request);
+        break;
+      case SessionEvent::Kind::kPeerError:
+        log(LogLevel::kWarn, "peer closed the sync session", {{"peer", c->name}, {"reason", ev.message}});
+        break;
+    }
+  }
+
+  void alert(const std::string& kind, const std::string& node, const std::string& msg) {
+    LedgerWorker::Task t;
+    t.mutating = true;
+    t.run = [kind, node, msg](Ledger& l) { l.raise_alert(kind, node, msg); };
+    (void)worker.submit(std::move(t));
+  }
+
+  // --- links ---
+  void attach(std::shared_ptr<Link> link, int slot) {
+    auto c = std::make_shared<Conn>();
+    c->id = next_conn_id++;
+    c->link = link;
+    c->slot = slot;
+    c->peer = link->peer_id();
+    c->name = link->peer_certificate().name;
+    c->role = sync::role_name(link->peer_certificate().role);
+    c->address = link->peer_address();
+    c->connected_ms = clock.now_ms();
+    conns[c->id] = c;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      links_up = conns.size();
+    }
+    if (slot >= 0) {
+      slots[slot].conn_id = c->id;
+      slots[slot].failures = 0;
+      slots[slot].last_error.clear();
+    }
+    record(c->name, std::string("connected (") + (slot >= 0 ? "outbound" : "inbound") + ", " + c->address + ")");
+    log(LogLevel::kInfo, "link up", {{"peer", c->name}, {"address", c->address}, {"direction", slot >= 0 ? "outbound" : "inbound"}});
+    auto self = shared_from_this();
+    std::weak_ptr<Conn> weak = c;
+    link->set_handlers(
+        [self, weak](sync::Bytes msg) {
+          auto c = weak.lock();
+          if (!c || c->closed) return;
+          auto shared = std::make_shared<sync::Bytes>(std::move(msg));
+          std::uint64_t now = self->clock.now_ms();
+          self->conn_task(c, [shared, now](SyncSession& s) { return s.on_message(*shared, now); });
+        },
+        [self, weak](const Status& reason) {
+          auto c = weak.lock();
+          if (c) self->on_closed(c, reason);
+        });
+    // Create the session on the worker thread and send HELLO.
+    auto store = sync_store.get();
+    std::uint64_t now = clock.now_ms();
+    LedgerWorker::Task t;
+    auto out = std::make_shared<SessionOutput>();
+    t.mutating = false;
+    t.run = [c, store, out, now](Ledger&) {
+      c->session = std::make_unique<SyncSession>(*store);
+      *out = c->session->start(now);
+    };
+    t.done = [self, c, out](bool) { asio::post(self->io, [self, c, out] { self->apply_output(c, std::move(*out)); }); };
+    if (!worker.submit(std::move(t))) close_conn(c, "ledger worker queue is full");
+  }
+
+  void on_closed(const std::shared_ptr<Conn>& c, const Status& reason) {
+    if (c->closed) return;
+    c->closed = true;
+    conns.erase(c->id);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      links_up = conns.size();
+    }
+    std::string why = reason.is_ok() ? "closed" : reason.message();
+    record(c->name, "disconnected: " + why);
+    log(LogLevel::kInfo, "link down", {{"peer", c->name}, {"reason", why}});
+    // Fail the rights requests that were waiting on this link.
+    std::vector<std::uint64_t> ids;
+    for (auto& [id, p] : pending) {
+      if (p.conn_id == c->id) ids.push_back(id);
+    }
+    for (auto id : ids) rights_timeout(id);
+    LedgerWorker::Task t;
+    t.run = [c](Ledger&) { c->session.reset(); };
+    (void)worker.submit(std::move(t));
+    if (c->slot >= 0) {
+      Slot& s = slots[c->slot];
+      s.conn_id = 0;
+      s.last_error = why;
+      schedule_dial(c->slot);
+    }
+  }
+
+  void schedule_dial(int idx) {
+    if (stopping || partitioned) return;
+    Slot& s = slots[idx];
+    int base = std::min(kBackoffMaxMs, kBackoffMinMs << std::min<std::uint32_t>(s.failures, 8));
+    std::uniform_int_distribution<int> jitter(base / 2, base + base / 2);
+    int delay = jitter(rng);
+    s.next_attempt_ms = clock.now_ms() + static_cast<std::uint64_t>(delay);
+    if (!s.timer) s.timer = std::make_unique<asio::steady_timer>(io);
+    s.timer->expires_after(std::chrono::milliseconds(delay));
+    auto self = shared_from_this();
+    s.timer->async_wait([self, idx](const boost::system::error_code& ec) {
+      if (!ec) self->dial(idx);
+    });
+  }
+
+  void dial(int idx) {
+    if (stopping || partitioned) return;
+    Slot& s = slots[idx];
+    if (s.conn_id != 0 || s.connecting) return;
+    s.connecting = true;
+    auto self = shared_from_this();
+    async_connect(io, s.cfg.address, ctx, [self, idx](Result<std::shared_ptr<Link>> r) {
+      asio::post(self->io, [self, idx, r = std::move(r)]() mutable {
+        Slot& s = self->slots[idx];
+        s.connecting = false;
+        if (!r.is_ok()) {
+          s.failures++;
+          if (s.last_error != r.status().message()) {
+            log(LogLevel::kInfo, "cannot reach peer", {{"peer", s.cfg.name}, {"address", s.cfg.address.to_string()}, {"reason", r.status().message()}});
+          }
+          s.last_error = r.status().message();
+          if (r.status().code() == Code::kPermission) {
+            self->alert("link_refused", "", s.cfg.name + ": " + r.status().message());
+          }
+          self->schedule_dial(idx);
+          return;
+        }
+        if (self->stopping || self->partitioned) {
+          (*r)->close(Status::unavailable("partitioned by operator"));
+          return;
+        }
+        self->attach(*r, idx);
+      });
+    });
+  }
+
+  // --- pushing ---
+  void pump_all(std::uint64_t except_id = 0) {
+    for (auto& [id, c] : conns) {
+      if (id == except_id || c->closed) continue;
+      conn_task(c, [](SyncSession& s) { return s.pump(); });
+    }
+  }
+
+  void schedule_pump_timer() {
+    pump_timer.expires_after(std::chrono::milliseconds(config.sync_interval_ms));
+    auto self = shared_from_this();
+    pump_timer.async_wait([self](const boost::system::error_code& ec) {
+      if (ec || self->stopping) return;
+      self->pump_all();
+      self->schedule_pump_timer();
+    });
+  }
+
+  // --- rights broker ---
+  void start_attempt(std::shared_ptr<RightsAttempt> a, const Json& elsewhere, std::uint64_t exclude_conn) {
+    std::vector<std::shared_ptr<Conn>> hq, holders;
+    for (auto& [id, c] : conns) {
+      if (id == exclude_conn || c->closed) continue;
+      if (c->role == "hq") {
+        hq.push_back(c);
+      } else if (elsewhere.is_object() && elsewhere.contains(sync::id_hex(c->peer)) &&
+                 elsewhere[sync::id_hex(c->peer)].is_number_integer() && elsewhere[sync::id_hex(c->peer)].get<std::int64_t>() > 0) {
+        holders.push_back(c);
+      }
+    }
+    a->candidates = hq;
+    a->candidates.insert(a->candidates.end(), holders.begin(), holders.end());
+    if (a->candidates.empty()) {
+      a->finished = true;
+      a->done(false, false);
+      return;
+    }
+    try_next(a);
+  }
+
+  void try_next(const std::shared_ptr<RightsAttempt>& a) {
+    if (a->finished) return;
+    auto now = std::chrono::steady_clock::now();
+    if (a->remaining == 0 || a->next >= a->candidates.size() || now >= a->deadline) {
+      a->finished = true;
+      a->done(true, a->granted > 0);
+      return;
+    }
+    auto c = a->candidates[a->next++];
+    if (c->closed) return try_next(a);
+    std::uint64_t id = next_request_id++;
+    PendingRights p;
+    p.attempt = a;
+    p.conn_id = c->id;
+    p.timer = std::make_unique<asio::steady_timer>(io);
+    p.timer->expires_at(a->deadline);
+    auto self = shared_from_this();
+    p.timer->async_wait([self, id](const boost::system::error_code& ec) {
+      if (!ec) self->rights_timeout(id);
+    });
+    pending[id] = std::move(p);
+    auto member = a->member;
+    auto account = a->account;
+    auto amount = a->remaining;
+    log(LogLevel::kInfo, "asking peer for rights", {{"peer", c->name}, {"member", sync::id_hex(member)}, {"amount", std::to_string(amount)}});
+    conn_task(c, [id, member, account, amount](SyncSession& s) { return s.request_rights(id, member, account, amount); });
+  }
+
+  void rights_timeout(std::uint64_t id) {
+    auto it = pending.find(id);
+    if (it == pending.end()) return;
+    auto a = it->second.attempt;
+    pending.erase(it);
+    try_next(a);
+  }
+
+  void on_rights_reply(const sync::RightsReplyMsg& r) {
+    auto it = pending.find(r.request_id);
+    if (it == pending.end()) return;  // timed out already
+    auto a = it->second.attempt;
+    it->second.timer->cancel();
+    pending.erase(it);
+    std::uint64_t got = std::min(r.granted, a->remaining);
+    a->granted += got;
+    a->remaining -= got;
+    log(LogLevel::kInfo, "rights reply", {{"granted", std::to_string(r.granted)}, {"reason", r.reason}});
+    try_next(a);
+  }
+
+  // Holder side: grant what we hold; HQ relays for the rest from the stores that hold it.
+  void on_rights_request(const std::shared_ptr<Conn>& c, const sync::RightsRequestMsg& rq) {
+    auto self = shared_from_this();
+    auto result = std::make_shared<std::pair<std::uint64_t, Json>>(0, Json::object());
+    sync::NodeId to = c->peer;
+    LedgerWorker::Task t;
+    t.mutating = true;
+    t.run = [rq, to, result](Ledger& l) {
+      auto g = l.grant_rights(to, rq.member, rq.account, rq.amount);
+      result->first = g.is_ok() ? *g : 0;
+      auto m = l.member_json(rq.member);
+      if (m.is_ok()) {
+        const char* acct = rq.account == sync::Account::kPoints ? "points" : "wallet";
+        result->second = (*m)[acct]["rights_by_node"];
+      }
+    };
+    t.done = [self, c, rq, result, to](bool durable) {
+      asio::post(self->io, [self, c, rq, result, to, durable] {
+        std::uint64_t granted = durable ? result->first : 0;
+        bool relay = self->config.role == "hq" && granted < rq.amount;
+        if (!relay) return self->answer_rights(c, rq.request_id, granted);
+        auto a = std::make_shared<RightsAttempt>();
+        a->member = rq.member;
+        a->account = rq.account;
+        a->remaining = rq.amount - granted;
+        a->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRightsRelayTimeoutMs);
+        a->done = [self, c, rq, granted, to](bool, bool got) {
+          if (!got) return self->answer_rights(c, rq.request_id, granted);
+          // Rights arrived here from other holders: pass them on to the requester.
+          auto more = std::make_shared<std::uint64_t>(0);
+          LedgerWorker::Task t2;
+          t2.mutating = true;
+          std::uint64_t want = rq.amount - granted;
+          t2.run = [rq, to, more, want](Ledger& l) {
+            auto g = l.grant_rights(to, rq.member, rq.account, want);
+            *more = g.is_ok() ? *g : 0;
+          };
+          t2.done = [self, c, rq, granted, more](bool durable2) {
+            std::uint64_t total = granted + (durable2 ? *more : 0);
+            asio::post(self->io, [self, c, rq, total] { self->answer_rights(c, rq.request_id, total); });
+          };
+          if (!self->worker.submit(std::move(t2))) self->answer_rights(c, rq.request_id, granted);
+        };
+        self->start_attempt(a, result->second, c->id);
+      });
+    };
+    if (!worker.submit(std::move(t))) answer_rights(c, rq.request_id, 0);
+  }
+
+  void answer_rights(const std::shared_ptr<Conn>& c, std::uint64_t id, std::uint64_t granted) {
+    if (c->closed) return;
+    std::string reason = granted ? "" : "no rights available at this node";
+    conn_task(c, [id, granted, reason](SyncSession& s) { return s.answer_rights(id, granted, reason); });
+  }
+
+  // --- admin ---
+  Json peers_json() {
+    Json arr = Json::array();
+    std::lock_guard<std::mutex> lock(mu);
+    auto history_of = [&](const std::string& name) {
+      Json h = Json::array();
+      auto it = history.find(name);
+      if (it != history.end()) {
+        for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) h.push_back({{"at_ms", e->at_ms}, {"event", e->what}});
+      }
+      return h;
+    };
+    for (auto& [id, c] : conns) {
+      const ConnSnapshot& s = c->snap;
+      Json j;
+      j["name"] = c->name;
+      j["node_id"] = sync::id_hex(c->peer);
+      j["role"] = c->role;
+      j["address"] = c->address;
+      j["direction"] = c->slot >= 0 ? "outbound" : "inbound";
+      j["state"] = s.established ? "connected" : "handshaking";
+      j["connected_since_ms"] = c->connected_ms;
+      j["last_contact_ms"] = std::max<std::uint64_t>(s.last_rx_ms, s.hello_local_ms);
+      std::uint64_t pending_to = 0, behind = 0;
+      Json pvv = Json::object();
+      for (const auto& [origin, seq] : s.own_vv) {
+        std::uint64_t theirs = vv_get(s.peer_vv, origin);
+        if (seq > theirs) pending_to += seq - theirs;
+      }
+      for (const auto& [origin, seq] : s.peer_vv) {
+        pvv[sync::id_hex(origin)] = seq;
+        std::uint64_t ours = vv_get(s.own_vv, origin);
+        if (seq > ours) behind += seq - ours;
+      }
+      j["peer_version_vector"] = pvv;
+      j["ops_pending_to_peer"] = pending_to;
+      j["ops_behind_peer"] = behind;
+      j["clock_skew_ms"] = s.hello_local_ms ? static_cast<std::int64_t>(s.peer_wall_ms) - static_cast<std::int64_t>(s.hello_local_ms) : 0;
+      j["stats"] = {{"ops_sent", s.stats.ops_sent}, {"ops_received", s.stats.ops_received},
+                    {"bytes_sent", s.stats.bytes_sent}, {"bytes_received", s.stats.bytes_received}};
+      j["history"] = history_of(c->name);
+      arr.push_back(std::move(j));
+    }
+    for (const auto& s : slots) {
+      if (s.conn_id != 0) continue;
+      Json j;
+      j["name"] = s.cfg.name.empty() ? s.cfg.address.to_string() : s.cfg.name;
+      j["address"] = s.cfg.address.to_string();
+      j["direction"] = "outbound";
+      j["state"] = partitioned ? "partitioned" : s.connecting ? "connecting" : "backoff";
+      j["failures"] = s.failures;
+      j["last_error"] = s.last_error;
+      j["next_attempt_ms"] = s.next_attempt_ms;
+      j["history"] = history_of(j["name"].get<std::string>());
+      arr.push_back(std::move(j));
+    }
+    Json out;
+    out["partitioned"] = partitioned;
+    out["peers"] = arr;
+    return out;
+  }
+
+  void set_partitioned(bool down) {
+    if (partitioned == down) return;
+    partitioned = down;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      partitioned_view = down;
+    }
+    log(LogLevel::kWarn, down ? "links taken down by operator" : "links brought up by operator");
+    if (down) {
+      std::vector<std::shared_ptr<Conn>> all;
+      for (auto& [id, c] : conns) all.push_back(c);
+      for (auto& c : all) close_conn(c, "partitioned by operator");
+      for (auto& s : slots) {
+        if (s.timer) s.timer->cancel();
+      }
+    } else {
+      for (std::size_t i = 0; i < slots.size(); ++i) dial(static_cast<int>(i));
+    }
+  }
+};
+
+PeerManager::PeerManager(asio::io_context& io, LedgerWorker& worker, const Config& config, sync::Clock& clock,
+                         LinkContext context)
+    : impl_(std::make_shared<Impl>(io, worker, config, clock, std::move(context))) {
+  std::weak_ptr<Impl> weak = impl_;
+  impl_->sync_store = std::make_unique<LedgerSyncStore>(worker.ledger_unsafe(), [weak] {
+    // Runs on the worker thread right after a newer roster was accepted.
+    if (auto self = weak.lock()) self->set_roster(self->worker.ledger_unsafe().roster());
+  });
+  impl_->set_roster(worker.ledger_unsafe().roster());
+  std::weak_ptr<Impl> w2 = impl_;
+  impl_->ctx.roster = [w2]() -> std::shared_ptr<const sync::Roster> {
+    auto self = w2.lock();
+    return self ? self->current_roster() : nullptr;
+  };
+  for (const auto& p : config.peers) {
+    Slot s;
+    s.cfg = p;
+    if (s.cfg.name.empty()) s.cfg.name = p.address.to_string();
+    impl_->slots.push_back(std::move(s));
+  }
+}
+
+PeerManager::~PeerManager() = default;
+
+Status PeerManager::start() {
+  auto self = impl_;
+  auto l = LinkListener::listen(
+      impl_->io, impl_->config.peer, impl_->ctx,
+      [self](std::shared_ptr<Link> link) {
+        if (self->partitioned || self->stopping) {
+          link->close(Status::unavailable("partitioned by operator"));
+          return;
+        }
+        self->attach(std::move(link), -1);
+      },
+      [self](const Status& reason, const std::string& address) {
+        if (reason.code() == Code::kPermission) {
+          self->alert(reason.message().find("revoked") != std::string::npos ? "revoked_peer" : "link_refused", "",
+                      address + ": " + reason.message());
+        }
+      });
+  if (!l.is_ok()) return l.status();
+  impl_->listener = std::move(l).value();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->listen_address = impl_->listener->local_endpoint().to_string();
+  }
+  for (std::size_t i = 0; i < impl_->slots.size(); ++i) impl_->dial(static_cast<int>(i));
+  impl_->schedule_pump_timer();
+  return Status::ok();
+}
+
+void PeerManager::stop() {
+  impl_->stopping = true;
+  impl_->pump_timer.cancel();
+  if (impl_->listener) impl_->listener->close();
+  for (auto& s : impl_->slots) {
+    if (s.timer) s.timer->cancel();
+  }
+  std::vector<std::shared_ptr<Conn>> all;
+  for (auto& [id, c] : impl_->conns) all.push_back(c);
+  for (auto& c : all) c->link->close(Status::ok());
+  for (auto& [id, p] : impl_->pending) p.timer->cancel();
+}
+
+Endpoint PeerManager::local_endpoint() const {
+  return impl_->listener ? impl_->listener->local_endpoint() : impl_->config.peer;
+}
+
+void PeerManager::notify_local_write() {
+  auto self = impl_;
+  asio::post(impl_->io, [self] { self->pump_all(); });
+}
+
+void PeerManager::request_rights(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
+                                 const Json& rights_elsewhere, std::function<void(bool, bool)> done) {
+  auto self = impl_;
+  asio::post(impl_->io, [self, member, account, amount, rights_elsewhere, done = std::move(done)]() mutable {
+    auto a = std::make_shared<RightsAttempt>();
+    a->member = member;
+    a->account = account;
+    a->remaining = amount;
+    a->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kRightsTimeoutMs);
+    a->done = std::move(done);
+    self->start_attempt(a, rights_elsewhere, 0);
+  });
+}
+
+bool PeerManager::handle_admin(const HttpRequest& req, const Responder& respond, const Authorize& authorize) {
+  auto self = impl_;
+  if (req.path == "/admin/v1/peers" && req.method == "GET") {
+    authorize(req, respond, [self, respond] {
+      asio::post(self->io, [self, respond] { respond(HttpResponse{200, self->peers_json().dump()}); });
+    });
+    return true;
+  }
+  if (req.path == "/admin/v1/links" && req.method == "POST") {
+    Json body;
+    try {
+      body = Json::parse(req.body);
+    } catch (const std::exception& e) {
+      respond(http_error(400, "invalid_argument", std::string("malformed JSON: ") + e.what()));
+      return true;
+    }
+    std::string state = body.is_object() ? body.value("state", "") : "";
+    if (state != "up" && state != "down") {
+      respond(http_error(400, "invalid_argument", "body must be {\"state\": \"up\"} or {\"state\": \"down\"}"));
+      return true;
+    }
+    authorize(req, respond, [self, respond, state] {
+      asio::post(self->io, [self, respond, state] {
+        self->set_partitioned(state == "down");
+        respond(HttpResponse{200, Json{{"partitioned", self->partitioned}}.dump()});
+      });
+    });
+    return true;
+  }
+  return false;
+}
+
+void PeerManager::node_info(Json& out) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  out["peer_listen"] = impl_->listen_address;
+  out["links_up"] = impl_->links_up;
+  out["partitioned"] = impl_->partitioned_view;
+}
+
+}  // namespace outpost::node
