@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
 
 namespace {
@@ -87,6 +88,83 @@ outpost::Result<std::unique_ptr<Ledger>> open_ledger(const Globals& g, outpost::
   return Ledger::open(g.data_dir, clock);
 }
 
+// Options of the identity commands (docs/security.md).
+struct IdentityArgs {
+  std::string enroll_file, out_file, request_file, node_ref, node_role = "store";
+  std::uint32_t valid_days = 0;  // 0: the default of the node's role
+  std::uint64_t after_seq = 0;
+  bool force = false;
+};
+enum class IdentityCommand { kNone, kHqInit, kHqEnroll, kHqRevoke, kEnrollRequest, kInitEnroll };
+
+// Runs `hq init|enroll|revoke`, `enroll-request` or `init --enroll` (identity.h) and returns the
+// exit code.
+int run_identity_command(const Globals& g, outpost::sync::Clock& clock, IdentityCommand cmd,
+                         const IdentityArgs& a, const std::string& name) {
+  namespace node = outpost::node;
+  const std::string& node_ref = a.node_ref;
+  const std::string& role = a.node_role;
+  const std::string& out_file = a.out_file;
+  const std::uint32_t valid_days = a.valid_days;
+  outpost::Result<Json> r = Status::internal("no identity command");
+  std::string human;
+  if (cmd == IdentityCommand::kHqInit) {
+    r = node::hq_init(g.data_dir, name, valid_days ? valid_days : node::kHqValidDaysDefault, clock);
+    if (r.is_ok()) {
+      human = "initialized HQ node '" + name + "' in " + g.data_dir + "\nnetwork id  " +
+              (*r)["network_id"].get<std::string>() + "\nroot key    " +
+              (*r)["root_public_key"].get<std::string>() + " (fingerprint " +
+              (*r)["root_fingerprint"].get<std::string>() + ")\nroot.key is the chain's root of trust: " +
+              "keep it offline in production (docs/security.md)\n";
+    }
+  } else if (cmd == IdentityCommand::kHqEnroll) {
+    outpost::sync::NodeRole node_role = outpost::sync::NodeRole::kStore;
+    outpost::sync::parse_role(role, node_role);
+    auto request = node::read_json_file(a.request_file);
+    r = request.is_ok() ? node::hq_enroll(g.data_dir, node_ref, node_role, *request,
+                                          valid_days ? valid_days : node::kNodeValidDaysDefault, clock)
+                        : outpost::Result<Json>(request.status());
+    if (r.is_ok()) {
+      Status st = node::write_json_file(out_file, *r);
+      if (!st.is_ok()) r = st;
+    }
+    if (r.is_ok()) {
+      human = "enrolled " + role + " node '" + node_ref + "' (" + (*r)["node_id"].get<std::string>() +
+              ") in roster v" + std::to_string((*r)["roster"]["version"].get<std::uint64_t>()) +
+              "\nrequest fingerprint " + (*r)["request_fingerprint"].get<std::string>() +
+              " (compare with the store's)\nwrote " + out_file + "\n";
+    }
+  } else if (cmd == IdentityCommand::kHqRevoke) {
+    r = node::hq_revoke(g.data_dir, node_ref, a.after_seq, a.force, clock);
+    if (r.is_ok()) {
+      human = "revoked '" + (*r)["name"].get<std::string>() + "' after seq " + std::to_string(a.after_seq) +
+              " in roster v" + std::to_string((*r)["roster_version"].get<std::uint64_t>()) + "\n";
+    }
+  } else if (cmd == IdentityCommand::kEnrollRequest) {
+    r = node::make_enroll_request(g.data_dir);
+    if (r.is_ok()) {
+      Status st = node::write_json_file(out_file, *r);
+      if (!st.is_ok()) r = st;
+    }
+    if (r.is_ok()) {
+      human = "wrote " + out_file + " (public keys only)\nrequest fingerprint " +
+              (*r)["fingerprint"].get<std::string>() + ": read it to the HQ operator\n";
+    }
+  } else {
+    auto file = node::read_json_file(a.enroll_file);
+    r = file.is_ok() ? node::install_enrollment(g.data_dir, *file) : outpost::Result<Json>(file.status());
+    if (r.is_ok()) {
+      human = "enrolled as " + (*r)["role"].get<std::string>() + " node '" + (*r)["name"].get<std::string>() +
+              "' in network " + (*r)["network_id"].get<std::string>() + "\nroot fingerprint " +
+              (*r)["root_fingerprint"].get<std::string>() + " (compare with HQ's), roster v" +
+              std::to_string((*r)["roster_version"].get<std::uint64_t>()) + "\n";
+    }
+  }
+  if (!r.is_ok()) return report_error(g, r.status());
+  std::cout << (g.json ? r->dump() + "\n" : human);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,9 +189,34 @@ int main(int argc, char** argv) {
 
   // init
   outpost::node::InitOptions init_opts;
-  auto* init = app.add_subcommand("init", "create a new node data dir (key, database)");
-  init->add_option("--name", init_opts.name, "node name shown to operators")->required();
+  IdentityArgs id_args;
+  auto* init = app.add_subcommand("init", "create a new node data dir (keys, database), or with --enroll install HQ's enrollment file into it");
+  auto* init_name = init->add_option("--name", init_opts.name, "node name shown to operators");
   init->add_option("--role", init_opts.role, "store or hq")->check(CLI::IsMember({"store", "hq"}));
+  init->add_option("--enroll", id_args.enroll_file, "enrollment file from `outpost hq enroll` (docs/security.md)")
+      ->excludes(init_name);
+
+  // identity: HQ root, enrollment, revocation, roster (docs/security.md)
+  auto* hq = app.add_subcommand("hq", "HQ authority: create the chain's root, enroll and revoke nodes");
+  hq->require_subcommand(1);
+  auto* hq_init = hq->add_subcommand("init", "create the network id, the root key and this HQ node");
+  hq_init->add_option("--name", init_opts.name, "name of this HQ node")->required();
+  hq_init->add_option("--valid-days", id_args.valid_days, "validity of the HQ node's certificate (default 3650)");
+  auto* hq_enroll = hq->add_subcommand("enroll", "sign a node's certificate from its request and write its enrollment file");
+  hq_enroll->add_option("NAME", id_args.node_ref, "node name (unique in the chain)")->required();
+  hq_enroll->add_option("--role", id_args.node_role, "store or hq")->check(CLI::IsMember({"store", "hq"}));
+  hq_enroll->add_option("--request", id_args.request_file, "request file from `outpost enroll-request`")->required();
+  hq_enroll->add_option("--out", id_args.out_file, "enrollment file to write")->required();
+  hq_enroll->add_option("--valid-days", id_args.valid_days, "certificate validity (default 730)");
+  auto* hq_revoke = hq->add_subcommand("revoke", "revoke a node: its ops after --after-seq become invalid");
+  hq_revoke->add_option("NODE", id_args.node_ref, "node name or id")->required();
+  hq_revoke->add_option("--after-seq", id_args.after_seq, "last seq of that node that stays valid")->required();
+  hq_revoke->add_flag("--force", id_args.force, "allow a cutoff below the seq HQ already holds");
+  auto* enroll_request = app.add_subcommand("enroll-request", "write this node's enrollment request (public keys only)");
+  enroll_request->add_option("--out", id_args.out_file, "request file to write")->required();
+  auto* roster = app.add_subcommand("roster", "inspect the HQ-signed roster this node holds");
+  roster->require_subcommand(1);
+  auto* roster_show = roster->add_subcommand("show", "list the nodes of the newest roster and their status");
 
   // member
   auto* member = app.add_subcommand("member", "enroll, show, find and update members");
@@ -192,8 +295,18 @@ int main(int argc, char** argv) {
   outpost::sync::SystemClock clock;
   if (request_id.empty()) request_id = outpost::node::new_request_id();
 
-  if (*init) {
+  if (*init || *hq || *enroll_request) {
     if (g.data_dir.empty()) return report_error(g, Status::invalid("no data dir: pass --data DIR"));
+  }
+  const IdentityCommand id_cmd = *hq_init ? IdentityCommand::kHqInit
+                                : *hq_enroll ? IdentityCommand::kHqEnroll
+                                : *hq_revoke ? IdentityCommand::kHqRevoke
+                                : *enroll_request ? IdentityCommand::kEnrollRequest
+                                : (*init && !id_args.enroll_file.empty()) ? IdentityCommand::kInitEnroll
+                                : IdentityCommand::kNone;
+  if (id_cmd != IdentityCommand::kNone) return run_identity_command(g, clock, id_cmd, id_args, init_opts.name);
+  if (*init) {
+    if (init_opts.name.empty()) return report_error(g, Status::invalid("init needs --name NAME (or --enroll FILE)"));
     Status st = Ledger::init(g.data_dir, init_opts);
     if (!st.is_ok()) return report_error(g, st);
     auto l = Ledger::open(g.data_dir, clock);
@@ -354,6 +467,14 @@ int main(int argc, char** argv) {
     } else {
       for (const auto& t : *ts) std::cout << t.name << "  " << t.role << "\n";
     }
+    return kExitOk;
+  }
+
+  if (*roster_show) {
+    auto r = outpost::node::roster_json(ledger.store(), clock.now_ms());
+    if (!r.is_ok()) return report_error(g, r.status());
+    std::cout << (g.json ? r->dump() : outpost::node::roster_text(*r));
+    if (g.json) std::cout << "\n";
     return kExitOk;
   }
 

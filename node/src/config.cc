@@ -31,6 +31,8 @@ Result<Endpoint> parse_endpoint(const std::string& text) {
     if (colon == std::string::npos) return bad("has no port");
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
+    // "::1" would read as host "::" port 1: an IPv6 host needs brackets.
+    if (host.find(':') != std::string::npos) return bad("has an IPv6 host without [brackets]");
   }
   unsigned char buf[16];
   bool v4 = inet_pton(AF_INET, host.c_str(), buf) == 1;
@@ -69,7 +71,7 @@ Status get_endpoint(const toml::table& t, const char* section, Endpoint& out) {
   OUTPOST_RETURN_IF_ERROR(unknown_keys(*sub, {"listen"}, std::string(section) + "."));
   std::string listen;
   OUTPOST_RETURN_IF_ERROR(get_string(*sub, "listen", std::string(section) + ".", listen));
-  if (listen.empty()) return Status::ok();
+  if (!sub->contains("listen")) return Status::ok();  // an empty "listen" is refused below
   auto ep = parse_endpoint(listen);
   if (!ep.is_ok()) return ep.status().with_context(std::string("config: '") + section + ".listen'");
   out = *ep;
@@ -119,7 +121,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     for (auto& el : *arr) {
       std::string where = "peers[" + std::to_string(i++) + "].";
       auto* pt = el.as_table();
-      if (!pt) return Status::invalid("config: '" + where + "' must be a table");
+      if (!pt) return Status::invalid("config: '" + where.substr(0, where.size() - 1) + "' must be a table");
       OUTPOST_RETURN_IF_ERROR(unknown_keys(*pt, {"name", "address"}, where));
       PeerConfig p;
       std::string addr;

@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +23,9 @@ HttpResponse http_error(int status, const std::string& code, const std::string& 
   nlohmann::ordered_json j;
   j["error"] = code;
   j["message"] = message;
-  return HttpResponse{status, j.dump()};
+  // Messages may quote client bytes (a path, a field) that are not UTF-8: replace them rather
+  // than let dump() throw on the io thread (which would end the process).
+  return HttpResponse{status, j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)};
 }
 
 namespace {
@@ -75,6 +78,8 @@ bool parse_target(std::string_view target, HttpRequest& req) {
   return true;
 }
 
+class Session;
+
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
@@ -86,6 +91,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpHandler handler;
   std::atomic<std::size_t> connections{0};
   bool closed = false;
+  // Sessions waiting for a request (io thread only). close() cancels their reads so that idle
+  // keep-alive connections close at once instead of holding up a shutdown until their deadline.
+  std::unordered_set<Session*> reading;
 
   void accept();
 };
@@ -101,12 +109,19 @@ class Session : public std::enable_shared_from_this<Session> {
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~Session() { server_->connections--; }
+  ~Session() {
+    server_->reading.erase(this);
+    server_->connections--;
+  }
 
   void start() { read(); }
+  // Cancels a pending read (the server is closing); the session then closes.
+  void cancel_read() { stream_.cancel(); }
 
  private:
   void read() {
+    if (server_->closed) return close();
+    server_->reading.insert(this);
     parser_.emplace();
     parser_->body_limit(limits::kHttpBodyBytesMax);
     parser_->header_limit(kHeaderBytesMax);
@@ -116,6 +131,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec) {
+    server_->reading.erase(this);
     if (ec == http::error::end_of_stream) return close();
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
@@ -163,6 +179,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->result(static_cast<http::status>(r.status));
     res->set(http::field::server, "outpostd");
     res->set(http::field::content_type, "application/json");
+    if (server_->closed) keep_alive_ = false;
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     if (!res->body().empty() && res->body().back() != '\n') res->body().push_back('\n');
@@ -234,6 +251,8 @@ void HttpServer::close() {
   impl_->closed = true;
   beast::error_code ec;
   impl_->acceptor.close(ec);
+  std::vector<Session*> idle(impl_->reading.begin(), impl_->reading.end());
+  for (Session* s : idle) s->cancel_read();
 }
 
 std::size_t HttpServer::open_connections() const { return impl_->connections.load(); }

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "outpost/base/limits.h"
+#include "outpost/node/identity.h"
 
 namespace outpost::node {
 
@@ -71,6 +72,7 @@ Status Ledger::init(const std::string& dir, const InitOptions& options) {
   OUTPOST_RETURN_IF_ERROR(s.set_meta("role", options.role));
   OUTPOST_RETURN_IF_ERROR(s.set_meta("signing_public_key", crypto::to_hex(key.public_key())));
   OUTPOST_RETURN_IF_ERROR(s.set_meta("hlc", "0.0"));
+  OUTPOST_RETURN_IF_ERROR(ensure_noise_key(dir, s));
   return txn.commit();
 }
 
@@ -102,11 +104,46 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
   } else {
     return rules.status();
   }
+  OUTPOST_RETURN_IF_ERROR(l->reload_roster());
   return l;
+}
+
+Status Ledger::reload_roster() {
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
+  if (!anchors) {
+    roster_.reset();
+    return Status::ok();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto roster, load_roster(*store_, *anchors));
+  if (!roster) return Status::corruption("this node is enrolled but holds no roster");
+  roster_ = std::move(roster);
+  return Status::ok();
+}
+
+Status Ledger::accept_roster(sync::ByteView body, sync::ByteView sig) {
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
+  if (!anchors) return Status::not_found("this node is not enrolled; it cannot check a roster");
+  OUTPOST_ASSIGN_OR_RETURN(auto roster, node::accept_roster(*store_, *anchors, body, sig));
+  roster_ = std::move(roster);
+  return Status::ok();
+}
+
+Status Ledger::signing_allowed() const {
+  if (!roster_) return Status::ok();
+  const sync::Revocation* rev = roster_->revocation(node_id_);
+  if (rev == nullptr) return Status::ok();
+  return Status::permission("this node ('" + node_name_ + "', " + sync::id_hex(node_id_) +
+                            ") is revoked by HQ in roster v" + std::to_string(roster_->version) +
+                            " (its ops after seq " + std::to_string(rev->after_seq) +
+                            " are invalid); it can no longer sign ops or connect to peers. "
+                            "Enroll a new node to replace it");
 }
 
 std::optional<crypto::PublicKey> Ledger::origin_key(const NodeId& origin) const {
   if (origin == node_id_) return key_.public_key();
+  if (roster_) {
+    if (auto key = roster_->signing_key(origin)) return key;
+  }
   for (const auto& [id, k] : known_keys_) {
     if (id == origin) return k;
   }
@@ -170,6 +207,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   Reply prior;
   OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, prior));
   if (seen) return prior;  // nothing changed
+  OUTPOST_RETURN_IF_ERROR(signing_allowed());
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
   OUTPOST_ASSIGN_OR_RETURN(auto hlc_text, store_->get_meta("hlc"));
   sync::HlcClock hlc;
@@ -308,6 +346,7 @@ Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& membe
                      std::string(sync::kind_name(o.kind)) + " of " + std::to_string(o.amount) + " " + unit +
                          " refused: balance " + std::to_string(c.value()) + ", rights here " +
                          std::to_string(have) + ", shortfall " + std::to_string(o.amount - have));
+    r.body["member"] = sync::id_hex(o.member);
     r.body["account"] = unit;
     r.body["requested"] = o.amount;
     r.body["balance"] = c.value();
@@ -564,6 +603,10 @@ Result<VerifyReport> Ledger::verify_log() {
           Status st = sync::verify_op(sop, *key);
           if (!st.is_ok()) report.findings.push_back(ref + ": " + st.message());
         }
+        if (roster_ && roster_->find(origin) && !roster_->op_allowed(origin, sop.op.seq)) {
+          report.findings.push_back(ref + ": after its origin's revocation cutoff (seq " +
+                                    std::to_string(roster_->revocation(origin)->after_seq) + ")");
+        }
         if (sop.op.prev != prev) report.findings.push_back(ref + ": prev does not match the previous op's hash");
         auto applied = replica.apply(sop.op);
         if (!applied.is_ok()) report.findings.push_back(ref + ": " + applied.status().message());
@@ -703,7 +746,8 @@ Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops
     auto key = origin_key(op.origin);
     if (!key) return Status::corruption("op " + ref + " is from an unknown origin");
     OUTPOST_RETURN_IF_ERROR(sync::verify_op(sop, *key));
-    if (op_allowed_ && !op_allowed_(op.origin, op.seq)) {
+    if ((roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) ||
+        (op_allowed_ && !op_allowed_(op.origin, op.seq))) {
       return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
     }
     OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));

@@ -522,6 +522,59 @@ Status Store::put_request(const std::string& request_id, const NodeId& origin, s
   return s.run();
 }
 
+Status Store::put_roster(std::uint64_t version, sync::ByteView body, const crypto::Signature& sig) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("INSERT INTO rosters(version, body, sig) VALUES(?1, ?2, ?3)"));
+  s.bind(1, static_cast<std::int64_t>(version)).bind_blob(2, body).bind_blob(3, bv(sig));
+  Status st = s.run();
+  if (st.code() == Code::kInvalidArgument) {
+    return Status::invalid("roster v" + std::to_string(version) + " is already stored");
+  }
+  return st;
+}
+
+namespace {
+
+Result<StoredRoster> row_to_roster(const Statement& s) {
+  StoredRoster r;
+  r.version = static_cast<std::uint64_t>(s.int64(0));
+  r.body = s.blob(1);
+  if (!to_array(s.blob(2), r.sig)) return Status::corruption("stored roster signature is damaged");
+  return r;
+}
+
+}  // namespace
+
+Result<std::optional<StoredRoster>> Store::latest_roster() {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT version, body, sig FROM rosters ORDER BY version DESC LIMIT 1"));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<StoredRoster>();
+  OUTPOST_ASSIGN_OR_RETURN(StoredRoster r, row_to_roster(s));
+  return std::optional<StoredRoster>(std::move(r));
+}
+
+Result<std::optional<StoredRoster>> Store::get_roster(std::uint64_t version) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT version, body, sig FROM rosters WHERE version=?1"));
+  s.bind(1, static_cast<std::int64_t>(version));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<StoredRoster>();
+  OUTPOST_ASSIGN_OR_RETURN(StoredRoster r, row_to_roster(s));
+  return std::optional<StoredRoster>(std::move(r));
+}
+
+Result<std::vector<std::uint64_t>> Store::roster_versions() {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT version FROM rosters ORDER BY version"));
+  std::vector<std::uint64_t> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(static_cast<std::uint64_t>(s.int64(0)));
+  }
+  return out;
+}
+
 Status Store::add_terminal(const Terminal& t, const crypto::Hash32& token_hash) {
   OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO terminals(name, role, token_hash, "
                                                      "created_ms) VALUES(?1, ?2, ?3, ?4)"));

@@ -256,7 +256,7 @@ TEST_F(StorageTest, NewerSchemaIsRefusedAsUnsupportedAndLeftUnchanged) {
     EXPECT_NE(s.status().message().find("newer"), std::string::npos) << s.status().message();
   }
   EXPECT_EQ(test::dump_sqlite(db_path_), dump);
-  EXPECT_EQ(test::read_file(db_path_), bytes);
+  EXPECT_TRUE(test::read_file(db_path_) == bytes) << "the file's bytes changed";
 }
 
 TEST_F(StorageTest, ForeignSqliteDatabaseIsRefusedAndLeftUnchanged) {
@@ -273,7 +273,8 @@ TEST_F(StorageTest, ForeignSqliteDatabaseIsRefusedAndLeftUnchanged) {
     EXPECT_NE(s.status().message().find("not an Outpost database"), std::string::npos);
   }
   EXPECT_EQ(test::dump_sqlite(db_path_), dump) << "no Outpost table may be added";
-  EXPECT_EQ(test::read_file(db_path_), bytes) << "not even the journal mode may change";
+  EXPECT_TRUE(test::read_file(db_path_) == bytes)
+      << "the file's bytes changed: not even the journal mode may change";
 }
 
 TEST_F(StorageTest, ForeignApplicationIdIsRefusedEvenWithoutTables) {
@@ -291,7 +292,7 @@ TEST_F(StorageTest, NonSqliteFileIsRefusedAndLeftUnchanged) {
     ASSERT_FALSE(s.is_ok());
     EXPECT_EQ(s.status().code(), Code::kCorruption) << s.status().to_string();
   }
-  EXPECT_EQ(test::read_file(db_path_), junk);
+  EXPECT_TRUE(test::read_file(db_path_) == junk) << "the file's bytes changed";
 }
 
 // --- op log ---

@@ -11,7 +11,9 @@
 
 #include <array>
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,10 +37,10 @@ std::array<std::uint8_t, N> run_from(std::uint8_t first) {
   return a;
 }
 
-const NodeId kOrigin = run_from<16>(0xa0);     // a0 a1 .. af
-const MemberId kMember = run_from<16>(0xb0);   // b0 b1 .. bf
-const NodeId kTarget = run_from<16>(0xc0);     // c0 c1 .. cf
-const Hash32 kPrev = run_from<32>(0xd0);       // d0 d1 .. ef
+const NodeId kOrigin = run_from<16>(0xa0);        // a0 a1 .. af
+const MemberId kMember = run_from<16>(0xb0);      // b0 b1 .. bf
+const NodeId kTarget = run_from<16>(0xc0);        // c0 c1 .. cf
+const Hash32 kPrev = run_from<32>(0xd0);          // d0 d1 .. ef
 constexpr std::uint64_t kWallMs = 1709208000123;  // 2024-02-29T12:00:00.123Z
 constexpr std::uint32_t kLogical = 0x0304;
 constexpr std::uint64_t kSeq = 258;
@@ -139,6 +141,7 @@ Op move_op() {
 
 // ---------------------------------------------------------------------------------------------
 // Golden vectors, one row per field of the byte table in docs/op-format.md.
+// clang-format off
 
 // 213 bytes. Also the genesis case: seq 1, prev all zero.
 constexpr const char* kEnrollHex =
@@ -333,6 +336,8 @@ constexpr const char* kEarnSigHex =
 constexpr const char* kEarnHashHex =
     "fcf5f24bf7c3dec127cad7c9f7142d17162af4bbabb4960de9a4ccbed1475da6";
 
+// clang-format on
+
 // Byte offsets of the fixed part (docs/op-format.md).
 constexpr std::size_t kOffVersion = 4;
 constexpr std::size_t kOffKind = 5;
@@ -357,9 +362,9 @@ struct Golden {
 };
 
 std::vector<Golden> goldens() {
-  return {{"enroll", enroll_op(), kEnrollHex, 213},   {"profile", profile_op(), kProfileHex, 183},
-          {"earn", earn_op(), kEarnHex, 175},         {"redeem", redeem_op(), kRedeemHex, 175},
-          {"topup", topup_op(), kTopupHex, 164},      {"spend", spend_op(), kSpendHex, 175},
+  return {{"enroll", enroll_op(), kEnrollHex, 213},    {"profile", profile_op(), kProfileHex, 183},
+          {"earn", earn_op(), kEarnHex, 175},          {"redeem", redeem_op(), kRedeemHex, 175},
+          {"topup", topup_op(), kTopupHex, 164},       {"spend", spend_op(), kSpendHex, 175},
           {"reverse", reverse_op(), kReverseHex, 175}, {"move", move_op(), kMoveHex, 153}};
 }
 
@@ -404,12 +409,8 @@ TEST_F(SyncOpTest, EarnEncodingMatchesGoldenBytes) { expect_golden(earn_op(), kE
 TEST_F(SyncOpTest, RedeemEncodingMatchesGoldenBytes) {
   expect_golden(redeem_op(), kRedeemHex, 175);
 }
-TEST_F(SyncOpTest, TopupEncodingMatchesGoldenBytes) {
-  expect_golden(topup_op(), kTopupHex, 164);
-}
-TEST_F(SyncOpTest, SpendEncodingMatchesGoldenBytes) {
-  expect_golden(spend_op(), kSpendHex, 175);
-}
+TEST_F(SyncOpTest, TopupEncodingMatchesGoldenBytes) { expect_golden(topup_op(), kTopupHex, 164); }
+TEST_F(SyncOpTest, SpendEncodingMatchesGoldenBytes) { expect_golden(spend_op(), kSpendHex, 175); }
 TEST_F(SyncOpTest, ReverseEncodingMatchesGoldenBytes) {
   expect_golden(reverse_op(), kReverseHex, 175);
 }
@@ -482,6 +483,74 @@ TEST_F(SyncOpTest, SignatureIsDeterministicForTheSameKeyAndOp) {
     EXPECT_EQ(a.hash, b.hash);
     EXPECT_TRUE(verify_op(a, key.public_key()).is_ok());
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/op-format.md: its worked example must stay identical to kEarnHex, so that a verifier
+// written from the page alone agrees with the code.
+
+bool is_hex_token(const std::string& t) {
+  return !t.empty() && t.size() % 2 == 0 &&
+         t.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// Returns the lines of the first ``` block after the line containing `marker`.
+std::vector<std::string> doc_block_after(const std::string& doc, const std::string& marker) {
+  std::vector<std::string> lines;
+  std::size_t at = doc.find(marker);
+  if (at == std::string::npos) return lines;
+  std::size_t open = doc.find("```\n", at);
+  if (open == std::string::npos) return lines;
+  std::size_t close = doc.find("\n```", open + 4);
+  if (close == std::string::npos) return lines;
+  std::istringstream in(doc.substr(open + 4, close - open - 4));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST_F(SyncOpTest, DocWorkedExampleIsTheEarnGoldenVector) {
+#ifndef OUTPOST_SOURCE_DIR
+  GTEST_SKIP() << "built without OUTPOST_SOURCE_DIR";
+#else
+  std::ifstream f(std::string(OUTPOST_SOURCE_DIR) + "/docs/op-format.md");
+  ASSERT_TRUE(f) << "docs/op-format.md is missing";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string doc = ss.str();
+
+  // The field-by-field table: every row's offset is the running byte count, and the hex tokens
+  // of all rows together are the golden bytes.
+  std::vector<std::string> rows = doc_block_after(doc, "Signed bytes (175 bytes), one row per");
+  ASSERT_GT(rows.size(), 1u);
+  std::string table_hex;
+  for (std::size_t i = 1; i < rows.size(); ++i) {  // row 0 is the header
+    std::istringstream in(rows[i]);
+    std::size_t offset = 0;
+    ASSERT_TRUE(in >> offset) << "row without an offset: " << rows[i];
+    EXPECT_EQ(offset, table_hex.size() / 2) << "wrong offset in row: " << rows[i];
+    for (std::string t; in >> t && is_hex_token(t);) table_hex += t;
+  }
+  EXPECT_EQ(table_hex, kEarnHex);
+
+  // The one-string form.
+  std::string flat;
+  for (const std::string& line : doc_block_after(doc, "The same bytes as one hex string")) {
+    flat += line;
+  }
+  EXPECT_EQ(flat, kEarnHex);
+
+  // Key, signature and hash.
+  const std::vector<std::string> sig_block = doc_block_after(doc, "Signed with the Ed25519 key");
+  std::string joined;
+  for (const std::string& line : sig_block) joined += line + "\n";
+  EXPECT_NE(joined.find(std::string("seed       ") + kSeedHex), std::string::npos) << joined;
+  EXPECT_NE(joined.find(std::string("public key ") + kPublicKeyHex), std::string::npos) << joined;
+  const std::string sig(kEarnSigHex);
+  EXPECT_NE(joined.find("sig        " + sig.substr(0, 64) + "\n           " + sig.substr(64)),
+            std::string::npos)
+      << joined;
+  EXPECT_NE(joined.find(std::string("op hash    ") + kEarnHashHex), std::string::npos) << joined;
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -585,14 +654,14 @@ Bytes str16(std::size_t len, char fill = 'x') {
 TEST_F(SyncOpTest, RequestIdAtLimitDecodesAndOneMoreByteIsCorruption) {
   Bytes at_limit = move_fixed_then(concat(str16(limits::kRequestIdBytesMax), unhex("000000")));
   EXPECT_TRUE(decode_op(at_limit).is_ok());
-  expect_decode_fails(move_fixed_then(concat(str16(limits::kRequestIdBytesMax + 1),
-                                             unhex("000000"))),
-                      Code::kCorruption);
+  expect_decode_fails(
+      move_fixed_then(concat(str16(limits::kRequestIdBytesMax + 1), unhex("000000"))),
+      Code::kCorruption);
 }
 
 TEST_F(SyncOpTest, ReceiptAtLimitDecodesAndOneMoreByteIsCorruption) {
-  Bytes at_limit = move_fixed_then(concat(unhex("0000"), concat(str16(limits::kReceiptBytesMax),
-                                                                unhex("00"))));
+  Bytes at_limit =
+      move_fixed_then(concat(unhex("0000"), concat(str16(limits::kReceiptBytesMax), unhex("00"))));
   EXPECT_TRUE(decode_op(at_limit).is_ok());
   expect_decode_fails(move_fixed_then(concat(
                           unhex("0000"), concat(str16(limits::kReceiptBytesMax + 1), unhex("00")))),
@@ -604,7 +673,9 @@ TEST_F(SyncOpTest, FieldValueAtLimitDecodesAndOneMoreByteIsCorruption) {
   auto profile_with_name = [](std::size_t len) {
     Bytes b = unhex(kProfileHex);
     b.resize(kOffRequestId);
-    b = concat(b, unhex("00000000" "01" "02"));  // empty request_id and receipt, 1 field: name
+    b = concat(b, unhex("00000000"
+                        "01"
+                        "02"));  // empty request_id and receipt, 1 field: name
     return concat(b, str16(len, 'n'));
   };
   auto ok = decode_op(profile_with_name(limits::kFieldValueBytesMax));
@@ -693,8 +764,7 @@ TEST_F(SyncOpTest, NonCanonicalValuesAreRefusedByDecode) {
          b.push_back(0);
          b.push_back('x');
        }},
-      {"reverse of another origin's op", kReverseHex,
-       [](Bytes& b) { b[kOffRefOrigin] ^= 1; }},
+      {"reverse of another origin's op", kReverseHex, [](Bytes& b) { b[kOffRefOrigin] ^= 1; }},
       {"reverse naming a later op", kReverseHex, [](Bytes& b) { put_u64(b, kOffRefSeq, kSeq); }},
       {"reverse naming seq 0", kReverseHex, [](Bytes& b) { put_u64(b, kOffRefSeq, 0); }},
       {"reverse of a move", kReverseHex, [](Bytes& b) { b[kOffRefKind] = 8; }},
@@ -730,17 +800,54 @@ struct OpMutation {
 
 TEST_F(SyncOpTest, ValidateRefusesEachBadShapeWithInvalidArgument) {
   const std::vector<OpMutation> cases = {
-      {"kind none", [] { Op o = earn_op(); o.kind = OpKind::kNone; return o; }},
-      {"kind 9", [] { Op o = earn_op(); o.kind = static_cast<OpKind>(9); return o; }},
-      {"target on earn", [] { Op o = earn_op(); o.target = kTarget; return o; }},
-      {"ref_seq on spend", [] { Op o = spend_op(); o.ref_seq = 1; return o; }},
-      {"ref_kind on move", [] { Op o = move_op(); o.ref_kind = OpKind::kEarn; return o; }},
+      {"kind none",
+       [] {
+         Op o = earn_op();
+         o.kind = OpKind::kNone;
+         return o;
+       }},
+      {"kind 9",
+       [] {
+         Op o = earn_op();
+         o.kind = static_cast<OpKind>(9);
+         return o;
+       }},
+      {"target on earn",
+       [] {
+         Op o = earn_op();
+         o.target = kTarget;
+         return o;
+       }},
+      {"ref_seq on spend",
+       [] {
+         Op o = spend_op();
+         o.ref_seq = 1;
+         return o;
+       }},
+      {"ref_kind on move",
+       [] {
+         Op o = move_op();
+         o.ref_kind = OpKind::kEarn;
+         return o;
+       }},
       {"fields on topup",
-       [] { Op o = topup_op(); o.fields = {{Field::kName, "x"}}; return o; }},
+       [] {
+         Op o = topup_op();
+         o.fields = {{Field::kName, "x"}};
+         return o;
+       }},
       {"request_id too long",
-       [] { Op o = earn_op(); o.request_id.assign(limits::kRequestIdBytesMax + 1, 'r'); return o; }},
+       [] {
+         Op o = earn_op();
+         o.request_id.assign(limits::kRequestIdBytesMax + 1, 'r');
+         return o;
+       }},
       {"receipt too long",
-       [] { Op o = earn_op(); o.receipt.assign(limits::kReceiptBytesMax + 1, 'r'); return o; }},
+       [] {
+         Op o = earn_op();
+         o.receipt.assign(limits::kReceiptBytesMax + 1, 'r');
+         return o;
+       }},
       {"field value too long",
        [] {
          Op o = profile_op();
@@ -754,18 +861,59 @@ TEST_F(SyncOpTest, ValidateRefusesEachBadShapeWithInvalidArgument) {
          return o;
        }},
       {"unknown field id",
-       [] { Op o = profile_op(); o.fields[0].field = static_cast<Field>(8); return o; }},
+       [] {
+         Op o = profile_op();
+         o.fields[0].field = static_cast<Field>(8);
+         return o;
+       }},
       {"duplicate field",
-       [] { Op o = profile_op(); o.fields[1].field = o.fields[0].field; return o; }},
+       [] {
+         Op o = profile_op();
+         o.fields[1].field = o.fields[0].field;
+         return o;
+       }},
       {"enroll without card",
-       [] { Op o = enroll_op(); o.fields.erase(o.fields.begin()); return o; }},
-      {"zero member", [] { Op o = earn_op(); o.member = MemberId{}; return o; }},
-      {"seq 0", [] { Op o = earn_op(); o.seq = 0; return o; }},
-      {"genesis with prev", [] { Op o = earn_op(); o.seq = 1; return o; }},
+       [] {
+         Op o = enroll_op();
+         o.fields.erase(o.fields.begin());
+         return o;
+       }},
+      {"zero member",
+       [] {
+         Op o = earn_op();
+         o.member = MemberId{};
+         return o;
+       }},
+      {"seq 0",
+       [] {
+         Op o = earn_op();
+         o.seq = 0;
+         return o;
+       }},
+      {"genesis with prev",
+       [] {
+         Op o = earn_op();
+         o.seq = 1;
+         return o;
+       }},
       {"reverse of redeem with spend",
-       [] { Op o = reverse_op(); o.ref_kind = OpKind::kRedeem; return o; }},
-      {"reverse ref equal to own seq", [] { Op o = reverse_op(); o.ref_seq = o.seq; return o; }},
-      {"move target = origin", [] { Op o = move_op(); o.target = o.origin; return o; }},
+       [] {
+         Op o = reverse_op();
+         o.ref_kind = OpKind::kRedeem;
+         return o;
+       }},
+      {"reverse ref equal to own seq",
+       [] {
+         Op o = reverse_op();
+         o.ref_seq = o.seq;
+         return o;
+       }},
+      {"move target = origin",
+       [] {
+         Op o = move_op();
+         o.target = o.origin;
+         return o;
+       }},
   };
   for (const OpMutation& c : cases) {
     SCOPED_TRACE(c.what);
@@ -789,7 +937,8 @@ TEST_F(SyncOpTest, ValidateAcceptsValuesAtTheirLimits) {
   Op profile = profile_op();
   profile.fields.clear();
   for (std::uint8_t f = 1; f <= 7; ++f) {
-    profile.fields.push_back({static_cast<Field>(f), std::string(limits::kFieldValueBytesMax, 'v')});
+    profile.fields.push_back(
+        {static_cast<Field>(f), std::string(limits::kFieldValueBytesMax, 'v')});
   }
   ASSERT_TRUE(validate_op(profile).is_ok());
   Bytes b = encode_op(profile);
@@ -903,8 +1052,8 @@ TEST_F(SyncOpTest, EveryTruncatedFrameIsCorruption) {
 }
 
 TEST_F(SyncOpTest, FrameLengthAboveTheOpMaximumIsRefusedBeforeReading) {
-  for (std::uint32_t len : {static_cast<std::uint32_t>(limits::kOpSignedBytesMax + 1),
-                            std::uint32_t{0xffffffff}}) {
+  for (std::uint32_t len :
+       {static_cast<std::uint32_t>(limits::kOpSignedBytesMax + 1), std::uint32_t{0xffffffff}}) {
     ByteWriter w;
     w.u32(len);
     Bytes filler(limits::kOpSignedBytesMax + 1 + 64, 0);
@@ -1002,23 +1151,23 @@ TEST_F(SyncOpTest, OpRefRoundTripsAndParses) {
 TEST_F(SyncOpTest, MalformedOpRefIsRefusedAndLeavesOutputsUntouched) {
   const std::string id = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
   const std::vector<std::string> bads = {
-           "",
-           id,                            // no seq
-           id + ":",                      // empty seq
-           id + ":0",                     // seq starts at 1
-           id + ":-1",                    // sign
-           id + ":+1",                    // sign
-           id + ": 1",                    // space
-           id + ":1 ",                    // trailing space
-           id + ":1x",                    // junk
-           id + ":1:2",                   // second colon
-           id + ":0x10",                  // hex seq
-           id + ":18446744073709551616",  // 2^64: 20 digits
-           id + ":10000000000000000000",  // 20 digits, fits u64 but refused by the bound
-           id.substr(1) + ":1",           // 31-digit id
-           id + "0:1",                    // 33-digit id
-           ":1",                          // no id
-           "g" + id.substr(1) + ":1",     // non-hex id
+      "",
+      id,                            // no seq
+      id + ":",                      // empty seq
+      id + ":0",                     // seq starts at 1
+      id + ":-1",                    // sign
+      id + ":+1",                    // sign
+      id + ": 1",                    // space
+      id + ":1 ",                    // trailing space
+      id + ":1x",                    // junk
+      id + ":1:2",                   // second colon
+      id + ":0x10",                  // hex seq
+      id + ":18446744073709551616",  // 2^64: 20 digits
+      id + ":10000000000000000000",  // 20 digits, fits u64 but refused by the bound
+      id.substr(1) + ":1",           // 31-digit id
+      id + "0:1",                    // 33-digit id
+      ":1",                          // no id
+      "g" + id.substr(1) + ":1",     // non-hex id
   };
   for (const std::string& bad : bads) {
     NodeId origin = kTarget;

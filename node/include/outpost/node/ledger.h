@@ -19,6 +19,7 @@
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
+#include "outpost/sync/roster.h"
 #include "outpost/sync/rules.h"
 #include "outpost/sync/session.h"
 
@@ -157,6 +158,21 @@ class Ledger {
   std::optional<crypto::PublicKey> origin_key(const sync::NodeId& origin) const;
   void add_known_key(const sync::NodeId& origin, const crypto::PublicKey& key);
 
+  // --- identity (docs/security.md) ---
+  // The newest roster this node holds; null before enrollment. origin_key() and ingest() use
+  // it (keys, revocation cutoffs), and a node the roster revokes signs nothing.
+  std::shared_ptr<const sync::Roster> roster() const { return roster_; }
+  // Verifies an offered roster (root signature, network, every certificate), stores it if it
+  // may succeed the current one and starts using it. kRefused for a version that is not newer
+  // (ignore it), kPermission or kCorruption for one that must not be accepted, kNotFound when
+  // this node is not enrolled.
+  Status accept_roster(sync::ByteView body, sync::ByteView sig);
+  // Re-reads the newest stored roster (e.g. after `outpost hq enroll` or `hq revoke` wrote one).
+  Status reload_roster();
+  // OK unless the roster revokes this node; then kPermission with a message for the operator.
+  // Every op this node would sign is refused with it.
+  Status signing_allowed() const;
+
   static Json op_json(const sync::SignedOp& op);
 
  private:
@@ -183,6 +199,7 @@ class Ledger {
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;
   std::function<bool(const sync::NodeId&, std::uint64_t)> op_allowed_;
+  std::shared_ptr<const sync::Roster> roster_;
 };
 
 // --- input validation shared by the CLI and the HTTP API (one-line errors) ---

@@ -47,6 +47,13 @@ struct PinAttempts {
   std::int64_t locked_until_ms = 0;
 };
 
+// A roster as stored: its canonical body and the root's signature (docs/roster-format.md).
+struct StoredRoster {
+  std::uint64_t version = 0;
+  sync::Bytes body;
+  crypto::Signature sig{};
+};
+
 struct StoredRequest {
   sync::NodeId origin{};
   std::uint64_t seq = 0;
@@ -99,6 +106,16 @@ class Store {
   // --- equivocation evidence: a second op signed for a held (origin, seq) ---
   Status add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms);
   Result<std::uint64_t> equivocation_count();
+
+  // --- HQ-signed rosters: every accepted version is kept (audits, later peers) ---
+  // Stores a roster the caller has verified (sync::verify_roster) and found newer. kInvalidArgument
+  // if that version is already stored.
+  Status put_roster(std::uint64_t version, sync::ByteView body, const crypto::Signature& sig);
+  // The highest stored version, or nullopt when the node has no roster yet.
+  Result<std::optional<StoredRoster>> latest_roster();
+  Result<std::optional<StoredRoster>> get_roster(std::uint64_t version);
+  // Every stored version, ascending.
+  Result<std::vector<std::uint64_t>> roster_versions();
 
   // --- API credentials (tokens are stored as SHA-256 hashes only) ---
   Status add_terminal(const Terminal& t, const crypto::Hash32& token_hash);

@@ -1,0 +1,354 @@
+// bench_api: durable POS operations per second, and their latency, through the HTTP API of a
+// real daemon (outpostd's Daemon, in this process on its own threads, on a temporary data dir)
+// with 1, 8 and 64 concurrent keep-alive clients doing top-ups on distinct members. Next to it,
+// the baseline measured in the same run on the same disk: raw single-row SQLite commits with the
+// same durability (WAL, synchronous=FULL). Prints ratios against the targets of issue 4:
+// >= 0.5x raw with 1 client, >= 5x raw with 64 clients (group commit).
+//
+// Usage: bench_api [--seconds S] [--dir DIR]   (S per measurement, default 3; DIR default $TMPDIR)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <latch>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "outpost/crypto/crypto.h"
+#include "outpost/node/config.h"
+#include "outpost/node/daemon.h"
+#include "outpost/node/ledger.h"
+#include "outpost/node/log.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using outpost::node::Json;
+
+constexpr double kTarget1Client = 0.5;
+constexpr double kTarget64Clients = 5.0;
+
+// A blocking HTTP/1.1 client on one keep-alive loopback connection. Returns the status, 0 on a
+// transport error. The server always sends Content-Length.
+class Client {
+ public:
+  explicit Client(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~Client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  int request(const std::string& method, const std::string& target, const std::string& token,
+              const std::string& body, std::string* response_body = nullptr) {
+    if (fd_ < 0) return 0;
+    std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+                      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body;
+    for (std::size_t off = 0; off < req.size();) {
+      ssize_t n = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return 0;
+      off += static_cast<std::size_t>(n);
+    }
+    std::size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return 0;
+    }
+    int status = std::atoi(buf_.c_str() + 9);
+    std::size_t length = 0;
+    std::size_t cl = buf_.find("Content-Length: ");
+    if (cl != std::string::npos && cl < end) length = std::strtoul(buf_.c_str() + cl + 16, nullptr, 10);
+    while (buf_.size() < end + 4 + length) {
+      if (!fill()) return 0;
+    }
+    if (response_body) *response_body = buf_.substr(end + 4, length);
+    buf_.erase(0, end + 4 + length);
+    return status;
+  }
+
+ private:
+  bool fill() {
+    char tmp[8192];
+    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<std::size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string buf_;
+};
+
+double percentile_ms(std::vector<double>& sorted_us, double p) {
+  if (sorted_us.empty()) return 0;
+  std::size_t i = std::min(sorted_us.size() - 1, static_cast<std::size_t>(p * static_cast<double>(sorted_us.size())));
+  return sorted_us[i] / 1000.0;
+}
+
+struct Figures {
+  double ops_per_s = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double avg_batch = 0;
+  std::uint64_t failures = 0;
+};
+
+// Raw SQLite: one INSERT of one small row per transaction, WAL + synchronous=FULL (one fsync of
+// the WAL per commit), on the same file system as the daemon's data dir.
+Figures raw_sqlite(const std::string& dir, double seconds) {
+  const std::string path = dir + "/raw.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    std::cerr << "bench_api: cannot open " << path << "\n";
+    std::exit(1);
+  }
+  char* err = nullptr;
+  if (sqlite3_exec(db,
+                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                   "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB NOT NULL);",
+                   nullptr, nullptr, &err) != SQLITE_OK) {
+    std::cerr << "bench_api: " << (err ? err : "sqlite error") << "\n";
+    std::exit(1);
+  }
+  sqlite3_stmt* ins = nullptr;
+  sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES (?1)", -1, &ins, nullptr);
+  const std::string row(200, 'r');  // about the size of one signed op
+  std::vector<double> lat_us;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  while (Clock::now() < deadline) {
+    auto t0 = Clock::now();
+    sqlite3_bind_blob(ins, 1, row.data(), static_cast<int>(row.size()), SQLITE_STATIC);
+    if (sqlite3_step(ins) != SQLITE_DONE) {
+      std::cerr << "bench_api: raw insert failed: " << sqlite3_errmsg(db) << "\n";
+      std::exit(1);
+    }
+    sqlite3_reset(ins);
+    lat_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  sqlite3_finalize(ins);
+  sqlite3_close(db);
+  std::sort(lat_us.begin(), lat_us.end());
+  Figures f;
+  f.ops_per_s = static_cast<double>(lat_us.size()) / elapsed;
+  f.p50_ms = percentile_ms(lat_us, 0.50);
+  f.p99_ms = percentile_ms(lat_us, 0.99);
+  f.avg_batch = 1;
+  return f;
+}
+
+struct GroupCommit {
+  std::uint64_t batches = 0;
+  std::uint64_t mutating_ops = 0;
+  std::uint64_t largest_batch = 0;
+};
+
+GroupCommit group_commit(std::uint16_t admin_port, const std::string& admin_token) {
+  Client c(admin_port);
+  std::string body;
+  GroupCommit g;
+  if (c.request("GET", "/admin/v1/node", admin_token, "", &body) != 200) return g;
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.contains("group_commit")) return g;
+  g.batches = j["group_commit"].value("batches", std::uint64_t{0});
+  g.mutating_ops = j["group_commit"].value("mutating_ops", std::uint64_t{0});
+  g.largest_batch = j["group_commit"].value("largest_batch", std::uint64_t{0});
+  return g;
+}
+
+// `clients` threads, each on its own keep-alive connection, top up their own member for `seconds`.
+Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::string& token,
+                    const std::string& admin_token, const std::vector<std::string>& members, int clients,
+                    double seconds) {
+  std::vector<std::vector<double>> lat(clients);
+  std::atomic<std::uint64_t> failures{0};
+  std::latch ready(clients + 1);
+  std::atomic<bool> go{false};
+  Clock::time_point deadline;
+  const GroupCommit before = group_commit(admin_port, admin_token);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(port);
+      const std::string path = "/v1/members/" + members[t] + "/topup";
+      ready.arrive_and_wait();
+      while (!go.load()) std::this_thread::yield();
+      for (std::uint64_t i = 0; Clock::now() < deadline; ++i) {
+        std::string body = R"({"request_id":"b)" + std::to_string(clients) + "-" + std::to_string(t) + "-" +
+                           std::to_string(i) + R"(","amount_minor":1})";
+        auto t0 = Clock::now();
+        int status = c.request("POST", path, token, body);
+        if (status != 200) {
+          failures++;
+          if (status == 0) return;  // connection lost
+          continue;
+        }
+        lat[t].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      }
+    });
+  }
+  ready.arrive_and_wait();
+  auto start = Clock::now();
+  deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  go = true;
+  for (auto& th : threads) th.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const GroupCommit after = group_commit(admin_port, admin_token);
+  std::vector<double> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  Figures f;
+  f.ops_per_s = static_cast<double>(all.size()) / elapsed;
+  f.p50_ms = percentile_ms(all, 0.50);
+  f.p99_ms = percentile_ms(all, 0.99);
+  f.failures = failures.load();
+  // The admin requests themselves are read-only: they do not count as batches.
+  std::uint64_t batches = after.batches - before.batches;
+  f.avg_batch = batches ? static_cast<double>(after.mutating_ops - before.mutating_ops) / static_cast<double>(batches) : 0;
+  return f;
+}
+
+[[noreturn]] void die(const std::string& what, const outpost::Status& st) {
+  std::cerr << "bench_api: " << what << ": " << st.to_string() << "\n";
+  std::exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 3;
+  std::string base;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::atof(argv[++i]);
+    } else if (a == "--dir" && i + 1 < argc) {
+      base = argv[++i];
+    } else {
+      std::cerr << "usage: bench_api [--seconds S (0.5..10, default 3)] [--dir DIR]\n";
+      return 2;
+    }
+  }
+  if (seconds < 0.5 || seconds > 10) {
+    std::cerr << "bench_api: --seconds must be 0.5..10 (keeps the run under a minute)\n";
+    return 2;
+  }
+  if (base.empty()) base = std::filesystem::temp_directory_path().string();
+  std::string tmpl = base + "/outpost-bench-api-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    std::cerr << "bench_api: mkdtemp failed in " << base << "\n";
+    return 1;
+  }
+  const std::string dir = tmpl;
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  if (!outpost::crypto::init().is_ok()) return 1;
+  outpost::node::set_log_level(outpost::node::LogLevel::kWarn);
+
+  const std::vector<int> levels = {1, 8, 64};
+  const int members_max = *std::max_element(levels.begin(), levels.end());
+
+  // The daemon's data dir: node key, terminals, one member per client.
+  outpost::sync::SystemClock clock;
+  const std::string data = dir + "/data";
+  if (auto st = outpost::node::Ledger::init(data, {"bench-store", "store"}); !st.is_ok()) die("init", st);
+  std::string token, admin_token;
+  std::vector<std::string> members;
+  {
+    auto ledger = outpost::node::Ledger::open(data, clock);
+    if (!ledger.is_ok()) die("open", ledger.status());
+    auto t = (*ledger)->add_terminal("bench-till", "pos");
+    auto a = (*ledger)->add_terminal("bench-admin", "admin");
+    if (!t.is_ok() || !a.is_ok()) die("terminal", t.is_ok() ? a.status() : t.status());
+    token = *t;
+    admin_token = *a;
+    // One transaction for all enrollments (setup, not measured).
+    if (auto st = (*ledger)->begin_batch(); !st.is_ok()) die("begin", st);
+    for (int i = 0; i < members_max; ++i) {
+      auto r = (*ledger)->enroll({"enroll-" + std::to_string(i), std::to_string(70000000 + i), "Bench " + std::to_string(i), "", ""});
+      if (!r.is_ok() || r->refused) die("enroll", r.is_ok() ? outpost::Status::refused(r->body.dump()) : r.status());
+      members.push_back(r->body.value("member", ""));
+    }
+    if (auto st = (*ledger)->commit_batch(); !st.is_ok()) die("commit", st);
+  }
+
+  std::cout << "bench_api: durable POS top-ups through HTTP (keep-alive, distinct members) vs raw\n"
+               "single-row SQLite commits (WAL, synchronous=FULL), same disk, same run; "
+            << seconds << " s per row\n\n";
+  const Figures raw = raw_sqlite(dir, seconds);
+
+  outpost::node::Config config;
+  config.data_dir = data;
+  config.api = {"127.0.0.1", 0};
+  config.admin = {"127.0.0.1", 0};
+  config.peer = {"127.0.0.1", 0};
+  auto daemon = outpost::node::Daemon::create(config, clock);
+  if (!daemon.is_ok()) die("daemon", daemon.status());
+  if (auto st = (*daemon)->start(); !st.is_ok()) die("daemon start", st);
+  std::thread runner([&] { (*daemon)->run(); });
+  const std::uint16_t port = (*daemon)->api_endpoint().port;
+  const std::uint16_t admin_port = (*daemon)->admin_endpoint().port;
+
+  std::vector<std::pair<int, Figures>> rows;
+  for (int clients : levels) {
+    rows.emplace_back(clients, http_topups(port, admin_port, token, admin_token, members, clients, seconds));
+  }
+  const GroupCommit gc = group_commit(admin_port, admin_token);
+  (*daemon)->stop();
+  runner.join();
+
+  std::printf("%-28s %10s %8s %8s %9s %8s %8s\n", "", "ops/s", "p50 ms", "p99 ms", "avg batch", "vs raw", "target");
+  std::printf("%-28s %10.0f %8.2f %8.2f %9s %8s %8s\n", "raw sqlite commit (1 row)", raw.ops_per_s, raw.p50_ms,
+              raw.p99_ms, "1", "1.00x", "");
+  bool all_met = true;
+  for (auto& [clients, f] : rows) {
+    double ratio = raw.ops_per_s > 0 ? f.ops_per_s / raw.ops_per_s : 0;
+    double target = clients == 1 ? kTarget1Client : clients == 64 ? kTarget64Clients : 0;
+    std::string verdict = target == 0 ? "" : (ratio >= target ? "OK" : "MISSED");
+    if (target > 0 && ratio < target) all_met = false;
+    char label[64];
+    std::snprintf(label, sizeof label, "HTTP topup, %d client%s", clients, clients == 1 ? "" : "s");
+    char tgt[32] = "";
+    if (target > 0) std::snprintf(tgt, sizeof tgt, ">=%.1fx", target);
+    std::printf("%-28s %10.0f %8.2f %8.2f %9.1f %7.2fx %8s %s%s\n", label, f.ops_per_s, f.p50_ms, f.p99_ms,
+                f.avg_batch, ratio, tgt, verdict.c_str(),
+                f.failures ? (" (" + std::to_string(f.failures) + " failed requests)").c_str() : "");
+  }
+  std::printf("\ngroup commit over the run: %llu batches, %llu ops, largest batch %llu\n",
+              static_cast<unsigned long long>(gc.batches), static_cast<unsigned long long>(gc.mutating_ops),
+              static_cast<unsigned long long>(gc.largest_batch));
+  std::printf("targets: %s\n", all_met ? "all met" : "NOT all met");
+  return 0;
+}

@@ -1,0 +1,625 @@
+// Links over Boost.Asio TCP. Each link is one Link::Impl on its own strand: a read loop feeding
+// sync::SecureChannel, a write queue of encrypted frames, and one watchdog timer that enforces
+// the handshake deadline, the idle timeout, write progress and keepalive pings. Every close goes
+// through close_now(), which logs the reason once and runs exactly one completion handler.
+#include "outpost/node/link.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <chrono>
+#include <deque>
+#include <mutex>
+
+#include "outpost/node/identity.h"
+#include "outpost/node/log.h"
+#include "outpost/sync/secure_channel.h"
+
+namespace outpost::node {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+using sync::Bytes;
+
+namespace {
+
+// Bytes asked of the socket per read: a few frames at a time keeps syscalls low in bulk sync.
+constexpr std::size_t kReadChunkBytes = 128 * 1024;
+// Longest a graceful close() waits to flush its CLOSE frame before dropping the socket.
+constexpr int kCloseLingerMsMax = 1000;
+
+std::chrono::milliseconds ms(int v) { return std::chrono::milliseconds(v); }
+
+std::string address_of(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  tcp::endpoint ep = socket.remote_endpoint(ec);
+  if (ec) return "?";
+  return Endpoint{ep.address().to_string(), ep.port()}.to_string();
+}
+
+sync::ChannelConfig channel_config(const LinkContext& c) {
+  sync::ChannelConfig cfg;
+  cfg.certificate = c.certificate;
+  cfg.noise_key = c.noise_key;
+  cfg.network_id = c.network_id;
+  cfg.root_key = c.root_key;
+  cfg.roster = c.roster;
+  cfg.rekey_after_messages = c.options.rekey_after_messages;
+  return cfg;
+}
+
+Status check_options(const LinkOptions& o) {
+  if (o.handshake_timeout_ms <= 0 || o.idle_timeout_ms <= 0 || o.keepalive_ms <= 0 ||
+      o.keepalive_ms >= o.idle_timeout_ms) {
+    return Status::invalid("link options: timeouts must be positive and keepalive < idle");
+  }
+  if (o.send_queue_bytes_max < limits::kLinkMessageBytesMax) {
+    return Status::invalid("link options: the send queue must hold one largest message");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+LinkContext make_link_context(const NodeIdentity& identity,
+                              std::function<std::shared_ptr<const sync::Roster>()> roster) {
+  LinkContext c;
+  c.certificate = identity.certificate;
+  c.noise_key = identity.noise_key;
+  c.network_id = identity.network_id;
+  c.root_key = identity.root_key;
+  c.roster = std::move(roster);
+  return c;
+}
+
+// One connection from accept/connect to close. Everything below runs on `ex_` (a strand) except
+// the atomics, which Link's thread-safe methods read.
+struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
+  // Called once when the handshake ends: with the admitted link, or the failure reason.
+  using HandshakeDone = std::function<void(const Status&, std::shared_ptr<Link>)>;
+
+  Impl(tcp::socket socket, LinkContext context, sync::SecureChannel channel, bool initiator)
+      : ex_(socket.get_executor()),
+        socket_(std::move(socket)),
+        timer_(ex_),
+        context_(std::move(context)),
+        channel_(std::move(channel)),
+        initiator_(initiator),
+        read_buffer_(kReadChunkBytes) {
+    const LinkOptions& o = context_.options;
+    tick_ = ms(std::clamp(std::min({o.handshake_timeout_ms, o.idle_timeout_ms, o.keepalive_ms}) / 4,
+                          5, 1000));
+    handshake_deadline_ = SteadyClock::now() + ms(o.handshake_timeout_ms);
+  }
+
+  // --- start ---
+
+  void start_connect(const tcp::endpoint& to, HandshakeDone done) {
+    on_handshake_ = std::move(done);
+    address_ = Endpoint{to.address().to_string(), to.port()}.to_string();
+    arm_watchdog();
+    socket_.async_connect(to, [self = shared_from_this()](const boost::system::error_code& ec) {
+      if (self->closed_) return;
+      if (ec) {
+        self->close_now(Status::unavailable("connect to " + self->address_ + " failed: " +
+                                            ec.message()));
+        return;
+      }
+      self->start_handshake();
+    });
+  }
+
+  void start_accepted(HandshakeDone done) {
+    on_handshake_ = std::move(done);
+    address_ = address_of(socket_);
+    arm_watchdog();
+    start_handshake();
+  }
+
+  void start_handshake() {
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);  // small sync messages must not wait
+    last_rx_ = last_tx_ = SteadyClock::now();
+    if (initiator_) {
+      sync::ChannelOutput out;
+      Status st = channel_.start(out);
+      if (!st.is_ok()) return close_now(st);
+      enqueue_wire(std::move(out.wire), 0);
+    }
+    do_read();
+  }
+
+  // --- reads ---
+
+  void do_read() {
+    if (closed_ || reading_) return;
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->on_read(ec, n);
+        });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    reading_ = false;
+    if (closed_ || closing_) return;  // a closing link only flushes its last frames
+    if (ec == asio::error::eof || ec == asio::error::connection_reset) {
+      const char* phase = handshake_done_ ? "" : " during the handshake";
+      std::string what = channel_.has_partial_frame() ? "truncated frame: peer hung up mid-frame"
+                         : !handshake_done_           ? "peer hung up"
+                         : channel_.has_partial_message()
+                             ? "truncated message: peer hung up between fragments"
+                             : "peer hung up without closing the link";
+      what += phase;
+      return close_now(Status::unavailable(what));
+    }
+    if (ec) return close_now(Status::unavailable("read failed: " + ec.message()));
+    last_rx_ = SteadyClock::now();
+    sync::ChannelOutput out;
+    Status st = channel_.receive(sync::ByteView(read_buffer_.data(), n), wall_ms(), out);
+    if (!st.is_ok()) {
+      // A responder that refused the initiator has a CLOSE frame saying why: flush it first.
+      if (!out.wire.empty()) return close_after_flush(st, std::move(out.wire));
+      return close_now(st);
+    }
+    if (!out.wire.empty()) enqueue_wire(std::move(out.wire), 0);
+    if (out.handshake_completed) finish_handshake();
+    if (closed_) return;
+    deliver(std::move(out.messages));
+    if (closed_) return;
+    if (out.peer_closed) {
+      return close_now(Status::unavailable("peer closed the link: " + *out.peer_closed));
+    }
+    // After the handshake, reading waits for set_handlers(): nothing piles up unread here.
+    if (!handshake_done_ || handlers_set_) do_read();
+  }
+
+  void deliver(std::vector<Bytes> messages) {
+    for (auto& m : messages) {
+      if (closed_) return;
+      if (!handlers_set_) {
+        pending_.push_back(std::move(m));
+        continue;
+      }
+      if (on_message_) on_message_(std::move(m));
+    }
+  }
+
+  void finish_handshake() {
+    handshake_done_ = true;
+    peer_ = channel_.peer_certificate().cert;
+    peer_roster_version_ = channel_.peer_roster_version();
+    open_.store(true);
+    log(LogLevel::kInfo, "link open",
+        {{"peer", describe()}, {"address", address_},
+         {"initiator", initiator_ ? "yes" : "no"},
+         {"peer_roster_version", std::to_string(peer_roster_version_)}});
+    auto done = std::move(on_handshake_);
+    on_handshake_ = nullptr;
+    if (done) done(Status::ok(), std::shared_ptr<Link>(new Link(shared_from_this())));
+  }
+
+  // --- writes ---
+
+  void enqueue_wire(Bytes wire, std::size_t accounted) {
+    last_tx_ = SteadyClock::now();
+    write_queue_.push_back(Pending{std::move(wire), accounted});
+    if (!writing_) do_write();
+  }
+
+  void do_write() {
+    if (closed_) return;
+    if (write_queue_.empty()) {
+      writing_ = false;
+      if (closing_) close_now(close_reason_);
+      return;
+    }
+    writing_ = true;
+    last_write_progress_ = SteadyClock::now();
+    Pending& front = write_queue_.front();
+    socket_.async_write_some(
+        asio::buffer(front.wire.data() + front.written, front.wire.size() - front.written),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->on_write(ec, n);
+        });
+  }
+
+  void on_write(const boost::system::error_code& ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) return close_now(Status::unavailable("write failed: " + ec.message()));
+    Pending& front = write_queue_.front();
+    front.written += n;
+    if (front.written == front.wire.size()) {
+      queued_bytes_.fetch_sub(front.accounted);
+      write_queue_.pop_front();
+    }
+    do_write();
+  }
+
+  void send_on_strand(Bytes message) {
+    const std::size_t n = message.size();
+    if (closed_ || closing_) {
+      queued_bytes_.fetch_sub(n);
+      return;
+    }
+    Bytes wire;
+    Status st = channel_.send_message(message, wire);
+    if (!st.is_ok()) {
+      queued_bytes_.fetch_sub(n);
+      return close_now(st);
+    }
+    enqueue_wire(std::move(wire), n);
+  }
+
+  // --- deadlines ---
+
+  void arm_watchdog() {
+    timer_.expires_after(tick_);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code&) {
+      if (self->closed_) return;
+      self->on_tick();
+      if (!self->closed_) self->arm_watchdog();
+    });
+  }
+
+  void on_tick() {
+    const auto now = SteadyClock::now();
+    const LinkOptions& o = context_.options;
+    if (closing_ && now >= closing_deadline_) return close_now(close_reason_);
+    if (!handshake_done_) {
+      if (now >= handshake_deadline_) {
+        close_now(Status::unavailable("handshake timed out after " +
+                                      std::to_string(o.handshake_timeout_ms) + " ms"));
+      }
+      return;
+    }
+    if (closing_) return;
+    if (now - last_rx_ > ms(o.idle_timeout_ms)) {
+      return close_now(Status::unavailable("idle timeout: nothing received for " +
+                                           std::to_string(o.idle_timeout_ms) + " ms"));
+    }
+    if (writing_ && now - last_write_progress_ > ms(o.idle_timeout_ms)) {
+      return close_now(Status::unavailable("write stalled for " +
+                                           std::to_string(o.idle_timeout_ms) +
+                                           " ms: the peer stopped reading"));
+    }
+    if (now - last_tx_ >= ms(o.keepalive_ms)) {
+      Bytes wire;
+      Status st = channel_.send_ping(wire);
+      if (!st.is_ok()) return close_now(st);
+      enqueue_wire(std::move(wire), 0);
+    }
+  }
+
+  // --- close ---
+
+  void close_gracefully(const Status& reason) {
+    if (closed_ || closing_) return;
+    if (!handshake_done_ || !channel_.is_open()) return close_now(reason);
+    Bytes wire;
+    Status st = channel_.send_close(reason.is_ok() ? "closed" : reason.to_string(), wire);
+    if (!st.is_ok()) return close_now(reason);
+    close_after_flush(reason, std::move(wire));
+  }
+
+  // Writes `last` after everything queued, then closes with `reason` (bounded by the linger).
+  void close_after_flush(const Status& reason, Bytes last) {
+    closing_ = true;
+    open_.store(false);
+    close_reason_ = reason;
+    closing_deadline_ =
+        SteadyClock::now() + ms(std::min(kCloseLingerMsMax, context_.options.idle_timeout_ms));
+    enqueue_wire(std::move(last), 0);
+  }
+
+  void close_now(const Status& reason) {
+    if (closed_) return;
+    closed_ = true;
+    open_.store(false);
+    channel_.abort();
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    write_queue_.clear();
+    pending_.clear();
+    queued_bytes_.store(0);
+    const bool failed = !reason.is_ok();
+    log(failed && reason.code() != Code::kUnavailable ? LogLevel::kWarn : LogLevel::kInfo,
+        handshake_done_ ? "link closed" : "link handshake failed",
+        {{"peer", describe()}, {"address", address_}, {"reason", reason.to_string()}});
+    if (!handshake_done_) {
+      auto done = std::move(on_handshake_);
+      on_handshake_ = nullptr;
+      if (done) done(reason, nullptr);
+      return;
+    }
+    auto on_close = std::move(on_close_);
+    on_close_ = nullptr;
+    on_message_ = nullptr;
+    if (handlers_set_ && on_close) {
+      on_close(reason);
+    } else {
+      close_reason_ = reason;  // reported when set_handlers() comes
+    }
+  }
+
+  // --- helpers ---
+
+  std::uint64_t wall_ms() {
+    if (context_.clock) return context_.clock->now_ms();
+    static sync::SystemClock system_clock;
+    return system_clock.now_ms();
+  }
+
+  std::string describe() const {
+    if (!handshake_done_) return address_;
+    return peer_.name + "/" + sync::id_hex(peer_.node_id).substr(0, 8);
+  }
+
+  struct Pending {
+    Bytes wire;
+    std::size_t accounted = 0;  // message bytes counted in queued_bytes_
+    std::size_t written = 0;
+  };
+
+  asio::any_io_executor ex_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  LinkContext context_;
+  sync::SecureChannel channel_;
+  const bool initiator_;
+  std::string address_;
+  Bytes read_buffer_;
+  std::chrono::milliseconds tick_{1000};
+
+  // Set once at hand-over, then read-only (Link's getters read them from any thread).
+  sync::Certificate peer_;
+  std::uint64_t peer_roster_version_ = 0;
+
+  std::atomic<bool> open_{false};
+  std::atomic<std::size_t> queued_bytes_{0};
+
+  // Strand-only state.
+  HandshakeDone on_handshake_;
+  MessageHandler on_message_;
+  CloseHandler on_close_;
+  std::vector<Bytes> pending_;  // messages that arrived before set_handlers()
+  std::deque<Pending> write_queue_;
+  bool handshake_done_ = false;
+  bool handlers_set_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  Status close_reason_;
+  SteadyClock::time_point handshake_deadline_;
+  SteadyClock::time_point closing_deadline_;
+  SteadyClock::time_point last_rx_;
+  SteadyClock::time_point last_tx_;
+  SteadyClock::time_point last_write_progress_;
+};
+
+// --- Link ---------------------------------------------------------------------------------------
+
+Link::~Link() {
+  // The owner let go: close without calling its handlers again (they may point at it).
+  asio::post(impl_->ex_, [impl = impl_] {
+    impl->on_message_ = nullptr;
+    impl->on_close_ = nullptr;
+    impl->close_gracefully(Status::ok());
+  });
+}
+
+const sync::NodeId& Link::peer_id() const { return impl_->peer_.node_id; }
+const sync::Certificate& Link::peer_certificate() const { return impl_->peer_; }
+std::uint64_t Link::peer_roster_version() const { return impl_->peer_roster_version_; }
+const std::string& Link::peer_address() const { return impl_->address_; }
+bool Link::is_initiator() const { return impl_->initiator_; }
+bool Link::is_open() const { return impl_->open_.load(); }
+
+void Link::set_handlers(MessageHandler on_message, CloseHandler on_close) {
+  asio::post(impl_->ex_, [impl = impl_, on_message = std::move(on_message),
+                          on_close = std::move(on_close)]() mutable {
+    if (impl->handlers_set_) return;  // only the first call counts
+    impl->handlers_set_ = true;
+    impl->on_message_ = std::move(on_message);
+    impl->on_close_ = std::move(on_close);
+    std::vector<Bytes> early = std::move(impl->pending_);
+    impl->pending_.clear();
+    impl->deliver(std::move(early));
+    if (impl->closed_) {
+      auto handler = std::move(impl->on_close_);
+      impl->on_close_ = nullptr;
+      impl->on_message_ = nullptr;
+      if (handler) handler(impl->close_reason_);
+      return;
+    }
+    impl->do_read();
+  });
+}
+
+Status Link::send(Bytes message) {
+  const std::size_t n = message.size();
+  if (n > limits::kLinkMessageBytesMax) {
+    return Status::invalid("message of " + std::to_string(n) + " bytes exceeds the link bound of " +
+                           std::to_string(limits::kLinkMessageBytesMax));
+  }
+  if (!impl_->open_.load()) return Status::unavailable("link to " + impl_->address_ + " is closed");
+  const std::size_t before = impl_->queued_bytes_.fetch_add(n);
+  if (before + n > impl_->context_.options.send_queue_bytes_max) {
+    impl_->queued_bytes_.fetch_sub(n);
+    return Status::unavailable("send queue of the link to " + impl_->address_ + " is full (" +
+                               std::to_string(before) + " bytes queued)");
+  }
+  asio::post(impl_->ex_, [impl = impl_, m = std::move(message)]() mutable {
+    impl->send_on_strand(std::move(m));
+  });
+  return Status::ok();
+}
+
+void Link::close(const Status& reason) {
+  asio::post(impl_->ex_, [impl = impl_, reason] { impl->close_gracefully(reason); });
+}
+
+// --- connect ------------------------------------------------------------------------------------
+
+void async_connect(asio::io_context& io, const Endpoint& to, LinkContext context,
+                   std::function<void(Result<std::shared_ptr<Link>>)> done) {
+  auto fail_soon = [&io, &done](Status st) {
+    asio::post(io, [done = std::move(done), st] { done(st); });
+  };
+  boost::system::error_code ec;
+  asio::ip::address address = asio::ip::make_address(to.host, ec);
+  if (ec) return fail_soon(Status::invalid("bad peer address '" + to.host + "'"));
+  if (Status st = check_options(context.options); !st.is_ok()) return fail_soon(st);
+  auto channel = sync::SecureChannel::create(crypto::NoiseRole::kInitiator, channel_config(context));
+  if (!channel.is_ok()) return fail_soon(channel.status());
+  tcp::socket socket(asio::make_strand(io));
+  auto impl = std::make_shared<Link::Impl>(std::move(socket), std::move(context),
+                                           std::move(channel).value(), /*initiator=*/true);
+  tcp::endpoint endpoint(address, to.port);
+  asio::post(impl->ex_, [impl, endpoint, done = std::move(done)]() mutable {
+    impl->start_connect(endpoint, [done = std::move(done)](const Status& st,
+                                                           std::shared_ptr<Link> link) {
+      if (st.is_ok()) {
+        done(std::move(link));
+      } else {
+        done(st);
+      }
+    });
+  });
+}
+
+// --- listener -----------------------------------------------------------------------------------
+
+struct LinkListener::Impl : std::enable_shared_from_this<LinkListener::Impl> {
+  Impl(asio::io_context& io, LinkContext context, LinkHandler on_link, RejectHandler on_reject)
+      : io_(io),
+        strand_(asio::make_strand(io)),
+        acceptor_(strand_),
+        context_(std::move(context)),
+        on_link_(std::move(on_link)),
+        on_reject_(std::move(on_reject)) {}
+
+  void do_accept() {
+    // A tcp::socket (any_io_executor) bound to a fresh strand: one strand per link.
+    acceptor_.async_accept(
+        asio::any_io_executor(asio::make_strand(io_)),
+        [self = shared_from_this()](const boost::system::error_code& ec, tcp::socket socket) {
+          self->on_accept(ec, std::move(socket));
+        });
+  }
+
+  void on_accept(const boost::system::error_code& ec, tcp::socket socket) {
+    if (closed_.load()) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      log(LogLevel::kWarn, "link accept failed", {{"error", ec.message()}});
+    } else if (in_flight_.load() >= limits::kLinkHandshakesInFlightMax) {
+      log(LogLevel::kWarn, "link refused at accept: too many handshakes in flight",
+          {{"address", address_of(socket)}});
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    } else {
+      start_link(std::move(socket));
+    }
+    do_accept();
+  }
+
+  void start_link(tcp::socket socket) {
+    auto channel =
+        sync::SecureChannel::create(crypto::NoiseRole::kResponder, channel_config(context_));
+    OUTPOST_CHECK(channel.is_ok());  // checked in listen()
+    in_flight_.fetch_add(1);
+    auto link = std::make_shared<Link::Impl>(std::move(socket), context_,
+                                             std::move(channel).value(), /*initiator=*/false);
+    std::weak_ptr<Link::Impl> weak = link;
+    asio::post(link->ex_, [link, weak, self = shared_from_this()] {
+      link->start_accepted([self, weak](const Status& st, std::shared_ptr<Link> handed) {
+        self->in_flight_.fetch_sub(1);
+        if (!st.is_ok()) {
+          if (self->on_reject_ && !self->closed_.load()) {
+            auto l = weak.lock();
+            self->on_reject_(st, l ? l->address_ : std::string("?"));
+          }
+          return;
+        }
+        if (self->closed_.load()) {
+          handed->close(Status::unavailable("listener closed"));
+          return;
+        }
+        if (self->on_link_) self->on_link_(std::move(handed));
+      });
+    });
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(handshaking_, [](const std::weak_ptr<Link::Impl>& w) { return w.expired(); });
+    handshaking_.push_back(weak);
+  }
+
+  void close() {
+    if (closed_.exchange(true)) return;
+    asio::post(strand_, [self = shared_from_this()] {
+      boost::system::error_code ec;
+      self->acceptor_.close(ec);
+    });
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& w : handshaking_) {
+      if (auto l = w.lock()) {
+        asio::post(l->ex_, [l] {
+          if (!l->handshake_done_) l->close_now(Status::unavailable("listener closed"));
+        });
+      }
+    }
+    handshaking_.clear();
+  }
+
+  asio::io_context& io_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  tcp::acceptor acceptor_;
+  LinkContext context_;
+  LinkHandler on_link_;
+  RejectHandler on_reject_;
+  std::atomic<std::size_t> in_flight_{0};
+  std::atomic<bool> closed_{false};
+  Endpoint local_;
+  std::mutex mu_;
+  std::vector<std::weak_ptr<Link::Impl>> handshaking_;  // to drop them at close()
+};
+
+Result<std::unique_ptr<LinkListener>> LinkListener::listen(asio::io_context& io,
+                                                           const Endpoint& at, LinkContext context,
+                                                           LinkHandler on_link,
+                                                           RejectHandler on_reject) {
+  OUTPOST_RETURN_IF_ERROR(check_options(context.options));
+  auto probe = sync::SecureChannel::create(crypto::NoiseRole::kResponder, channel_config(context));
+  if (!probe.is_ok()) return probe.status();
+  boost::system::error_code ec;
+  asio::ip::address address = asio::ip::make_address(at.host, ec);
+  if (ec) return Status::invalid("bad listen address '" + at.host + "'");
+  auto impl = std::make_shared<Impl>(io, std::move(context), std::move(on_link),
+                                     std::move(on_reject));
+  tcp::endpoint endpoint(address, at.port);
+  impl->acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl->acceptor_.bind(endpoint, ec);
+  if (!ec) impl->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::unavailable("cannot listen on " + at.to_string() + ": " + ec.message());
+  tcp::endpoint bound = impl->acceptor_.local_endpoint(ec);
+  impl->local_ = Endpoint{bound.address().to_string(), bound.port()};
+  asio::post(impl->strand_, [impl] { impl->do_accept(); });
+  log(LogLevel::kInfo, "link listener started", {{"address", impl->local_.to_string()}});
+  return std::unique_ptr<LinkListener>(new LinkListener(std::move(impl)));
+}
+
+LinkListener::~LinkListener() { impl_->close(); }
+
+Endpoint LinkListener::local_endpoint() const { return impl_->local_; }
+
+void LinkListener::close() { impl_->close(); }
+
+std::size_t LinkListener::handshakes_in_flight() const { return impl_->in_flight_.load(); }
+
+}  // namespace outpost::node
