@@ -6,7 +6,9 @@
 //
 //   bench_ledger [--ops N] [--dir DIR] [--members M] [--max-seconds S]
 //
-// Bounded: N ops of each kind (default 2000), stopping early after S seconds (default 20).
+// Bounded: N ops of each kind (default 2000), stopping early after S seconds (default 60).
+#include "outpost/node/ledger.h"
+
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -23,7 +25,6 @@
 #include <vector>
 
 #include "outpost/crypto/crypto.h"
-#include "outpost/node/ledger.h"
 
 namespace {
 
@@ -33,7 +34,7 @@ using outpost::Status;
 struct Options {
   int ops = 2000;
   int members = 5;
-  double max_seconds = 20;
+  double max_seconds = 60;
   std::string dir;
 };
 
@@ -177,9 +178,8 @@ int main(int argc, char** argv) {
   outpost::node::Ledger& ledger = **opened;
   std::vector<outpost::sync::MemberId> members;
   for (int i = 0; i < opt.members; ++i) {
-    outpost::node::EnrollRequest req{"enroll-" + std::to_string(i),
-                                     std::to_string(40'000'000 + i), "Bench " + std::to_string(i),
-                                     "", ""};
+    outpost::node::EnrollRequest req{"enroll-" + std::to_string(i), std::to_string(40'000'000 + i),
+                                     "Bench " + std::to_string(i), "", ""};
     auto r = ledger.enroll(req);
     if (!r.is_ok()) die("enroll", r.status());
     members.push_back(*outpost::sync::parse_id(r->body["member"].get<std::string>()));

@@ -45,6 +45,24 @@ Hash32 sha256(std::initializer_list<ByteView> parts) {
   return out;
 }
 
+static_assert(sizeof(crypto_hash_sha256_state) <= 128 && alignof(crypto_hash_sha256_state) <= 16);
+
+Sha256::Sha256() {
+  crypto_hash_sha256_init(reinterpret_cast<crypto_hash_sha256_state*>(state_.data()));
+}
+
+void Sha256::update(ByteView data) {
+  crypto_hash_sha256_update(reinterpret_cast<crypto_hash_sha256_state*>(state_.data()),
+                            data.data(), data.size());
+}
+
+Hash32 Sha256::finish() {
+  Hash32 out{};
+  crypto_hash_sha256_final(reinterpret_cast<crypto_hash_sha256_state*>(state_.data()),
+                           out.data());
+  return out;
+}
+
 Bytes blake2b(ByteView data, std::size_t out_len) {
   OUTPOST_CHECK(out_len >= crypto_generichash_BYTES_MIN && out_len <= crypto_generichash_BYTES_MAX);
   Bytes out(out_len);

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/audit_export.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
 
@@ -218,6 +219,15 @@ int main(int argc, char** argv) {
   roster->require_subcommand(1);
   auto* roster_show = roster->add_subcommand("show", "list the nodes of the newest roster and their status");
 
+  // audits (docs/audit-bundle.md)
+  auto* hq_checkpoint = hq->add_subcommand("checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds (root key)");
+  outpost::node::ExportOptions export_opts;
+  std::string export_from, export_to;
+  auto* export_audit = app.add_subcommand("export-audit", "write an audit bundle for outpost-audit verify");
+  export_audit->add_option("--out", export_opts.out_dir, "bundle directory to create (must not exist or be empty)")->required();
+  export_audit->add_option("--from", export_from, "only ops on or after this UTC day (YYYY-MM-DD)");
+  export_audit->add_option("--to", export_to, "only ops up to this UTC day included (YYYY-MM-DD)");
+
   // member
   auto* member = app.add_subcommand("member", "enroll, show, find and update members");
   member->require_subcommand(1);
@@ -305,6 +315,18 @@ int main(int argc, char** argv) {
                                 : (*init && !id_args.enroll_file.empty()) ? IdentityCommand::kInitEnroll
                                 : IdentityCommand::kNone;
   if (id_cmd != IdentityCommand::kNone) return run_identity_command(g, clock, id_cmd, id_args, init_opts.name);
+  if (*hq_checkpoint || *export_audit) {
+    if (g.data_dir.empty()) return report_error(g, Status::invalid("no data dir: pass --data DIR"));
+    if (!export_from.empty()) export_opts.from = export_from;
+    if (!export_to.empty()) export_opts.to = export_to;
+    export_opts.progress = outpost::node::stderr_progress();
+    auto r = *hq_checkpoint ? outpost::node::hq_checkpoint(g.data_dir, clock)
+                            : outpost::node::export_audit(g.data_dir, export_opts, clock);
+    if (!r.is_ok()) return report_error(g, r.status());
+    std::cout << (g.json ? r->dump() + "\n"
+                         : *hq_checkpoint ? outpost::node::checkpoint_text(*r) : outpost::node::export_text(*r));
+    return kExitOk;
+  }
   if (*init) {
     if (init_opts.name.empty()) return report_error(g, Status::invalid("init needs --name NAME (or --enroll FILE)"));
     Status st = Ledger::init(g.data_dir, init_opts);

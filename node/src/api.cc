@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "outpost/base/limits.h"
+#include "outpost/node/identity.h"
 #include "outpost/node/log.h"
 
 namespace outpost::node {
@@ -427,7 +428,7 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
   if (admin_ext_ && admin_ext_(req, respond)) return;
   if (req.method != "GET") {
     bool known = (parts.size() == 3 && (parts[2] == "node" || parts[2] == "alerts" || parts[2] == "members" ||
-                                        parts[2] == "terminals" || parts[2] == "health")) ||
+                                        parts[2] == "terminals" || parts[2] == "health" || parts[2] == "roster")) ||
                  (parts.size() == 4 && parts[2] == "members");
     return respond(no_route(req, known ? std::vector<std::string>{"GET"} : std::vector<std::string>{}));
   }
@@ -486,6 +487,14 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
       Json arr = Json::array();
       for (const auto& id : *ids) arr.push_back(sync::id_hex(id));
       return ok_json(Json{{"members", arr}});
+    });
+  }
+  if (parts.size() == 3 && parts[2] == "roster") {
+    sync::Clock* clock = &clock_;
+    return run(req, respond, false, "admin", [clock](Ledger& l) {
+      auto j = roster_json(l.store(), clock->now_ms());
+      if (!j.is_ok()) return status_response(j.status());
+      return ok_json(*j);
     });
   }
   if (parts.size() == 3 && parts[2] == "terminals") {

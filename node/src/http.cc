@@ -168,9 +168,20 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     auto self = shared_from_this();
     auto& io = server_->io;
-    server_->handler(std::move(req), [self, &io](HttpResponse resp) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);  // one answer per request
+    Responder respond = [self, &io, answered](HttpResponse resp) {
+      if (answered->exchange(true)) return;
       asio::post(io, [self, resp = std::move(resp)]() mutable { self->write(std::move(resp)); });
-    });
+    };
+    // This is the boundary that reads the client's bytes: an exception a handler lets escape
+    // (e.g. nlohmann::json on an unexpected type) becomes a 500 here instead of ending the process.
+    try {
+      server_->handler(std::move(req), respond);
+    } catch (const std::exception& e) {
+      log(LogLevel::kError, "http handler failed", {{"api", server_->name}, {"peer", peer_}, {"error", e.what()}});
+      keep_alive_ = false;
+      respond(http_error(500, "internal", "internal error while handling the request; see the node's log"));
+    }
   }
 
   void write(HttpResponse r) {

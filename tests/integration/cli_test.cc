@@ -287,19 +287,19 @@ TEST_F(CliTest, HelpWorksOnEverySubcommand) {
 TEST_F(CliTest, UsageErrorsExitTwo) {
   init();
   const std::vector<std::vector<std::string>> cases = {
-      {},                                        // no subcommand
-      {"frobnicate"},                            // unknown subcommand
-      {"member"},                                // member needs a subcommand
-      {"topup", "40001234"},                     // missing --amount
+      {},                     // no subcommand
+      {"frobnicate"},         // unknown subcommand
+      {"member"},             // member needs a subcommand
+      {"topup", "40001234"},  // missing --amount
       {"topup", "40001234", "--amount", "5", "--bogus"},
-      {"history", "40001234", "--limit", "0"},   // out of the allowed range
+      {"history", "40001234", "--limit", "0"},            // out of the allowed range
       {"member", "find", "--card", "1", "--phone", "2"},  // mutually exclusive
   };
   std::string before = dump();
   for (const auto& args : cases) {
     auto r = cli(args, false);
-    EXPECT_TRUE(r.finished && r.exit.exited_with(kExitBadInput)) << join(args) << ": "
-                                                                  << r.describe();
+    EXPECT_TRUE(r.finished && r.exit.exited_with(kExitBadInput))
+        << join(args) << ": " << r.describe();
     EXPECT_FALSE(r.err.empty()) << join(args);
   }
   EXPECT_EQ(dump(), before);
@@ -315,8 +315,17 @@ TEST_F(CliTest, BadAmountsExitTwoWithOneLineAndChangeNothing) {
   std::uint64_t n = ops();
   const std::vector<std::pair<std::string, std::string>> commands = {
       {"earn", "--purchase"}, {"redeem", "--points"}, {"topup", "--amount"}, {"spend", "--amount"}};
-  const std::vector<std::string> bad = {"0",    "-5",  "1.5", "+5", " 5", "5 ", "abc",
-                                        "1e3",  "0x10", "10000000000000", "99999999999999999999"};
+  const std::vector<std::string> bad = {"0",
+                                        "-5",
+                                        "1.5",
+                                        "+5",
+                                        " 5",
+                                        "5 ",
+                                        "abc",
+                                        "1e3",
+                                        "0x10",
+                                        "10000000000000",
+                                        "99999999999999999999"};
   for (const auto& [cmd, flag] : commands) {
     for (const auto& amount : bad) {
       std::string what = flag.substr(2);  // the error names the field: purchase/points/amount
@@ -344,7 +353,8 @@ TEST_F(CliTest, UnknownMemberAndUnknownOpExitTwoAndChangeNothing) {
   add_member("40001234");
   std::uint64_t n = ops();
   expect_bad_input({"topup", "49999999", "--amount", "5"}, "49999999");
-  expect_bad_input({"earn", "ffffffffffffffffffffffffffffffff", "--purchase", "5"}, "unknown member");
+  expect_bad_input({"earn", "ffffffffffffffffffffffffffffffff", "--purchase", "5"},
+                   "unknown member");
   expect_bad_input({"member", "show", "49999999"}, "49999999");
   expect_bad_input({"history", "49999999"}, "49999999");
   expect_bad_input({"reverse", node_id_ + ":999"}, "unknown op");
@@ -410,10 +420,21 @@ TEST_F(CliTest, DataDirWithoutDatabaseExitsTwoAndCreatesNothing) {
   EXPECT_EQ(test::file_mode(db_path()), -1) << "a command other than init must not create a db";
 }
 
+TEST_F(CliTest, UnreadableDataDirExitsTwo) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads a mode-000 directory anyway";
+  init();
+  ASSERT_EQ(::chmod(data_.c_str(), 0), 0);
+  auto r = cli({"status"}, false);
+  ::chmod(data_.c_str(), 0700);
+  EXPECT_TRUE(r.exit.exited_with(kExitBadInput)) << r.describe();
+  EXPECT_TRUE(is_one_line(r.err)) << r.err;
+}
+
 TEST_F(CliTest, ForeignDatabaseExitsTwoAndIsLeftUnchanged) {
   ASSERT_EQ(::mkdir(data_.c_str(), 0700), 0);
-  raw_exec(db_path(), "CREATE TABLE invoices(id INTEGER PRIMARY KEY, total INTEGER);"
-                      "INSERT INTO invoices VALUES(1, 100);");
+  raw_exec(db_path(),
+           "CREATE TABLE invoices(id INTEGER PRIMARY KEY, total INTEGER);"
+           "INSERT INTO invoices VALUES(1, 100);");
   std::string bytes = test::read_file(db_path());
   auto r = cli({"status"}, false);
   EXPECT_TRUE(r.exit.exited_with(kExitBadInput)) << r.describe();

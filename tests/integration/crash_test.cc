@@ -6,13 +6,12 @@
 // per round; no assertion depends on timing (the random delay only picks where the kill lands).
 // Reproduce a schedule with OUTPOST_CRASH_SEED=N (kill instants also depend on the machine).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -183,8 +182,8 @@ class CrashTest : public ::testing::Test {
     for (const auto& [rid, ack] : acked) {
       auto op = store.get_op(node_id_, ack.seq);
       ASSERT_TRUE(op.is_ok()) << op.status().to_string();
-      ASSERT_TRUE(op->has_value()) << "round " << round << ": acknowledged op seq " << ack.seq
-                                   << " (" << rid << ") is lost";
+      ASSERT_TRUE(op->has_value())
+          << "round " << round << ": acknowledged op seq " << ack.seq << " (" << rid << ") is lost";
       EXPECT_EQ((*op)->op.request_id, rid);
       EXPECT_EQ(crypto::to_hex((*op)->hash), ack.hash) << "seq " << ack.seq;
       auto req = store.find_request(rid);

@@ -516,7 +516,9 @@ TEST_F(LinkTest, RevokedNodeUsingTheLinkApiCannotConnect) {
   LinkContext ctx = context(thief);
   ctx.roster = nullptr;  // the thief's own copy does not know it is revoked
   auto r = connect(std::move(ctx), server());
-  EXPECT_FALSE(r.is_ok());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kPermission);  // told by the server's CLOSE frame
+  EXPECT_NE(r.status().message().find("revoked"), std::string::npos) << r.status().to_string();
   EXPECT_NE(next_reject().message().find("revoked"), std::string::npos);
   expect_server_still_serves();
 }

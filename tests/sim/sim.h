@@ -56,12 +56,14 @@ class VerifyCache {
   Status verify(const SignedOp& op, const crypto::PublicKey& key) {
     Hash32 h = sync::op_hash(op.signed_bytes, op.sig);
     if (h != op.hash) {
-      return Status::corruption("hash mismatch on op " + sync::op_ref_string(op.op.origin, op.op.seq));
+      return Status::corruption("hash mismatch on op " +
+                                sync::op_ref_string(op.op.origin, op.op.seq));
     }
     auto [it, fresh] = cache_.try_emplace(std::make_pair(h, key), false);
     if (fresh) it->second = sync::verify_op(op, key).is_ok();
     if (!it->second) {
-      return Status::corruption("bad signature on op " + sync::op_ref_string(op.op.origin, op.op.seq));
+      return Status::corruption("bad signature on op " +
+                                sync::op_ref_string(op.op.origin, op.op.seq));
     }
     return Status::ok();
   }
@@ -130,8 +132,14 @@ class SimNode final : public sync::SyncStore {
   SimNode(std::size_t index, NodeId id, crypto::SigningKey key, const Roster& roster,
           AckLedger& ledger, VerifyCache& cache, const std::uint64_t& sim_now_ms,
           std::int64_t skew_ms)
-      : index_(index), id_(id), key_(std::move(key)), roster_(roster), ledger_(ledger),
-        cache_(cache), sim_now_ms_(sim_now_ms), skew_ms_(skew_ms) {}
+      : index_(index),
+        id_(id),
+        key_(std::move(key)),
+        roster_(roster),
+        ledger_(ledger),
+        cache_(cache),
+        sim_now_ms_(sim_now_ms),
+        skew_ms_(skew_ms) {}
 
   // --- SyncStore ---
   NodeId self() const override { return id_; }
@@ -147,14 +155,18 @@ class SimNode final : public sync::SyncStore {
     return ops_for_peer(kNone, origin, from_seq, max_ops);
   }
   // All-or-nothing: every op is checked against the logs plus the ops staged before it in this
-  // batch, then the batch is applied to a copy of the replica and committed only if all of it
-  // applies. Evidence of equivocation is kept even when the batch is refused: it is signed
-  // proof and changes no state.
+  // batch (known origin, valid signature, seq = held + 1, prev = hash of the held op), then
+  // applied to copies of the touched members, and committed only if all of it applies; any bad
+  // op refuses the whole batch with kCorruption naming it. A held op is a duplicate. An op
+  // signed by its origin that conflicts with a held one (same seq, other hash; or seq = held + 1
+  // on top of another op) is equivocation: kept as evidence (even if the batch is then
+  // refused), reported, never applied, and that origin's later ops in the batch are skipped.
   Result<sync::IngestReport> ingest(const std::vector<SignedOp>& ops) override;
   Result<std::uint64_t> grant_rights(const NodeId& to, const MemberId& member, Account account,
                                      std::uint64_t amount) override {
     std::int64_t here = rights_here(member, account);
-    std::uint64_t give = std::min<std::uint64_t>(amount, here > 0 ? static_cast<std::uint64_t>(here) : 0);
+    std::uint64_t give =
+        std::min<std::uint64_t>(amount, here > 0 ? static_cast<std::uint64_t>(here) : 0);
     if (give == 0 || to == id_) return std::uint64_t{0};
     issue(move_op(member, account, give, to));
     return give;
@@ -253,7 +265,7 @@ class SimNode final : public sync::SyncStore {
   bool take_changed() { return std::exchange(changed_, false); }
   bool up = true;
   bool isolated = false;
-  bool overspends = false;  // negative control: ignores the escrow check on debits
+  bool overspends = false;     // negative control: ignores the escrow check on debits
   bool relays_rights = false;  // defers RIGHTS_REQUESTs to gather rights from others (HQ)
   bool defer_rights_requests() const override { return relays_rights; }
 
@@ -284,7 +296,8 @@ class SimNode final : public sync::SyncStore {
     return fork_[seq - fork_at_];
   }
   void note_member(const Op& op) {
-    if (op.kind == OpKind::kEnroll && known_.insert(op.member).second) members_.push_back(op.member);
+    if (op.kind == OpKind::kEnroll && known_.insert(op.member).second)
+      members_.push_back(op.member);
   }
   void keep_evidence(const SignedOp& mine, const SignedOp& theirs,
                      std::vector<std::string>& report);
@@ -306,7 +319,7 @@ class SimNode final : public sync::SyncStore {
   std::vector<std::string> evidence_;
   std::set<std::pair<NodeId, Hash32>> evidence_seen_;
   bool changed_ = true;
-  std::uint64_t fork_at_ = 0;     // first forked seq; 0 = honest
+  std::uint64_t fork_at_ = 0;   // first forked seq; 0 = honest
   std::vector<SignedOp> fork_;  // the second chain, from fork_at_ on
 };
 
@@ -334,7 +347,8 @@ inline Result<sync::IngestReport> SimNode::ingest(const std::vector<SignedOp>& o
     const NodeId& origin = op.op.origin;
     const std::string ref = sync::op_ref_string(origin, op.op.seq);
     auto key = roster_.keys.find(origin);
-    if (key == roster_.keys.end()) return Status::corruption("op " + ref + " from an unknown origin");
+    if (key == roster_.keys.end())
+      return Status::corruption("op " + ref + " from an unknown origin");
     if (forked.count(origin)) continue;  // the rest of a conflicting history: never applied
     const std::uint64_t have = held_count(origin, staged);
     if (op.op.seq == 0) return Status::corruption("op " + ref + " has seq 0");
@@ -373,9 +387,10 @@ inline Result<sync::IngestReport> SimNode::ingest(const std::vector<SignedOp>& o
   std::set<std::pair<NodeId, std::uint64_t>> reversed;
   for (const SignedOp* op : accepted) {
     const Op& o = op->op;
-    if (o.kind == OpKind::kReverse &&
-        (replica_.is_reversed(o.ref_origin, o.ref_seq) || !reversed.insert({o.ref_origin, o.ref_seq}).second)) {
-      return Status::corruption("batch refused: op " + sync::op_ref_string(o.ref_origin, o.ref_seq) +
+    if (o.kind == OpKind::kReverse && (replica_.is_reversed(o.ref_origin, o.ref_seq) ||
+                                       !reversed.insert({o.ref_origin, o.ref_seq}).second)) {
+      return Status::corruption("batch refused: op " +
+                                sync::op_ref_string(o.ref_origin, o.ref_seq) +
                                 " is reversed twice");
     }
     auto [it, fresh] = scratch.try_emplace(o.member);
@@ -479,6 +494,8 @@ struct SimStats {
   std::uint64_t broker_timeouts = 0, deliveries = 0, losses = 0, duplicates = 0, reorders = 0;
   std::uint64_t connects = 0, closes = 0, closes_by_session = 0, deadline_closes = 0;
   std::uint64_t partitions = 0, crashes = 0, final_steps = 0;
+  std::uint64_t ops_received = 0,
+                ops_received_new = 0;  // ops in OPS messages, and how many were new
   void add(const SimStats& o) {
     acked_ops += o.acked_ops, enrolls += o.enrolls, earns += o.earns, topups += o.topups;
     spends += o.spends, redeems += o.redeems, moves += o.moves, grants += o.grants;
@@ -488,6 +505,7 @@ struct SimStats {
     reorders += o.reorders, connects += o.connects, closes += o.closes;
     closes_by_session += o.closes_by_session, deadline_closes += o.deadline_closes;
     partitions += o.partitions, crashes += o.crashes, final_steps += o.final_steps;
+    ops_received += o.ops_received, ops_received_new += o.ops_received_new;
   }
   std::string summary() const {
     std::ostringstream s;
@@ -498,8 +516,8 @@ struct SimStats {
       << " deliveries=" << deliveries << " lost=" << losses << " duplicated=" << duplicates
       << " reordered=" << reorders << " connects=" << connects << " closes=" << closes
       << " (by_session=" << closes_by_session << " deadline=" << deadline_closes
-      << ") partitions=" << partitions << " crashes=" << crashes
-      << " final_steps=" << final_steps;
+      << ") partitions=" << partitions << " crashes=" << crashes << " final_steps=" << final_steps
+      << " ops_received=" << ops_received << " (new=" << ops_received_new << ")";
     return s.str();
   }
 };
@@ -649,9 +667,11 @@ inline Simulator::Simulator(SimOptions options)
 }
 
 inline void Simulator::note(const std::string& action) {
-  for (char c : action) result_.digest = (result_.digest ^ static_cast<std::uint8_t>(c)) * 1099511628211ULL;
+  for (char c : action)
+    result_.digest = (result_.digest ^ static_cast<std::uint8_t>(c)) * 1099511628211ULL;
   result_.digest = (result_.digest ^ step_) * 1099511628211ULL;
-  std::string line = "step " + std::to_string(step_) + " t=" + std::to_string(now_ms_) + ": " + action;
+  std::string line =
+      "step " + std::to_string(step_) + " t=" + std::to_string(now_ms_) + ": " + action;
   if (o_.trace) std::cerr << line << "\n";
   recent_.push_back(std::move(line));
   if (recent_.size() > 40) recent_.pop_front();
@@ -678,8 +698,8 @@ inline SimResult Simulator::run() {
     step_chaos();
     collect_dead_links();
     const bool last = step_ + 1 == o_.steps;
-    check_invariants(last || (o_.full_check_every_steps != 0 &&
-                              (step_ + 1) % o_.full_check_every_steps == 0));
+    check_invariants(
+        last || (o_.full_check_every_steps != 0 && (step_ + 1) % o_.full_check_every_steps == 0));
   }
   if (result_.ok) final_phase();
   result_.stats.acked_ops = ledger_.count();
@@ -879,8 +899,9 @@ inline void Simulator::debit(std::size_t i, OpKind kind, const MemberId& m, std:
     ++result_.stats.refusals;
     note(what + " refused");
     if (may_ask && below(2) == 0) {
-      ask_rights(i, m, account, amount - static_cast<std::uint64_t>(std::max<std::int64_t>(here, 0)),
-                 kind, amount);
+      ask_rights(i, m, account,
+                 amount - static_cast<std::uint64_t>(std::max<std::int64_t>(here, 0)), kind,
+                 amount);
     }
     return;
   }
@@ -930,9 +951,10 @@ inline bool Simulator::ask_rights(std::size_t i, const MemberId& m, Account acco
       const std::size_t peer = l->node[1 - s];
       if (relay && peer == relay->requester) continue;
       peers.push_back({l.get(), s});
-      const std::int64_t held = view == nullptr ? 0
-                                : (account == Account::kPoints ? view->points : view->wallet)
-                                      .rights(roster_.ids[peer]);
+      const std::int64_t held = view == nullptr
+                                    ? 0
+                                    : (account == Account::kPoints ? view->points : view->wallet)
+                                          .rights(roster_.ids[peer]);
       if (peer == 0) {
         hq = peers.back();
         hq_holds = held;
@@ -984,7 +1006,8 @@ inline void Simulator::answer_relay(const Relay& relay, std::uint64_t granted,
     if (l->id == relay.link_id && !l->dead) {
       note(roster_.names[l->node[relay.side]] + " answers request " +
            std::to_string(relay.request_id) + ": granted " + std::to_string(granted));
-      handle_output(*l, relay.side, l->session[relay.side]->answer_rights(relay.request_id, granted, reason));
+      handle_output(*l, relay.side,
+                    l->session[relay.side]->answer_rights(relay.request_id, granted, reason));
       pump_node(l->node[relay.side]);
       return;
     }
@@ -1059,7 +1082,7 @@ inline void Simulator::deliver_to(Link& link, int side, Bytes bytes) {
   const std::size_t i = link.node[side];
   const std::size_t before = nodes_[i]->total_ops();
   // The type byte names the message (protocol.h: type u8 first); the session decodes the rest.
-  static const char* const kNames[] = {"?",   "HELLO",          "OPS",          "ACK",
+  static const char* const kNames[] = {"?",    "HELLO",          "OPS",          "ACK",
                                        "BLOB", "RIGHTS_REQUEST", "RIGHTS_REPLY", "ERROR"};
   const std::size_t type = bytes.empty() || bytes[0] > 7 ? 0 : bytes[0];
   note(std::string("deliver ") + kNames[type] + " " + roster_.names[link.node[1 - side]] + " -> " +
@@ -1074,9 +1097,16 @@ inline void Simulator::handle_output(Link& link, int side, sync::SessionOutput o
   for (auto& b : out.send) link.inbox[1 - side].push_back(std::move(b));
   for (const auto& ev : out.events) {
     if (link.dead) break;  // an earlier event closed it
-    if (ev.kind == sync::SessionEvent::Kind::kRightsReply) on_rights_reply(link.node[side], ev.reply);
-    if (ev.kind == sync::SessionEvent::Kind::kRightsRequest) on_rights_request(link, side, ev.request);
+    if (ev.kind == sync::SessionEvent::Kind::kRightsReply)
+      on_rights_reply(link.node[side], ev.reply);
+    if (ev.kind == sync::SessionEvent::Kind::kRightsRequest)
+      on_rights_request(link, side, ev.request);
     if (ev.kind == sync::SessionEvent::Kind::kAcked) link.waiting_since_ms[side].reset();
+    if (ev.kind == sync::SessionEvent::Kind::kIngested ||
+        ev.kind == sync::SessionEvent::Kind::kEquivocation) {
+      result_.stats.ops_received += ev.ingest.applied + ev.ingest.duplicates;
+      result_.stats.ops_received_new += ev.ingest.applied;
+    }
     if (ev.kind == sync::SessionEvent::Kind::kEquivocation) {
       for (const auto& line : ev.ingest.equivocations) note("equivocation reported: " + line);
     }
@@ -1119,7 +1149,8 @@ inline bool Simulator::can_connect(std::size_t a, std::size_t b) const {
 
 inline Simulator::Link* Simulator::find_link(std::size_t a, std::size_t b) {
   for (auto& l : links_) {
-    if (!l->dead && ((l->node[0] == a && l->node[1] == b) || (l->node[0] == b && l->node[1] == a))) {
+    if (!l->dead &&
+        ((l->node[0] == a && l->node[1] == b) || (l->node[0] == b && l->node[1] == a))) {
       return l.get();
     }
   }
@@ -1140,7 +1171,8 @@ inline bool Simulator::connect(std::size_t a, std::size_t b) {
   note("connect " + roster_.names[a] + " - " + roster_.names[b]);
   links_.push_back(std::move(link));
   Link& l = *links_.back();
-  for (int s = 0; s < 2; ++s) handle_output(l, s, l.session[s]->start(nodes_[l.node[s]]->wall_ms()));
+  for (int s = 0; s < 2; ++s)
+    handle_output(l, s, l.session[s]->start(nodes_[l.node[s]]->wall_ms()));
   return !l.dead;
 }
 
@@ -1148,7 +1180,8 @@ inline void Simulator::close_link(Link& link, const std::string& reason) {
   if (link.dead) return;
   link.dead = true;
   ++result_.stats.closes;
-  note("close " + roster_.names[link.node[0]] + " - " + roster_.names[link.node[1]] + ": " + reason);
+  note("close " + roster_.names[link.node[0]] + " - " + roster_.names[link.node[1]] + ": " +
+       reason);
 }
 
 inline void Simulator::collect_dead_links() {
@@ -1205,8 +1238,8 @@ inline void Simulator::check_deadlines() {
 inline bool Simulator::check_non_negative(const MemberId& m, const sync::MemberState& s) {
   for (Account account : {Account::kPoints, Account::kWallet}) {
     const sync::EscrowCounter& c = account == Account::kPoints ? s.points : s.wallet;
-    const std::string who = "member " + crypto::to_hex(m).substr(0, 8) + " " +
-                            sync::account_name(account);
+    const std::string who =
+        "member " + crypto::to_hex(m).substr(0, 8) + " " + sync::account_name(account);
     if (c.value() < 0) {
       return fail(Invariant::kNonNegative,
                   who + " value " + std::to_string(c.value()) + " < 0 in the global replay");
@@ -1235,8 +1268,8 @@ inline bool Simulator::check_node_logs(std::size_t i, bool full) {
   }
   for (std::size_t k = 0; full && k < own.size(); ++k) {
     if (own[k].hash != acked[k].hash) {
-      return fail(Invariant::kNoAckedOpLost, name + " changed its acknowledged op " +
-                                                 sync::op_ref_string(node.self(), k + 1));
+      return fail(Invariant::kNoAckedOpLost,
+                  name + " changed its acknowledged op " + sync::op_ref_string(node.self(), k + 1));
     }
   }
   // (3) Each op applied at most once: replica version vector = log sizes = apply counts.
@@ -1375,8 +1408,8 @@ inline bool Simulator::final_phase() {
   }
   if (!result_.ok) return false;
   if (step_ >= end) {
-    return fail(Invariant::kQuiescence, "did not settle within " +
-                                            std::to_string(o_.final_steps_max) + " final steps");
+    return fail(Invariant::kQuiescence,
+                "did not settle within " + std::to_string(o_.final_steps_max) + " final steps");
   }
   check_invariants(true);
   return check_convergence();

@@ -91,9 +91,10 @@ TEST_F(CryptoBasicsTest, Rfc8032Test1SignatureIsReproduced) {
   EXPECT_EQ(to_hex(key->public_key()),
             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
   Signature sig = key->sign({});
-  EXPECT_EQ(to_hex(sig),
-            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e3970"
-            "1cf9b46bd25bf5f0595bbe24655141438e7a100b");
+  EXPECT_EQ(
+      to_hex(sig),
+      "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e3970"
+      "1cf9b46bd25bf5f0595bbe24655141438e7a100b");
   EXPECT_TRUE(verify(key->public_key(), {}, sig));
 }
 
@@ -212,7 +213,7 @@ TEST_F(CryptoBasicsTest, RandomBytesAreNotConstant) {
 
 // --- key files ---
 
-class KeyFileTest : public CryptoBasicsTest {
+class CryptoKeyFileTest : public CryptoBasicsTest {
  protected:
   // Writes a signing key to `key_path_` and remembers its public key.
   void write_key() {
@@ -232,14 +233,14 @@ class KeyFileTest : public CryptoBasicsTest {
   PublicKey public_key_{};
 };
 
-TEST_F(KeyFileTest, WrittenWithMode0600EvenUnderPermissiveUmask) {
+TEST_F(CryptoKeyFileTest, WrittenWithMode0600EvenUnderPermissiveUmask) {
   mode_t old = ::umask(0);
   write_key();
   ::umask(old);
   EXPECT_EQ(test::file_mode(key_path_), 0600);
 }
 
-TEST_F(KeyFileTest, ReadBackGivesTheSameKey) {
+TEST_F(CryptoKeyFileTest, ReadBackGivesTheSameKey) {
   write_key();
   auto back = read_signing_key(key_path_);
   ASSERT_TRUE(back.is_ok()) << back.status().to_string();
@@ -248,7 +249,7 @@ TEST_F(KeyFileTest, ReadBackGivesTheSameKey) {
   EXPECT_TRUE(verify(public_key_, msg, back->sign(msg)));
 }
 
-TEST_F(KeyFileTest, FileIsOneLineInTheDocumentedFormat) {
+TEST_F(CryptoKeyFileTest, FileIsOneLineInTheDocumentedFormat) {
   write_key();
   std::string text = test::read_file(key_path_);
   ASSERT_FALSE(text.empty());
@@ -258,7 +259,7 @@ TEST_F(KeyFileTest, FileIsOneLineInTheDocumentedFormat) {
   EXPECT_EQ(std::count(text.begin(), text.end(), ' '), 4);
 }
 
-TEST_F(KeyFileTest, GroupReadableFileIsRefusedWithPermission) {
+TEST_F(CryptoKeyFileTest, GroupReadableFileIsRefusedWithPermission) {
   write_key();
   ASSERT_EQ(::chmod(key_path_.c_str(), 0640), 0);
   auto r = read_signing_key(key_path_);
@@ -267,19 +268,19 @@ TEST_F(KeyFileTest, GroupReadableFileIsRefusedWithPermission) {
   EXPECT_NE(r.status().message().find("chmod 600"), std::string::npos) << r.status().message();
 }
 
-TEST_F(KeyFileTest, WorldReadableFileIsRefusedWithPermission) {
+TEST_F(CryptoKeyFileTest, WorldReadableFileIsRefusedWithPermission) {
   write_key();
   ASSERT_EQ(::chmod(key_path_.c_str(), 0604), 0);
   EXPECT_EQ(read_code(), Code::kPermission);
 }
 
-TEST_F(KeyFileTest, GroupWritableFileIsRefusedWithPermission) {
+TEST_F(CryptoKeyFileTest, GroupWritableFileIsRefusedWithPermission) {
   write_key();
   ASSERT_EQ(::chmod(key_path_.c_str(), 0620), 0);
   EXPECT_EQ(read_code(), Code::kPermission);
 }
 
-TEST_F(KeyFileTest, OwnerReadOnlyFileIsAccepted) {
+TEST_F(CryptoKeyFileTest, OwnerReadOnlyFileIsAccepted) {
   write_key();
   ASSERT_EQ(::chmod(key_path_.c_str(), 0400), 0);
   auto back = read_signing_key(key_path_);
@@ -287,7 +288,7 @@ TEST_F(KeyFileTest, OwnerReadOnlyFileIsAccepted) {
   EXPECT_EQ(back->public_key(), public_key_);
 }
 
-TEST_F(KeyFileTest, FlippedSecretHexCharIsCorruptionNotAnotherKey) {
+TEST_F(CryptoKeyFileTest, FlippedSecretHexCharIsCorruptionNotAnotherKey) {
   write_key();
   std::string text = test::read_file(key_path_);
   std::size_t pos = std::string("outpost-key v1 ed25519-seed ").size() + 10;
@@ -299,7 +300,7 @@ TEST_F(KeyFileTest, FlippedSecretHexCharIsCorruptionNotAnotherKey) {
   EXPECT_NE(r.status().message().find(key_path_), std::string::npos) << r.status().message();
 }
 
-TEST_F(KeyFileTest, FlippedCheckHexCharIsCorruption) {
+TEST_F(CryptoKeyFileTest, FlippedCheckHexCharIsCorruption) {
   write_key();
   std::string text = test::read_file(key_path_);
   std::size_t pos = text.size() - 3;  // inside CHECK, before the newline
@@ -308,7 +309,7 @@ TEST_F(KeyFileTest, FlippedCheckHexCharIsCorruption) {
   EXPECT_EQ(read_code(), Code::kCorruption);
 }
 
-TEST_F(KeyFileTest, CheckOfAnotherKeyIsCorruption) {
+TEST_F(CryptoKeyFileTest, CheckOfAnotherKeyIsCorruption) {
   write_key();
   std::string mine = test::read_file(key_path_);
   test::TempDir other_dir("outpost-keyfile2");
@@ -320,7 +321,7 @@ TEST_F(KeyFileTest, CheckOfAnotherKeyIsCorruption) {
   EXPECT_EQ(read_code(), Code::kCorruption);
 }
 
-TEST_F(KeyFileTest, NonHexSecretIsCorruption) {
+TEST_F(CryptoKeyFileTest, NonHexSecretIsCorruption) {
   write_key();
   std::string text = test::read_file(key_path_);
   std::size_t pos = std::string("outpost-key v1 ed25519-seed ").size();
@@ -329,7 +330,7 @@ TEST_F(KeyFileTest, NonHexSecretIsCorruption) {
   EXPECT_EQ(read_code(), Code::kCorruption);
 }
 
-TEST_F(KeyFileTest, TruncatedFileIsCorruption) {
+TEST_F(CryptoKeyFileTest, TruncatedFileIsCorruption) {
   write_key();
   std::string text = test::read_file(key_path_);
   for (std::size_t keep : {text.size() - 1, text.size() / 2, std::size_t{5}, std::size_t{0}}) {
@@ -341,7 +342,7 @@ TEST_F(KeyFileTest, TruncatedFileIsCorruption) {
   EXPECT_EQ(read_code(), Code::kCorruption);
 }
 
-TEST_F(KeyFileTest, GarbageFileIsCorruption) {
+TEST_F(CryptoKeyFileTest, GarbageFileIsCorruption) {
   for (const std::string& junk :
        {std::string("hello world\n"), std::string("\x00\x01\x02\x03\n", 5),
         std::string("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 a b\n"), std::string(5000, 'a') + "\n",
@@ -353,13 +354,13 @@ TEST_F(KeyFileTest, GarbageFileIsCorruption) {
   }
 }
 
-TEST_F(KeyFileTest, SecretOfWrongLengthWithValidCheckIsCorruption) {
+TEST_F(CryptoKeyFileTest, SecretOfWrongLengthWithValidCheckIsCorruption) {
   // A well-formed file of the right kind whose secret is 16 bytes, not a 32-byte seed.
   ASSERT_TRUE(write_key_file(key_path_, "ed25519-seed", Bytes(16, 7)).is_ok());
   EXPECT_EQ(read_code(), Code::kCorruption);
 }
 
-TEST_F(KeyFileTest, UnknownVersionIsUnsupported) {
+TEST_F(CryptoKeyFileTest, UnknownVersionIsUnsupported) {
   write_key();
   std::string text = test::read_file(key_path_);
   text.replace(text.find(" v1 "), 4, " v9 ");
@@ -367,12 +368,12 @@ TEST_F(KeyFileTest, UnknownVersionIsUnsupported) {
   EXPECT_EQ(read_code(), Code::kUnsupported);
 }
 
-TEST_F(KeyFileTest, MissingFileIsNotFound) {
+TEST_F(CryptoKeyFileTest, MissingFileIsNotFound) {
   EXPECT_EQ(read_code(), Code::kNotFound);
   EXPECT_EQ(read_key_file(dir_.file("nope"), "ed25519-seed").status().code(), Code::kNotFound);
 }
 
-TEST_F(KeyFileTest, WrongKindIsRefused) {
+TEST_F(CryptoKeyFileTest, WrongKindIsRefused) {
   Bytes secret(32, 9);
   ASSERT_TRUE(write_key_file(key_path_, "x25519-secret", secret).is_ok());
   auto r = read_signing_key(key_path_);
@@ -385,14 +386,14 @@ TEST_F(KeyFileTest, WrongKindIsRefused) {
   EXPECT_EQ(Bytes(raw->data(), raw->data() + raw->size()), secret);
 }
 
-TEST_F(KeyFileTest, BadKindIsRejectedOnWrite) {
+TEST_F(CryptoKeyFileTest, BadKindIsRejectedOnWrite) {
   for (const char* kind : {"", "Has-Upper", "has space", "semi;colon"}) {
     EXPECT_EQ(write_key_file(key_path_, kind, Bytes(32)).code(), Code::kInvalidArgument) << kind;
   }
   EXPECT_EQ(test::file_mode(key_path_), -1) << "a refused write must not create the file";
 }
 
-TEST_F(KeyFileTest, ExistingFileIsNotOverwritten) {
+TEST_F(CryptoKeyFileTest, ExistingFileIsNotOverwritten) {
   write_key();
   std::string before = test::read_file(key_path_);
   Status st = write_signing_key(key_path_, SigningKey::generate());
@@ -403,7 +404,7 @@ TEST_F(KeyFileTest, ExistingFileIsNotOverwritten) {
   EXPECT_EQ(back->public_key(), public_key_);
 }
 
-TEST_F(KeyFileTest, DirectoryInsteadOfFileIsRefused) {
+TEST_F(CryptoKeyFileTest, DirectoryInsteadOfFileIsRefused) {
   ASSERT_EQ(::mkdir(key_path_.c_str(), 0700), 0);
   auto r = read_signing_key(key_path_);
   ASSERT_FALSE(r.is_ok());

@@ -3,6 +3,8 @@
 // idempotency by request_id, refusals with balance/rights/shortfall, reversal rules, bad input
 // that must leave the database byte-for-byte unchanged, and `log verify` catching damage done to
 // the database behind the ledger's back.
+#include "outpost/node/ledger.h"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -13,7 +15,6 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/node/ledger.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -127,8 +128,12 @@ class LedgerTest : public ::testing::Test {
     EXPECT_TRUE(j.is_ok()) << j.status().to_string();
     return j.is_ok() ? *j : Json();
   }
-  std::int64_t points(const MemberId& id) { return member(id)["points"]["balance"].get<std::int64_t>(); }
-  std::int64_t wallet(const MemberId& id) { return member(id)["wallet"]["balance"].get<std::int64_t>(); }
+  std::int64_t points(const MemberId& id) {
+    return member(id)["points"]["balance"].get<std::int64_t>();
+  }
+  std::int64_t wallet(const MemberId& id) {
+    return member(id)["wallet"]["balance"].get<std::int64_t>();
+  }
   std::string tier(const MemberId& id) { return member(id)["tier"].get<std::string>(); }
 
   std::uint64_t op_count() {
@@ -265,10 +270,10 @@ TEST_F(LedgerTest, TopupAndSpendMoveTheWallet) {
 
 TEST_F(LedgerTest, ReversalOfEachKindRestoresTheBalance) {
   MemberId id = enroll("40001234");
-  Json earn = ok(ledger_->earn(next_rid(), id, 20'000, ""));   // +200 points
-  Json redeem = ok(ledger_->redeem(next_rid(), id, 50, ""));   // -50 points
-  Json topup = ok(ledger_->topup(next_rid(), id, 900, ""));    // +900 wallet
-  Json spend = ok(ledger_->spend(next_rid(), id, 300, ""));    // -300 wallet
+  Json earn = ok(ledger_->earn(next_rid(), id, 20'000, ""));  // +200 points
+  Json redeem = ok(ledger_->redeem(next_rid(), id, 50, ""));  // -50 points
+  Json topup = ok(ledger_->topup(next_rid(), id, 900, ""));   // +900 wallet
+  Json spend = ok(ledger_->spend(next_rid(), id, 300, ""));   // -300 wallet
   ASSERT_EQ(points(id), 150);
   ASSERT_EQ(wallet(id), 600);
   const sync::NodeId me = ledger_->node_id();
@@ -529,10 +534,10 @@ TEST_F(LedgerTest, UnknownMemberIsNotFoundAndChangesNothing) {
   std::string before = snapshot();
   MemberId stranger{};
   stranger[3] = 0x42;
-  for (auto r : {ledger_->earn(next_rid(), stranger, 100, ""),
-                 ledger_->redeem(next_rid(), stranger, 1, ""),
-                 ledger_->topup(next_rid(), stranger, 100, ""),
-                 ledger_->spend(next_rid(), stranger, 1, "")}) {
+  for (auto r :
+       {ledger_->earn(next_rid(), stranger, 100, ""), ledger_->redeem(next_rid(), stranger, 1, ""),
+        ledger_->topup(next_rid(), stranger, 100, ""),
+        ledger_->spend(next_rid(), stranger, 1, "")}) {
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
   }
@@ -557,17 +562,30 @@ TEST_F(LedgerTest, UnknownOpIsNotFoundAndChangesNothing) {
 
 // --- bad input ---
 
-TEST(ParseAmountTest, AcceptsPlainPositiveIntegersUpToTheMaximum) {
+TEST(LedgerParseAmountTest, AcceptsPlainPositiveIntegersUpToTheMaximum) {
   EXPECT_EQ(*parse_amount("1", "amount"), 1u);
   EXPECT_EQ(*parse_amount("250", "amount"), 250u);
   EXPECT_EQ(*parse_amount(std::to_string(limits::kAmountMax), "amount"), limits::kAmountMax);
 }
 
-TEST(ParseAmountTest, RejectsZeroSignsDecimalsWhitespaceAndOverflow) {
-  const std::vector<std::string> bad = {
-      "0", "-5", "-0", "1.5", "+5", " 5", "5 ", "", "1e3", "0x10", "12a", "1,000", "\xef\xbc\x95",
-      std::to_string(limits::kAmountMax + 1), "10000000000000",
-      "99999999999999999999", "184467440737095516160"};
+TEST(LedgerParseAmountTest, RejectsZeroSignsDecimalsWhitespaceAndOverflow) {
+  const std::vector<std::string> bad = {"0",
+                                        "-5",
+                                        "-0",
+                                        "1.5",
+                                        "+5",
+                                        " 5",
+                                        "5 ",
+                                        "",
+                                        "1e3",
+                                        "0x10",
+                                        "12a",
+                                        "1,000",
+                                        "\xef\xbc\x95",
+                                        std::to_string(limits::kAmountMax + 1),
+                                        "10000000000000",
+                                        "99999999999999999999",
+                                        "184467440737095516160"};
   for (const auto& text : bad) {
     auto r = parse_amount(text, "amount");
     EXPECT_FALSE(r.is_ok()) << "'" << text << "' was accepted as " << (r.is_ok() ? *r : 0);
@@ -622,8 +640,8 @@ TEST_F(LedgerTest, MalformedEnrollFieldsAreInvalidAndChangeNothing) {
       {"birthday day 32", {"e17", "50001234", "Ann", "", "1990-01-32"}},
       {"empty request id", {"", "50001234", "Ann", "", ""}},
       {"request id with space", {"a b", "50001234", "Ann", "", ""}},
-      {"request id too long", {std::string(limits::kRequestIdBytesMax + 1, 'r'), "50001234", "Ann",
-                               "", ""}},
+      {"request id too long",
+       {std::string(limits::kRequestIdBytesMax + 1, 'r'), "50001234", "Ann", "", ""}},
   };
   for (const auto& c : cases) {
     auto r = ledger_->enroll(c.req);
@@ -734,9 +752,8 @@ TEST_F(LedgerVerifyTest, FindsOpDeletedFromTheMiddleOfTheChain) {
 
 TEST_F(LedgerVerifyTest, FindsTruncatedLogBehindHead) {
   make_history();
-  auto rep = verify_after([&] {
-    raw_exec(db_path(), "DELETE FROM ops WHERE seq=" + std::to_string(last_seq_));
-  });
+  auto rep = verify_after(
+      [&] { raw_exec(db_path(), "DELETE FROM ops WHERE seq=" + std::to_string(last_seq_)); });
   EXPECT_FALSE(rep.ok());
   EXPECT_TRUE(any_finding_contains(rep, "head")) << findings_text(rep);
 }

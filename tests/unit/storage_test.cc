@@ -99,7 +99,8 @@ TEST_F(StorageTest, DatabaseOpensInWalWithSynchronousFull) {
   EXPECT_EQ(mode->text(0), "wal");
   auto sync_level = (*db)->query_int("PRAGMA synchronous");
   ASSERT_TRUE(sync_level.is_ok());
-  EXPECT_EQ(*sync_level, 2) << "synchronous must be FULL (2): a commit is fsync'd before it returns";
+  EXPECT_EQ(*sync_level, 2)
+      << "synchronous must be FULL (2): a commit is fsync'd before it returns";
   auto fk = (*db)->query_int("PRAGMA foreign_keys");
   ASSERT_TRUE(fk.is_ok());
   EXPECT_EQ(*fk, 1);
@@ -261,8 +262,9 @@ TEST_F(StorageTest, NewerSchemaIsRefusedAsUnsupportedAndLeftUnchanged) {
 
 TEST_F(StorageTest, ForeignSqliteDatabaseIsRefusedAndLeftUnchanged) {
   // Someone else's SQLite file (rollback journal, application_id 0) in our data dir.
-  raw_exec(db_path_, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
-                     "INSERT INTO customers VALUES(1, 'x');");
+  raw_exec(db_path_,
+           "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
+           "INSERT INTO customers VALUES(1, 'x');");
   std::string bytes = test::read_file(db_path_);
   std::string dump = test::dump_sqlite(db_path_);
   ASSERT_FALSE(dump.empty());
@@ -467,8 +469,8 @@ TEST_F(StorageTest, FindMembersMatchesCurrentFieldValueOnly) {
   ASSERT_TRUE(store);
   MemberId other = member_;
   other[0] = 0x99;
-  auto a = make_op(OpKind::kEnroll, member_, 1, {},
-                   0, {{Field::kCard, "11112222"}, {Field::kPhone, "+4915100000"}});
+  auto a = make_op(OpKind::kEnroll, member_, 1, {}, 0,
+                   {{Field::kCard, "11112222"}, {Field::kPhone, "+4915100000"}});
   auto b = make_op(OpKind::kEnroll, other, 2, a.hash, 0,
                    {{Field::kCard, "33334444"}, {Field::kPhone, "+4915100000"}});
   ASSERT_TRUE(append(*store, a).is_ok());

@@ -66,16 +66,26 @@ class SyncChannelTest : public ::testing::Test {
     return cfg;
   }
 
-  // Runs the three handshake messages between `init` and `resp`; returns the first error.
+  // Runs the three handshake messages between `init` and `resp`, then the responder's
+  // confirming ping; returns the first error.
   static Status handshake(SecureChannel& init, SecureChannel& resp) {
-    ChannelOutput m1, m2, m3;
+    ChannelOutput m1, m2, m3, confirm, done;
     OUTPOST_RETURN_IF_ERROR(init.start(m1));
     OUTPOST_RETURN_IF_ERROR(resp.receive(m1.wire, kNowMs, m2));
     OUTPOST_RETURN_IF_ERROR(init.receive(m2.wire, kNowMs, m3));
-    EXPECT_TRUE(m3.handshake_completed);
-    ChannelOutput done;
-    OUTPOST_RETURN_IF_ERROR(resp.receive(m3.wire, kNowMs, done));
+    EXPECT_FALSE(m3.handshake_completed);
+    EXPECT_EQ(init.state(), SecureChannel::State::kConfirming);
+    Status st = resp.receive(m3.wire, kNowMs, confirm);
+    if (!st.is_ok()) {
+      // A refused initiator learns why from the responder's CLOSE frame.
+      Status at_init = init.receive(confirm.wire, kNowMs, done);
+      EXPECT_EQ(at_init.code(), Code::kPermission) << at_init.to_string();
+      return st;
+    }
+    EXPECT_TRUE(confirm.handshake_completed);
+    OUTPOST_RETURN_IF_ERROR(init.receive(confirm.wire, kNowMs, done));
     EXPECT_TRUE(done.handshake_completed);
+    EXPECT_EQ(done.pings_received, 1u);
     return Status::ok();
   }
 
@@ -306,18 +316,39 @@ TEST_F(SyncChannelTest, DifferentNetworkIdFailsTheHandshake) {
   EXPECT_NE(st.message().find("network id"), std::string::npos) << st.message();
 }
 
-TEST_F(SyncChannelTest, TransportFramesPipelinedAfterMessage3AreDelivered) {
+TEST_F(SyncChannelTest, InitiatorSendsNothingUntilTheResponderConfirms) {
   auto init = SecureChannel::create(NoiseRole::kInitiator, config(a_)).value();
   auto resp = SecureChannel::create(NoiseRole::kResponder, config(b_)).value();
-  ChannelOutput m1, m2, m3, done;
+  ChannelOutput m1, m2, m3, confirm, done;
   ASSERT_TRUE(init.start(m1).is_ok());
   ASSERT_TRUE(resp.receive(m1.wire, kNowMs, m2).is_ok());
   ASSERT_TRUE(init.receive(m2.wire, kNowMs, m3).is_ok());
-  ASSERT_TRUE(init.send_message(Bytes{7, 7}, m3.wire).is_ok());
-  ASSERT_TRUE(resp.receive(m3.wire, kNowMs, done).is_ok());
+  Bytes early;
+  EXPECT_EQ(init.send_message(Bytes{7}, early).code(), Code::kUnavailable);
+  // The responder may send data right behind its confirming ping, in the same bytes.
+  ASSERT_TRUE(resp.receive(m3.wire, kNowMs, confirm).is_ok());
+  ASSERT_TRUE(resp.send_message(Bytes{7, 7}, confirm.wire).is_ok());
+  ASSERT_TRUE(init.receive(confirm.wire, kNowMs, done).is_ok());
   EXPECT_TRUE(done.handshake_completed);
   ASSERT_EQ(done.messages.size(), 1u);
   EXPECT_EQ(done.messages[0], (Bytes{7, 7}));
+}
+
+TEST_F(SyncChannelTest, RefusedInitiatorLearnsTheReasonFromTheResponder) {
+  ASSERT_TRUE(roster_->add_revocation({a_.cert.cert.node_id, 5}).is_ok());
+  auto init = SecureChannel::create(NoiseRole::kInitiator, config(a_)).value();
+  auto resp = SecureChannel::create(NoiseRole::kResponder, config(b_)).value();
+  ChannelOutput m1, m2, m3, refusal, done;
+  ASSERT_TRUE(init.start(m1).is_ok());
+  ASSERT_TRUE(resp.receive(m1.wire, kNowMs, m2).is_ok());
+  ASSERT_TRUE(init.receive(m2.wire, kNowMs, m3).is_ok());
+  Status at_resp = resp.receive(m3.wire, kNowMs, refusal);
+  EXPECT_EQ(at_resp.code(), Code::kPermission);
+  ASSERT_FALSE(refusal.wire.empty());
+  Status at_init = init.receive(refusal.wire, kNowMs, done);
+  EXPECT_EQ(at_init.code(), Code::kPermission);
+  EXPECT_NE(at_init.message().find("revoked"), std::string::npos) << at_init.to_string();
+  EXPECT_FALSE(done.handshake_completed);
 }
 
 TEST_F(SyncChannelTest, EveryCallAfterAnErrorFails) {

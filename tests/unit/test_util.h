@@ -28,8 +28,8 @@ class TempDir {
  public:
   explicit TempDir(std::string_view prefix = "outpost-test") {
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) +
-                       "-XXXXXX";
+    std::string tmpl =
+        std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) + "-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
@@ -93,8 +93,12 @@ inline std::string dump_sqlite(const std::string& path) {
       for (int c = 0; c < sqlite3_column_count(s); ++c) {
         row << (c ? "|" : "");
         switch (sqlite3_column_type(s, c)) {
-          case SQLITE_NULL: row << "NULL"; break;
-          case SQLITE_INTEGER: row << sqlite3_column_int64(s, c); break;
+          case SQLITE_NULL:
+            row << "NULL";
+            break;
+          case SQLITE_INTEGER:
+            row << sqlite3_column_int64(s, c);
+            break;
           case SQLITE_BLOB: {
             const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(s, c));
             row << "x'";

@@ -36,6 +36,17 @@ void wipe(std::span<std::uint8_t> data);
 Hash32 sha256(ByteView data);
 // Returns SHA-256 over the concatenation of the given parts.
 Hash32 sha256(std::initializer_list<ByteView> parts);
+// Incremental SHA-256, for inputs too large to hold at once (audit bundle files). update() any
+// number of times, then finish() once; the object is then spent.
+class Sha256 {
+ public:
+  Sha256();
+  void update(ByteView data);
+  Hash32 finish();
+
+ private:
+  alignas(16) std::array<std::uint8_t, 128> state_{};  // libsodium's crypto_hash_sha256_state
+};
 // Returns an unkeyed BLAKE2b digest of `out_len` bytes (16..64).
 Bytes blake2b(ByteView data, std::size_t out_len);
 

@@ -53,6 +53,7 @@ class ByteReader {
   bool u64(std::uint64_t& v) { return le(v, 8); }
   bool raw(std::span<std::uint8_t> out) {
     if (remaining() < out.size()) return fail();
+    if (out.empty()) return true;  // memcpy's pointers must not be null, even for 0 bytes
     std::memcpy(out.data(), in_.data() + pos_, out.size());
     pos_ += out.size();
     return true;

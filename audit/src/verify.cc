@@ -1,0 +1,1145 @@
+// The verifier. Stages, in order (docs/audit-bundle.md, "What verify checks"):
+//   1. files       every file the manifest lists has its size and SHA-256;
+//   2. rosters     each version root-signed, one network, each a valid successor of the last;
+//   3. ops         frames parsed by this thread, then decoded, re-encoded and signature-checked
+//                  by `workers` threads fed through a bounded queue;
+//   4. logs        per origin, in seq order: order in the file, duplicates, equivocation, gaps,
+//                  prev links, revocation cut-offs, HLC, request ids, reversals;
+//   5. checkpoints signatures, Merkle roots and heads against the ops, consistency proofs;
+//   6. replay      accepted ops through sync::Replica in HLC order (a linear extension of
+//                  causality), checking value and rights after each op and at the end;
+//   7. balances    the replayed state against balances.json.
+// A finding that makes later checks meaningless suppresses their derived findings (documented
+// per case below), so each tampering shows up as the one finding that names its cause.
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <queue>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include "bounded_queue.h"
+#include "bundle_io.h"
+#include "outpost/audit/verify.h"
+#include "outpost/base/limits.h"
+#include "outpost/sync/audit_bundle.h"
+#include "outpost/sync/checkpoint.h"
+#include "outpost/sync/merkle.h"
+#include "outpost/sync/replica.h"
+#include "outpost/sync/roster.h"
+
+namespace outpost::audit {
+
+namespace fs = std::filesystem;
+namespace bundle = sync::bundle;
+using internal::OriginEntry;
+using sync::Hash32;
+using sync::MemberId;
+using sync::NodeId;
+using sync::Op;
+using sync::OpKind;
+
+namespace {
+
+// Ops per batch handed to a worker, and batches queued ahead of the workers (bounds memory in
+// flight to ~kQueueBatches * kBatchOps entries beyond what the workers hold).
+constexpr std::size_t kBatchOps = 512;
+constexpr std::size_t kQueueBatches = 8;
+// Progress callbacks at most this often (in ops).
+constexpr std::uint64_t kProgressEveryOps = 16'384;
+// Bytes hashed per read when checking file digests.
+constexpr std::size_t kHashChunkBytes = 1 << 20;
+
+enum class OpStatus : std::uint8_t {
+  kOk,
+  kMalformed,     // decode_op refused the bytes
+  kNonCanonical,  // decodes, but re-encoding gives other bytes
+  kWrongOrigin,   // the op names another origin than its file
+  kUnknownOrigin, // no roster lists the op's origin
+  kBadSignature,  // the origin's key does not verify the signature
+};
+
+struct OpEntry {
+  sync::ByteView bytes;  // into the origin file's buffer
+  crypto::Signature sig{};
+  std::uint64_t offset = 0;  // of the frame in its file
+  std::uint64_t seq = 0;     // decoded, or read from the raw bytes; 0 when unknown
+  OpStatus status = OpStatus::kMalformed;
+  bool decoded = false;
+  Op op;
+  Hash32 hash{};
+  Hash32 leaf{};
+  std::string error;
+};
+
+struct OriginLog {
+  OriginEntry entry;
+  std::string hex;
+  std::vector<std::uint8_t> data;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> frames;  // (offset, body length)
+  std::vector<OpEntry> entries;                                 // file order
+  std::optional<crypto::PublicKey> key;
+  std::optional<std::uint64_t> cutoff;
+  bool file_broken = false;   // missing or cut short: the log is known incomplete
+  std::uint64_t first_finding_seq = UINT64_MAX;
+  std::vector<const OpEntry*> chosen;  // seq first_seq, first_seq + 1, ... while contiguous
+  bool gap = false;                    // a seq is missing before a later present one
+  std::uint64_t max_seq = 0;           // highest seq present
+  std::vector<const OpEntry*> replay;  // the accepted prefix of `chosen`
+};
+
+std::uint64_t raw_seq(sync::ByteView b) {
+  if (b.size() < 30 || !std::equal(sync::kOpMagic.begin(), sync::kOpMagic.end(), b.begin())) {
+    return 0;
+  }
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::uint64_t{b[22 + static_cast<std::size_t>(i)]} << (8 * i);
+  return v;
+}
+
+void check_op(OpEntry& e, const NodeId& file_origin,
+              const std::map<NodeId, crypto::PublicKey>& keys) {
+  e.hash = sync::op_hash(e.bytes, e.sig);
+  e.leaf = sync::merkle_op_leaf_hash(e.bytes, e.sig);
+  auto op = sync::decode_op(e.bytes);
+  if (!op.is_ok()) {
+    e.status = OpStatus::kMalformed;
+    e.error = op.status().message();
+    e.seq = raw_seq(e.bytes);
+    return;
+  }
+  e.op = std::move(op).value();
+  e.decoded = true;
+  e.seq = e.op.seq;
+  const sync::Bytes again = sync::encode_op(e.op);
+  if (!std::equal(again.begin(), again.end(), e.bytes.begin(), e.bytes.end())) {
+    e.status = OpStatus::kNonCanonical;
+    return;
+  }
+  if (e.op.origin != file_origin) {
+    e.status = OpStatus::kWrongOrigin;
+    return;
+  }
+  auto it = keys.find(e.op.origin);
+  if (it == keys.end()) {
+    e.status = OpStatus::kUnknownOrigin;
+    return;
+  }
+  e.status = crypto::verify(it->second, e.bytes, e.sig) ? OpStatus::kOk : OpStatus::kBadSignature;
+}
+
+// Whether applying `op` can lower its origin's rights (the ops an origin must check first).
+bool lowers_rights(const Op& op) {
+  switch (op.kind) {
+    case OpKind::kRedeem:
+    case OpKind::kSpend:
+    case OpKind::kMove:
+      return true;
+    case OpKind::kReverse:
+      return op.ref_kind == OpKind::kEarn || op.ref_kind == OpKind::kTopup;
+    default:
+      return false;
+  }
+}
+
+Json by_month(const sync::GCounter& g) {
+  std::map<std::uint32_t, std::uint64_t> sums;
+  for (const auto& [key, v] : g.entries()) sums[key.second] += v;
+  Json j = Json::object();
+  for (const auto& [month, v] : sums) {
+    if (v != 0) j[sync::month_string(month)] = v;
+  }
+  return j;
+}
+
+// The member's state in the shape of a balances.json entry (docs/audit-bundle.md).
+Json balance_json(const MemberId& id, const sync::MemberState& m) {
+  auto account = [](const sync::EscrowCounter& c) {
+    Json rights = Json::object();
+    for (const auto& [node, r] : c.rights_by_node()) rights[sync::id_hex(node)] = r;
+    return Json{{"value", c.value()}, {"rights", rights}};
+  };
+  return Json{{"member", sync::id_hex(id)},
+              {"card", m.field(sync::Field::kCard)},
+              {"points", account(m.points)},
+              {"wallet", account(m.wallet)},
+              {"spend_by_month", by_month(m.spend)},
+              {"spend_reversed_by_month", by_month(m.spend_reversed)},
+              {"visits_by_month", by_month(m.visits)}};
+}
+
+class Verifier {
+ public:
+  Verifier(std::string dir, const VerifyOptions& options) : dir_(std::move(dir)), opt_(options) {}
+
+  Result<Report> run();
+
+ private:
+  void add(std::string kind, std::string origin, std::uint64_t seq, std::string member,
+           std::string file, std::string reason) {
+    report_.findings.push_back(Finding{std::move(kind), std::move(origin), seq, std::move(member),
+                                       std::move(file), std::move(reason)});
+  }
+  void add_op(OriginLog& log, const std::string& kind, std::uint64_t seq, const MemberId* member,
+              const std::string& reason) {
+    log.first_finding_seq = std::min(log.first_finding_seq, seq);
+    add(kind, log.hex, seq, member ? sync::id_hex(*member) : "", log.entry.file, reason);
+  }
+  void progress(const std::string& stage, std::uint64_t done, std::uint64_t total) {
+    if (opt_.progress) opt_.progress(stage, done, total);
+  }
+  bool taint(const MemberId& m) { return tainted_.insert(m).second; }
+  bool tainted(const MemberId& m) const { return taint_all_ || tainted_.count(m) > 0; }
+
+  void check_files();
+  bool check_rosters();
+  void load_logs();
+  void verify_ops();
+  void check_log(OriginLog& log);
+  void check_reversal(OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed,
+                      bool& reject);
+  void check_equivocation_evidence();
+  void check_checkpoints();
+  void check_origin_checkpoints(OriginLog& log, std::vector<sync::SignedCheckpoint>& cps);
+  void replay();
+  void check_balances();
+  void finish_checks(bool roster_ok);
+
+  std::string dir_;
+  VerifyOptions opt_;
+  Report report_;
+  Json manifest_;
+  bool partial_ = false;
+  std::map<std::string, std::pair<std::uint64_t, std::string>> listed_files_;  // size, sha256
+  std::optional<sync::NetworkId> network_;
+  std::optional<sync::Roster> roster_;
+  std::map<NodeId, crypto::PublicKey> keys_;
+  std::vector<std::unique_ptr<OriginLog>> logs_;
+  std::map<NodeId, OriginLog*> by_origin_;
+  std::set<MemberId> tainted_;
+  bool taint_all_ = false;  // an op of unknown member was rejected: no member can be compared
+  std::string taint_all_reason_;
+  sync::Replica replica_;
+  std::uint64_t replayed_ = 0;
+};
+
+// 1. Every listed file exists with the listed size and SHA-256. The manifest itself is not
+// signed: these digests catch damage in transit; tampering is caught by the signatures.
+void Verifier::check_files() {
+  std::uint64_t n = 0;
+  for (const auto& f : manifest_["files"]) {
+    auto path = internal::json_string(f, "path", "manifest file entry");
+    auto sha = internal::json_string(f, "sha256", "manifest file entry");
+    if (!path.is_ok() || !sha.is_ok() || !f.contains("bytes") || !f["bytes"].is_number_unsigned()) {
+      add("manifest_mismatch", "", 0, "", bundle::kManifestFile,
+          "a file entry lacks path, bytes or sha256: " + f.dump());
+      continue;
+    }
+    auto rel = internal::checked_relative_path(*path);
+    if (!rel.is_ok()) {
+      add("manifest_mismatch", "", 0, "", bundle::kManifestFile, rel.status().message());
+      continue;
+    }
+    ++n;
+    listed_files_[*rel] = {f["bytes"].get<std::uint64_t>(), *sha};
+    std::ifstream in(internal::bundle_path(dir_, *rel), std::ios::binary);
+    if (!in) {
+      add("file_missing", "", 0, "", *rel, "the manifest lists " + *rel + " but it is missing");
+      continue;
+    }
+    crypto::Sha256 h;
+    std::vector<char> buf(kHashChunkBytes);
+    std::uint64_t size = 0;
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const auto got = static_cast<std::size_t>(in.gcount());
+      h.update(crypto::ByteView(reinterpret_cast<const std::uint8_t*>(buf.data()), got));
+      size += got;
+    }
+    const std::string digest = crypto::to_hex(h.finish());
+    if (size != f["bytes"].get<std::uint64_t>() || digest != *sha) {
+      add("file_hash_mismatch", "", 0, "", *rel,
+          *rel + " is " + std::to_string(size) + " bytes with SHA-256 " + digest +
+              "; the manifest lists " + f["bytes"].dump() + " bytes, " + *sha);
+    }
+  }
+  report_.counts["files"] = n;
+}
+
+// 2. The roster chain. Returns false when no version verifies under the root: nothing in the
+// bundle can then be authenticated, and verification stops there.
+bool Verifier::check_rosters() {
+  const std::string file = bundle::kRostersFile;
+  auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kBinaryFileBytesMax);
+  if (!data.is_ok()) {
+    if (!listed_files_.count(file)) add("file_missing", "", 0, "", file, data.status().message());
+    return false;
+  }
+  std::size_t offset = 0;
+  std::uint64_t read = 0, trusted = 0;
+  while (offset < data->size()) {
+    auto frame = sync::read_frame(*data, offset, limits::kRosterBytesMax);
+    if (!frame.is_ok()) {
+      add("malformed_file", "", 0, "", file,
+          "at byte " + std::to_string(offset) + ": " + frame.status().message());
+      break;
+    }
+    ++read;
+    auto decoded = sync::decode_roster(frame->body);
+    if (!decoded.is_ok()) {
+      add("malformed_roster", "", 0, "", file,
+          "roster #" + std::to_string(read) + ": " + decoded.status().message());
+      continue;
+    }
+    const std::string what = "roster v" + std::to_string(decoded->version);
+    auto verified = sync::verify_roster(frame->body, crypto::ByteView(frame->sig), opt_.root,
+                                        decoded->network_id);
+    if (!verified.is_ok()) {
+      add("roster_signature", "", 0, "", file, what + ": " + verified.status().message());
+      continue;
+    }
+    if (network_ && decoded->network_id != *network_) {
+      add("roster_network", "", 0, "", file,
+          what + " names network " + crypto::to_hex(decoded->network_id) + ", not " +
+              crypto::to_hex(*network_));
+      continue;
+    }
+    if (roster_) {
+      Status st = sync::check_roster_successor(*roster_, verified->roster);
+      if (!st.is_ok()) {
+        add("roster_successor", "", 0, "", file,
+            what + " may not follow v" + std::to_string(roster_->version) + ": " + st.message());
+        continue;
+      }
+    }
+    network_ = decoded->network_id;
+    roster_ = std::move(verified->roster);
+    ++trusted;
+  }
+  report_.counts["rosters"] = read;
+  report_.counts["rosters_trusted"] = trusted;
+  if (!roster_) return false;
+  if (manifest_.contains("network_id") &&
+      manifest_["network_id"] != crypto::to_hex(*network_)) {
+    add("manifest_mismatch", "", 0, "", bundle::kManifestFile,
+        "the manifest names network " + manifest_["network_id"].dump() +
+            " but the root-signed rosters name " + crypto::to_hex(*network_));
+  }
+  // Nodes are never dropped from a roster, so the newest trusted version holds every key and
+  // every revocation.
+  for (const auto& sc : roster_->certificates) keys_[sc.cert.node_id] = sc.cert.signing_key;
+  report_.counts["roster_version"] = roster_->version;
+  return true;
+}
+
+void Verifier::load_logs() {
+  auto origins = internal::bundle_origins(dir_, manifest_);
+  std::vector<OriginEntry> list = origins.is_ok() ? std::move(origins).value()
+                                                  : std::vector<OriginEntry>();
+  if (!origins.is_ok()) {
+    add("manifest_mismatch", "", 0, "", bundle::kManifestFile, origins.status().message());
+  }
+  for (auto& e : list) {
+    auto log = std::make_unique<OriginLog>();
+    log->hex = sync::id_hex(e.origin);
+    log->entry = std::move(e);
+    if (!log->entry.listed) {
+      report_.notes.push_back(log->entry.file + " is not listed in the manifest; verified anyway");
+    }
+    auto data = read_whole_file(internal::bundle_path(dir_, log->entry.file),
+                                bundle::kBinaryFileBytesMax);
+    if (!data.is_ok()) {
+      log->file_broken = true;
+      if (!listed_files_.count(log->entry.file)) {
+        add("file_missing", log->hex, 0, "", log->entry.file, data.status().message());
+      }
+    } else {
+      log->data = std::move(data).value();
+    }
+    std::size_t offset = 0;
+    while (offset < log->data.size()) {
+      const std::size_t at = offset;
+      auto frame = sync::read_frame(log->data, offset, limits::kOpSignedBytesMax);
+      if (!frame.is_ok()) {
+        log->file_broken = true;
+        add("malformed_file", log->hex, 0, "", log->entry.file,
+            "at byte " + std::to_string(at) + ": " + frame.status().message() +
+                "; the rest of the file is unreadable");
+        break;
+      }
+      log->frames.emplace_back(at, static_cast<std::uint32_t>(frame->body.size()));
+    }
+    if (auto it = keys_.find(log->entry.origin); it != keys_.end()) log->key = it->second;
+    if (const sync::Revocation* rev = roster_->revocation(log->entry.origin)) {
+      log->cutoff = rev->after_seq;
+    }
+    by_origin_[log->entry.origin] = log.get();
+    logs_.push_back(std::move(log));
+  }
+}
+
+// 3. Decoding and signatures: this thread walks the frames and fills batches; `workers` threads
+// check them. Results land in the batch objects, read back after the workers are joined.
+void Verifier::verify_ops() {
+  struct Batch {
+    OriginLog* log = nullptr;
+    std::vector<OpEntry> entries;
+  };
+  std::uint64_t total = 0;
+  for (const auto& log : logs_) total += log->frames.size();
+  const unsigned workers = std::clamp(opt_.workers, 1u, kWorkersMax);
+  BoundedQueue<Batch*> queue(kQueueBatches);
+  std::atomic<std::uint64_t> checked{0};
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < workers; ++i) {
+    threads.emplace_back([&] {
+      while (auto b = queue.pop()) {
+        for (OpEntry& e : (*b)->entries) check_op(e, (*b)->log->entry.origin, keys_);
+        checked.fetch_add((*b)->entries.size(), std::memory_order_relaxed);
+      }
+    });
+  }
+  std::vector<std::unique_ptr<Batch>> batches;
+  std::uint64_t next_report = kProgressEveryOps;
+  for (const auto& log : logs_) {
+    log->entries.reserve(log->frames.size());
+    for (std::size_t i = 0; i < log->frames.size(); i += kBatchOps) {
+      auto batch = std::make_unique<Batch>();
+      batch->log = log.get();
+      const std::size_t end = std::min(log->frames.size(), i + kBatchOps);
+      batch->entries.resize(end - i);
+      for (std::size_t k = i; k < end; ++k) {
+        OpEntry& e = batch->entries[k - i];
+        const auto [offset, len] = log->frames[k];
+        e.offset = offset;
+        e.bytes = sync::ByteView(log->data.data() + offset + 4, len);
+        std::copy_n(log->data.data() + offset + 4 + len, 64, e.sig.begin());
+      }
+      queue.push(batch.get());
+      batches.push_back(std::move(batch));
+      const std::uint64_t done = checked.load(std::memory_order_relaxed);
+      if (done >= next_report) {
+        progress("signatures", done, total);
+        next_report = done + kProgressEveryOps;
+      }
+    }
+  }
+  queue.close();
+  for (auto& t : threads) t.join();
+  progress("signatures", total, total);
+  for (auto& b : batches) {
+    for (OpEntry& e : b->entries) b->log->entries.push_back(std::move(e));
+  }
+  std::uint64_t ok = 0;
+  for (const auto& log : logs_) {
+    for (const auto& e : log->entries) ok += e.status == OpStatus::kOk ? 1 : 0;
+  }
+  report_.counts["ops"] = total;
+  report_.counts["ops_signature_ok"] = ok;
+}
+
+void Verifier::check_reversal(OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed,
+                              bool& reject) {
+  const Op& op = e.op;
+  if (!reversed.insert(op.ref_seq).second) {
+    add_op(log, "double_reversal", op.seq, &op.member,
+           "reverses op " + std::to_string(op.ref_seq) + ", which an earlier op already reversed");
+    reject = true;
+    return;
+  }
+  if (op.ref_seq < log.entry.first_seq) return;  // before the bundle's range: not checkable
+  const std::size_t idx = op.ref_seq - log.entry.first_seq;
+  const OpEntry* ref = idx < log.chosen.size() ? log.chosen[idx] : nullptr;
+  if (ref == nullptr || ref->status != OpStatus::kOk) return;  // already a finding there
+  const Op& r = ref->op;
+  std::string why;
+  if (r.kind != op.ref_kind) {
+    why = "names kind " + std::string(sync::kind_name(op.ref_kind)) + " but op " +
+          std::to_string(op.ref_seq) + " is a " + sync::kind_name(r.kind);
+  } else if (r.member != op.member || r.amount != op.amount ||
+             (r.kind == OpKind::kEarn && r.spend_minor != op.spend_minor)) {
+    why = "does not undo op " + std::to_string(op.ref_seq) + " exactly (member, amount or "
+          "purchase differ)";
+  }
+  if (!why.empty()) add_op(log, "bad_reversal", op.seq, &op.member, "reversal " + why);
+}
+
+// 4. One origin's log, walked in seq order.
+void Verifier::check_log(OriginLog& log) {
+  // Per-op results of stage 3, in file order.
+  std::uint64_t unknown = 0;
+  for (const OpEntry& e : log.entries) {
+    const MemberId* m = e.decoded ? &e.op.member : nullptr;
+    switch (e.status) {
+      case OpStatus::kOk: break;
+      case OpStatus::kMalformed:
+        add_op(log, "malformed_op", e.seq, nullptr,
+               "frame at byte " + std::to_string(e.offset) + " is not a valid op: " + e.error);
+        break;
+      case OpStatus::kNonCanonical:
+        add_op(log, "non_canonical_op", e.seq, m,
+               "decodes, but re-encoding it gives other bytes: a signed op has one encoding");
+        break;
+      case OpStatus::kWrongOrigin:
+        add_op(log, "wrong_origin_file", e.seq, m,
+               "op of origin " + sync::id_hex(e.op.origin) + " in the log file of " + log.hex);
+        break;
+      case OpStatus::kUnknownOrigin: ++unknown; break;
+      case OpStatus::kBadSignature:
+        add_op(log, "bad_signature", e.seq, m,
+               "the signature does not verify under the origin's certificate key "
+               "(altered bytes, or signed by another key)");
+        break;
+    }
+    if (e.status != OpStatus::kOk) {
+      if (e.decoded) {
+        taint(e.op.member);
+      } else {
+        taint_all_ = true;
+        taint_all_reason_ = "an op that does not decode names no member";
+      }
+    }
+  }
+  if (unknown > 0) {
+    add_op(log, "unknown_origin", log.entry.first_seq, nullptr,
+           std::to_string(unknown) + " op(s) of origin " + log.hex +
+               ", which no root-signed roster lists: they cannot be authenticated");
+  }
+  if (log.file_broken) {
+    taint_all_ = true;
+    taint_all_reason_ = log.entry.file + " is missing or cut short";
+  }
+
+  // Order in the file: seqs must ascend.
+  std::uint64_t max_seen = 0;
+  for (const OpEntry& e : log.entries) {
+    if (e.seq == 0) continue;
+    if (e.seq < max_seen) {
+      add_op(log, "out_of_order", e.seq, e.decoded ? &e.op.member : nullptr,
+             "seq " + std::to_string(e.seq) + " comes after seq " + std::to_string(max_seen) +
+                 " in the file: ops were reordered");
+    }
+    max_seen = std::max(max_seen, e.seq);
+  }
+  log.max_seq = max_seen;
+
+  // Group by seq.
+  std::vector<const OpEntry*> sorted;
+  sorted.reserve(log.entries.size());
+  for (const OpEntry& e : log.entries) {
+    if (e.seq != 0) sorted.push_back(&e);
+  }
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const OpEntry* a, const OpEntry* b) { return a->seq < b->seq; });
+
+  const std::uint64_t first = log.entry.first_seq;
+  std::uint64_t expect = first;
+  const OpEntry* prev = nullptr;  // chosen op of seq expect - 1, when contiguous
+  bool open = true;               // replay still takes this origin's ops
+  std::map<std::string, std::uint64_t> request_ids;
+  std::set<std::uint64_t> reversed;
+  for (std::size_t i = 0; i < sorted.size();) {
+    const std::uint64_t s = sorted[i]->seq;
+    std::size_t j = i;
+    while (j < sorted.size() && sorted[j]->seq == s) ++j;
+    std::vector<const OpEntry*> group(sorted.begin() + static_cast<std::ptrdiff_t>(i),
+                                      sorted.begin() + static_cast<std::ptrdiff_t>(j));
+    const std::vector<const OpEntry*> next_group = [&] {
+      std::vector<const OpEntry*> g;
+      for (std::size_t k = j; k < sorted.size() && sorted[k]->seq == sorted[j]->seq; ++k) {
+        g.push_back(sorted[k]);
+      }
+      return g;
+    }();
+    i = j;
+    if (s < first) {
+      add_op(log, "out_of_order", s, group[0]->decoded ? &group[0]->op.member : nullptr,
+             "seq " + std::to_string(s) + " precedes the first seq " + std::to_string(first) +
+                 " the manifest announces for this origin");
+      continue;
+    }
+    if (s > expect) {
+      add_op(log, "seq_gap", expect, nullptr,
+             s - expect == 1 ? "op " + std::to_string(expect) + " is missing (the log goes on at " +
+                                   std::to_string(s) + ")"
+                             : "ops " + std::to_string(expect) + ".." + std::to_string(s - 1) +
+                                   " are missing");
+      log.gap = true;
+      prev = nullptr;
+      // The missing ops' members are unknown, so no member's exported state can be trusted to
+      // match a replay without them.
+      taint_all_ = true;
+      taint_all_reason_ = "a log has a gap: the missing ops' members are unknown";
+    }
+    // Equivocation and duplicates among the validly signed ops of this seq.
+    std::vector<const OpEntry*> valid;
+    for (const OpEntry* e : group) {
+      if (e->status == OpStatus::kOk) valid.push_back(e);
+    }
+    std::set<Hash32> hashes;
+    for (const OpEntry* e : valid) hashes.insert(e->hash);
+    if (hashes.size() > 1) {
+      std::string list;
+      for (const Hash32& h : hashes) list += (list.empty() ? "" : ", ") + crypto::to_hex(h);
+      add_op(log, "equivocation", s, &valid[0]->op.member,
+             "the origin signed " + std::to_string(hashes.size()) +
+                 " different ops with this seq (hashes " + list + ")");
+    }
+    if (valid.size() > hashes.size()) {
+      add_op(log, "duplicate_op", s, &valid[0]->op.member,
+             "the same op appears " + std::to_string(valid.size() - hashes.size() + 1) +
+                 " times in the file");
+    }
+    // The op the chain continues from: the one the next seq's prev names, else the first.
+    const OpEntry* chosen = valid.empty() ? group[0] : valid[0];
+    for (const OpEntry* e : valid) {
+      for (const OpEntry* n : next_group) {
+        if (n->decoded && n->seq == s + 1 && n->op.prev == e->hash) chosen = e;
+      }
+    }
+    const bool ok = chosen->status == OpStatus::kOk;
+    bool reject = !ok;
+    if (ok) {
+      const Op& op = chosen->op;
+      if (prev != nullptr && prev->status == OpStatus::kOk && op.prev != prev->hash) {
+        add_op(log, "prev_mismatch", s, &op.member,
+               "prev does not match the hash of op " + std::to_string(s - 1) +
+                   ": the chain is broken here");
+      } else if (prev == nullptr && s == first && first > 1 && op.prev != log.entry.prefix_prev) {
+        add_op(log, "prev_mismatch", s, &op.member,
+               "prev does not match the hash of op " + std::to_string(s - 1) +
+                   " the manifest's prefix names");
+      }
+      if (prev != nullptr && prev->status == OpStatus::kOk && op.hlc <= prev->op.hlc) {
+        add_op(log, "hlc_backwards", s, &op.member,
+               "HLC " + op.hlc.to_string() + " is not after op " + std::to_string(s - 1) + "'s " +
+                   prev->op.hlc.to_string());
+      }
+      if (log.cutoff && s > *log.cutoff) {
+        add_op(log, "revoked_op", s, &op.member,
+               "signed after the origin's revocation cut-off (seq " +
+                   std::to_string(*log.cutoff) + "): invalid everywhere");
+        reject = true;
+      }
+      if (!op.request_id.empty()) {
+        auto [it, fresh] = request_ids.emplace(op.request_id, s);
+        if (!fresh) {
+          add_op(log, "duplicate_request_id", s, &op.member,
+                 "request_id '" + op.request_id + "' was already applied by op " +
+                     std::to_string(it->second) + " of this origin");
+        }
+      }
+      if (op.kind == OpKind::kReverse) check_reversal(log, *chosen, reversed, reject);
+    }
+    if (!log.gap) log.chosen.push_back(chosen);
+    if (open && !log.gap && !reject) {
+      log.replay.push_back(chosen);
+    } else {
+      open = false;
+    }
+    if (!open) {
+      for (const OpEntry* e : group) {
+        if (e->decoded) taint(e->op.member);
+      }
+    }
+    prev = chosen;
+    expect = s + 1;
+  }
+}
+
+// Equivocation evidence HQ kept: a validly signed op that differs from the log's op of its seq.
+void Verifier::check_equivocation_evidence() {
+  const std::string file = bundle::kEquivocationsFile;
+  auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kBinaryFileBytesMax);
+  if (!data.is_ok()) return;  // optional file; a listed one missing is a file finding already
+  std::size_t offset = 0;
+  std::uint64_t n = 0;
+  while (offset < data->size()) {
+    auto frame = sync::read_frame(*data, offset, limits::kOpSignedBytesMax);
+    if (!frame.is_ok()) {
+      add("malformed_file", "", 0, "", file, frame.status().message());
+      break;
+    }
+    ++n;
+    auto op = sync::decode_op(frame->body);
+    if (!op.is_ok()) {
+      add("malformed_op", "", 0, "", file, "evidence #" + std::to_string(n) + ": " +
+                                               op.status().message());
+      continue;
+    }
+    auto key = keys_.find(op->origin);
+    if (key == keys_.end() || !crypto::verify(key->second, frame->body, frame->sig)) {
+      add("bad_signature", sync::id_hex(op->origin), op->seq, sync::id_hex(op->member), file,
+          "equivocation evidence that its origin did not sign");
+      continue;
+    }
+    const Hash32 h = sync::op_hash(frame->body, frame->sig);
+    auto it = by_origin_.find(op->origin);
+    const OpEntry* held = nullptr;
+    if (it != by_origin_.end()) {
+      const OriginLog& log = *it->second;
+      if (op->seq >= log.entry.first_seq && op->seq - log.entry.first_seq < log.chosen.size()) {
+        held = log.chosen[op->seq - log.entry.first_seq];
+      }
+    }
+    if (held != nullptr && held->hash == h) continue;  // the log's own op: no conflict
+    add("equivocation", sync::id_hex(op->origin), op->seq, sync::id_hex(op->member), file,
+        held ? "HQ holds a second op signed by the origin for this seq (hash " +
+                   crypto::to_hex(h) + "; the log's op is " + crypto::to_hex(held->hash) + ")"
+             : "HQ holds an op signed by the origin for this seq that is not in the log");
+  }
+  report_.counts["equivocation_evidence"] = n;
+}
+
+// 5. Checkpoints.
+void Verifier::check_checkpoints() {
+  const std::string file = bundle::kCheckpointsFile;
+  auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kBinaryFileBytesMax);
+  if (!data.is_ok()) {
+    if (!listed_files_.count(file)) add("file_missing", "", 0, "", file, data.status().message());
+    return;
+  }
+  std::map<NodeId, std::vector<sync::SignedCheckpoint>> per_origin;
+  std::size_t offset = 0;
+  std::uint64_t read = 0, valid = 0;
+  while (offset < data->size()) {
+    auto frame = sync::read_frame(*data, offset, 4 * sync::kCheckpointBytes);
+    if (!frame.is_ok()) {
+      add("malformed_file", "", 0, "", file,
+          "at byte " + std::to_string(offset) + ": " + frame.status().message());
+      break;
+    }
+    ++read;
+    auto decoded = sync::decode_checkpoint(frame->body);
+    const std::string origin = decoded.is_ok() ? sync::id_hex(decoded->origin) : "";
+    const std::uint64_t seq = decoded.is_ok() ? decoded->tree_size : 0;
+    auto cp = sync::verify_checkpoint(frame->body, crypto::ByteView(frame->sig), opt_.root);
+    if (!cp.is_ok()) {
+      const bool sig = cp.status().code() == Code::kPermission;
+      add(sig ? "checkpoint_signature" : "malformed_checkpoint", origin, seq, "", file,
+          "checkpoint #" + std::to_string(read) + ": " + cp.status().message() +
+              (sig ? " (its bytes were altered, or another key signed it)" : ""));
+      continue;
+    }
+    if (cp->cp.network_id != *network_) {
+      add("checkpoint_network", origin, seq, "", file, "checkpoint of another network");
+      continue;
+    }
+    if (!keys_.count(cp->cp.origin)) {
+      add("checkpoint_unknown_origin", origin, seq, "", file,
+          "HQ signed a checkpoint for an origin no roster lists");
+    }
+    ++valid;
+    per_origin[cp->cp.origin].push_back(std::move(cp).value());
+  }
+  report_.counts["checkpoints"] = read;
+  report_.counts["checkpoints_signature_ok"] = valid;
+  for (auto& [origin, cps] : per_origin) {
+    auto it = by_origin_.find(origin);
+    if (it == by_origin_.end()) {
+      const auto& newest = *std::max_element(
+          cps.begin(), cps.end(),
+          [](const auto& a, const auto& b) { return a.cp.tree_size < b.cp.tree_size; });
+      add("missing_checkpointed_ops", sync::id_hex(origin), newest.cp.tree_size, "", "",
+          "HQ checkpointed " + std::to_string(newest.cp.tree_size) +
+              " ops of this origin but the bundle has no log for it");
+      continue;
+    }
+    check_origin_checkpoints(*it->second, cps);
+  }
+}
+
+void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<sync::SignedCheckpoint>& cps) {
+  std::sort(cps.begin(), cps.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.cp.tree_size, a.body) < std::tie(b.cp.tree_size, b.body);
+  });
+  // Two signed heads for one size are HQ contradicting itself.
+  std::vector<const sync::SignedCheckpoint*> distinct;
+  for (const auto& c : cps) {
+    if (!distinct.empty() && distinct.back()->cp.tree_size == c.cp.tree_size) {
+      if (distinct.back()->cp.root != c.cp.root || distinct.back()->cp.head_hash != c.cp.head_hash) {
+        add("checkpoint_conflict", log.hex, c.cp.tree_size, "", bundle::kCheckpointsFile,
+            "HQ signed two different tree heads for this size");
+      }
+      continue;
+    }
+    distinct.push_back(&c);
+  }
+  const std::uint64_t first = log.entry.first_seq;
+  const std::uint64_t have = first - 1 + log.chosen.size();  // contiguous from the start
+  auto acc = sync::MerkleAccumulator::from_frontier(log.entry.prefix_size, log.entry.frontier);
+  if (!acc.is_ok()) {
+    add("prefix_mismatch", log.hex, first, "", bundle::kManifestFile, acc.status().message());
+    return;
+  }
+  std::vector<Hash32> leaves;  // complete logs only: for consistency proofs
+  const bool complete = log.entry.prefix_size == 0;
+  std::size_t next = 0;
+  std::vector<const sync::SignedCheckpoint*> matched;
+  for (const sync::SignedCheckpoint* c : distinct) {
+    const std::uint64_t n = c->cp.tree_size;
+    if (n < log.entry.prefix_size) continue;  // exporter never includes these
+    if (n > have) {
+      // A gap or a broken file already explains missing ops; otherwise the tail was cut.
+      if (!log.gap && !log.file_broken && log.first_finding_seq > n) {
+        add("missing_checkpointed_ops", log.hex, have + 1, "", log.entry.file,
+            "HQ checkpointed this origin's log at seq " + std::to_string(n) +
+                " but the bundle holds ops only up to seq " + std::to_string(have) +
+                ": ops were removed from the end");
+        taint_all_ = true;
+        taint_all_reason_ = "ops HQ checkpointed are missing: their members are unknown";
+      } else if (log.first_finding_seq > n) {
+        report_.notes.push_back("checkpoint " + log.hex + "@" + std::to_string(n) +
+                                " not compared: the log is incomplete before it");
+      }
+      continue;
+    }
+    while (acc->size() < n) {
+      const OpEntry* e = log.chosen[next++];
+      acc->append(e->leaf);
+      if (complete) leaves.push_back(e->leaf);
+    }
+    const Hash32 head = n == log.entry.prefix_size ? log.entry.prefix_prev
+                                                   : log.chosen[n - first]->hash;
+    if (acc->root() == c->cp.root && head == c->cp.head_hash) {
+      matched.push_back(c);
+      continue;
+    }
+    if (n == log.entry.prefix_size) {
+      add("prefix_mismatch", log.hex, n, "", bundle::kManifestFile,
+          "the manifest's prefix of this origin does not hash to HQ's checkpoint at seq " +
+              std::to_string(n));
+    } else if (log.first_finding_seq <= n) {
+      // Derived: an op in the tree already has a finding, which changes the tree.
+      report_.notes.push_back("checkpoint " + log.hex + "@" + std::to_string(n) +
+                              " does not match, explained by the op findings before it");
+    } else {
+      add("checkpoint_root_mismatch", log.hex, n, "", bundle::kCheckpointsFile,
+          acc->root() != c->cp.root
+              ? "the ops 1.." + std::to_string(n) + " hash to " + crypto::to_hex(acc->root()) +
+                    ", not to the root HQ signed " + crypto::to_hex(c->cp.root)
+              : "the head op's hash differs from the one HQ signed");
+    }
+  }
+  // Consistency between successive matched checkpoints (RFC 9162 §2.1.4).
+  if (complete && matched.size() >= 2) {
+    sync::MerkleTree tree(leaves);
+    for (std::size_t k = 1; k < matched.size(); ++k) {
+      const auto& a = matched[k - 1]->cp;
+      const auto& b = matched[k]->cp;
+      auto proof = tree.consistency_proof(a.tree_size, b.tree_size);
+      if (!sync::merkle_verify_consistency(a.tree_size, b.tree_size, a.root, b.root, proof)) {
+        add("checkpoint_inconsistent", log.hex, b.tree_size, "", bundle::kCheckpointsFile,
+            "the tree head at " + std::to_string(b.tree_size) + " does not extend the one at " +
+                std::to_string(a.tree_size));
+      }
+    }
+  }
+  report_.counts["checkpoints_matched"] =
+      report_.counts.value("checkpoints_matched", std::uint64_t{0}) + matched.size();
+}
+
+// 6. Replay in HLC order. HLC is a linear extension of causality (a node that held an op when it
+// signed another gave the second a greater HLC), so every op is applied after everything its
+// origin could have seen: a debit comes after the move that funded it. The origin checked
+// rights(origin) >= amount in its own view, which this state can only exceed; so rights and
+// value must be >= 0 after every op, not just at the end.
+void Verifier::replay() {
+  using Key = std::tuple<sync::Hlc, NodeId, std::uint64_t, OriginLog*, std::size_t>;
+  std::priority_queue<Key, std::vector<Key>, std::greater<>> heap;
+  std::uint64_t total = 0;
+  for (const auto& log : logs_) {
+    total += log->replay.size();
+    if (!log->replay.empty()) {
+      const Op& op = log->replay[0]->op;
+      heap.emplace(op.hlc, op.origin, op.seq, log.get(), 0);
+    }
+  }
+  // Each (member, account, node) violation is reported once, where it first appears.
+  std::set<std::tuple<MemberId, sync::Account, NodeId, int>> reported;
+  auto check = [&](const OriginLog* log, std::uint64_t seq, const MemberId& member,
+                   const sync::EscrowCounter& c, sync::Account acct, const NodeId& node) {
+    const std::int64_t rights = c.rights(node);
+    const std::int64_t value = c.value();
+    const std::string where = log ? " after this op" : " in the final state";
+    const std::string origin = log ? log->hex : sync::id_hex(node);
+    const std::string file = log ? log->entry.file : "";
+    if (rights < 0 && reported.emplace(member, acct, node, 0).second) {
+      add("negative_rights", origin, seq, sync::id_hex(member), file,
+          std::string(sync::account_name(acct)) + " rights of node " + sync::id_hex(node) +
+              " are " + std::to_string(rights) + where + ": it spent or moved more than it held");
+    }
+    if (value < 0 && reported.emplace(member, acct, NodeId{}, 1).second) {
+      add("negative_value", log ? origin : "", seq, sync::id_hex(member), file,
+          std::string(sync::account_name(acct)) + " value is " + std::to_string(value) + where);
+    }
+  };
+  while (!heap.empty()) {
+    auto [hlc, origin, seq, log, i] = heap.top();
+    heap.pop();
+    const OpEntry* e = log->replay[i];
+    const Op& op = e->op;
+    auto applied = replica_.apply(op);
+    if (!applied.is_ok()) {
+      add_op(*log, "replay_refused", op.seq, &op.member, applied.status().message());
+      for (std::size_t k = i; k < log->replay.size(); ++k) taint(log->replay[k]->op.member);
+      continue;  // the origin's later ops cannot follow a refused one
+    }
+    ++replayed_;
+    if (replayed_ % kProgressEveryOps == 0) progress("replay", replayed_, total);
+    const sync::MemberState* m = replica_.member(op.member);
+    OUTPOST_CHECK(m != nullptr);
+    if (op.account != sync::Account::kNone && !tainted(op.member) && lowers_rights(op)) {
+      const sync::EscrowCounter& c = op.account == sync::Account::kPoints ? m->points : m->wallet;
+      check(log, op.seq, op.member, c, op.account, op.origin);
+    }
+    if (opt_.trace_member && op.member == *opt_.trace_member) {
+      TraceLine t;
+      t.op = sync::op_ref_string(op.origin, op.seq);
+      t.origin_name = log->entry.name;
+      t.hlc = op.hlc;
+      t.kind = sync::kind_name(op.kind);
+      t.amount = op.amount;
+      if (op.account != sync::Account::kNone) {
+        t.account = sync::account_name(op.account);
+        const bool credit = op.kind == OpKind::kEarn || op.kind == OpKind::kTopup ||
+                            (op.kind == OpKind::kReverse && (op.ref_kind == OpKind::kRedeem ||
+                                                             op.ref_kind == OpKind::kSpend));
+        const auto amount = static_cast<std::int64_t>(op.amount);
+        t.delta = op.kind == OpKind::kMove ? 0 : (credit ? amount : -amount);
+        const sync::EscrowCounter& c = op.account == sync::Account::kPoints ? m->points : m->wallet;
+        t.rights_at_origin = c.rights(op.origin);
+      }
+      if (op.kind == OpKind::kMove) t.detail = "rights to " + sync::id_hex(op.target);
+      if (op.kind == OpKind::kReverse) {
+        t.detail = "reverses " + sync::op_ref_string(op.ref_origin, op.ref_seq);
+      }
+      if (op.kind == OpKind::kEarn) t.detail = "purchase " + std::to_string(op.spend_minor);
+      for (const auto& f : op.fields) {
+        t.detail += (t.detail.empty() ? "" : ", ") + std::string(sync::field_name(f.field)) +
+                    (f.field == sync::Field::kPinHash ? "=(set)" : "=" + f.value);
+      }
+      t.points = m->points.value();
+      t.wallet = m->wallet.value();
+      report_.trace.push_back(std::move(t));
+    }
+    if (i + 1 < log->replay.size()) {
+      const Op& nx = log->replay[i + 1]->op;
+      heap.emplace(nx.hlc, nx.origin, nx.seq, log, i + 1);
+    }
+  }
+  progress("replay", replayed_, total);
+  // The final state: every account of every member, every node's rights.
+  for (const auto& [id, m] : replica_.members()) {
+    if (tainted(id)) continue;
+    for (auto acct : {sync::Account::kPoints, sync::Account::kWallet}) {
+      const sync::EscrowCounter& c = acct == sync::Account::kPoints ? m.points : m.wallet;
+      for (const auto& [node, r] : c.rights_by_node()) {
+        if (r < 0 || c.value() < 0) check(nullptr, 0, id, c, acct, node);
+      }
+    }
+  }
+  report_.counts["ops_replayed"] = replayed_;
+  report_.counts["members_replayed"] = replica_.members().size();
+}
+
+// 7. balances.json against the replayed state.
+void Verifier::check_balances() {
+  const std::string file = bundle::kBalancesFile;
+  auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kJsonFileBytesMax);
+  if (!data.is_ok()) {
+    if (!listed_files_.count(file)) {
+      add("file_missing", "", 0, "", file, "a complete bundle must hold " + file);
+    }
+    return;
+  }
+  Json j;
+  try {
+    j = Json::parse(data->begin(), data->end());
+  } catch (const std::exception& e) {
+    add("malformed_file", "", 0, "", file, std::string("not JSON: ") + e.what());
+    return;
+  }
+  if (!j.is_object() || j.value("format", "") != bundle::kBalancesFormat ||
+      !j.contains("members") || !j["members"].is_array()) {
+    add("malformed_file", "", 0, "", file, "not an " + std::string(bundle::kBalancesFormat) +
+                                               " file with a members array");
+    return;
+  }
+  std::map<MemberId, Json> exported;
+  for (const auto& m : j["members"]) {
+    auto hex = internal::json_string(m, "member", "balances entry");
+    auto id = hex.is_ok() ? sync::parse_id(*hex) : Result<NodeId>(hex.status());
+    if (!id.is_ok()) {
+      add("malformed_file", "", 0, "", file, "an entry has no valid member id: " + m.dump());
+      continue;
+    }
+    if (!exported.emplace(*id, m).second) {
+      add("balance_mismatch", "", 0, *hex, file, "the member is listed twice");
+    }
+  }
+  std::uint64_t compared = 0, skipped = 0;
+  std::set<MemberId> ids;
+  for (const auto& [id, m] : exported) ids.insert(id);
+  for (const auto& [id, m] : replica_.members()) ids.insert(id);
+  for (const MemberId& id : ids) {
+    const std::string hex = sync::id_hex(id);
+    const sync::MemberState* m = replica_.member(id);
+    Json mine = m ? balance_json(id, *m) : Json();
+    auto it = exported.find(id);
+    if (opt_.trace_member && id == *opt_.trace_member) {
+      report_.traced_final = mine;
+      report_.traced_exported = it == exported.end() ? Json() : it->second;
+    }
+    if (tainted(id)) {
+      ++skipped;
+      continue;
+    }
+    ++compared;
+    if (it == exported.end()) {
+      add("balance_mismatch", "", 0, hex, file,
+          "the ops give this member a state but balances.json does not list it");
+      continue;
+    }
+    if (!m) {
+      add("balance_mismatch", "", 0, hex, file,
+          "balances.json lists this member but no accepted op touches it");
+      continue;
+    }
+    std::string diff;
+    for (const char* key : {"points", "wallet", "spend_by_month", "spend_reversed_by_month",
+                            "visits_by_month", "card"}) {
+      const Json got = it->second.contains(key) ? it->second[key] : Json();
+      if (got != mine[key]) {
+        diff += std::string(diff.empty() ? "" : "; ") + key + ": exported " + got.dump() +
+                ", recomputed " + mine[key].dump();
+      }
+    }
+    if (!diff.empty()) add("balance_mismatch", "", 0, hex, file, diff);
+  }
+  report_.counts["members_compared"] = compared;
+  report_.counts["members_not_compared"] = skipped;
+  if (skipped > 0) {
+    report_.notes.push_back(std::to_string(skipped) + " member(s) not compared: an op of theirs "
+                            "was rejected (see findings), so their exported state cannot match");
+  }
+}
+
+void Verifier::finish_checks(bool roster_ok) {
+  struct Family {
+    const char* name;
+    std::vector<const char*> kinds;
+  };
+  const std::vector<Family> families = {
+      {"files", {"file_missing", "file_hash_mismatch", "malformed_file", "manifest_mismatch"}},
+      {"roster chain",
+       {"malformed_roster", "roster_signature", "roster_network", "roster_successor"}},
+      {"op encoding and signatures",
+       {"malformed_op", "non_canonical_op", "wrong_origin_file", "unknown_origin",
+        "bad_signature"}},
+      {"log chains (order, duplicates, gaps, prev links, genesis)",
+       {"out_of_order", "duplicate_op", "seq_gap", "prev_mismatch"}},
+      {"equivocation", {"equivocation"}},
+      {"revocation cut-offs", {"revoked_op"}},
+      {"idempotency (request ids, reversals)",
+       {"duplicate_request_id", "double_reversal", "bad_reversal"}},
+      {"timestamps (HLC per origin)", {"hlc_backwards"}},
+      {"checkpoints (signatures, Merkle roots, consistency)",
+       {"checkpoint_signature", "malformed_checkpoint", "checkpoint_network",
+        "checkpoint_unknown_origin", "checkpoint_conflict", "checkpoint_root_mismatch",
+        "missing_checkpointed_ops", "checkpoint_inconsistent", "prefix_mismatch"}},
+      {"replay (value and rights never below zero)",
+       {"negative_rights", "negative_value", "replay_refused"}},
+      {"balances", {"balance_mismatch"}},
+  };
+  for (const Family& f : families) {
+    std::uint64_t n = 0;
+    for (const Finding& x : report_.findings) {
+      for (const char* k : f.kinds) n += x.kind == k ? 1 : 0;
+    }
+    CheckResult r{f.name, n ? "failed" : "ok", n ? std::to_string(n) + " finding(s)" : ""};
+    const std::string name = f.name;
+    if (!roster_ok && name != "files" && name != "roster chain") {
+      r = {f.name, "skipped", "no roster version verifies under the given root key"};
+    } else if (name == "balances" && n == 0) {
+      if (partial_) {
+        r = {f.name, "skipped", "the bundle covers a date range; balances need every op"};
+      } else if (taint_all_) {
+        r = {f.name, "skipped", taint_all_reason_};
+      }
+    } else if (name == "replay (value and rights never below zero)" && partial_ && n == 0) {
+      r = {f.name, "skipped", "the bundle covers a date range; replay needs every op"};
+    }
+    report_.checks.push_back(std::move(r));
+  }
+}
+
+Result<Report> Verifier::run() {
+  OUTPOST_ASSIGN_OR_RETURN(manifest_, internal::read_manifest(dir_));
+  report_.bundle = dir_;
+  partial_ = manifest_.contains("range") && manifest_["range"].is_object();
+  report_.partial = partial_;
+  check_files();
+  const bool roster_ok = check_rosters();
+  if (!roster_ok) {
+    if (report_.findings.empty()) {
+      add("roster_signature", "", 0, "", bundle::kRostersFile,
+          "the bundle holds no roster: nothing can be authenticated");
+    }
+    report_.notes.push_back("no roster verifies under the given root key: wrong key, or not this "
+                            "chain's bundle; nothing else was checked");
+    finish_checks(false);
+    return std::move(report_);
+  }
+  load_logs();
+  report_.counts["origins"] = logs_.size();
+  verify_ops();
+  for (auto& log : logs_) check_log(*log);
+  check_equivocation_evidence();
+  check_checkpoints();
+  if (!partial_) {
+    replay();
+    if (!taint_all_) {
+      check_balances();
+    } else {
+      report_.notes.push_back("balances not compared: " + taint_all_reason_);
+    }
+  } else {
+    report_.notes.push_back("partial bundle (date range): replay and balances are not checked; "
+                            "each origin's chain is checked from its first exported op");
+  }
+  finish_checks(true);
+  return std::move(report_);
+}
+
+}  // namespace
+
+Result<Report> verify_bundle(const std::string& dir, const VerifyOptions& options) {
+  Verifier v(dir, options);
+  return v.run();
+}
+
+Result<crypto::PublicKey> parse_root_key(const std::string& hex_or_path) {
+  std::string text = hex_or_path;
+  const bool looks_hex = text.size() == 64 && text.find_first_not_of("0123456789abcdefABCDEF") ==
+                                                  std::string::npos;
+  if (!looks_hex) {
+    auto data = read_whole_file(hex_or_path, limits::kKeyFileBytesMax);
+    if (!data.is_ok()) {
+      return Status::invalid("--root must be 64 hex digits or a file holding them: " +
+                             data.status().message());
+    }
+    text.assign(data->begin(), data->end());
+    const auto b = text.find_first_not_of(" \t\r\n");
+    const auto e = text.find_last_not_of(" \t\r\n");
+    text = b == std::string::npos ? "" : text.substr(b, e - b + 1);
+  }
+  auto key = internal::hex_array<32>(text, "root key");
+  if (!key.is_ok()) return Status::invalid("--root: the root public key must be 64 hex digits");
+  return *key;
+}
+
+}  // namespace outpost::audit

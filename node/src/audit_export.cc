@@ -1,0 +1,659 @@
+// HQ checkpoints and the audit bundle exporter. The bundle layout is docs/audit-bundle.md; the
+// reader is audit/ (`outpost-audit`). Everything is read inside one read transaction, a snapshot
+// that the daemon's writers do not disturb (WAL), so a bundle is consistent while the node runs.
+#include "outpost/node/audit_export.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+#include "outpost/base/limits.h"
+#include "outpost/node/identity.h"
+#include "outpost/sync/audit_bundle.h"
+#include "outpost/sync/checkpoint.h"
+#include "outpost/sync/merkle.h"
+
+namespace outpost::node {
+
+namespace fs = std::filesystem;
+namespace bundle = sync::bundle;
+using sync::Bytes;
+using sync::NodeId;
+
+namespace {
+
+// Ops read from the store per query while walking a log.
+constexpr std::size_t kOpsPerRead = 4096;
+// Buffered bytes per bundle file before a write(2).
+constexpr std::size_t kFileBufferBytes = 1 << 20;
+constexpr std::uint64_t kDayMs = 86'400'000ULL;
+
+std::string join(const std::string& dir, const std::string& file) {
+  return (fs::path(dir) / file).string();
+}
+
+Result<std::unique_ptr<storage::Store>> open_store(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(join(dir, kDbFile), ec)) {
+    return Status::not_found(dir + " is not an Outpost data dir (no " + kDbFile + ")");
+  }
+  return storage::Store::open(join(dir, kDbFile), storage::OpenMode::kExisting);
+}
+
+// A read transaction: every read between construction and destruction sees one snapshot.
+class ReadSnapshot {
+ public:
+  static Result<ReadSnapshot> begin(storage::Database& db) {
+    OUTPOST_RETURN_IF_ERROR(db.exec("BEGIN DEFERRED"));
+    return ReadSnapshot(&db);
+  }
+  ReadSnapshot(ReadSnapshot&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(ReadSnapshot&&) = delete;
+  ~ReadSnapshot() {
+    if (db_ != nullptr) {
+      Status st = db_->exec("ROLLBACK");  // read-only: nothing to keep
+      (void)st;
+    }
+  }
+
+ private:
+  explicit ReadSnapshot(storage::Database* db) : db_(db) {}
+  storage::Database* db_;
+};
+
+// A new bundle file: buffered writes, SHA-256 and size as it goes, fsync'd on close().
+class FileSink {
+ public:
+  static Result<FileSink> create(const std::string& dir, const std::string& rel) {
+    const std::string path = join(dir, rel);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::io_error("cannot create " + path + ": " + std::strerror(errno));
+    return FileSink(fd, path, rel);
+  }
+  FileSink(FileSink&& o) noexcept
+      : fd_(o.fd_), path_(std::move(o.path_)), rel_(std::move(o.rel_)),
+        buf_(std::move(o.buf_)), sha_(o.sha_), bytes_(o.bytes_) {
+    o.fd_ = -1;
+  }
+  FileSink(const FileSink&) = delete;
+  FileSink& operator=(const FileSink&) = delete;
+  FileSink& operator=(FileSink&&) = delete;
+  ~FileSink() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status write(sync::ByteView data) {
+    sha_.update(data);
+    bytes_ += data.size();
+    buf_.insert(buf_.end(), data.begin(), data.end());
+    return buf_.size() >= kFileBufferBytes ? flush() : Status::ok();
+  }
+  Status write(const std::string& text) { return write(crypto::view(text)); }
+
+  // Flushes, fsyncs and closes; returns the manifest entry of the file.
+  Result<Json> close() {
+    OUTPOST_RETURN_IF_ERROR(flush());
+    if (::fsync(fd_) != 0) return Status::io_error("fsync " + path_ + ": " + std::strerror(errno));
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return Status::io_error("close " + path_ + ": " + std::strerror(errno));
+    return Json{{"path", rel_}, {"bytes", bytes_}, {"sha256", crypto::to_hex(sha_.finish())}};
+  }
+
+ private:
+  FileSink(int fd, std::string path, std::string rel)
+      : fd_(fd), path_(std::move(path)), rel_(std::move(rel)) {
+    buf_.reserve(kFileBufferBytes + limits::kOpSignedBytesMax + 128);
+  }
+  Status flush() {
+    std::size_t done = 0;
+    while (done < buf_.size()) {
+      ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Status::io_error("write " + path_ + ": " + std::strerror(errno));
+      done += static_cast<std::size_t>(n);
+    }
+    buf_.clear();
+    return Status::ok();
+  }
+
+  int fd_;
+  std::string path_;
+  std::string rel_;
+  std::vector<std::uint8_t> buf_;
+  crypto::Sha256 sha_;
+  std::uint64_t bytes_ = 0;
+};
+
+Status write_frame(FileSink& sink, sync::ByteView body, const crypto::Signature& sig) {
+  sync::ByteWriter w;
+  sync::write_frame(w, body, sig);
+  return sink.write(w.bytes());
+}
+
+Status fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error("open " + dir + ": " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? Status::ok() : Status::io_error("fsync " + dir + ": " + std::strerror(errno));
+}
+
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+std::string utc_iso(std::uint64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<unsigned>(ms % 1000));
+  return buf;
+}
+
+// Calls `fn` with every op of `origin` with from_seq <= seq <= to_seq, ascending. kCorruption if
+// the stored log has a gap there.
+template <typename Fn>
+Status for_each_op(storage::Store& store, const NodeId& origin, std::uint64_t from_seq,
+                   std::uint64_t to_seq, Fn&& fn) {
+  std::uint64_t expect = from_seq;
+  while (expect <= to_seq) {
+    OUTPOST_ASSIGN_OR_RETURN(auto batch, store.ops_of_origin(origin, expect, kOpsPerRead));
+    if (batch.empty()) break;
+    for (const auto& sop : batch) {
+      if (sop.op.seq > to_seq) return Status::ok();
+      if (sop.op.seq != expect) {
+        return Status::corruption("stored log of " + sync::id_hex(origin) + " has a gap at seq " +
+                                  std::to_string(expect));
+      }
+      OUTPOST_RETURN_IF_ERROR(fn(sop));
+      ++expect;
+    }
+  }
+  if (expect != to_seq + 1) {
+    return Status::corruption("stored log of " + sync::id_hex(origin) + " ends at seq " +
+                              std::to_string(expect - 1) + ", before " + std::to_string(to_seq));
+  }
+  return Status::ok();
+}
+
+struct StoredCheckpoint {
+  NodeId origin{};
+  std::uint64_t seq = 0;
+  Bytes body;
+  crypto::Signature sig{};
+};
+
+Result<std::vector<StoredCheckpoint>> load_checkpoints(storage::Store& store) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      storage::Statement s,
+      store.db().prepare("SELECT origin, seq, body, sig FROM checkpoints ORDER BY origin, seq"));
+  std::vector<StoredCheckpoint> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    StoredCheckpoint c;
+    Bytes origin = s.blob(0);
+    Bytes sig = s.blob(3);
+    if (origin.size() != c.origin.size() || sig.size() != c.sig.size()) {
+      return Status::corruption("stored checkpoint row is damaged");
+    }
+    std::copy(origin.begin(), origin.end(), c.origin.begin());
+    std::copy(sig.begin(), sig.end(), c.sig.begin());
+    c.seq = static_cast<std::uint64_t>(s.int64(1));
+    c.body = s.blob(2);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// HQ's root key, checked against the anchors the data dir pins.
+Result<crypto::SigningKey> read_root_key(const std::string& hq_dir, const TrustAnchors& anchors) {
+  auto seed = crypto::read_key_file(join(hq_dir, kRootKeyFile), kRootKeyKind);
+  if (!seed.is_ok()) {
+    return seed.status().with_context("the HQ root key (" + join(hq_dir, kRootKeyFile) +
+                                      ") is needed to sign checkpoints");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey root, crypto::SigningKey::from_seed(seed->view()));
+  if (!crypto::ct_equal(root.public_key(), anchors.root_key)) {
+    return Status::permission(join(hq_dir, kRootKeyFile) + " is not the root key this network pins");
+  }
+  return root;
+}
+
+// Computes the checkpoint of `origin` at `head_seq`, checking the log against the origin's
+// newest earlier checkpoint (if any).
+Result<sync::Checkpoint> compute_checkpoint(storage::Store& store, const TrustAnchors& anchors,
+                                            const NodeId& origin, std::uint64_t head_seq,
+                                            const StoredCheckpoint* previous) {
+  std::optional<sync::Checkpoint> prev;
+  if (previous != nullptr) {
+    auto decoded = sync::decode_checkpoint(previous->body);
+    if (!decoded.is_ok()) return decoded.status().with_context("stored checkpoint is damaged");
+    prev = *decoded;
+    if (prev->tree_size > head_seq) {
+      return Status::corruption("checkpoint of " + sync::id_hex(origin) + " at seq " +
+                                std::to_string(prev->tree_size) + " is beyond the log's head " +
+                                std::to_string(head_seq));
+    }
+  }
+  sync::MerkleAccumulator acc;
+  sync::Hash32 last{};
+  OUTPOST_RETURN_IF_ERROR(for_each_op(store, origin, 1, head_seq, [&](const sync::SignedOp& s) {
+    acc.append(sync::merkle_op_leaf_hash(s.signed_bytes, s.sig));
+    last = s.hash;
+    // Invariant: a log only grows, so it still hashes to every head HQ signed before.
+    if (prev && acc.size() == prev->tree_size &&
+        (acc.root() != prev->root || last != prev->head_hash)) {
+      return Status::corruption("the log of " + sync::id_hex(origin) +
+                                " no longer matches the checkpoint HQ signed at seq " +
+                                std::to_string(prev->tree_size));
+    }
+    return Status::ok();
+  }));
+  OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store.head(origin));
+  if (head.hash != last) {
+    return Status::corruption("head of " + sync::id_hex(origin) + " does not match its last op");
+  }
+  sync::Checkpoint cp;
+  cp.network_id = anchors.network_id;
+  cp.origin = origin;
+  cp.tree_size = head_seq;
+  cp.root = acc.root();
+  cp.head_hash = last;
+  return cp;
+}
+
+Json member_balance_json(const sync::MemberId& id, const sync::MemberState& m) {
+  auto account = [](const sync::EscrowCounter& c) {
+    Json rights = Json::object();
+    for (const auto& [node, r] : c.rights_by_node()) rights[sync::id_hex(node)] = r;
+    return Json{{"value", c.value()}, {"rights", rights}};
+  };
+  auto by_month = [](const sync::GCounter& g) {
+    std::map<std::uint32_t, std::uint64_t> sums;
+    for (const auto& [key, v] : g.entries()) sums[key.second] += v;
+    Json j = Json::object();
+    for (const auto& [month, v] : sums) {
+      if (v != 0) j[sync::month_string(month)] = v;
+    }
+    return j;
+  };
+  return Json{{"member", sync::id_hex(id)},
+              {"card", m.field(sync::Field::kCard)},
+              {"points", account(m.points)},
+              {"wallet", account(m.wallet)},
+              {"spend_by_month", by_month(m.spend)},
+              {"spend_reversed_by_month", by_month(m.spend_reversed)},
+              {"visits_by_month", by_month(m.visits)}};
+}
+
+Status prepare_out_dir(const std::string& out) {
+  std::error_code ec;
+  if (out.empty()) return Status::invalid("export-audit needs --out DIR");
+  if (fs::exists(out, ec)) {
+    if (!fs::is_directory(out, ec)) return Status::invalid(out + " exists and is not a directory");
+    if (!fs::is_empty(out, ec)) {
+      return Status::invalid(out + " is not empty; refusing to mix two bundles (use a new dir)");
+    }
+  }
+  fs::create_directories(join(out, bundle::kOpsDir), ec);
+  if (ec) return Status::io_error("cannot create " + out + ": " + ec.message());
+  return Status::ok();
+}
+
+// The seqs of `origin` that a date range selects: [first, last], or nullopt when none.
+struct SeqRange {
+  std::uint64_t first = 1;
+  std::uint64_t last = 0;
+};
+Result<std::optional<SeqRange>> select_range(storage::Store& store, const NodeId& origin,
+                                             std::uint64_t head, std::uint64_t from_ms,
+                                             std::uint64_t to_ms) {
+  std::optional<std::uint64_t> first;
+  std::uint64_t last = 0;
+  OUTPOST_RETURN_IF_ERROR(for_each_op(store, origin, 1, head, [&](const sync::SignedOp& s) {
+    const std::uint64_t t = s.op.hlc.wall_ms;
+    if (!first && t >= from_ms) first = s.op.seq;
+    if (t < to_ms && t >= from_ms) last = s.op.seq;
+    return Status::ok();
+  }));
+  if (!first || last < *first) return std::optional<SeqRange>();
+  return std::optional<SeqRange>(SeqRange{*first, last});
+}
+
+}  // namespace
+
+Result<std::uint64_t> parse_utc_date_ms(const std::string& d) {
+  auto bad = [&] { return Status::invalid("date must be YYYY-MM-DD (UTC), got '" + d + "'"); };
+  if (d.size() != 10 || d[4] != '-' || d[7] != '-') return bad();
+  for (int i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (d[static_cast<std::size_t>(i)] < '0' || d[static_cast<std::size_t>(i)] > '9') {
+      return bad();
+    }
+  }
+  const int y = std::stoi(d.substr(0, 4));
+  const unsigned m = static_cast<unsigned>(std::stoi(d.substr(5, 2)));
+  const unsigned day = static_cast<unsigned>(std::stoi(d.substr(8, 2)));
+  static const unsigned kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1970 || m < 1 || m > 12 || day < 1 || day > kDays[m - 1]) return bad();
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (m == 2 && day == 29 && !leap) return bad();
+  return static_cast<std::uint64_t>(days_from_civil(y, m, day)) * kDayMs;
+}
+
+Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
+  OUTPOST_ASSIGN_OR_RETURN(auto store, open_store(hq_dir));
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store));
+  OUTPOST_ASSIGN_OR_RETURN(auto role, store->get_meta("role"));
+  if (!anchors || role.value_or("") != "hq") {
+    return Status::invalid(hq_dir + " is not an HQ data dir (checkpoints are signed at HQ)");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey root, read_root_key(hq_dir, *anchors));
+
+  std::vector<sync::SignedCheckpoint> fresh;
+  Json list = Json::array();
+  {
+    OUTPOST_ASSIGN_OR_RETURN(ReadSnapshot snap, ReadSnapshot::begin(store->db()));
+    OUTPOST_ASSIGN_OR_RETURN(auto vv, store->version_vector());
+    OUTPOST_ASSIGN_OR_RETURN(auto stored, load_checkpoints(*store));
+    std::map<NodeId, const StoredCheckpoint*> newest;
+    for (const auto& c : stored) newest[c.origin] = &c;  // rows ascend by (origin, seq)
+    const std::uint64_t now_ms = clock.now_ms();
+    for (const auto& [origin, head_seq] : vv) {
+      if (head_seq == 0) continue;
+      auto it = newest.find(origin);
+      const StoredCheckpoint* previous = it == newest.end() ? nullptr : it->second;
+      if (previous != nullptr && previous->seq == head_seq) {
+        list.push_back({{"origin", sync::id_hex(origin)}, {"seq", head_seq}, {"new", false}});
+        continue;
+      }
+      OUTPOST_ASSIGN_OR_RETURN(sync::Checkpoint cp,
+                               compute_checkpoint(*store, *anchors, origin, head_seq, previous));
+      cp.issued = sync::Hlc{now_ms, 0};
+      fresh.push_back(sync::sign_checkpoint(cp, root));
+      list.push_back({{"origin", sync::id_hex(origin)},
+                      {"seq", head_seq},
+                      {"root", crypto::to_hex(cp.root)},
+                      {"new", true}});
+    }
+  }
+  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store->begin());
+  OUTPOST_ASSIGN_OR_RETURN(
+      storage::Statement ins,
+      store->db().prepare("INSERT OR IGNORE INTO checkpoints(origin, seq, body, sig) "
+                          "VALUES(?1, ?2, ?3, ?4)"));
+  for (const auto& s : fresh) {
+    ins.bind_blob(1, s.cp.origin)
+        .bind(2, static_cast<std::int64_t>(s.cp.tree_size))
+        .bind_blob(3, s.body)
+        .bind_blob(4, s.sig);
+    OUTPOST_RETURN_IF_ERROR(ins.run());
+    ins.reset();
+  }
+  OUTPOST_RETURN_IF_ERROR(txn.commit());
+  return Json{{"signed", fresh.size()}, {"checkpoints", list}};
+}
+
+Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
+                          sync::Clock& clock) {
+  std::optional<std::uint64_t> from_ms, to_ms;
+  if (options.from) {
+    OUTPOST_ASSIGN_OR_RETURN(from_ms, parse_utc_date_ms(*options.from));
+  }
+  if (options.to) {
+    OUTPOST_ASSIGN_OR_RETURN(std::uint64_t day, parse_utc_date_ms(*options.to));
+    to_ms = day + kDayMs;  // the whole day is included
+  }
+  if (from_ms && to_ms && *from_ms >= *to_ms) return Status::invalid("--from is after --to");
+  const bool partial = from_ms.has_value() || to_ms.has_value();
+
+  OUTPOST_ASSIGN_OR_RETURN(auto store, open_store(dir));
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store));
+  if (!anchors) {
+    return Status::invalid("this node is not enrolled in a chain: without HQ-signed rosters its "
+                           "ops cannot be verified from a root key (docs/security.md)");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto roster, load_roster(*store, *anchors));
+  OUTPOST_ASSIGN_OR_RETURN(auto node_id, store->get_meta("node_id"));
+  OUTPOST_ASSIGN_OR_RETURN(auto node_name, store->get_meta("node_name"));
+  OUTPOST_ASSIGN_OR_RETURN(auto role, store->get_meta("role"));
+  OUTPOST_RETURN_IF_ERROR(prepare_out_dir(options.out_dir));
+  const std::string& out = options.out_dir;
+
+  OUTPOST_ASSIGN_OR_RETURN(ReadSnapshot snap, ReadSnapshot::begin(store->db()));
+  Json files = Json::array();
+  Json counts;
+
+  // Rosters: every stored version, ascending.
+  OUTPOST_ASSIGN_OR_RETURN(FileSink rosters, FileSink::create(out, bundle::kRostersFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto versions, store->roster_versions());
+  for (std::uint64_t v : versions) {
+    OUTPOST_ASSIGN_OR_RETURN(auto r, store->get_roster(v));
+    if (!r) return Status::corruption("roster v" + std::to_string(v) + " vanished");
+    OUTPOST_RETURN_IF_ERROR(write_frame(rosters, r->body, r->sig));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json rosters_entry, rosters.close());
+  files.push_back(rosters_entry);
+  counts["rosters"] = versions.size();
+
+  // Ops, one file per origin, plus the readable rendering.
+  OUTPOST_ASSIGN_OR_RETURN(auto vv, store->version_vector());
+  std::uint64_t total = 0;
+  for (const auto& [origin, head] : vv) total += head;
+  std::uint64_t done = 0;
+  OUTPOST_ASSIGN_OR_RETURN(FileSink jsonl, FileSink::create(out, bundle::kOpsJsonFile));
+  Json origins = Json::array();
+  std::map<NodeId, SeqRange> exported;
+  for (const auto& [origin, head] : vv) {
+    SeqRange range{1, head};
+    if (partial) {
+      OUTPOST_ASSIGN_OR_RETURN(auto sel, select_range(*store, origin, head, from_ms.value_or(0),
+                                                      to_ms.value_or(UINT64_MAX)));
+      if (!sel) continue;
+      range = *sel;
+    }
+    if (range.last < range.first) continue;
+    const std::string rel = std::string(bundle::kOpsDir) + "/" + sync::id_hex(origin) +
+                            bundle::kOpsSuffix;
+    OUTPOST_ASSIGN_OR_RETURN(FileSink ops, FileSink::create(out, rel));
+    sync::MerkleAccumulator prefix;
+    sync::Hash32 prefix_last{};
+    OUTPOST_RETURN_IF_ERROR(
+        for_each_op(*store, origin, 1, range.last, [&](const sync::SignedOp& s) -> Status {
+          if (s.op.seq < range.first) {
+            prefix.append(sync::merkle_op_leaf_hash(s.signed_bytes, s.sig));
+            prefix_last = s.hash;
+            return Status::ok();
+          }
+          OUTPOST_RETURN_IF_ERROR(write_frame(ops, s.signed_bytes, s.sig));
+          Json j = Ledger::op_json(s);
+          j["prev"] = crypto::to_hex(s.op.prev);
+          OUTPOST_RETURN_IF_ERROR(jsonl.write(j.dump() + "\n"));
+          if (++done % kOpsPerRead == 0 && options.progress) options.progress(done, total);
+          return Status::ok();
+        }));
+    OUTPOST_ASSIGN_OR_RETURN(Json entry, ops.close());
+    files.push_back(entry);
+    Json frontier = Json::array();
+    for (const auto& h : prefix.frontier()) frontier.push_back(crypto::to_hex(h));
+    const sync::SignedCertificate* cert = roster ? roster->find(origin) : nullptr;
+    origins.push_back({{"origin", sync::id_hex(origin)},
+                       {"name", cert ? Json(cert->cert.name) : Json()},
+                       {"file", rel},
+                       {"first_seq", range.first},
+                       {"last_seq", range.last},
+                       {"ops", range.last - range.first + 1},
+                       {"prefix",
+                        {{"size", prefix.size()},
+                         {"frontier", frontier},
+                         {"prev_hash", crypto::to_hex(prefix_last)}}}});
+    exported[origin] = range;
+  }
+  if (options.progress) options.progress(done, total);
+  OUTPOST_ASSIGN_OR_RETURN(Json jsonl_entry, jsonl.close());
+  files.push_back(jsonl_entry);
+  counts["ops"] = done;
+  counts["origins"] = exported.size();
+
+  // Checkpoints whose tree the bundle can recompute (all of them in a complete bundle).
+  OUTPOST_ASSIGN_OR_RETURN(FileSink cps, FileSink::create(out, bundle::kCheckpointsFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto stored_cps, load_checkpoints(*store));
+  std::uint64_t ncp = 0;
+  for (const auto& c : stored_cps) {
+    auto it = exported.find(c.origin);
+    if (it == exported.end() || c.seq + 1 < it->second.first || c.seq > it->second.last) continue;
+    OUTPOST_RETURN_IF_ERROR(write_frame(cps, c.body, c.sig));
+    ++ncp;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json cps_entry, cps.close());
+  files.push_back(cps_entry);
+  counts["checkpoints"] = ncp;
+
+  // Equivocation evidence: second ops HQ received for a held (origin, seq).
+  OUTPOST_ASSIGN_OR_RETURN(FileSink eq, FileSink::create(out, bundle::kEquivocationsFile));
+  OUTPOST_ASSIGN_OR_RETURN(
+      storage::Statement es,
+      store->db().prepare("SELECT origin, seq, body, sig FROM equivocations "
+                          "ORDER BY origin, seq, hash"));
+  std::uint64_t neq = 0;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, es.step());
+    if (!row) break;
+    Bytes origin_bytes = es.blob(0);
+    Bytes sig_bytes = es.blob(3);
+    NodeId origin{};
+    crypto::Signature sig{};
+    if (origin_bytes.size() != origin.size() || sig_bytes.size() != sig.size()) {
+      return Status::corruption("stored equivocation row is damaged");
+    }
+    std::copy(origin_bytes.begin(), origin_bytes.end(), origin.begin());
+    std::copy(sig_bytes.begin(), sig_bytes.end(), sig.begin());
+    const auto seq = static_cast<std::uint64_t>(es.int64(1));
+    auto it = exported.find(origin);
+    if (it == exported.end() || seq < it->second.first || seq > it->second.last) continue;
+    OUTPOST_RETURN_IF_ERROR(write_frame(eq, es.blob(2), sig));
+    ++neq;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json eq_entry, eq.close());
+  files.push_back(eq_entry);
+  counts["equivocations"] = neq;
+
+  // Balances as this node holds them (complete bundles only: a range cannot be replayed).
+  if (!partial) {
+    OUTPOST_ASSIGN_OR_RETURN(auto members, store->load_all_members());
+    OUTPOST_ASSIGN_OR_RETURN(FileSink bal, FileSink::create(out, bundle::kBalancesFile));
+    OUTPOST_RETURN_IF_ERROR(bal.write("{\"format\":\"" + std::string(bundle::kBalancesFormat) +
+                                      "\",\"version\":" + std::to_string(bundle::kVersion) +
+                                      ",\"node_id\":\"" + node_id.value_or("") +
+                                      "\",\"members\":[\n"));
+    bool first = true;
+    for (const auto& [id, m] : members) {
+      OUTPOST_RETURN_IF_ERROR(bal.write((first ? "" : ",\n") + member_balance_json(id, m).dump()));
+      first = false;
+    }
+    OUTPOST_RETURN_IF_ERROR(bal.write("\n]}\n"));
+    OUTPOST_ASSIGN_OR_RETURN(Json bal_entry, bal.close());
+    files.push_back(bal_entry);
+    counts["members"] = members.size();
+  }
+
+  const std::uint64_t now_ms = clock.now_ms();
+  Json range = Json();
+  if (partial) {
+    range = Json{{"from", options.from ? Json(*options.from) : Json()},
+                 {"to", options.to ? Json(*options.to) : Json()},
+                 {"from_ms", from_ms ? Json(*from_ms) : Json()},
+                 {"to_ms", to_ms ? Json(*to_ms) : Json()}};
+  }
+  Json manifest{{"format", bundle::kFormat},
+                {"version", bundle::kVersion},
+                {"network_id", crypto::to_hex(anchors->network_id)},
+                {"root_public_key", crypto::to_hex(anchors->root_key)},
+                {"exported_by",
+                 {{"node_id", node_id.value_or("")},
+                  {"name", node_name.value_or("")},
+                  {"role", role.value_or("store")}}},
+                {"created_ms", now_ms},
+                {"created", utc_iso(now_ms)},
+                {"range", range},
+                {"origins", origins},
+                {"counts", counts},
+                {"files", files}};
+  OUTPOST_ASSIGN_OR_RETURN(FileSink mf, FileSink::create(out, bundle::kManifestFile));
+  OUTPOST_RETURN_IF_ERROR(mf.write(manifest.dump(2) + "\n"));
+  OUTPOST_ASSIGN_OR_RETURN(Json mf_entry, mf.close());
+  (void)mf_entry;
+  OUTPOST_RETURN_IF_ERROR(fsync_dir(join(out, bundle::kOpsDir)));
+  OUTPOST_RETURN_IF_ERROR(fsync_dir(out));
+  return Json{{"bundle", out}, {"manifest", manifest}};
+}
+
+ExportProgress stderr_progress() {
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  return [tty, last_line = std::uint64_t{0}](std::uint64_t done, std::uint64_t total) mutable {
+    constexpr std::uint64_t kLineEveryOps = 100'000;
+    const std::uint64_t pct = total == 0 ? 100 : done * 100 / total;
+    if (tty) {
+      std::fprintf(stderr, "\rexport-audit: %llu/%llu ops (%llu%%)%s",
+                   static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                   static_cast<unsigned long long>(pct), done >= total ? "\n" : "");
+    } else if (done / kLineEveryOps > last_line) {
+      last_line = done / kLineEveryOps;
+      std::fprintf(stderr, "export-audit: %llu/%llu ops (%llu%%)\n",
+                   static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                   static_cast<unsigned long long>(pct));
+    }
+  };
+}
+
+std::string checkpoint_text(const Json& result) {
+  std::string out = "signed " + std::to_string(result["signed"].get<std::uint64_t>()) +
+                    " new checkpoint(s)\n";
+  for (const auto& c : result["checkpoints"]) {
+    out += "  " + c["origin"].get<std::string>() + " seq " +
+           std::to_string(c["seq"].get<std::uint64_t>()) +
+           (c["new"].get<bool>() ? "  root " + c["root"].get<std::string>() : "  (unchanged)") +
+           "\n";
+  }
+  return out;
+}
+
+std::string export_text(const Json& result) {
+  const Json& m = result["manifest"];
+  const Json& c = m["counts"];
+  std::string out = "wrote audit bundle " + result["bundle"].get<std::string>() + ": " +
+                    std::to_string(c["ops"].get<std::uint64_t>()) + " ops of " +
+                    std::to_string(c["origins"].get<std::uint64_t>()) + " origins, " +
+                    std::to_string(c["rosters"].get<std::uint64_t>()) + " roster versions, " +
+                    std::to_string(c["checkpoints"].get<std::uint64_t>()) + " checkpoints";
+  if (c.contains("members")) {
+    out += ", balances of " + std::to_string(c["members"].get<std::uint64_t>()) + " members";
+  } else {
+    out += " (date range: no balances)";
+  }
+  out += "\nverify it with: outpost-audit verify " + result["bundle"].get<std::string>() +
+         " --root " + m["root_public_key"].get<std::string>() +
+         "\n(take the root key from your own records, not from the bundle)\n";
+  return out;
+}
+
+}  // namespace outpost::node

@@ -1,0 +1,211 @@
+// Replication with real processes: HQ and three stores as separate outpostd processes on
+// 127.0.0.1 (ephemeral ports), enrolled through the CLI. Covers DESIGN.md failure model 2
+// (every acknowledged op reaches HQ and nodes converge), 3 (no balance below zero while a store
+// is cut off), 4 (kill -9 during sync loses nothing). Convergence is read through the CLI's
+// --json output; waits are bounded polls, never timed assertions.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "outpostd_harness.h"
+
+namespace outpost::test {
+namespace {
+
+constexpr int kConvergePolls = 600;  // x 50 ms: gives up after ~30 s
+constexpr auto kPoll = std::chrono::milliseconds(50);
+
+struct ChainNode {
+  std::unique_ptr<OutpostNode> node;
+  std::string name;
+  std::string pos_token;
+  std::string admin_token;
+};
+
+class Chain {
+ public:
+  // Creates HQ and `stores` stores, enrolls them, and starts every daemon.
+  testing::AssertionResult start(int stores) {
+    hq_.name = "hq";
+    hq_.node = std::make_unique<OutpostNode>(NodeOptions{"hq", "hq", "info", ""});
+    if (auto r = hq_.node->cli({"hq", "init", "--name", "hq"}); !r.exit.exited_with(0)) {
+      return testing::AssertionFailure() << "hq init: " << r.describe();
+    }
+    for (int i = 1; i <= stores; ++i) {
+      ChainNode s;
+      s.name = "store-" + std::to_string(i);
+      s.node = std::make_unique<OutpostNode>(NodeOptions{s.name, "store", "info", ""});
+      const std::string req = s.node->dir() + "/request.json", enr = s.node->dir() + "/enroll.json";
+      for (auto r : {s.node->cli({"init", "--name", s.name}), s.node->cli({"enroll-request", "--out", req}),
+                     hq_.node->cli({"hq", "enroll", s.name, "--role", "store", "--request", req, "--out", enr}),
+                     s.node->cli({"init", "--enroll", enr})}) {
+        if (!r.exit.exited_with(0)) return testing::AssertionFailure() << "enrolling " << s.name << ": " << r.describe();
+      }
+      stores_.push_back(std::move(s));
+    }
+    for (ChainNode* n : all()) {
+      auto pos = n->node->add_terminal("till-1", "pos");
+      auto admin = n->node->add_terminal("admin-1", "admin");
+      if (!pos || !admin) return testing::AssertionFailure() << "terminal add on " << n->name;
+      n->pos_token = *pos;
+      n->admin_token = *admin;
+    }
+    if (auto r = start_node(hq_, ""); !r) return r;
+    for (auto& s : stores_) {
+      if (auto r = start_node(s, "127.0.0.1:" + std::to_string(hq_.node->peer_port())); !r) return r;
+    }
+    return testing::AssertionSuccess();
+  }
+
+  testing::AssertionResult start_node(ChainNode& n, const std::string& hq_peer) {
+    std::string cfg = "data_dir = \"data\"\nrole = \"" + std::string(n.name == "hq" ? "hq" : "store") +
+                      "\"\nsync_interval_ms = 100\n[api]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = "
+                      "\"127.0.0.1:0\"\n[peer]\nlisten = \"127.0.0.1:" +
+                      std::to_string(n.node->peer_port()) + "\"\n";
+    if (!hq_peer.empty()) cfg += "[[peers]]\nname = \"hq\"\naddress = \"" + hq_peer + "\"\n";
+    write_file(n.node->config_path(), cfg);
+    return n.node->start();
+  }
+
+  std::vector<ChainNode*> all() {
+    std::vector<ChainNode*> v{&hq_};
+    for (auto& s : stores_) v.push_back(&s);
+    return v;
+  }
+  ChainNode& hq() { return hq_; }
+  ChainNode& store(int i) { return stores_.at(static_cast<std::size_t>(i - 1)); }
+
+  HttpClient pos(ChainNode& n) { return HttpClient(n.node->api_port(), n.pos_token); }
+  HttpClient admin(ChainNode& n) { return HttpClient(n.node->admin_port(), n.admin_token); }
+
+  // The node's version vector, read through `outpost --json status` on its data dir.
+  Json version_vector(ChainNode& n) {
+    auto r = n.node->cli({"--json", "status"});
+    if (!r.exit.exited_with(0)) return Json();
+    Json j = Json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? Json() : j["version_vector"];
+  }
+
+  // Polls (bounded) until every node reports the same version vector; returns it or null.
+  Json wait_converged() {
+    for (int i = 0; i < kConvergePolls; ++i) {
+      Json want = version_vector(hq_);
+      bool same = !want.is_null();
+      for (auto& s : stores_) same = same && version_vector(s) == want;
+      if (same) return want;
+      std::this_thread::sleep_for(kPoll);
+    }
+    return Json();
+  }
+
+  testing::AssertionResult wait_links(ChainNode& n, int want) {
+    for (int i = 0; i < kConvergePolls; ++i) {
+      auto r = admin(n).get("/admin/v1/node");
+      if (r.status == 200 && r.json().value("links_up", 0) >= want) return testing::AssertionSuccess();
+      std::this_thread::sleep_for(kPoll);
+    }
+    return testing::AssertionFailure() << n.name << " never had " << want << " links up";
+  }
+
+ private:
+  ChainNode hq_;
+  std::vector<ChainNode> stores_;
+};
+
+Json member_at(ChainNode& n, const std::string& card) {
+  auto r = n.node->cli({"--json", "member", "show", card});
+  return r.exit.exited_with(0) ? Json::parse(r.out, nullptr, false) : Json();
+}
+
+std::string rid(const std::string& tag) {
+  static int n = 0;
+  return "rt-" + tag + "-" + std::to_string(++n);
+}
+
+TEST(ReplicationTest, PartitionedStoreRefusesOverspendThenConvergesAfterHeal) {
+  Chain chain;
+  ASSERT_TRUE(chain.start(3));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 3));
+
+  auto s1 = chain.pos(chain.store(1));
+  auto r = s1.post("/v1/members", {{"request_id", rid("e")}, {"card", "40001234"}, {"name", "Ann"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s1.post("/v1/members/40001234/topup", {{"request_id", rid("t")}, {"amount_minor", 10000}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  ASSERT_FALSE(chain.wait_converged().is_null()) << "the chain did not converge before the partition";
+
+  // Cut store-3 off, through its own admin control.
+  r = chain.admin(chain.store(3)).post("/admin/v1/links", {{"state", "down"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  auto s3 = chain.pos(chain.store(3));
+  r = s3.post("/v1/members/40001234/spend", {{"request_id", rid("s")}, {"amount_minor", 3000}});
+  ASSERT_EQ(r.status, 409) << "an offline store spent rights it does not hold: " << r.describe();
+  EXPECT_EQ(r.json()["error"], "insufficient_rights");
+  EXPECT_EQ(r.json()["rights_here"], 0);
+  EXPECT_EQ(r.json()["balance"], 10000);
+  EXPECT_EQ(r.json()["rights_request_tried"], false);
+  r = s3.post("/v1/members/40001234/earn", {{"request_id", rid("p")}, {"purchase_minor", 1200}});
+  ASSERT_EQ(r.status, 200) << "offline earn must be served locally: " << r.describe();
+
+  // On the connected side the rights broker moves rights from store-1 (through HQ) to store-2.
+  auto s2 = chain.pos(chain.store(2));
+  r = s2.post("/v1/members/40001234/spend", {{"request_id", rid("s")}, {"amount_minor", 3000}});
+  ASSERT_EQ(r.status, 200) << "online spend should have been funded by the broker: " << r.describe();
+  // An overspend of the whole chain's balance is refused even online.
+  r = s2.post("/v1/members/40001234/spend", {{"request_id", rid("s")}, {"amount_minor", 8000}});
+  ASSERT_EQ(r.status, 409) << r.describe();
+  EXPECT_EQ(r.json()["rights_request_tried"], true);
+
+  r = chain.admin(chain.store(3)).post("/admin/v1/links", {{"state", "up"}});
+  ASSERT_EQ(r.status, 200);
+  Json vv = chain.wait_converged();
+  ASSERT_FALSE(vv.is_null()) << "the chain did not converge after healing";
+  for (ChainNode* n : chain.all()) {
+    Json m = member_at(*n, "40001234");
+    ASSERT_FALSE(m.is_null()) << n->name;
+    EXPECT_EQ(m["wallet"]["balance"], 7000) << n->name;
+    EXPECT_EQ(m["points"]["balance"], 12) << n->name;
+    for (auto& [node, rights] : m["wallet"]["rights_by_node"].items()) {
+      EXPECT_GE(rights.get<std::int64_t>(), 0) << n->name << " sees negative rights at " << node;
+    }
+    auto v = n->node->cli({"log", "verify"});
+    EXPECT_TRUE(v.exit.exited_with(0)) << n->name << ": " << v.describe();
+  }
+}
+
+TEST(ReplicationTest, StoreKilledDuringSyncLosesNoAcknowledgedOp) {
+  Chain chain;
+  ASSERT_TRUE(chain.start(1));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 1));
+  auto s1 = chain.pos(chain.store(1));
+  auto r = s1.post("/v1/members", {{"request_id", rid("e")}, {"card", "40009999"}, {"name", "Cy"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  std::vector<std::string> acked;
+  constexpr int kOps = 150;
+  for (int i = 0; i < kOps; ++i) {
+    std::string id = rid("k");
+    r = s1.post("/v1/members/40009999/topup", {{"request_id", id}, {"amount_minor", 100}});
+    ASSERT_EQ(r.status, 200) << r.describe();
+    acked.push_back(id);
+    if (i == kOps / 2) chain.store(1).node->kill9();  // mid-stream: HQ is still ingesting
+    if (i == kOps / 2) {
+      ASSERT_TRUE(chain.start_node(chain.store(1), "127.0.0.1:" + std::to_string(chain.hq().node->peer_port())));
+      s1 = chain.pos(chain.store(1));
+    }
+  }
+  Json vv = chain.wait_converged();
+  ASSERT_FALSE(vv.is_null()) << "HQ and the restarted store did not converge";
+  for (ChainNode* n : chain.all()) {
+    Json m = member_at(*n, "40009999");
+    EXPECT_EQ(m["wallet"]["balance"], 100 * kOps) << n->name << " lost acknowledged top-ups";
+    auto v = n->node->cli({"log", "verify"});
+    EXPECT_TRUE(v.exit.exited_with(0)) << n->name << ": " << v.describe();
+  }
+  // Repeating an acknowledged request after the crash returns the first answer.
+  r = s1.post("/v1/members/40009999/topup", {{"request_id", acked.front()}, {"amount_minor", 100}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.json()["replayed"], true);
+}
+
+}  // namespace
+}  // namespace outpost::test
