@@ -8,6 +8,8 @@
 //
 // Bounded: each of the four phases runs about S seconds (default 3; at most 4.5 s each), so the
 // whole run stays under 20 s.
+#include "outpost/node/link.h"
+
 #include <sodium.h>
 
 #include <atomic>
@@ -24,7 +26,6 @@
 #include <thread>
 
 #include "outpost/crypto/crypto.h"
-#include "outpost/node/link.h"
 #include "outpost/node/log.h"
 
 namespace {
@@ -72,8 +73,7 @@ struct World {
 
   node::LinkContext make(const std::string& name, sync::Roster& r) {
     node::LinkContext c;
-    c.noise_key =
-        std::make_shared<const crypto::X25519KeyPair>(crypto::X25519KeyPair::generate());
+    c.noise_key = std::make_shared<const crypto::X25519KeyPair>(crypto::X25519KeyPair::generate());
     sync::Certificate cert;
     cert.network_id = network;
     crypto::random_bytes(cert.node_id);
@@ -129,7 +129,7 @@ double raw_x25519_ops_s(double seconds) {
 
 // Connects with `ctx` to `to` and returns the client link, or null.
 std::shared_ptr<node::Link> dial(IoThread& io, const node::Endpoint& to,
-                                    const node::LinkContext& ctx) {
+                                 const node::LinkContext& ctx) {
   std::mutex mu;
   std::condition_variable cv;
   std::optional<outpost::Result<std::shared_ptr<node::Link>>> result;
@@ -235,14 +235,16 @@ int main(int argc, char** argv) {
   std::uint64_t handshakes = 0;
   const double hs_s = link_handshakes_s(world, seconds, handshakes);
 
-  std::printf("bench_link (loopback TCP, sender and receiver on separate threads, %zu KiB messages)\n",
-              message_kib);
+  std::printf(
+      "bench_link (loopback TCP, sender and receiver on separate threads, %zu KiB messages)\n",
+      message_kib);
   std::printf("  raw ChaCha20-Poly1305 encrypt, 64 KiB blocks, 1 core  %9.1f MB/s\n", raw_mb_s);
   std::printf("  link bulk transfer (encrypt + TCP + decrypt)          %9.1f MB/s   %.2fx raw\n",
               link_mb_s, link_mb_s / raw_mb_s);
   std::printf("  raw X25519 scalar multiplications, 1 core             %9.0f ops/s\n", x25519_s);
-  std::printf("  link full handshakes (connect, XX, certs, confirm)    %9.1f /s      %.4fx raw "
-              "(%llu handshakes; XX needs 8 X25519 ops: ceiling %.0f /s)\n",
-              hs_s, hs_s / x25519_s, static_cast<unsigned long long>(handshakes), x25519_s / 8);
+  std::printf(
+      "  link full handshakes (connect, XX, certs, confirm)    %9.1f /s      %.4fx raw "
+      "(%llu handshakes; XX needs 8 X25519 ops: ceiling %.0f /s)\n",
+      hs_s, hs_s / x25519_s, static_cast<unsigned long long>(handshakes), x25519_s / 8);
   return 0;
 }

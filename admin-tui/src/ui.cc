@@ -547,11 +547,11 @@ UiOutcome run_ui(const AdminClient& client, const UiOptions& options, volatile s
   set_escdelay(25);
   if (opts.color && has_colors()) {
     start_color();
-    use_default_colors();
-    init_pair(kPairProblem, COLOR_RED, -1);
+    short background = use_default_colors() == OK ? -1 : COLOR_BLACK;
+    init_pair(kPairProblem, COLOR_RED, background);
     init_pair(kPairTitle, COLOR_BLACK, COLOR_CYAN);
     init_pair(kPairStatus, COLOR_WHITE, COLOR_RED);
-    init_pair(kPairGood, COLOR_GREEN, -1);
+    init_pair(kPairGood, COLOR_GREEN, background);
   } else {
     opts.color = false;
   }

@@ -324,21 +324,31 @@ std::string fit(const std::string& raw, std::size_t width, bool right_align) {
 
 // --- overview ---
 
-Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) {
-  const Json& n = snap.node;
-  if (!n.is_object()) return fail("GET /admin/v1/node did not answer a JSON object: not an Outpost admin API?");
+namespace {
+
+// The note for an optional part that is missing (null: older node) or an error answer; empty
+// when the part is there.
+std::string missing_part_note(const Json& part, const std::string& what, const std::string& if_no_route) {
+  if (part.is_null()) return if_no_route;
+  if (const Json* e = field(part, "error"); e && e->is_string()) {
+    return what + " unavailable: " + get_str(part, "message", e->get<std::string>());
+  }
+  return "";
+}
+
+// Reads GET /admin/v1/node into `o` and adds the viewed node's own row. Error text if the
+// fields every screen needs are missing.
+std::string read_node(const Json& n, Overview& o) {
+  if (!n.is_object()) return "GET /admin/v1/node did not answer a JSON object: not an Outpost admin API?";
   for (const char* key : {"node_id", "name"}) {
     const Json* v = field(n, key);
     if (!v || !v->is_string()) {
-      return fail(std::string("GET /admin/v1/node lacks '") + key +
-                  "': an older or unknown admin API schema (outpost-top needs outpostd 0.1 or later)");
+      return std::string("GET /admin/v1/node lacks '") + key +
+             "': an older or unknown admin API schema (outpost-top needs outpostd 0.1 or later)";
     }
   }
   auto vv = parse_vv(field(n, "version_vector"));
-  if (!vv) {
-    return fail("GET /admin/v1/node has no valid 'version_vector': an older or unknown admin API schema");
-  }
-  Overview o;
+  if (!vv) return "GET /admin/v1/node has no valid 'version_vector': an older or unknown admin API schema";
   o.node_id = get_str(n, "node_id");
   o.name = get_str(n, "name");
   o.role = get_str(n, "role", "store");
@@ -353,38 +363,6 @@ Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) 
   o.names[o.node_id] = o.name;
   if (!o.wall_clock_ms) o.notes.push_back("node sent no wall_clock_ms: ages unknown");
 
-  // Roster (optional: added with outpost-top; older nodes answer 404).
-  std::vector<RosterNode> roster;
-  if (snap.roster.is_null()) {
-    o.notes.push_back("no roster route: certificates and unconnected nodes not shown");
-  } else if (const Json* e = field(snap.roster, "error"); e && e->is_string()) {
-    o.notes.push_back("no roster: " + get_str(snap.roster, "message", e->get<std::string>()));
-  } else if (const Json* nodes = field(snap.roster, "nodes"); nodes && nodes->is_array()) {
-    for (const auto& e : *nodes) {
-      RosterNode r{get_str(e, "node_id"), get_str(e, "name"), get_str(e, "role"), get_str(e, "status"),
-                   get_u64(e, "valid_until_ms")};
-      if (r.node_id.empty()) continue;
-      if (!r.name.empty()) o.names[r.node_id] = r.name;
-      roster.push_back(std::move(r));
-    }
-  } else {
-    o.notes.push_back("roster answer not understood");
-  }
-  auto roster_by_id = [&](const std::string& id) -> const RosterNode* {
-    for (const auto& r : roster) {
-      if (r.node_id == id) return &r;
-    }
-    return nullptr;
-  };
-  auto roster_by_name = [&](const std::string& name) -> const RosterNode* {
-    if (name.empty()) return nullptr;
-    for (const auto& r : roster) {
-      if (r.name == name) return &r;
-    }
-    return nullptr;
-  };
-
-  // The viewed node itself.
   NodeRow self;
   self.is_self = true;
   self.node_id = o.node_id;
@@ -397,87 +375,143 @@ Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) 
   self.software_version = o.software_version;
   self.schema_version = o.schema_version;
   o.rows.push_back(std::move(self));
+  return "";
+}
 
-  // Peers.
-  if (snap.peers.is_null()) {
-    o.notes.push_back("no peers route: link states not shown");
-  } else if (const Json* e = field(snap.peers, "error"); e && e->is_string()) {
-    o.notes.push_back("peers unavailable: " + get_str(snap.peers, "message", e->get<std::string>()));
-  } else {
-    const Json* peers = field(snap.peers, "peers");
-    if (!peers || !peers->is_array()) {
-      return fail("GET /admin/v1/peers did not answer {\"peers\": [...]}: an older or unknown admin API schema");
+// Reads GET /admin/v1/roster (optional: older nodes answer 404) and names its nodes.
+std::vector<RosterNode> read_roster(const Json& roster, Overview& o) {
+  std::vector<RosterNode> out;
+  if (std::string note = missing_part_note(roster, "roster", "no roster route: certificates and unlinked nodes not shown");
+      !note.empty()) {
+    o.notes.push_back(note);
+    return out;
+  }
+  const Json* nodes = field(roster, "nodes");
+  if (!nodes || !nodes->is_array()) {
+    o.notes.push_back("roster answer not understood");
+    return out;
+  }
+  for (const auto& e : *nodes) {
+    RosterNode r{get_str(e, "node_id"), get_str(e, "name"), get_str(e, "role"), get_str(e, "status"),
+                 get_u64(e, "valid_until_ms")};
+    if (r.node_id.empty()) continue;
+    if (!r.name.empty()) o.names[r.node_id] = r.name;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+const RosterNode* roster_find(const std::vector<RosterNode>& roster, const std::string& id, const std::string& name) {
+  for (const auto& r : roster) {
+    if (!id.empty() ? r.node_id == id : (!name.empty() && r.name == name)) return &r;
+  }
+  return nullptr;
+}
+
+// One entry of GET /admin/v1/peers as a row (an outbound peer not yet reached has no node id:
+// it is matched to the roster by its configured name).
+NodeRow peer_row(const Json& p, const std::vector<RosterNode>& roster) {
+  NodeRow r;
+  r.node_id = get_str(p, "node_id");
+  r.name = get_str(p, "name");
+  if (r.node_id.empty()) {
+    if (const RosterNode* rn = roster_find(roster, "", r.name)) r.node_id = rn->node_id;
+  }
+  r.role = get_str(p, "role");
+  r.address = get_str(p, "address");
+  r.direction = get_str(p, "direction");
+  r.link = get_str(p, "state");
+  if (r.link.empty()) r.link = "unknown";
+  if (auto v = get_u64(p, "connected_since_ms"); v && *v) r.connected_since_ms = v;
+  if (auto v = get_u64(p, "last_contact_ms"); v && *v) r.last_contact_ms = v;
+  if (r.link == "connected") {
+    if (auto pvv = parse_vv(field(p, "peer_version_vector"))) {
+      r.vv_known = true;
+      r.version_vector = std::move(*pvv);
     }
-    for (const auto& p : *peers) {
-      if (!p.is_object()) continue;
-      NodeRow r;
-      r.node_id = get_str(p, "node_id");
-      r.name = get_str(p, "name");
-      if (r.node_id.empty()) {
-        if (const RosterNode* rn = roster_by_name(r.name)) r.node_id = rn->node_id;
-      }
-      if (!r.node_id.empty() && r.node_id == o.node_id) continue;
-      r.role = get_str(p, "role");
-      r.address = get_str(p, "address");
-      r.direction = get_str(p, "direction");
-      r.link = get_str(p, "state", "unknown");
-      if (r.link.empty()) r.link = "unknown";
-      if (auto v = get_u64(p, "connected_since_ms"); v && *v) r.connected_since_ms = v;
-      if (auto v = get_u64(p, "last_contact_ms"); v && *v) r.last_contact_ms = v;
-      if (r.link == "connected") {
-        if (auto pvv = parse_vv(field(p, "peer_version_vector"))) {
-          r.vv_known = true;
-          r.version_vector = std::move(*pvv);
-        }
-        r.clock_skew_ms = get_i64(p, "clock_skew_ms");
-      }
-      r.failures = get_u64(p, "failures").value_or(0);
-      r.last_error = get_str(p, "last_error");
-      r.history = parse_history(field(p, "history"));
-      if (const Json* st = field(p, "stats"); st && st->is_object()) r.stats = *st;
-      if (!r.node_id.empty() && !r.name.empty() && !o.names.count(r.node_id)) o.names[r.node_id] = r.name;
-      // One row per node: keep the best link when a node shows twice (a dial and an accept).
-      auto same = std::find_if(o.rows.begin(), o.rows.end(), [&](const NodeRow& x) { return x.key() == r.key(); });
-      if (same == o.rows.end()) {
-        o.rows.push_back(std::move(r));
-      } else if (link_rank(r.link) < link_rank(same->link)) {
-        *same = std::move(r);
-      }
+    r.clock_skew_ms = get_i64(p, "clock_skew_ms");
+  }
+  r.failures = get_u64(p, "failures").value_or(0);
+  r.last_error = get_str(p, "last_error");
+  r.history = parse_history(field(p, "history"));
+  if (const Json* st = field(p, "stats"); st && st->is_object()) r.stats = *st;
+  return r;
+}
+
+// Adds a row per peer of GET /admin/v1/peers. Error text if the answer has no peer list.
+std::string read_peers(const Json& peers_answer, const std::vector<RosterNode>& roster, Overview& o) {
+  if (std::string note = missing_part_note(peers_answer, "peers", "no peers route: link states not shown");
+      !note.empty()) {
+    o.notes.push_back(note);
+    return "";
+  }
+  const Json* peers = field(peers_answer, "peers");
+  if (!peers || !peers->is_array()) {
+    return "GET /admin/v1/peers did not answer {\"peers\": [...]}: an older or unknown admin API schema";
+  }
+  for (const auto& p : *peers) {
+    if (!p.is_object()) continue;
+    NodeRow r = peer_row(p, roster);
+    if (!r.node_id.empty() && r.node_id == o.node_id) continue;
+    if (!r.node_id.empty() && !r.name.empty() && !o.names.count(r.node_id)) o.names[r.node_id] = r.name;
+    // One row per node: keep the best link when a node shows twice (a dial and an accept).
+    auto same = std::find_if(o.rows.begin(), o.rows.end(), [&](const NodeRow& x) { return x.key() == r.key(); });
+    if (same == o.rows.end()) {
+      o.rows.push_back(std::move(r));
+    } else if (link_rank(r.link) < link_rank(same->link)) {
+      *same = std::move(r);
     }
   }
+  return "";
+}
 
-  // Roster nodes without a link row; certificate facts for every row.
+// Adds a row for each roster node without a link row.
+void add_unlinked_roster_rows(const std::vector<RosterNode>& roster, Overview& o) {
   for (const auto& rn : roster) {
     auto it = std::find_if(o.rows.begin(), o.rows.end(), [&](const NodeRow& x) { return x.node_id == rn.node_id; });
-    if (it == o.rows.end()) {
-      NodeRow r;
-      r.node_id = rn.node_id;
-      r.name = rn.name;
-      r.role = rn.role;
-      // HQ expects a link from every store; a store links only to the peers it is configured with.
-      r.link = rn.status == "revoked" ? "revoked" : o.role == "hq" ? "down" : "no-link";
-      o.rows.push_back(std::move(r));
-    }
+    if (it != o.rows.end()) continue;
+    NodeRow r;
+    r.node_id = rn.node_id;
+    r.name = rn.name;
+    r.role = rn.role;
+    // HQ expects a link from every store; a store links only to the peers it is configured with.
+    r.link = rn.status == "revoked" ? "revoked" : o.role == "hq" ? "down" : "no-link";
+    o.rows.push_back(std::move(r));
   }
+}
+
+// For a node whose link is down: what the last refreshes saw of it.
+void fill_from_memory(const LinkMemory& memory, NodeRow& r) {
+  if (r.is_self || r.link == "connected" || r.node_id.empty()) return;
+  auto seen = memory.by_node_id.find(r.node_id);
+  if (seen == memory.by_node_id.end()) return;
+  r.vv_known = true;
+  r.vv_stale = true;
+  r.version_vector = seen->second.version_vector;
+  if (!r.last_contact_ms) r.last_contact_ms = seen->second.last_contact_ms;
+  if (r.history.empty()) r.history = seen->second.history;
+  if (seen->second.lost_ms) {
+    r.history.insert(r.history.begin(), LinkEvent{*seen->second.lost_ms, "link seen down by outpost-top"});
+  }
+}
+
+}  // namespace
+
+Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) {
+  Overview o;
+  if (std::string err = read_node(snap.node, o); !err.empty()) return fail(err);
+  std::vector<RosterNode> roster = read_roster(snap.roster, o);
+  if (std::string err = read_peers(snap.peers, roster, o); !err.empty()) return fail(err);
+  add_unlinked_roster_rows(roster, o);
   for (auto& r : o.rows) {
-    if (const RosterNode* rn = roster_by_id(r.node_id)) {
+    if (const RosterNode* rn = roster_find(roster, r.node_id, "")) {
       r.cert_status = rn->status;
       r.cert_valid_until_ms = rn->valid_until_ms;
       if (r.role.empty()) r.role = rn->role;
       if (r.name.empty()) r.name = rn->name;
     }
     if (r.name.empty()) r.name = r.node_id.empty() ? "?" : short_id(r.node_id);
-    // A node whose link is down: what the last refreshes saw of it.
-    if (!r.is_self && r.link != "connected" && !r.node_id.empty()) {
-      auto seen = memory.by_node_id.find(r.node_id);
-      if (seen != memory.by_node_id.end()) {
-        r.vv_known = true;
-        r.vv_stale = true;
-        r.version_vector = seen->second.version_vector;
-        if (!r.last_contact_ms) r.last_contact_ms = seen->second.last_contact_ms;
-        if (r.history.empty()) r.history = seen->second.history;
-      }
-    }
+    fill_from_memory(memory, r);
     compute_gaps(o, r);
     add_problems(o, r);
   }
@@ -486,12 +520,9 @@ Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) 
     if (ahq != bhq) return ahq;
     return a.name < b.name;
   });
-
   // Alerts count for the header (the alerts screen parses the list itself).
-  if (snap.alerts.is_null()) {
-    o.notes.push_back("no alerts route");
-  } else if (const Json* e = field(snap.alerts, "error"); e && e->is_string()) {
-    o.notes.push_back("alerts unavailable: " + get_str(snap.alerts, "message", e->get<std::string>()));
+  if (std::string note = missing_part_note(snap.alerts, "alerts", "no alerts route"); !note.empty()) {
+    o.notes.push_back(note);
   } else if (const Json* a = field(snap.alerts, "alerts"); a && a->is_array()) {
     o.alerts_total = a->size();
   } else {
@@ -504,12 +535,20 @@ Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) 
 
 void remember_links(const Overview& o, LinkMemory* memory) {
   for (const auto& r : o.rows) {
-    if (r.is_self || r.node_id.empty() || r.link != "connected" || !r.vv_known || r.vv_stale) continue;
+    if (r.is_self || r.node_id.empty()) continue;
+    if (r.link != "connected" || !r.vv_known || r.vv_stale) {
+      auto it = memory->by_node_id.find(r.node_id);
+      if (r.link != "connected" && it != memory->by_node_id.end() && !it->second.lost_ms) {
+        it->second.lost_ms = o.wall_clock_ms;
+      }
+      continue;
+    }
     auto& seen = memory->by_node_id[r.node_id];
     seen.version_vector = r.version_vector;
     seen.last_contact_ms = r.last_contact_ms;
     seen.clock_skew_ms = r.clock_skew_ms;
     seen.history = r.history;
+    seen.lost_ms.reset();
   }
   // Bounded: forget nodes no longer listed at all (removed from the roster, or never enrolled).
   for (auto it = memory->by_node_id.begin(); it != memory->by_node_id.end();) {
@@ -560,12 +599,12 @@ std::vector<std::string> overview_header(const Overview& o, const std::string& r
   }
   std::string line1 = "outpost-top  " + o.name + " (" + o.role + " " + short_id(o.node_id) + ")  refreshed " +
                       refreshed_text;
-  std::string line2 = plural(nodes, "node") + "  links " + std::to_string(up) + "/" + std::to_string(peers) +
+  // PARTITIONED leads the line so that a narrow terminal never cuts it off.
+  std::string line2 = std::string(o.partitioned ? "PARTITIONED  " : "") + plural(nodes, "node") + "  links " + std::to_string(up) + "/" + std::to_string(peers) +
                       " up  behind " + std::to_string(behind) + "  pending " + std::to_string(pending) +
                       "  problems " + std::to_string(problems) + "  alerts " +
                       (o.alerts_total ? std::to_string(*o.alerts_total) : std::string("?")) + "  ops " +
                       std::to_string(o.ops);
-  if (o.partitioned) line2 += "  PARTITIONED";
   return {line1, line2};
 }
 

@@ -18,7 +18,10 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <span>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <tuple>
 
 #include "bounded_queue.h"
@@ -539,21 +542,17 @@ void Verifier::check_log(OriginLog& log) {
   std::uint64_t expect = first;
   const OpEntry* prev = nullptr;  // chosen op of seq expect - 1, when contiguous
   bool open = true;               // replay still takes this origin's ops
-  std::map<std::string, std::uint64_t> request_ids;
+  std::unordered_map<std::string_view, std::uint64_t> request_ids;  // views into log.entries
+  request_ids.reserve(log.entries.size());
   std::set<std::uint64_t> reversed;
   for (std::size_t i = 0; i < sorted.size();) {
     const std::uint64_t s = sorted[i]->seq;
     std::size_t j = i;
     while (j < sorted.size() && sorted[j]->seq == s) ++j;
-    std::vector<const OpEntry*> group(sorted.begin() + static_cast<std::ptrdiff_t>(i),
-                                      sorted.begin() + static_cast<std::ptrdiff_t>(j));
-    const std::vector<const OpEntry*> next_group = [&] {
-      std::vector<const OpEntry*> g;
-      for (std::size_t k = j; k < sorted.size() && sorted[k]->seq == sorted[j]->seq; ++k) {
-        g.push_back(sorted[k]);
-      }
-      return g;
-    }();
+    std::size_t k = j;
+    while (k < sorted.size() && sorted[k]->seq == sorted[j]->seq) ++k;
+    const std::span<const OpEntry* const> group(sorted.data() + i, j - i);
+    const std::span<const OpEntry* const> next_group(sorted.data() + j, k - j);
     i = j;
     if (s < first) {
       add_op(log, "out_of_order", s, group[0]->decoded ? &group[0]->op.member : nullptr,
@@ -575,29 +574,35 @@ void Verifier::check_log(OriginLog& log) {
       taint_all_reason_ = "a log has a gap: the missing ops' members are unknown";
     }
     // Equivocation and duplicates among the validly signed ops of this seq.
-    std::vector<const OpEntry*> valid;
+    const OpEntry* first_valid = nullptr;
+    std::size_t nvalid = 0;
     for (const OpEntry* e : group) {
-      if (e->status == OpStatus::kOk) valid.push_back(e);
-    }
-    std::set<Hash32> hashes;
-    for (const OpEntry* e : valid) hashes.insert(e->hash);
-    if (hashes.size() > 1) {
-      std::string list;
-      for (const Hash32& h : hashes) list += (list.empty() ? "" : ", ") + crypto::to_hex(h);
-      add_op(log, "equivocation", s, &valid[0]->op.member,
-             "the origin signed " + std::to_string(hashes.size()) +
-                 " different ops with this seq (hashes " + list + ")");
-    }
-    if (valid.size() > hashes.size()) {
-      add_op(log, "duplicate_op", s, &valid[0]->op.member,
-             "the same op appears " + std::to_string(valid.size() - hashes.size() + 1) +
-                 " times in the file");
+      if (e->status != OpStatus::kOk) continue;
+      if (first_valid == nullptr) first_valid = e;
+      ++nvalid;
     }
     // The op the chain continues from: the one the next seq's prev names, else the first.
-    const OpEntry* chosen = valid.empty() ? group[0] : valid[0];
-    for (const OpEntry* e : valid) {
-      for (const OpEntry* n : next_group) {
-        if (n->decoded && n->seq == s + 1 && n->op.prev == e->hash) chosen = e;
+    const OpEntry* chosen = first_valid ? first_valid : group[0];
+    if (nvalid > 1) {
+      std::set<Hash32> hashes;
+      for (const OpEntry* e : group) {
+        if (e->status != OpStatus::kOk) continue;
+        hashes.insert(e->hash);
+        for (const OpEntry* n : next_group) {
+          if (n->decoded && n->seq == s + 1 && n->op.prev == e->hash) chosen = e;
+        }
+      }
+      if (hashes.size() > 1) {
+        std::string list;
+        for (const Hash32& h : hashes) list += (list.empty() ? "" : ", ") + crypto::to_hex(h);
+        add_op(log, "equivocation", s, &first_valid->op.member,
+               "the origin signed " + std::to_string(hashes.size()) +
+                   " different ops with this seq (hashes " + list + ")");
+      }
+      if (nvalid > hashes.size()) {
+        add_op(log, "duplicate_op", s, &first_valid->op.member,
+               "the same op appears " + std::to_string(nvalid - hashes.size() + 1) +
+                   " times in the file");
       }
     }
     const bool ok = chosen->status == OpStatus::kOk;
@@ -783,19 +788,23 @@ void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<sync::Signed
     const std::uint64_t n = c->cp.tree_size;
     if (n < log.entry.prefix_size) continue;  // exporter never includes these
     if (n > have) {
+      // `distinct` is sorted by size, so every later head lies beyond the log too: one cut tail
+      // is one finding, named by the newest head that proves it.
+      const std::uint64_t newest = distinct.back()->cp.tree_size;
       // A gap or a broken file already explains missing ops; otherwise the tail was cut.
       if (!log.gap && !log.file_broken && log.first_finding_seq > n) {
         add("missing_checkpointed_ops", log.hex, have + 1, "", log.entry.file,
-            "HQ checkpointed this origin's log at seq " + std::to_string(n) +
+            "HQ checkpointed this origin's log up to seq " + std::to_string(newest) +
                 " but the bundle holds ops only up to seq " + std::to_string(have) +
                 ": ops were removed from the end");
         taint_all_ = true;
         taint_all_reason_ = "ops HQ checkpointed are missing: their members are unknown";
       } else if (log.first_finding_seq > n) {
-        report_.notes.push_back("checkpoint " + log.hex + "@" + std::to_string(n) +
-                                " not compared: the log is incomplete before it");
+        report_.notes.push_back("checkpoints " + log.hex + "@" + std::to_string(n) + ".." +
+                                std::to_string(newest) +
+                                " not compared: the log is incomplete before them");
       }
-      continue;
+      break;
     }
     while (acc->size() < n) {
       const OpEntry* e = log.chosen[next++];
@@ -809,6 +818,7 @@ void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<sync::Signed
       continue;
     }
     if (n == log.entry.prefix_size) {
+      log.first_finding_seq = std::min(log.first_finding_seq, n);  // later heads follow from it
       add("prefix_mismatch", log.hex, n, "", bundle::kManifestFile,
           "the manifest's prefix of this origin does not hash to HQ's checkpoint at seq " +
               std::to_string(n));

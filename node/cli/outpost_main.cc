@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"outpost: operate an Outpost node's data dir (members, points, wallet, log)"};
   app.require_subcommand(1);
+  app.fallthrough();  // --data and --json may also follow the subcommand: `outpost hq init --data D`
   app.add_option("--data,-d", g.data_dir, "data dir of the node (default: $OUTPOST_DATA)");
   app.add_flag("--json", g.json, "print machine-readable JSON on stdout");
   app.footer("Exit codes: 0 success, 1 refused by a business rule, 2 bad input or usage, 3 I/O failure.");

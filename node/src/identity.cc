@@ -115,9 +115,8 @@ Status check_valid_days(std::uint32_t days) {
 
 sync::Certificate new_certificate(const TrustAnchors& anchors, const NodeId& id,
                                   const std::string& name, sync::NodeRole role,
-                                  const crypto::PublicKey& signing,
-                                  const crypto::PublicKey& noise, std::uint32_t valid_days,
-                                  std::uint64_t now_ms) {
+                                  const crypto::PublicKey& signing, const crypto::PublicKey& noise,
+                                  std::uint32_t valid_days, std::uint64_t now_ms) {
   sync::Certificate c;
   c.network_id = anchors.network_id;
   c.node_id = id;
@@ -131,8 +130,8 @@ sync::Certificate new_certificate(const TrustAnchors& anchors, const NodeId& id,
 }
 
 Json roster_file_json(const storage::StoredRoster& r) {
-  return Json{{"version", r.version}, {"body", crypto::to_hex(r.body)},
-              {"sig", crypto::to_hex(r.sig)}};
+  return Json{
+      {"version", r.version}, {"body", crypto::to_hex(r.body)}, {"sig", crypto::to_hex(r.sig)}};
 }
 
 // HQ side: the open store of an HQ dir, its anchors and the root key (checked against them).
@@ -233,11 +232,13 @@ Result<std::optional<TrustAnchors>> load_trust_anchors(storage::Store& store) {
   OUTPOST_ASSIGN_OR_RETURN(auto network_hex, store.get_meta(kMetaNetworkId));
   OUTPOST_ASSIGN_OR_RETURN(auto root_hex, store.get_meta(kMetaRootKey));
   if (!network_hex && !root_hex) return std::optional<TrustAnchors>();
-  if (!network_hex || !root_hex) return Status::corruption("database has half of its trust anchors");
+  if (!network_hex || !root_hex)
+    return Status::corruption("database has half of its trust anchors");
   TrustAnchors a;
   auto network = hex_array<16>(*network_hex, "stored network id");
   auto root = hex_array<32>(*root_hex, "stored root key");
-  if (!network.is_ok() || !root.is_ok()) return Status::corruption("stored trust anchors are damaged");
+  if (!network.is_ok() || !root.is_ok())
+    return Status::corruption("stored trust anchors are damaged");
   a.network_id = *network;
   a.root_key = *root;
   return std::optional<TrustAnchors>(a);
@@ -263,8 +264,7 @@ Result<std::shared_ptr<const sync::Roster>> load_roster(storage::Store& store,
 
 Result<std::shared_ptr<const sync::Roster>> accept_roster(storage::Store& store,
                                                           const TrustAnchors& anchors,
-                                                          sync::ByteView body,
-                                                          sync::ByteView sig) {
+                                                          sync::ByteView body, sync::ByteView sig) {
   OUTPOST_ASSIGN_OR_RETURN(sync::SignedRoster offered,
                            sync::verify_roster(body, sig, anchors.root_key, anchors.network_id));
   OUTPOST_ASSIGN_OR_RETURN(auto current, load_roster(store, anchors));
@@ -315,7 +315,8 @@ Result<Json> hq_init(const std::string& dir, const std::string& name, std::uint3
   crypto::random_bytes(anchors.network_id);
   crypto::SigningKey root = crypto::SigningKey::generate();
   anchors.root_key = root.public_key();
-  OUTPOST_RETURN_IF_ERROR(crypto::write_key_file(join(dir, kRootKeyFile), kRootKeyKind, root.seed()));
+  OUTPOST_RETURN_IF_ERROR(
+      crypto::write_key_file(join(dir, kRootKeyFile), kRootKeyKind, root.seed()));
 
   const std::uint64_t now_ms = clock.now_ms();
   sync::SignedCertificate cert = sync::sign_certificate(
@@ -378,7 +379,8 @@ Result<Json> hq_enroll(const std::string& hq_dir, const std::string& name, sync:
   OUTPOST_ASSIGN_OR_RETURN(std::string noise_hex, json_string(request, "noise_key", what));
   OUTPOST_ASSIGN_OR_RETURN(std::string sig_hex, json_string(request, "signature", what));
   OUTPOST_ASSIGN_OR_RETURN(NodeId node_id, hex_array<16>(id_hex, what + " node_id"));
-  OUTPOST_ASSIGN_OR_RETURN(crypto::PublicKey signing, hex_array<32>(signing_hex, what + " signing_key"));
+  OUTPOST_ASSIGN_OR_RETURN(crypto::PublicKey signing,
+                           hex_array<32>(signing_hex, what + " signing_key"));
   OUTPOST_ASSIGN_OR_RETURN(crypto::PublicKey noise, hex_array<32>(noise_hex, what + " noise_key"));
   OUTPOST_ASSIGN_OR_RETURN(crypto::Signature sig, hex_array<64>(sig_hex, what + " signature"));
   if (req_name.size() > limits::kNameBytesMax) return Status::invalid(what + ": name too long");
@@ -398,7 +400,8 @@ Result<Json> hq_enroll(const std::string& hq_dir, const std::string& name, sync:
   sync::SignedCertificate cert = sync::sign_certificate(cert_fields, *hq.root);
   sync::Roster next = *hq.roster;
   OUTPOST_RETURN_IF_ERROR(next.put_certificate(cert));
-  OUTPOST_ASSIGN_OR_RETURN(storage::StoredRoster stored, publish_roster(hq, std::move(next), now_ms));
+  OUTPOST_ASSIGN_OR_RETURN(storage::StoredRoster stored,
+                           publish_roster(hq, std::move(next), now_ms));
   return Json{{"format", kEnrollmentFormat},
               {"version", kFileVersion},
               {"network_id", crypto::to_hex(hq.anchors.network_id)},
@@ -452,7 +455,8 @@ Result<Json> install_enrollment(const std::string& dir, const Json& enrollment) 
   }
   if (!crypto::ct_equal(c.signing_key, key.public_key()) ||
       !crypto::ct_equal(c.noise_key, noise.public_key())) {
-    return Status::permission(what + ": the certificate does not name this node's own public "
+    return Status::permission(what +
+                              ": the certificate does not name this node's own public "
                               "keys (was the request made in this data dir?)");
   }
   const sync::SignedCertificate* listed = offered.roster.find(node_id);
@@ -465,8 +469,8 @@ Result<Json> install_enrollment(const std::string& dir, const Json& enrollment) 
   }
 
   OUTPOST_ASSIGN_OR_RETURN(auto existing, load_trust_anchors(*store));
-  if (existing && (existing->network_id != anchors.network_id ||
-                   existing->root_key != anchors.root_key)) {
+  if (existing &&
+      (existing->network_id != anchors.network_id || existing->root_key != anchors.root_key)) {
     return Status::invalid(dir + " is already enrolled in network " +
                            crypto::to_hex(existing->network_id) + " under another root");
   }
@@ -479,13 +483,13 @@ Result<Json> install_enrollment(const std::string& dir, const Json& enrollment) 
   std::uint64_t roster_version = offered.roster.version;
   if (!current || offered.roster.version > current->version) {
     if (current) OUTPOST_RETURN_IF_ERROR(sync::check_roster_successor(*current, offered.roster));
-    OUTPOST_RETURN_IF_ERROR(
-        store->put_roster(offered.roster.version, offered.body, offered.sig));
+    OUTPOST_RETURN_IF_ERROR(store->put_roster(offered.roster.version, offered.body, offered.sig));
   } else {
     const sync::SignedCertificate* held = current->find(node_id);
     if (held == nullptr || *held != presented) {
       return Status::invalid(what + " is older than this node's roster v" +
-                             std::to_string(current->version) + ", which lists another "
+                             std::to_string(current->version) +
+                             ", which lists another "
                              "certificate; ask HQ for a fresh enrollment file");
     }
     roster_version = current->version;
@@ -506,8 +510,8 @@ Result<Json> install_enrollment(const std::string& dir, const Json& enrollment) 
               {"valid_until_ms", c.valid_until_ms}};
 }
 
-Result<Json> hq_revoke(const std::string& hq_dir, const std::string& node,
-                       std::uint64_t after_seq, bool force, sync::Clock& clock) {
+Result<Json> hq_revoke(const std::string& hq_dir, const std::string& node, std::uint64_t after_seq,
+                       bool force, sync::Clock& clock) {
   OUTPOST_ASSIGN_OR_RETURN(HqAuthority hq, open_authority(hq_dir));
   const sync::SignedCertificate* target = hq.roster->find_by_name(node);
   if (target == nullptr && node.size() == 32) {
@@ -525,9 +529,10 @@ Result<Json> hq_revoke(const std::string& hq_dir, const std::string& node,
   if (head.seq > after_seq && !force) {
     return Status::refused("HQ already holds ops of '" + target->cert.name + "' up to seq " +
                            std::to_string(head.seq) + "; a cutoff at seq " +
-                           std::to_string(after_seq) + " would invalidate ops already applied "
-                           "here. Use --after-seq " + std::to_string(head.seq) +
-                           " (or later), or --force");
+                           std::to_string(after_seq) +
+                           " would invalidate ops already applied "
+                           "here. Use --after-seq " +
+                           std::to_string(head.seq) + " (or later), or --force");
   }
   sync::Roster next = *hq.roster;
   OUTPOST_RETURN_IF_ERROR(next.add_revocation(sync::Revocation{id, after_seq}));

@@ -102,8 +102,8 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     socket_.async_connect(to, [self = shared_from_this()](const boost::system::error_code& ec) {
       if (self->closed_) return;
       if (ec) {
-        self->close_now(Status::unavailable("connect to " + self->address_ + " failed: " +
-                                            ec.message()));
+        self->close_now(
+            Status::unavailable("connect to " + self->address_ + " failed: " + ec.message()));
         return;
       }
       self->start_handshake();
@@ -135,11 +135,9 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   void do_read() {
     if (closed_ || reading_) return;
     reading_ = true;
-    socket_.async_read_some(
-        asio::buffer(read_buffer_),
-        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-          self->on_read(ec, n);
-        });
+    socket_.async_read_some(asio::buffer(read_buffer_),
+                            [self = shared_from_this()](const boost::system::error_code& ec,
+                                                        std::size_t n) { self->on_read(ec, n); });
   }
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -178,7 +176,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
 
   void deliver(std::vector<Bytes> messages) {
     for (auto& m : messages) {
-      if (closed_) return;
+      if (closed_ || closing_) return;  // close() was called: the rest is dropped
       if (!handlers_set_) {
         pending_.push_back(std::move(m));
         continue;
@@ -193,7 +191,8 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     peer_roster_version_ = channel_.peer_roster_version();
     open_.store(true);
     log(LogLevel::kInfo, "link open",
-        {{"peer", describe()}, {"address", address_},
+        {{"peer", describe()},
+         {"address", address_},
          {"initiator", initiator_ ? "yes" : "no"},
          {"peer_roster_version", std::to_string(peer_roster_version_)}});
     auto done = std::move(on_handshake_);
@@ -276,6 +275,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       return;
     }
     if (closing_) return;
+    if (Status st = check_still_admitted(); !st.is_ok()) return close_gracefully(st);
     if (now - last_rx_ > ms(o.idle_timeout_ms)) {
       return close_now(Status::unavailable("idle timeout: nothing received for " +
                                            std::to_string(o.idle_timeout_ms) + " ms"));
@@ -291,6 +291,18 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       if (!st.is_ok()) return close_now(st);
       enqueue_wire(std::move(wire), 0);
     }
+  }
+
+  // A roster accepted while the link is open may revoke the peer: then the link ends.
+  Status check_still_admitted() {
+    std::shared_ptr<const sync::Roster> roster = context_.roster ? context_.roster() : nullptr;
+    if (!roster || roster->version == roster_version_checked_) return Status::ok();
+    roster_version_checked_ = roster->version;
+    if (const sync::Revocation* rev = roster->revocation(peer_.node_id)) {
+      return Status::permission("peer revoked in roster v" + std::to_string(roster->version) +
+                                " (after seq " + std::to_string(rev->after_seq) + ")");
+    }
+    return Status::ok();
   }
 
   // --- close ---
@@ -374,6 +386,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   std::string address_;
   Bytes read_buffer_;
   std::chrono::milliseconds tick_{1000};
+  std::uint64_t roster_version_checked_ = 0;
 
   // Set once at hand-over, then read-only (Link's getters read them from any thread).
   sync::Certificate peer_;
@@ -475,21 +488,22 @@ void async_connect(asio::io_context& io, const Endpoint& to, LinkContext context
   asio::ip::address address = asio::ip::make_address(to.host, ec);
   if (ec) return fail_soon(Status::invalid("bad peer address '" + to.host + "'"));
   if (Status st = check_options(context.options); !st.is_ok()) return fail_soon(st);
-  auto channel = sync::SecureChannel::create(crypto::NoiseRole::kInitiator, channel_config(context));
+  auto channel =
+      sync::SecureChannel::create(crypto::NoiseRole::kInitiator, channel_config(context));
   if (!channel.is_ok()) return fail_soon(channel.status());
   tcp::socket socket(asio::make_strand(io));
   auto impl = std::make_shared<Link::Impl>(std::move(socket), std::move(context),
                                            std::move(channel).value(), /*initiator=*/true);
   tcp::endpoint endpoint(address, to.port);
   asio::post(impl->ex_, [impl, endpoint, done = std::move(done)]() mutable {
-    impl->start_connect(endpoint, [done = std::move(done)](const Status& st,
-                                                           std::shared_ptr<Link> link) {
-      if (st.is_ok()) {
-        done(std::move(link));
-      } else {
-        done(st);
-      }
-    });
+    impl->start_connect(endpoint,
+                        [done = std::move(done)](const Status& st, std::shared_ptr<Link> link) {
+                          if (st.is_ok()) {
+                            done(std::move(link));
+                          } else {
+                            done(st);
+                          }
+                        });
   });
 }
 
@@ -589,9 +603,8 @@ struct LinkListener::Impl : std::enable_shared_from_this<LinkListener::Impl> {
   std::vector<std::weak_ptr<Link::Impl>> handshaking_;  // to drop them at close()
 };
 
-Result<std::unique_ptr<LinkListener>> LinkListener::listen(asio::io_context& io,
-                                                           const Endpoint& at, LinkContext context,
-                                                           LinkHandler on_link,
+Result<std::unique_ptr<LinkListener>> LinkListener::listen(asio::io_context& io, const Endpoint& at,
+                                                           LinkContext context, LinkHandler on_link,
                                                            RejectHandler on_reject) {
   OUTPOST_RETURN_IF_ERROR(check_options(context.options));
   auto probe = sync::SecureChannel::create(crypto::NoiseRole::kResponder, channel_config(context));
@@ -599,8 +612,8 @@ Result<std::unique_ptr<LinkListener>> LinkListener::listen(asio::io_context& io,
   boost::system::error_code ec;
   asio::ip::address address = asio::ip::make_address(at.host, ec);
   if (ec) return Status::invalid("bad listen address '" + at.host + "'");
-  auto impl = std::make_shared<Impl>(io, std::move(context), std::move(on_link),
-                                     std::move(on_reject));
+  auto impl =
+      std::make_shared<Impl>(io, std::move(context), std::move(on_link), std::move(on_reject));
   tcp::endpoint endpoint(address, at.port);
   impl->acceptor_.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);

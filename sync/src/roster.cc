@@ -33,8 +33,10 @@ crypto::Signature to_signature(ByteView sig) {
 
 const char* role_name(NodeRole role) {
   switch (role) {
-    case NodeRole::kStore: return "store";
-    case NodeRole::kHq: return "hq";
+    case NodeRole::kStore:
+      return "store";
+    case NodeRole::kHq:
+      return "hq";
   }
   return "unknown";
 }
@@ -177,8 +179,9 @@ const SignedCertificate* Roster::find_by_name(const std::string& name) const {
 }
 
 const Revocation* Roster::revocation(const NodeId& id) const {
-  auto it = std::lower_bound(revocations.begin(), revocations.end(), id,
-                             [](const Revocation& r, const NodeId& key) { return r.node_id < key; });
+  auto it =
+      std::lower_bound(revocations.begin(), revocations.end(), id,
+                       [](const Revocation& r, const NodeId& key) { return r.node_id < key; });
   return it != revocations.end() && it->node_id == id ? &*it : nullptr;
 }
 
@@ -210,10 +213,9 @@ Status Roster::put_certificate(SignedCertificate sc) {
     return Status::invalid("name '" + sc.cert.name + "' is already used by node " +
                            id_hex(same_name->cert.node_id));
   }
-  auto it = std::lower_bound(certificates.begin(), certificates.end(), sc.cert.node_id,
-                             [](const SignedCertificate& c, const NodeId& key) {
-                               return c.cert.node_id < key;
-                             });
+  auto it = std::lower_bound(
+      certificates.begin(), certificates.end(), sc.cert.node_id,
+      [](const SignedCertificate& c, const NodeId& key) { return c.cert.node_id < key; });
   if (it != certificates.end() && it->cert.node_id == sc.cert.node_id) {
     if (it->cert.signing_key != sc.cert.signing_key || it->cert.role != sc.cert.role) {
       return Status::invalid("node " + id_hex(sc.cert.node_id) +
@@ -235,8 +237,9 @@ Status Roster::add_revocation(const Revocation& rev) {
   if (find(rev.node_id) == nullptr) {
     return Status::not_found("node " + id_hex(rev.node_id) + " is not in the roster");
   }
-  auto it = std::lower_bound(revocations.begin(), revocations.end(), rev.node_id,
-                             [](const Revocation& r, const NodeId& key) { return r.node_id < key; });
+  auto it =
+      std::lower_bound(revocations.begin(), revocations.end(), rev.node_id,
+                       [](const Revocation& r, const NodeId& key) { return r.node_id < key; });
   if (it != revocations.end() && it->node_id == rev.node_id) {
     return Status::invalid("node " + id_hex(rev.node_id) + " is already revoked after seq " +
                            std::to_string(it->after_seq) + "; revocations are permanent");
@@ -431,9 +434,8 @@ Status check_peer_certificate(const SignedCertificate& peer, std::uint64_t peer_
                               std::to_string(now_ms) + ")");
   }
   if (now_ms >= c.valid_until_ms) {
-    return Status::permission(who + ": certificate expired at " +
-                              std::to_string(c.valid_until_ms) + " ms (now " +
-                              std::to_string(now_ms) + ")");
+    return Status::permission(who + ": certificate expired at " + std::to_string(c.valid_until_ms) +
+                              " ms (now " + std::to_string(now_ms) + ")");
   }
   if (c.node_id == self) return Status::permission(who + ": the peer is this node itself");
   if (roster == nullptr) return Status::ok();

@@ -70,15 +70,17 @@ Bytes link_prologue(const NetworkId& network_id) {
   // Sized up front: GCC 12 -O2 misreports insert() after a 9-byte construction (-Warray-bounds).
   Bytes p(kLinkProloguePrefix.size() + network_id.size());
   std::copy(kLinkProloguePrefix.begin(), kLinkProloguePrefix.end(), p.begin());
-  std::copy(network_id.begin(), network_id.end(), p.begin() + static_cast<std::ptrdiff_t>(kLinkProloguePrefix.size()));
+  std::copy(network_id.begin(), network_id.end(),
+            p.begin() + static_cast<std::ptrdiff_t>(kLinkProloguePrefix.size()));
   return p;
 }
 
 Result<SecureChannel> SecureChannel::create(crypto::NoiseRole role, ChannelConfig config) {
   if (!config.noise_key) return Status::invalid("link: no Noise static key");
   if (config.noise_key->public_key() != config.certificate.cert.noise_key) {
-    return Status::invalid("link: the Noise static key is not the one this node's certificate "
-                           "names");
+    return Status::invalid(
+        "link: the Noise static key is not the one this node's certificate "
+        "names");
   }
   if (config.certificate.body.empty()) return Status::invalid("link: no certificate");
   if (config.rekey_after_messages == 0) return Status::invalid("link: rekey interval is 0");
@@ -86,9 +88,9 @@ Result<SecureChannel> SecureChannel::create(crypto::NoiseRole role, ChannelConfi
     return Status::invalid("link: message bound out of range");
   }
   const Bytes prologue = link_prologue(config.network_id);
-  OUTPOST_ASSIGN_OR_RETURN(crypto::HandshakeState hs,
-                           crypto::HandshakeState::create(crypto::NoisePattern::kXX, role,
-                                                          prologue, *config.noise_key));
+  OUTPOST_ASSIGN_OR_RETURN(
+      crypto::HandshakeState hs,
+      crypto::HandshakeState::create(crypto::NoisePattern::kXX, role, prologue, *config.noise_key));
   return SecureChannel(role, std::move(config), std::move(hs));
 }
 
@@ -187,8 +189,7 @@ Status SecureChannel::on_frame(ByteView frame, std::uint64_t now_ms, ChannelOutp
   return on_handshake_frame(frame, now_ms, out);
 }
 
-Status SecureChannel::on_handshake_frame(ByteView frame, std::uint64_t now_ms,
-                                         ChannelOutput& out) {
+Status SecureChannel::on_handshake_frame(ByteView frame, std::uint64_t now_ms, ChannelOutput& out) {
   const bool responder = role_ == crypto::NoiseRole::kResponder;
   const bool first_message = responder && !started_;
   if (first_message && frame.size() != kHandshakeMessage1Bytes) {
@@ -282,9 +283,9 @@ Status SecureChannel::on_transport_frame(ByteView frame, ChannelOutput& out) {
   const ByteView data = ByteView(p).subspan(1);
   if (state_ == State::kConfirming) {
     if (static_cast<FrameType>(p[0]) == FrameType::kClose) {
-      return Status::permission("the peer refused this node: " +
-                                printable(data.first(std::min(data.size(),
-                                                              limits::kLinkCloseReasonBytesMax))));
+      return Status::permission(
+          "the peer refused this node: " +
+          printable(data.first(std::min(data.size(), limits::kLinkCloseReasonBytesMax))));
     }
     state_ = State::kOpen;  // the responder admitted us
     out.handshake_completed = true;
@@ -361,16 +362,16 @@ Status SecureChannel::send_message(ByteView message, Bytes& wire) {
                            " bytes exceeds the link bound of " +
                            std::to_string(config_.message_bytes_max));
   }
-  const std::size_t frames = std::max<std::size_t>(
-      1, (message.size() + kFrameDataBytesMax - 1) / kFrameDataBytesMax);
+  const std::size_t frames =
+      std::max<std::size_t>(1, (message.size() + kFrameDataBytesMax - 1) / kFrameDataBytesMax);
   wire.reserve(wire.size() + message.size() +
                frames * (kFrameHeaderBytes + 1 + crypto::kNoiseTagBytes));
   std::size_t offset = 0;
   do {
     const std::size_t n = std::min(kFrameDataBytesMax, message.size() - offset);
     const bool last = offset + n == message.size();
-    OUTPOST_RETURN_IF_ERROR(seal(last ? FrameType::kLast : FrameType::kMore,
-                                          message.subspan(offset, n), wire));
+    OUTPOST_RETURN_IF_ERROR(
+        seal(last ? FrameType::kLast : FrameType::kMore, message.subspan(offset, n), wire));
     offset += n;
   } while (offset < message.size());
   return Status::ok();
@@ -383,8 +384,8 @@ Status SecureChannel::send_ping(Bytes& wire) {
 
 Status SecureChannel::send_close(std::string_view reason, Bytes& wire) {
   if (state_ != State::kOpen) return Status::unavailable("link is not open");
-  Status st = seal(FrameType::kClose, view_of(reason.substr(0, limits::kLinkCloseReasonBytesMax)),
-                   wire);
+  Status st =
+      seal(FrameType::kClose, view_of(reason.substr(0, limits::kLinkCloseReasonBytesMax)), wire);
   state_ = State::kClosed;
   return st;
 }

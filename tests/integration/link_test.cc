@@ -4,6 +4,8 @@
 // API — closes its link with a logged reason, never hangs the server, and leaves it serving the
 // next good peer with no handshake left in flight. Waits are bounded only as a hang guard;
 // nothing here asserts on time.
+#include "outpost/node/link.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
@@ -18,7 +20,6 @@
 
 #include "outpost/crypto/crypto.h"
 #include "outpost/crypto/noise.h"
-#include "outpost/node/link.h"
 #include "outpost/sync/roster.h"
 #include "outpost/sync/secure_channel.h"
 
@@ -128,8 +129,8 @@ class RawPeer {
     std::array<std::uint8_t, 4096> buf{};
     for (int i = 0; i < 1024; ++i) {
       std::optional<boost::system::error_code> result;
-      socket_.async_read_some(asio::buffer(buf),
-                              [&](const boost::system::error_code& ec, std::size_t) { result = ec; });
+      socket_.async_read_some(asio::buffer(buf), [&](const boost::system::error_code& ec,
+                                                     std::size_t) { result = ec; });
       io_.restart();
       io_.run_for(kHangGuard);
       if (!result) {
@@ -298,16 +299,18 @@ class LinkTest : public ::testing::Test {
     auto closed = client_closes_.pop();
     ASSERT_TRUE(closed.has_value());
     EXPECT_TRUE(closed->is_ok()) << closed->to_string();
-    next_server_close();  // the server side saw the CLOSE frame
+    Status at_server = next_server_close();  // the server side saw the CLOSE frame
+    EXPECT_NE(at_server.message().find("peer closed the link"), std::string::npos)
+        << at_server.to_string();
   }
 
   // Runs the XX handshake as initiator with static key `s`, sending `payload` in message 3.
   Result<crypto::NoiseTransport> raw_handshake(RawPeer& peer, const crypto::X25519KeyPair& s,
                                                ByteView payload) {
-    OUTPOST_ASSIGN_OR_RETURN(crypto::HandshakeState hs,
-                             crypto::HandshakeState::create(
-                                 crypto::NoisePattern::kXX, crypto::NoiseRole::kInitiator,
-                                 sync::link_prologue(network_), s));
+    OUTPOST_ASSIGN_OR_RETURN(
+        crypto::HandshakeState hs,
+        crypto::HandshakeState::create(crypto::NoisePattern::kXX, crypto::NoiseRole::kInitiator,
+                                       sync::link_prologue(network_), s));
     OUTPOST_ASSIGN_OR_RETURN(Bytes m1, hs.write_message({}));
     peer.write_frame(m1);
     OUTPOST_ASSIGN_OR_RETURN(Bytes m2, peer.read_frame());
@@ -523,6 +526,21 @@ TEST_F(LinkTest, RevokedNodeUsingTheLinkApiCannotConnect) {
   expect_server_still_serves();
 }
 
+TEST_F(LinkTest, RevokingAConnectedPeerClosesItsOpenLink) {
+  start_server();
+  std::shared_ptr<Link> link = connect_good(context(client_node_));
+  ASSERT_NE(link, nullptr);
+  update_roster([&](sync::Roster& r) {
+    ASSERT_TRUE(r.add_revocation({client_node_.cert.cert.node_id, 3}).is_ok());
+  });
+  Status st = next_server_close();  // the server's watchdog sees the new roster
+  EXPECT_EQ(st.code(), Code::kPermission);
+  EXPECT_NE(st.message().find("revoked"), std::string::npos) << st.to_string();
+  auto at_client = client_closes_.pop();
+  ASSERT_TRUE(at_client.has_value());
+  EXPECT_FALSE(at_client->is_ok());
+}
+
 TEST_F(LinkTest, StaticKeyNotMatchingTheCertificateIsRejected) {
   start_server();
   crypto::X25519KeyPair other = crypto::X25519KeyPair::generate();
@@ -539,7 +557,7 @@ TEST_F(LinkTest, StaticKeyNotMatchingTheCertificateIsRejected) {
 TEST_F(LinkTest, TruncatedHandshakeFrameIsRejected) {
   start_server();
   RawPeer peer(server());
-  Bytes partial{0x00, 0x20};  // announces 32 bytes ...
+  Bytes partial{0x00, 0x20};     // announces 32 bytes ...
   partial.resize(2 + 10, 0x11);  // ... sends 10, then hangs up
   peer.write(partial);
   peer.shutdown_send();

@@ -289,7 +289,10 @@ TEST_F(TuiChainTest, OverviewShowsNodesLaggingStoreAndMemberRightsPerNode) {
   bool lagging = tmux.wait_screen(
       [](const std::string& s) {
         std::string row = row_of(s, "store-2");
-        return row.rfind("!", 0) == 0 && row.find("down") != std::string::npos && row.find(" ~") != std::string::npos;
+        // Wait for a lag of at least one op: "~0" shows before HQ has counted the new ops.
+        const std::size_t t = row.find(" ~");
+        return row.rfind("!", 0) == 0 && row.find("down") != std::string::npos && t != std::string::npos &&
+               std::atoi(row.c_str() + t + 2) >= 1;
       },
       &screen);
   ASSERT_TRUE(lagging) << "screen:\n" << screen;

@@ -119,8 +119,8 @@ TEST_F(SyncChannelTest, MessagesOfEverySizeArriveWholeAndInOrderWhateverTheSplit
   auto [a, b] = open_pair(config(a_), config(b_));
   Bytes wire;
   std::vector<Bytes> sent;
-  for (std::size_t n : {std::size_t{0}, std::size_t{1}, kFrameDataBytesMax,
-                        kFrameDataBytesMax + 1, std::size_t{300'000}}) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, kFrameDataBytesMax, kFrameDataBytesMax + 1,
+                        std::size_t{300'000}}) {
     Bytes m(n);
     crypto::random_bytes(m);
     ASSERT_TRUE(a.send_message(m, wire).is_ok());

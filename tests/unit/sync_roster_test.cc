@@ -48,6 +48,7 @@ constexpr std::uint64_t kHqUntilMs = 2024740800000;
 const std::string kRootPublicHex =
     "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664";
 
+// clang-format off
 // The store's certificate, field by field (docs/roster-format.md, "Certificate").
 const std::string kStoreCertHex =
     "4f504354"                                                          // magic "OPCT"
@@ -100,12 +101,15 @@ const std::string kRosterHex =
 const std::string kRosterSigHex =
     "b2d6096775d30b464d95335e3f0ce4559c45678d6944a3f9ef86a020ca272bbe"
     "2cfdbec705f2691bc65ffeb9febaf53da4f5fa0026f0723b37f76693c093e603";
+// clang-format on
 
 class SyncRosterTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(crypto::init().is_ok()); }
 
-  static crypto::SigningKey root() { return crypto::SigningKey::from_seed(run_from<32>(0x01)).value(); }
+  static crypto::SigningKey root() {
+    return crypto::SigningKey::from_seed(run_from<32>(0x01)).value();
+  }
   static crypto::PublicKey public_of_seed(std::uint8_t first) {
     return crypto::SigningKey::from_seed(run_from<32>(first))->public_key();
   }
@@ -337,8 +341,8 @@ TEST_F(SyncRosterTest, RosterWithAnyFlippedBitIsRefused) {
 }
 
 TEST_F(SyncRosterTest, RosterOfAnotherNetworkIsRefused) {
-  auto v = verify_roster(unhex(kRosterHex), unhex(kRosterSigHex), root_public(),
-                         run_from<16>(0x70));
+  auto v =
+      verify_roster(unhex(kRosterHex), unhex(kRosterSigHex), root_public(), run_from<16>(0x70));
   EXPECT_EQ(v.status().code(), Code::kPermission);
 }
 
@@ -404,7 +408,7 @@ TEST_F(SyncRosterTest, RevocationIsPermanent) {
   EXPECT_EQ(r.revocation(kStoreId)->after_seq, 42u);
 }
 
-// --- lookups and op_allowed -----------------------------------------------------------------------
+// --- lookups and op_allowed ----------------------------------------------------------------------
 
 TEST_F(SyncRosterTest, LookupsFindKeysOfListedNodesOnly) {
   Roster r = golden_roster();
@@ -432,8 +436,8 @@ class PeerAdmissionTest : public SyncRosterTest {
   const std::uint64_t now_ = kStoreFromMs + 1000;
   Status admit(const SignedCertificate& peer, const Roster* roster,
                std::uint64_t peer_roster_version = 0) {
-    return check_peer_certificate(peer, peer_roster_version, root_public(), kNetwork, self_,
-                                  roster, now_);
+    return check_peer_certificate(peer, peer_roster_version, root_public(), kNetwork, self_, roster,
+                                  now_);
   }
   static Roster unrevoked() {
     Roster r = golden_roster();

@@ -166,6 +166,14 @@ TEST(TuiOverview, DisconnectedStoreKeepsLastKnownVersionVectorAndIsFlaggedBehind
   EXPECT_EQ(s2->last_contact_ms, kNow - 2'000);
   EXPECT_FALSE(s2->history.empty());
   EXPECT_TRUE(s2->problem());
+  // The next refresh also says when outpost-top first saw the link gone.
+  remember_links(o, &memory);
+  Overview later = must_build(second, memory);
+  const NodeRow* again = row_named(later, "store-2");
+  ASSERT_NE(again, nullptr);
+  ASSERT_GE(again->history.size(), 2u);
+  EXPECT_EQ(again->history[0].event, "link seen down by outpost-top");
+  EXPECT_EQ(again->history[0].at_ms, kNow);
   std::string line = overview_row_line(o, *s2, 80);
   EXPECT_EQ(line[0], '!') << line;
   EXPECT_NE(line.find("~3"), std::string::npos) << line;
@@ -273,7 +281,7 @@ TEST(TuiOverview, OlderNodeWithoutPeersRosterOrAlertsStillShowsItselfWithNotes) 
   Overview busy = must_build(s);
   text = overview_text(busy, "t");
   EXPECT_NE(text.find("note: peers unavailable: queue is full"), std::string::npos) << text;
-  EXPECT_NE(text.find("note: no roster: this node has no roster"), std::string::npos) << text;
+  EXPECT_NE(text.find("note: roster unavailable: this node has no roster"), std::string::npos) << text;
 }
 
 TEST(TuiOverview, GarbageOrOlderSchemaJsonIsAClearErrorNeverACrash) {

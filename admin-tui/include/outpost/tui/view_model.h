@@ -101,6 +101,7 @@ struct LinkMemory {
     std::optional<std::uint64_t> last_contact_ms;
     std::optional<std::int64_t> clock_skew_ms;
     std::vector<LinkEvent> history;
+    std::optional<std::uint64_t> lost_ms;  // node clock at the first refresh without its link
   };
   std::map<std::string, Seen> by_node_id;
 };
@@ -116,7 +117,8 @@ struct Parsed {
 // /admin/v1/peers is not what the admin API returns (garbage, or a schema without the fields
 // the screen needs); a missing or odd roster or alerts answer only adds a note.
 Parsed<Overview> build_overview(const Snapshot& snapshot, const LinkMemory& memory);
-// Records the rows whose link is up into `memory` (bounded by the roster and peers sizes).
+// Records the rows whose link is up into `memory`, and when a remembered link was first seen
+// down (bounded by the roster and peers sizes).
 void remember_links(const Overview& overview, LinkMemory* memory);
 
 // Returns the rows whose name, id, role or link contains `filter` (case-insensitive).

@@ -83,8 +83,8 @@ Result<Json> install_enrollment(const std::string& dir, const Json& enrollment);
 // invalid and it can no longer connect. Signs and stores a new roster version; returns it as
 // JSON. Refuses (kRefused) a cutoff below the seq HQ already holds from that node unless
 // `force` (those ops are applied here already, so cutting them off splits the chain's state).
-Result<Json> hq_revoke(const std::string& hq_dir, const std::string& node,
-                       std::uint64_t after_seq, bool force, sync::Clock& clock);
+Result<Json> hq_revoke(const std::string& hq_dir, const std::string& node, std::uint64_t after_seq,
+                       bool force, sync::Clock& clock);
 
 // The pinned anchors of `store`'s node, or nullopt when it is not enrolled.
 Result<std::optional<TrustAnchors>> load_trust_anchors(storage::Store& store);
@@ -98,8 +98,7 @@ Result<std::shared_ptr<const sync::Roster>> load_roster(storage::Store& store,
 // kPermission or kCorruption for a roster that must not be accepted.
 Result<std::shared_ptr<const sync::Roster>> accept_roster(storage::Store& store,
                                                           const TrustAnchors& anchors,
-                                                          sync::ByteView body,
-                                                          sync::ByteView sig);
+                                                          sync::ByteView body, sync::ByteView sig);
 // Loads an enrolled node's link identity. kNotFound ("not enrolled") without a certificate;
 // kCorruption if noise.key is not the key the certificate names.
 Result<NodeIdentity> load_identity(const std::string& dir, storage::Store& store);

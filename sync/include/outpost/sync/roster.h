@@ -44,8 +44,8 @@ struct Certificate {
   NetworkId network_id{};
   NodeId node_id{};
   NodeRole role = NodeRole::kStore;
-  crypto::PublicKey signing_key{};  // Ed25519: verifies the ops this node signs
-  crypto::PublicKey noise_key{};    // X25519: the node's Noise static key on links
+  crypto::PublicKey signing_key{};   // Ed25519: verifies the ops this node signs
+  crypto::PublicKey noise_key{};     // X25519: the node's Noise static key on links
   std::uint64_t valid_from_ms = 0;   // first valid millisecond (inclusive)
   std::uint64_t valid_until_ms = 0;  // end of validity (exclusive)
   std::string name;

@@ -58,7 +58,7 @@ Bytes link_prologue(const NetworkId& network_id);
 
 // What one node brings to every link: its identity and trust anchors.
 struct ChannelConfig {
-  SignedCertificate certificate;                          // this node's, root-signed
+  SignedCertificate certificate;                           // this node's, root-signed
   std::shared_ptr<const crypto::X25519KeyPair> noise_key;  // the static key it names
   NetworkId network_id{};
   crypto::PublicKey root_key{};  // the pinned HQ root public key
@@ -73,9 +73,9 @@ struct ChannelConfig {
 // Everything one call produced; the caller writes `wire` to the peer, in order.
 struct ChannelOutput {
   Bytes wire;
-  std::vector<Bytes> messages;              // complete application messages received
-  bool handshake_completed = false;         // this call finished the handshake
-  std::optional<std::string> peer_closed;   // the peer sent CLOSE with this reason
+  std::vector<Bytes> messages;             // complete application messages received
+  bool handshake_completed = false;        // this call finished the handshake
+  std::optional<std::string> peer_closed;  // the peer sent CLOSE with this reason
   std::size_t pings_received = 0;
 };
 
@@ -158,8 +158,8 @@ class SecureChannel {
   State state_ = State::kHandshake;
   bool started_ = false;
   HandshakePayload peer_;
-  Bytes inbound_;                  // received bytes not yet consumed (< one frame)
-  Bytes partial_;                  // fragments of the message being reassembled
+  Bytes inbound_;  // received bytes not yet consumed (< one frame)
+  Bytes partial_;  // fragments of the message being reassembled
   bool partial_active_ = false;
 };
 

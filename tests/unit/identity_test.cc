@@ -1,0 +1,290 @@
+// Identity on real data dirs (node/src/identity.cc, the identity parts of node/src/ledger.cc):
+// `hq init`, the two-step enrollment in which no private key travels, every check of
+// `init --enroll`, revocation and its cutoff (refused signing, refused ingest, log-verify
+// findings), origin keys from the roster, and accepting only root-signed, newer rosters.
+#include "outpost/node/identity.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "outpost/crypto/crypto.h"
+#include "outpost/node/ledger.h"
+#include "test_util.h"
+
+namespace outpost::node {
+namespace {
+
+constexpr std::uint64_t kNowMs = 1'790'000'000'000;  // 2026-09-21
+
+class IdentityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(crypto::init().is_ok());
+    hq_ = tmp_.file("hq");
+    store_ = tmp_.file("store");
+    auto r = hq_init(hq_, "hq-central", kHqValidDaysDefault, clock_);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    hq_summary_ = *r;
+  }
+
+  // Runs `outpost init` + `enroll-request` + `hq enroll` + `init --enroll` for `dir`.
+  Json enroll(const std::string& dir, const std::string& name) {
+    EXPECT_TRUE(Ledger::init(dir, InitOptions{name, "store"}).is_ok());
+    auto req = make_enroll_request(dir);
+    EXPECT_TRUE(req.is_ok()) << req.status().to_string();
+    auto file = hq_enroll(hq_, name, sync::NodeRole::kStore, *req, 30, clock_);
+    EXPECT_TRUE(file.is_ok()) << file.status().to_string();
+    auto installed = install_enrollment(dir, *file);
+    EXPECT_TRUE(installed.is_ok()) << installed.status().to_string();
+    return *file;
+  }
+
+  std::unique_ptr<Ledger> open(const std::string& dir) {
+    auto l = Ledger::open(dir, clock_);
+    EXPECT_TRUE(l.is_ok()) << l.status().to_string();
+    return l.is_ok() ? std::move(l).value() : nullptr;
+  }
+
+  // The HQ's newest stored roster (what sync would carry to the store).
+  storage::StoredRoster hq_roster() {
+    auto hq = open(hq_);
+    auto r = hq->store().latest_roster();
+    EXPECT_TRUE(r.is_ok() && r->has_value());
+    return **r;
+  }
+
+  // Makes `n` ops at `ledger` (a member enrollment, then top-ups) and returns them in order.
+  std::vector<sync::SignedOp> make_ops(Ledger& ledger, int n) {
+    EnrollRequest e{new_request_id(), "40000001", "Ann", "", ""};
+    auto r = ledger.enroll(e);
+    EXPECT_TRUE(r.is_ok() && !r->refused);
+    auto member = ledger.resolve_member("40000001");
+    for (int i = 1; i < n; ++i)
+      EXPECT_TRUE(ledger.topup(new_request_id(), *member, 100, "").is_ok());
+    auto ops = ledger.store().ops_of_origin(ledger.node_id(), 1, 1000);
+    EXPECT_TRUE(ops.is_ok());
+    return *ops;
+  }
+
+  test::TempDir tmp_{"outpost-identity"};
+  sync::ManualClock clock_{kNowMs};
+  std::string hq_, store_;
+  Json hq_summary_;
+};
+
+TEST_F(IdentityTest, HqInitCreatesRootKeyAndRosterListingItself) {
+  EXPECT_EQ(test::file_mode(hq_ + "/root.key"), 0600);
+  EXPECT_EQ(test::file_mode(hq_ + "/noise.key"), 0600);
+  auto hq = open(hq_);
+  ASSERT_NE(hq->roster(), nullptr);
+  EXPECT_EQ(hq->roster()->version, 1u);
+  const sync::SignedCertificate* self = hq->roster()->find(hq->node_id());
+  ASSERT_NE(self, nullptr);
+  EXPECT_EQ(self->cert.role, sync::NodeRole::kHq);
+  EXPECT_EQ(self->cert.signing_key, hq->public_key());
+  EXPECT_FALSE(hq_init(hq_, "again", 10, clock_).is_ok());
+}
+
+TEST_F(IdentityTest, EnrollmentInstallsCertificateRosterAndTrustAnchors) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  ASSERT_NE(store->roster(), nullptr);
+  EXPECT_EQ(store->roster()->version, 2u);
+  auto id = load_identity(store_, store->store());
+  ASSERT_TRUE(id.is_ok()) << id.status().to_string();
+  EXPECT_EQ(id->certificate.cert.node_id, store->node_id());
+  EXPECT_EQ(id->certificate.cert.signing_key, store->public_key());
+  EXPECT_EQ(id->noise_key->public_key(), id->certificate.cert.noise_key);
+  EXPECT_EQ(crypto::to_hex(id->root_key), hq_summary_["root_public_key"].get<std::string>());
+  EXPECT_EQ(test::file_mode(store_ + "/noise.key"), 0600);
+}
+
+TEST_F(IdentityTest, NoPrivateKeyLeavesItsNodeInTheExchangedFiles) {
+  ASSERT_TRUE(Ledger::init(store_, InitOptions{"store-1", "store"}).is_ok());
+  auto req = make_enroll_request(store_);
+  ASSERT_TRUE(req.is_ok());
+  auto file = hq_enroll(hq_, "store-1", sync::NodeRole::kStore, *req, 30, clock_);
+  ASSERT_TRUE(file.is_ok());
+  const std::string exchanged = req->dump() + file->dump();
+  auto node_seed = crypto::read_signing_key(store_ + "/node.key");
+  auto noise = read_noise_key(store_);
+  auto root = crypto::read_key_file(hq_ + "/root.key", kRootKeyKind);
+  ASSERT_TRUE(node_seed.is_ok() && noise.is_ok() && root.is_ok());
+  for (crypto::ByteView secret : {node_seed->seed(), noise->private_key(), root->view()}) {
+    EXPECT_EQ(exchanged.find(crypto::to_hex(secret)), std::string::npos);
+  }
+}
+
+TEST_F(IdentityTest, InstallRefusesAnEnrollmentFileMadeForAnotherNode) {
+  Json file = enroll(store_, "store-1");
+  const std::string other = tmp_.file("other");
+  ASSERT_TRUE(Ledger::init(other, InitOptions{"store-2", "store"}).is_ok());
+  auto st = install_enrollment(other, file);
+  EXPECT_EQ(st.status().code(), Code::kPermission);
+  EXPECT_NE(st.status().message().find("not this node"), std::string::npos);
+}
+
+TEST_F(IdentityTest, InstallRefusesATamperedCertificateOrRoster) {
+  ASSERT_TRUE(Ledger::init(store_, InitOptions{"store-1", "store"}).is_ok());
+  auto req = make_enroll_request(store_);
+  auto file = hq_enroll(hq_, "store-1", sync::NodeRole::kStore, *req, 30, clock_);
+  ASSERT_TRUE(file.is_ok());
+  const std::string before = test::dump_sqlite(store_ + "/" + kDbFile);
+  for (const char* field : {"certificate", "roster"}) {
+    Json bad = *file;
+    std::string& hex = field == std::string("roster")
+                           ? bad["roster"]["body"].get_ref<std::string&>()
+                           : bad["certificate"].get_ref<std::string&>();
+    hex[hex.size() - 140] = hex[hex.size() - 140] == '0' ? '1' : '0';  // inside the name/keys
+    EXPECT_FALSE(install_enrollment(store_, bad).is_ok()) << field;
+  }
+  EXPECT_EQ(test::dump_sqlite(store_ + "/" + kDbFile), before);  // nothing changed
+}
+
+TEST_F(IdentityTest, InstallRefusesAnEnrollmentFromAnotherChainsRoot) {
+  const std::string other_hq = tmp_.file("other-hq");
+  ASSERT_TRUE(hq_init(other_hq, "hq-other", 10, clock_).is_ok());
+  enroll(store_, "store-1");
+  auto req = make_enroll_request(store_);
+  auto foreign = hq_enroll(other_hq, "store-1", sync::NodeRole::kStore, *req, 30, clock_);
+  ASSERT_TRUE(foreign.is_ok());
+  auto st = install_enrollment(store_, *foreign);
+  EXPECT_EQ(st.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(st.status().message().find("already enrolled"), std::string::npos);
+}
+
+TEST_F(IdentityTest, HqEnrollRefusesATamperedRequestAndANameClash) {
+  ASSERT_TRUE(Ledger::init(store_, InitOptions{"store-1", "store"}).is_ok());
+  auto req = make_enroll_request(store_);
+  ASSERT_TRUE(req.is_ok());
+  Json bad = *req;
+  bad["noise_key"] = crypto::to_hex(crypto::X25519KeyPair::generate().public_key());
+  EXPECT_EQ(hq_enroll(hq_, "store-1", sync::NodeRole::kStore, bad, 30, clock_).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_FALSE(hq_enroll(hq_, "hq-central", sync::NodeRole::kStore, *req, 30, clock_).is_ok());
+  EXPECT_FALSE(hq_enroll(hq_, "store-1", sync::NodeRole::kStore, *req, 0, clock_).is_ok());
+}
+
+TEST_F(IdentityTest, OriginKeysComeFromTheRosterSoHqVerifiesAStoresOps) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto ops = make_ops(*store, 3);
+  auto hq = open(hq_);
+  EXPECT_EQ(hq->origin_key(store->node_id()), store->public_key());
+  auto ingested = hq->ingest(ops);
+  ASSERT_TRUE(ingested.is_ok()) << ingested.status().to_string();
+  EXPECT_EQ(ingested->applied, 3u);
+  auto report = hq->verify_log();
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_TRUE(report->ok()) << (report->findings.empty() ? "" : report->findings[0]);
+  EXPECT_EQ(report->ops_checked, 3u);
+}
+
+TEST_F(IdentityTest, RevokedNodeRefusesToSignOnceItHoldsTheRoster) {
+  enroll(store_, "store-1");
+  auto revoked = hq_revoke(hq_, "store-1", 0, false, clock_);
+  ASSERT_TRUE(revoked.is_ok()) << revoked.status().to_string();
+  storage::StoredRoster r = hq_roster();
+  EXPECT_EQ(r.version, 3u);
+  auto store = open(store_);
+  ASSERT_TRUE(store->accept_roster(r.body, r.sig).is_ok());
+  EXPECT_EQ(store->signing_allowed().code(), Code::kPermission);
+  EnrollRequest e{new_request_id(), "40000002", "Bob", "", ""};
+  auto refused = store->enroll(e);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), Code::kPermission);
+  EXPECT_NE(refused.status().message().find("revoked"), std::string::npos);
+  // A restart keeps refusing: the roster is stored.
+  store.reset();
+  store = open(store_);
+  EXPECT_FALSE(store->signing_allowed().is_ok());
+  EXPECT_TRUE(store->status_json().is_ok());  // reads still work for the operator
+}
+
+TEST_F(IdentityTest, OpsPastTheRevocationCutoffAreRefusedAndReported) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto ops = make_ops(*store, 4);
+  auto hq = open(hq_);
+  ASSERT_TRUE(hq->ingest({ops[0], ops[1]}).is_ok());
+  hq.reset();
+  // A cutoff below what HQ holds would split state: refused unless forced.
+  EXPECT_EQ(hq_revoke(hq_, "store-1", 1, false, clock_).status().code(), Code::kRefused);
+  ASSERT_TRUE(hq_revoke(hq_, "store-1", 2, false, clock_).is_ok());
+  hq = open(hq_);
+  EXPECT_TRUE(hq->roster()->op_allowed(store->node_id(), 2));
+  auto late = hq->ingest({ops[2]});
+  ASSERT_FALSE(late.is_ok());
+  EXPECT_NE(late.status().message().find("revocation"), std::string::npos);
+  auto report = hq->verify_log();
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_TRUE(report->ok());
+}
+
+TEST_F(IdentityTest, ForcedCutoffBelowHeldOpsShowsUpInLogVerify) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto ops = make_ops(*store, 3);
+  {
+    auto hq = open(hq_);
+    ASSERT_TRUE(hq->ingest(ops).is_ok());
+  }
+  ASSERT_TRUE(hq_revoke(hq_, "store-1", 1, /*force=*/true, clock_).is_ok());
+  auto hq = open(hq_);
+  auto report = hq->verify_log();
+  ASSERT_TRUE(report.is_ok());
+  ASSERT_EQ(report->findings.size(), 2u);
+  EXPECT_NE(report->findings[0].find("revocation cutoff"), std::string::npos);
+}
+
+TEST_F(IdentityTest, AcceptRosterTakesOnlyNewerRootSignedRostersOfThisNetwork) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  storage::StoredRoster current = hq_roster();
+  EXPECT_EQ(store->accept_roster(current.body, current.sig).code(), Code::kRefused);  // not newer
+
+  const std::string other_hq = tmp_.file("other-hq");
+  ASSERT_TRUE(hq_init(other_hq, "hq-other", 10, clock_).is_ok());
+  auto other = open(other_hq);
+  auto foreign = other->store().latest_roster();
+  ASSERT_TRUE(foreign.is_ok() && foreign->has_value());
+  EXPECT_EQ(store->accept_roster((*foreign)->body, (*foreign)->sig).code(), Code::kPermission);
+
+  ASSERT_TRUE(hq_revoke(hq_, "store-1", 0, false, clock_).is_ok());
+  storage::StoredRoster next = hq_roster();
+  sync::Bytes tampered = next.body;
+  tampered[30] ^= 1;
+  EXPECT_FALSE(store->accept_roster(tampered, next.sig).is_ok());
+  EXPECT_EQ(store->roster()->version, 2u);
+  EXPECT_TRUE(store->accept_roster(next.body, next.sig).is_ok());
+  EXPECT_EQ(store->roster()->version, 3u);
+}
+
+TEST_F(IdentityTest, RosterJsonShowsEachNodesStatus) {
+  enroll(store_, "store-1");
+  enroll(tmp_.file("store2"), "store-2");
+  ASSERT_TRUE(hq_revoke(hq_, "store-1", 0, false, clock_).is_ok());
+  auto hq = open(hq_);
+  auto j = roster_json(hq->store(), kNowMs);
+  ASSERT_TRUE(j.is_ok());
+  EXPECT_EQ((*j)["version"], 4);
+  EXPECT_EQ((*j)["stored_versions"].size(), 4u);
+  ASSERT_EQ((*j)["nodes"].size(), 3u);
+  std::string text = roster_text(*j);
+  EXPECT_NE(text.find("revoked after seq 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("hq-central"), std::string::npos) << text;
+  // 31 days on, store-2's 30-day certificate has expired; store-1 stays revoked.
+  auto later = roster_json(hq->store(), kNowMs + 31ULL * 86'400'000);
+  ASSERT_TRUE(later.is_ok());
+  std::map<std::string, std::string> status;
+  for (const auto& n : (*later)["nodes"]) status[n["name"]] = n["status"];
+  EXPECT_EQ(status["store-1"], "revoked");
+  EXPECT_EQ(status["store-2"], "expired");
+  EXPECT_EQ(status["hq-central"], "active");
+}
+
+}  // namespace
+}  // namespace outpost::node
