@@ -18,7 +18,10 @@ Status init() {
   return Status::ok();
 }
 
-void random_bytes(std::span<std::uint8_t> out) { randombytes_buf(out.data(), out.size()); }
+void random_bytes(std::span<std::uint8_t> out) {
+  if (out.empty()) return;  // randombytes_buf must not get a null pointer, even for 0 bytes
+  randombytes_buf(out.data(), out.size());
+}
 
 bool ct_equal(ByteView a, ByteView b) {
   if (a.size() != b.size()) return false;

@@ -366,10 +366,22 @@ void Api::handle_pos(HttpRequest req, Responder respond) {
   respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
 }
 
+namespace {
+// Records a spend or redeem refused for lack of rights here (admin API alerts, outpost-top).
+void raise_refusal_alert(Ledger& l, const Json& refusal) {
+  if (refusal.value("error", "") != "insufficient_rights") return;
+  std::string message = refusal.value("message", "refused");
+  message += refusal.value("rights_request_tried", false) ? " (rights request tried)"
+                                                          : " (no rights request possible)";
+  l.raise_alert("refused_spend", sync::id_hex(l.node_id()), message);
+}
+}  // namespace
+
 void Api::debit(const HttpRequest& req, const Responder& respond, const std::string& action,
                 const std::string& ref, const std::string& request_id, std::uint64_t amount,
                 const std::string& receipt, std::optional<std::string> pin, bool retried) {
   sync::Clock* clock = &clock_;
+  const bool has_broker = static_cast<bool>(broker_);
   auto fn = [=](Ledger& l) {
     auto id = l.resolve_member(ref);
     if (!id.is_ok()) return status_response(id.status());
@@ -385,6 +397,8 @@ void Api::debit(const HttpRequest& req, const Responder& respond, const std::str
     auto r = action == "redeem" ? l.redeem(request_id, *id, amount, receipt) : l.spend(request_id, *id, amount, receipt);
     if (!r.is_ok()) return status_response(r.status());
     if (r->refused && retried) r->body["rights_request_tried"] = true;
+    // The final answer is a refusal for lack of rights here (no broker, or after its attempt).
+    if (r->refused && (retried || !has_broker)) raise_refusal_alert(l, r->body);
     return reply_response(*r);
   };
   After after;
@@ -411,6 +425,10 @@ void Api::debit(const HttpRequest& req, const Responder& respond, const std::str
                 }
                 Json b = body;
                 b["rights_request_tried"] = tried;
+                LedgerWorker::Task alert;
+                alert.mutating = true;
+                alert.run = [b](Ledger& l) { raise_refusal_alert(l, b); };
+                (void)worker_.submit(std::move(alert));  // best effort, like every alert
                 respond(HttpResponse{409, b.dump()});
               });
       return true;

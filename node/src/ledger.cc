@@ -6,6 +6,7 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/node/identity.h"
+#include "outpost/node/log.h"
 
 namespace outpost::node {
 
@@ -120,6 +121,17 @@ Status Ledger::reload_roster() {
   return Status::ok();
 }
 
+Result<bool> Ledger::refresh_roster() {
+  OUTPOST_ASSIGN_OR_RETURN(auto stored, store_->latest_roster());
+  const std::uint64_t held = roster_ ? roster_->version : 0;
+  const std::uint64_t newest = stored ? stored->version : 0;
+  if (newest == held) return false;
+  OUTPOST_RETURN_IF_ERROR(reload_roster());
+  log(LogLevel::kInfo, "roster reloaded from the database",
+      {{"version", std::to_string(roster_ ? roster_->version : 0)}});
+  return true;
+}
+
 Status Ledger::accept_roster(sync::ByteView body, sync::ByteView sig) {
   OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
   if (!anchors) return Status::not_found("this node is not enrolled; it cannot check a roster");
@@ -190,6 +202,19 @@ Result<bool> Ledger::replay(const std::string& request_id, Reply& r) {
   return true;
 }
 
+namespace {
+// Whether a stored answer was given to the same request as `op` (kind, member, amount): a
+// request_id reused for another operation must not silently return the first one's answer.
+bool same_request(const Json& answer, const Op& op) {
+  if (answer.value("kind", "") != sync::kind_name(op.kind)) return false;
+  if (op.kind == OpKind::kEnroll) return true;  // the member id is made by the first call
+  if (answer.value("member", "") != sync::id_hex(op.member)) return false;
+  if (op.kind == OpKind::kEarn) return answer.value("purchase_minor", std::uint64_t{0}) == op.spend_minor;
+  if (op.amount != 0) return answer.value("amount", std::uint64_t{0}) == op.amount;
+  return true;
+}
+}  // namespace
+
 Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_must_exist,
                               const Check& check) {
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
@@ -206,6 +231,11 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   }
   Reply prior;
   OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, prior));
+  if (seen && !same_request(prior.body, op)) {
+    return Status::invalid("request_id '" + request_id + "' was already used for another request (" +
+                           prior.body.value("kind", "?") + " " + prior.body.value("op", "?") +
+                           "); use a new request_id");
+  }
   if (seen) return prior;  // nothing changed
   OUTPOST_RETURN_IF_ERROR(signing_allowed());
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
@@ -589,7 +619,33 @@ Result<VerifyReport> Ledger::verify_log() {
     sync::Hash32 prev{};
     std::uint64_t expect = 1;
     while (expect <= head_seq) {
-      OUTPOST_ASSIGN_OR_RETURN(auto batch, store_->ops_of_origin(origin, expect, kBatch));
+      auto read = store_->ops_of_origin(origin, expect, kBatch);
+      if (!read.is_ok() && read.status().code() != Code::kCorruption) return read.status();
+      std::vector<sync::SignedOp> batch;
+      std::uint64_t stretch_end = 0;  // set when read op by op: the next read starts after it
+      if (read.is_ok()) {
+        batch = std::move(read).value();
+      } else {
+        // A stored op that no longer decodes: read this stretch one op at a time so the finding
+        // names it, and go on with the rest of the log.
+        const std::uint64_t last = std::min<std::uint64_t>(head_seq, expect + kBatch - 1);
+        stretch_end = last;
+        for (std::uint64_t seq = expect; seq <= last; ++seq) {
+          auto one = store_->get_op(origin, seq);
+          if (one.is_ok() && *one) {
+            batch.push_back(std::move(**one));
+          } else if (!one.is_ok()) {
+            report.ops_checked++;
+            report.findings.push_back(sync::op_ref_string(origin, seq) + ": stored op cannot be decoded: " +
+                                      one.status().message());
+          }
+        }
+        if (batch.empty()) {
+          expect = last + 1;
+          prev = {};
+          continue;
+        }
+      }
       if (batch.empty()) break;
       for (const auto& sop : batch) {
         const std::string ref = sync::op_ref_string(origin, sop.op.seq);
@@ -613,6 +669,7 @@ Result<VerifyReport> Ledger::verify_log() {
         prev = sop.hash;
         expect = sop.op.seq + 1;
       }
+      if (stretch_end != 0) expect = std::max(expect, stretch_end + 1);
     }
     if (expect != head_seq + 1) {
       report.findings.push_back("origin " + sync::id_hex(origin) + ": log ends at seq " +
@@ -715,6 +772,18 @@ void Ledger::raise_alert(const std::string& kind, const std::string& node, const
 }
 
 Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops) {
+  std::optional<sync::NodeId> bad_signature;
+  auto report = ingest_batch(ops, bad_signature);
+  // Raised after the batch's savepoint rolled back, so the alert survives the refusal.
+  if (!report.is_ok() && bad_signature) {
+    raise_alert("bad_signature", sync::id_hex(*bad_signature),
+                "batch refused: " + report.status().message());
+  }
+  return report;
+}
+
+Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp>& ops,
+                                                std::optional<sync::NodeId>& bad_signature) {
   OUTPOST_ASSIGN_OR_RETURN(storage::Savepoint sp, storage::Savepoint::begin(store_->db()));
   sync::IngestReport report;
   sync::Hlc newest{};
@@ -733,6 +802,7 @@ Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops
       // origin before calling it equivocation (anyone can send garbage).
       auto key = origin_key(op.origin);
       if (!key || !sync::verify_op(sop, *key).is_ok()) {
+        if (key) bad_signature = op.origin;
         return Status::corruption("op " + ref + " conflicts with the held op and has a bad signature");
       }
       evidence.push_back(sop);
@@ -744,8 +814,16 @@ Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops
       return Status::corruption("op " + ref + " leaves a gap after seq " + std::to_string(head.seq));
     }
     auto key = origin_key(op.origin);
+    if (!key) {
+      // A node enrolled after this daemon started is in the database's roster, not yet in ours.
+      OUTPOST_ASSIGN_OR_RETURN(bool changed, refresh_roster());
+      if (changed) key = origin_key(op.origin);
+    }
     if (!key) return Status::corruption("op " + ref + " is from an unknown origin");
-    OUTPOST_RETURN_IF_ERROR(sync::verify_op(sop, *key));
+    if (Status st = sync::verify_op(sop, *key); !st.is_ok()) {
+      bad_signature = op.origin;
+      return st;
+    }
     if ((roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) ||
         (op_allowed_ && !op_allowed_(op.origin, op.seq))) {
       return Status::corruption("op " + ref + " is past its origin's revocation cut-off");

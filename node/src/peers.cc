@@ -296,7 +296,6 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     if (slot >= 0) {
       slots[slot].conn_id = c->id;
-      slots[slot].failures = 0;
       slots[slot].last_error.clear();
     }
     record(c->name, std::string("connected (") + (slot >= 0 ? "outbound" : "inbound") + ", " + c->address + ")");
@@ -353,6 +352,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       Slot& s = slots[c->slot];
       s.conn_id = 0;
       s.last_error = why;
+      const bool stable = clock.now_ms() - c->connected_ms >= static_cast<std::uint64_t>(kLinkStableMs);
+      s.failures = reason.is_ok() || stable ? 0 : s.failures + 1;  // backoff grows on refusals
       schedule_dial(c->slot);
     }
   }
@@ -416,9 +417,26 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     auto self = shared_from_this();
     pump_timer.async_wait([self](const boost::system::error_code& ec) {
       if (ec || self->stopping) return;
+      self->refresh_roster();
       self->pump_all();
       self->schedule_pump_timer();
     });
+  }
+
+  // Picks up a roster another process wrote into the database (`outpost hq enroll`, `hq revoke`
+  // on a running HQ): the links see it at once (a revoked peer's link closes) and the sessions
+  // offer it to their peers on the next pump.
+  void refresh_roster() {
+    auto self = shared_from_this();
+    LedgerWorker::Task t;
+    t.run = [self](Ledger& ledger) {
+      auto changed = ledger.refresh_roster();
+      if (!changed.is_ok()) {
+        log(LogLevel::kWarn, "cannot re-read the roster", {{"reason", changed.status().message()}});
+      }
+      if (ledger.roster() != self->current_roster()) self->set_roster(ledger.roster());
+    };
+    (void)worker.submit(std::move(t));
   }
 
   // --- rights broker ---

@@ -51,9 +51,21 @@ SessionOutput SyncSession::start(std::uint64_t now_ms) {
 
 SessionOutput SyncSession::pump() { return pump_impl(false); }
 
+void SyncSession::offer_documents(SessionOutput& out) {
+  for (BlobKind kind : {BlobKind::kRoster, BlobKind::kRules}) {
+    std::uint64_t& theirs = kind == BlobKind::kRoster ? peer_roster_version_ : peer_rules_version_;
+    if (store_.blob_version(kind) <= theirs) continue;
+    auto b = store_.blob(kind);
+    if (!b) continue;
+    theirs = b->version;  // sent once; a peer that refuses it closes the session
+    send(out, *b);
+  }
+}
+
 SessionOutput SyncSession::pump_impl(bool ignore_window) {
   SessionOutput out;
   if (!peer_ || closed_) return out;
+  offer_documents(out);
   auto vv_r = store_.version_vector();
   if (!vv_r.is_ok()) return fail(1, "cannot read version vector: " + vv_r.status().message());
   const VersionVector& vv = *vv_r;
@@ -127,12 +139,8 @@ SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
     ev.kind = SessionEvent::Kind::kHello;
     ev.hello = *h;
     out.events.push_back(std::move(ev));
-    for (BlobKind kind : {BlobKind::kRoster, BlobKind::kRules}) {
-      std::uint64_t theirs = kind == BlobKind::kRoster ? h->roster_version : h->rules_version;
-      if (store_.blob_version(kind) > theirs) {
-        if (auto b = store_.blob(kind)) send(out, *b);
-      }
-    }
+    peer_roster_version_ = h->roster_version;
+    peer_rules_version_ = h->rules_version;
     out.merge(pump());
     return out;
   }
@@ -166,6 +174,12 @@ SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
   if (auto* blob = std::get_if<BlobMsg>(&msg)) {
     Status st = store_.offer_blob(*blob);
     if (!st.is_ok()) return fail(5, "document refused: " + st.message());
+    // The peer holds what it sent.
+    if (blob->kind == BlobKind::kRoster) {
+      peer_roster_version_ = std::max(peer_roster_version_, blob->version);
+    } else if (blob->kind == BlobKind::kRules) {
+      peer_rules_version_ = std::max(peer_rules_version_, blob->version);
+    }
     return out;
   }
   if (auto* rq = std::get_if<RightsRequestMsg>(&msg)) {

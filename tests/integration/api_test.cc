@@ -252,9 +252,13 @@ TEST_F(ApiTest, SameRequestIdTwiceReturnsTheFirstAnswerAndAddsNoOp) {
     second.erase("replayed");
     EXPECT_EQ(second, first);
   }
-  // A repeat with a different amount still answers with the first execution.
-  Json again = ok(pos().post("/v1/members/" + id + "/topup", {{"request_id", "idem-topup"}, {"amount_minor", 1}}));
-  EXPECT_EQ(again.value("amount", 0), 900);
+  // A request_id reused with another amount is refused: the caller must not take the first
+  // execution's answer for its own.
+  const auto before_reuse = ops();
+  auto reused = pos().post("/v1/members/" + id + "/topup", {{"request_id", "idem-topup"}, {"amount_minor", 1}});
+  EXPECT_EQ(reused.status, 400) << reused.describe();
+  EXPECT_EQ(reused.json().value("error", ""), "invalid_argument") << reused.describe();
+  EXPECT_EQ(ops(), before_reuse);
   EXPECT_EQ(ok(pos().get("/v1/members/" + id))["wallet"].value("balance", -1), 800);
 }
 

@@ -202,10 +202,21 @@ TEST_F(CliTest, RepeatedRequestIdReturnsTheFirstAnswer) {
   add_member("40001234");
   json first = cli_json({"topup", "40001234", "--amount", "500", "--request-id", "pos-1:77"});
   std::uint64_t n = ops();
-  json again = cli_json({"topup", "40001234", "--amount", "900", "--request-id", "pos-1:77"});
+  json again = cli_json({"topup", "40001234", "--amount", "500", "--request-id", "pos-1:77"});
   EXPECT_EQ(again["replayed"], true);
   EXPECT_EQ(again["op"], first["op"]);
   EXPECT_EQ(again["wallet"]["balance"], 500);
+  EXPECT_EQ(ops(), n);
+}
+
+TEST_F(CliTest, RequestIdReusedWithAnotherAmountExitsTwoAndChangesNothing) {
+  init();
+  add_member("40001234");
+  cli_json({"topup", "40001234", "--amount", "500", "--request-id", "pos-1:77"});
+  std::uint64_t n = ops();
+  auto r = cli({"topup", "40001234", "--amount", "900", "--request-id", "pos-1:77"}, false);
+  EXPECT_TRUE(r.exit.exited_with(kExitBadInput)) << r.describe();
+  EXPECT_NE(r.err.find("already used"), std::string::npos) << r.err;
   EXPECT_EQ(ops(), n);
 }
 

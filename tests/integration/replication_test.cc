@@ -32,30 +32,43 @@ class Chain {
       return testing::AssertionFailure() << "hq init: " << r.describe();
     }
     for (int i = 1; i <= stores; ++i) {
-      ChainNode s;
-      s.name = "store-" + std::to_string(i);
-      s.node = std::make_unique<OutpostNode>(NodeOptions{s.name, "store", "info", ""});
-      const std::string req = s.node->dir() + "/request.json", enr = s.node->dir() + "/enroll.json";
-      for (auto r : {s.node->cli({"init", "--name", s.name}), s.node->cli({"enroll-request", "--out", req}),
-                     hq_.node->cli({"hq", "enroll", s.name, "--role", "store", "--request", req, "--out", enr}),
-                     s.node->cli({"init", "--enroll", enr})}) {
-        if (!r.exit.exited_with(0)) return testing::AssertionFailure() << "enrolling " << s.name << ": " << r.describe();
-      }
-      stores_.push_back(std::move(s));
+      if (auto r = enroll_store("store-" + std::to_string(i)); !r) return r;
     }
-    for (ChainNode* n : all()) {
-      auto pos = n->node->add_terminal("till-1", "pos");
-      auto admin = n->node->add_terminal("admin-1", "admin");
-      if (!pos || !admin) return testing::AssertionFailure() << "terminal add on " << n->name;
-      n->pos_token = *pos;
-      n->admin_token = *admin;
-    }
+    if (auto r = add_terminals(hq_); !r) return r;
     if (auto r = start_node(hq_, ""); !r) return r;
     for (auto& s : stores_) {
-      if (auto r = start_node(s, "127.0.0.1:" + std::to_string(hq_.node->peer_port())); !r) return r;
+      if (auto r = start_node(s, hq_peer()); !r) return r;
     }
     return testing::AssertionSuccess();
   }
+
+  // Enrolls one more store through the CLI (HQ may be running) and adds its terminals; the
+  // caller starts it.
+  testing::AssertionResult enroll_store(const std::string& name) {
+    ChainNode s;
+    s.name = name;
+    s.node = std::make_unique<OutpostNode>(NodeOptions{s.name, "store", "info", ""});
+    const std::string req = s.node->dir() + "/request.json", enr = s.node->dir() + "/enroll.json";
+    for (auto r : {s.node->cli({"init", "--name", s.name}), s.node->cli({"enroll-request", "--out", req}),
+                   hq_.node->cli({"hq", "enroll", s.name, "--role", "store", "--request", req, "--out", enr}),
+                   s.node->cli({"init", "--enroll", enr})}) {
+      if (!r.exit.exited_with(0)) return testing::AssertionFailure() << "enrolling " << s.name << ": " << r.describe();
+    }
+    if (auto r = add_terminals(s); !r) return r;
+    stores_.push_back(std::move(s));
+    return testing::AssertionSuccess();
+  }
+
+  testing::AssertionResult add_terminals(ChainNode& n) {
+    auto pos = n.node->add_terminal("till-1", "pos");
+    auto admin = n.node->add_terminal("admin-1", "admin");
+    if (!pos || !admin) return testing::AssertionFailure() << "terminal add on " << n.name;
+    n.pos_token = *pos;
+    n.admin_token = *admin;
+    return testing::AssertionSuccess();
+  }
+
+  std::string hq_peer() { return "127.0.0.1:" + std::to_string(hq_.node->peer_port()); }
 
   testing::AssertionResult start_node(ChainNode& n, const std::string& hq_peer) {
     std::string cfg = "data_dir = \"data\"\nrole = \"" + std::string(n.name == "hq" ? "hq" : "store") +
@@ -144,6 +157,9 @@ TEST(ReplicationTest, PartitionedStoreRefusesOverspendThenConvergesAfterHeal) {
   EXPECT_EQ(r.json()["rights_here"], 0);
   EXPECT_EQ(r.json()["balance"], 10000);
   EXPECT_EQ(r.json()["rights_request_tried"], false);
+  // The refusal is an alert on the store that refused it (outpost-top's alert screen).
+  Json alerts = chain.admin(chain.store(3)).get("/admin/v1/alerts").json();
+  EXPECT_EQ(alerts["counts"].value("refused_spend", 0), 1) << alerts.dump();
   r = s3.post("/v1/members/40001234/earn", {{"request_id", rid("p")}, {"purchase_minor", 1200}});
   ASSERT_EQ(r.status, 200) << "offline earn must be served locally: " << r.describe();
 
@@ -205,6 +221,57 @@ TEST(ReplicationTest, StoreKilledDuringSyncLosesNoAcknowledgedOp) {
   r = s1.post("/v1/members/40009999/topup", {{"request_id", acked.front()}, {"amount_minor", 100}});
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.json()["replayed"], true);
+}
+
+// Regression: a running HQ kept the roster it loaded at start, so a store enrolled afterwards had
+// every batch refused ("unknown origin") and a revocation did not take effect until a restart.
+TEST(ReplicationTest, StoreEnrolledAndRevokedWhileHqRunsTakesEffectWithoutRestart) {
+  Chain chain;
+  ASSERT_TRUE(chain.start(1));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 1));
+  ASSERT_TRUE(chain.enroll_store("store-2"));
+  ASSERT_TRUE(chain.start_node(chain.store(2), chain.hq_peer()));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 2));
+
+  auto s2 = chain.pos(chain.store(2));
+  auto r = s2.post("/v1/members", {{"request_id", rid("e")}, {"card", "40007777"}, {"name", "Di"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s2.post("/v1/members/40007777/topup", {{"request_id", rid("t")}, {"amount_minor", 500}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  Json vv = chain.wait_converged();
+  ASSERT_FALSE(vv.is_null()) << "the store enrolled while HQ ran never converged with it";
+  const std::string s2_origin = r.json()["op"].get<std::string>().substr(0, 32);
+  ASSERT_EQ(vv.value(s2_origin, 0), 2) << vv.dump();
+  Json m = member_at(chain.store(1), "40007777");
+  EXPECT_EQ(m["wallet"]["balance"], 500) << "store-1 never got the new store's ops (relayed roster)";
+
+  // Revoke store-2 after its seq 2 on the running HQ: its link ends and later ops stay out.
+  auto rv = chain.hq().node->cli({"hq", "revoke", "store-2", "--after-seq", "2"});
+  ASSERT_TRUE(rv.exit.exited_with(0)) << rv.describe();
+  bool dropped = false;
+  for (int i = 0; i < kConvergePolls && !dropped; ++i) {
+    auto peers = chain.admin(chain.hq()).get("/admin/v1/node");
+    dropped = peers.status == 200 && peers.json().value("links_up", 9) == 1;
+    if (!dropped) std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_TRUE(dropped) << "HQ kept the revoked store's link open";
+  (void)s2.post("/v1/members/40007777/topup", {{"request_id", rid("t")}, {"amount_minor", 100}});
+  // A later op of store-1 reaching HQ shows HQ is syncing; store-2's seq 3 must not be there.
+  auto s1 = chain.pos(chain.store(1));
+  r = s1.post("/v1/members/40007777/topup", {{"request_id", rid("t")}, {"amount_minor", 50}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  const std::string s1_origin = r.json()["op"].get<std::string>().substr(0, 32);
+  const std::uint64_t s1_seq = std::stoull(r.json()["op"].get<std::string>().substr(33));
+  Json hq_vv;
+  for (int i = 0; i < kConvergePolls; ++i) {
+    hq_vv = chain.version_vector(chain.hq());
+    if (hq_vv.value(s1_origin, std::uint64_t{0}) >= s1_seq) break;
+    std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_GE(hq_vv.value(s1_origin, std::uint64_t{0}), s1_seq) << hq_vv.dump();
+  EXPECT_EQ(hq_vv.value(s2_origin, 0), 2) << "HQ took an op of a revoked store past its cut-off";
+  auto v = chain.hq().node->cli({"log", "verify"});
+  EXPECT_TRUE(v.exit.exited_with(0)) << v.describe();
 }
 
 }  // namespace

@@ -169,6 +169,9 @@ class Ledger {
   Status accept_roster(sync::ByteView body, sync::ByteView sig);
   // Re-reads the newest stored roster (e.g. after `outpost hq enroll` or `hq revoke` wrote one).
   Status reload_roster();
+  // Like reload_roster(), but only when the database holds a roster version other than the one
+  // in use (another process, `outpost hq enroll|revoke`, wrote it). Returns whether it changed.
+  Result<bool> refresh_roster();
   // OK unless the roster revokes this node; then kPermission with a message for the operator.
   // Every op this node would sign is refused with it.
   Status signing_allowed() const;
@@ -176,6 +179,10 @@ class Ledger {
   static Json op_json(const sync::SignedOp& op);
 
  private:
+  // ingest() without the alert: sets `bad_signature` to the origin of an op whose signature
+  // fails under its origin's key.
+  Result<sync::IngestReport> ingest_batch(const std::vector<sync::SignedOp>& ops,
+                                          std::optional<sync::NodeId>& bad_signature);
   Ledger(std::unique_ptr<storage::Store> store, crypto::SigningKey key, sync::Clock& clock)
       : store_(std::move(store)), key_(std::move(key)), clock_(clock) {}
 

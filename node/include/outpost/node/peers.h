@@ -30,6 +30,10 @@ class PeerManager {
   // +-50% jitter. A rights request waits at most kRightsTimeoutMs for holders to answer.
   static constexpr int kBackoffMinMs = 200;
   static constexpr int kBackoffMaxMs = 5'000;
+  // A link that ends with an error sooner than this after its handshake counts as a failed
+  // attempt (a peer that refuses every batch must not be redialled at the minimum backoff).
+  static constexpr int kLinkStableMs = 10'000;
+  static_assert(kLinkStableMs > kBackoffMaxMs, "a stable link outlives the longest backoff");
   static constexpr int kRightsTimeoutMs = 3'000;
   static constexpr int kRightsRelayTimeoutMs = 1'500;
   static_assert(kRightsRelayTimeoutMs < kRightsTimeoutMs, "a relay must answer before the requester gives up");

@@ -110,6 +110,9 @@ class SyncSession {
  private:
   SessionOutput fail(std::uint16_t code, const std::string& why);
   SessionOutput pump_impl(bool ignore_window);
+  // Sends each document (roster, rules) this node holds in a newer version than the peer is
+  // known to hold, so a roster accepted mid-session (an enrollment, a revocation) travels at once.
+  void offer_documents(SessionOutput& out);
   void send(SessionOutput& out, const Message& m);
 
   SyncStore& store_;
@@ -117,6 +120,8 @@ class SyncSession {
   VersionVector peer_vv_;
   VersionVector sent_;  // highest seq sent per origin; >= peer_vv_
   std::size_t inflight_ = 0;
+  std::uint64_t peer_roster_version_ = 0;  // highest roster version the peer is known to hold
+  std::uint64_t peer_rules_version_ = 0;
   std::uint64_t peer_wall_ms_ = 0;
   std::uint64_t hello_local_ms_ = 0;
   bool closed_ = false;
