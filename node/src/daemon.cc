@@ -41,7 +41,10 @@ struct Daemon::Impl {
     auto timer = std::make_shared<asio::steady_timer>(io);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     auto check = std::make_shared<std::function<void()>>();
-    *check = [this, timer, deadline, check]() {
+    // The function holds itself only weakly (a strong self-capture is a cycle that leaks); the
+    // pending wait keeps it alive between polls.
+    std::weak_ptr<std::function<void()>> weak = check;
+    *check = [this, timer, deadline, weak]() {
       std::size_t open = (pos_server ? pos_server->open_connections() : 0) +
                          (admin_server ? admin_server->open_connections() : 0);
       if (open == 0 || std::chrono::steady_clock::now() > deadline) {
@@ -49,7 +52,9 @@ struct Daemon::Impl {
         return;
       }
       timer->expires_after(std::chrono::milliseconds(20));
-      timer->async_wait([check](const boost::system::error_code&) { (*check)(); });
+      timer->async_wait([self = weak.lock()](const boost::system::error_code&) {
+        if (self) (*self)();
+      });
     };
     (*check)();
   }
