@@ -120,30 +120,6 @@ sync::SignedCertificate certificate(const sync::NetworkId& net, const sync::Node
   return sync::sign_certificate(c, root);
 }
 
-Json balance_json(const sync::MemberId& id, const sync::MemberState& m) {
-  auto account = [](const sync::EscrowCounter& c) {
-    Json rights = Json::object();
-    for (const auto& [node, r] : c.rights_by_node()) rights[sync::id_hex(node)] = r;
-    return Json{{"value", c.value()}, {"rights", rights}};
-  };
-  auto by_month = [](const sync::GCounter& g) {
-    std::map<std::uint32_t, std::uint64_t> sums;
-    for (const auto& [key, v] : g.entries()) sums[key.second] += v;
-    Json j = Json::object();
-    for (const auto& [month, v] : sums) {
-      if (v != 0) j[sync::month_string(month)] = v;
-    }
-    return j;
-  };
-  return Json{{"member", sync::id_hex(id)},
-              {"card", m.field(sync::Field::kCard)},
-              {"points", account(m.points)},
-              {"wallet", account(m.wallet)},
-              {"spend_by_month", by_month(m.spend)},
-              {"spend_reversed_by_month", by_month(m.spend_reversed)},
-              {"visits_by_month", by_month(m.visits)}};
-}
-
 struct Generated {
   crypto::PublicKey root{};
   std::vector<std::uint8_t> ops_file;               // framed ops
@@ -286,7 +262,7 @@ Generated generate(const Options& o, const std::string& dir) {
                          "\",\"version\":1,\"members\":[\n";
   bool first = true;
   for (const auto& [id, m] : replica.members()) {
-    balances += (first ? "" : ",\n") + balance_json(id, m).dump();
+    balances += (first ? "" : ",\n") + sync::bundle::balance_json(id, m).dump();
     first = false;
   }
   balances += "\n]}\n";

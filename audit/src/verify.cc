@@ -148,32 +148,6 @@ bool lowers_rights(const Op& op) {
   }
 }
 
-Json by_month(const sync::GCounter& g) {
-  std::map<std::uint32_t, std::uint64_t> sums;
-  for (const auto& [key, v] : g.entries()) sums[key.second] += v;
-  Json j = Json::object();
-  for (const auto& [month, v] : sums) {
-    if (v != 0) j[sync::month_string(month)] = v;
-  }
-  return j;
-}
-
-// The member's state in the shape of a balances.json entry (docs/audit-bundle.md).
-Json balance_json(const MemberId& id, const sync::MemberState& m) {
-  auto account = [](const sync::EscrowCounter& c) {
-    Json rights = Json::object();
-    for (const auto& [node, r] : c.rights_by_node()) rights[sync::id_hex(node)] = r;
-    return Json{{"value", c.value()}, {"rights", rights}};
-  };
-  return Json{{"member", sync::id_hex(id)},
-              {"card", m.field(sync::Field::kCard)},
-              {"points", account(m.points)},
-              {"wallet", account(m.wallet)},
-              {"spend_by_month", by_month(m.spend)},
-              {"spend_reversed_by_month", by_month(m.spend_reversed)},
-              {"visits_by_month", by_month(m.visits)}};
-}
-
 class Verifier {
  public:
   Verifier(std::string dir, const VerifyOptions& options) : dir_(std::move(dir)), opt_(options) {}
@@ -998,7 +972,7 @@ void Verifier::check_balances() {
   for (const MemberId& id : ids) {
     const std::string hex = sync::id_hex(id);
     const sync::MemberState* m = replica_.member(id);
-    Json mine = m ? balance_json(id, *m) : Json();
+    Json mine = m ? sync::bundle::balance_json(id, *m) : Json();
     auto it = exported.find(id);
     if (opt_.trace_member && id == *opt_.trace_member) {
       report_.traced_final = mine;

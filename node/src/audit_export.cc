@@ -282,30 +282,6 @@ Result<sync::Checkpoint> compute_checkpoint(storage::Store& store, const TrustAn
   return cp;
 }
 
-Json member_balance_json(const sync::MemberId& id, const sync::MemberState& m) {
-  auto account = [](const sync::EscrowCounter& c) {
-    Json rights = Json::object();
-    for (const auto& [node, r] : c.rights_by_node()) rights[sync::id_hex(node)] = r;
-    return Json{{"value", c.value()}, {"rights", rights}};
-  };
-  auto by_month = [](const sync::GCounter& g) {
-    std::map<std::uint32_t, std::uint64_t> sums;
-    for (const auto& [key, v] : g.entries()) sums[key.second] += v;
-    Json j = Json::object();
-    for (const auto& [month, v] : sums) {
-      if (v != 0) j[sync::month_string(month)] = v;
-    }
-    return j;
-  };
-  return Json{{"member", sync::id_hex(id)},
-              {"card", m.field(sync::Field::kCard)},
-              {"points", account(m.points)},
-              {"wallet", account(m.wallet)},
-              {"spend_by_month", by_month(m.spend)},
-              {"spend_reversed_by_month", by_month(m.spend_reversed)},
-              {"visits_by_month", by_month(m.visits)}};
-}
-
 Status prepare_out_dir(const std::string& out) {
   std::error_code ec;
   if (out.empty()) return Status::invalid("export-audit needs --out DIR");
@@ -567,7 +543,7 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
                                       "\",\"members\":[\n"));
     bool first = true;
     for (const auto& [id, m] : members) {
-      OUTPOST_RETURN_IF_ERROR(bal.write((first ? "" : ",\n") + member_balance_json(id, m).dump()));
+      OUTPOST_RETURN_IF_ERROR(bal.write((first ? "" : ",\n") + sync::bundle::balance_json(id, m).dump()));
       first = false;
     }
     OUTPOST_RETURN_IF_ERROR(bal.write("\n]}\n"));

@@ -154,6 +154,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       return close_now(Status::unavailable(what));
     }
     if (ec) return close_now(Status::unavailable("read failed: " + ec.message()));
+    wire_bytes_received_.fetch_add(n, std::memory_order_relaxed);
     last_rx_ = SteadyClock::now();
     sync::ChannelOutput out;
     Status st = channel_.receive(sync::ByteView(read_buffer_.data(), n), wall_ms(), out);
@@ -228,6 +229,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   void on_write(const boost::system::error_code& ec, std::size_t n) {
     if (closed_) return;
     if (ec) return close_now(Status::unavailable("write failed: " + ec.message()));
+    wire_bytes_sent_.fetch_add(n, std::memory_order_relaxed);
     Pending& front = write_queue_.front();
     front.written += n;
     if (front.written == front.wire.size()) {
@@ -394,6 +396,8 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
 
   std::atomic<bool> open_{false};
   std::atomic<std::size_t> queued_bytes_{0};
+  std::atomic<std::uint64_t> wire_bytes_sent_{0};
+  std::atomic<std::uint64_t> wire_bytes_received_{0};
 
   // Strand-only state.
   HandshakeDone on_handshake_;
@@ -432,6 +436,10 @@ std::uint64_t Link::peer_roster_version() const { return impl_->peer_roster_vers
 const std::string& Link::peer_address() const { return impl_->address_; }
 bool Link::is_initiator() const { return impl_->initiator_; }
 bool Link::is_open() const { return impl_->open_.load(); }
+std::uint64_t Link::wire_bytes_sent() const { return impl_->wire_bytes_sent_.load(std::memory_order_relaxed); }
+std::uint64_t Link::wire_bytes_received() const {
+  return impl_->wire_bytes_received_.load(std::memory_order_relaxed);
+}
 
 void Link::set_handlers(MessageHandler on_message, CloseHandler on_close) {
   asio::post(impl_->ex_, [impl = impl_, on_message = std::move(on_message),

@@ -604,7 +604,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       j["ops_behind_peer"] = behind;
       j["clock_skew_ms"] = s.hello_local_ms ? static_cast<std::int64_t>(s.peer_wall_ms) - static_cast<std::int64_t>(s.hello_local_ms) : 0;
       j["stats"] = {{"ops_sent", s.stats.ops_sent}, {"ops_received", s.stats.ops_received},
-                    {"bytes_sent", s.stats.bytes_sent}, {"bytes_received", s.stats.bytes_received}};
+                    {"bytes_sent", s.stats.bytes_sent}, {"bytes_received", s.stats.bytes_received},
+                    {"wire_bytes_sent", c->link->wire_bytes_sent()},
+                    {"wire_bytes_received", c->link->wire_bytes_received()}};
       j["history"] = history_of(c->name);
       arr.push_back(std::move(j));
     }

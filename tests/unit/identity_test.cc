@@ -183,6 +183,39 @@ TEST_F(IdentityTest, OriginKeysComeFromTheRosterSoHqVerifiesAStoresOps) {
   EXPECT_EQ(report->ops_checked, 3u);
 }
 
+TEST_F(IdentityTest, BatchWithABadSignatureIsRefusedWholeAndRaisesABadSignatureAlert) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto ops = make_ops(*store, 3);
+  ops[1].sig[5] ^= 0x01;
+  auto hq = open(hq_);
+  auto r = hq->ingest(ops);
+  ASSERT_FALSE(r.is_ok());
+  auto vv = hq->store().version_vector();
+  ASSERT_TRUE(vv.is_ok());
+  EXPECT_EQ(vv->count(store->node_id()), 0u) << "a refused batch applied ops";
+  auto alerts = hq->store().recent_alerts(10);
+  ASSERT_TRUE(alerts.is_ok());
+  ASSERT_FALSE(alerts->empty());
+  EXPECT_EQ(alerts->front().kind, "bad_signature");
+  EXPECT_EQ(alerts->front().node, sync::id_hex(store->node_id()));
+}
+
+// Regression: a running HQ kept the roster it opened with, so ops of a store enrolled afterwards
+// (by `outpost hq enroll` in another process) were refused as "unknown origin".
+TEST_F(IdentityTest, LedgerOpenBeforeAnEnrollmentPicksUpTheNewRosterOnIngest) {
+  auto hq = open(hq_);  // opened first, as the daemon is
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto ops = make_ops(*store, 2);
+  auto ingested = hq->ingest(ops);
+  ASSERT_TRUE(ingested.is_ok()) << ingested.status().to_string();
+  EXPECT_EQ(ingested->applied, 2u);
+  auto again = hq->refresh_roster();
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_FALSE(*again) << "the roster in use is already the newest";
+}
+
 TEST_F(IdentityTest, RevokedNodeRefusesToSignOnceItHoldsTheRoster) {
   enroll(store_, "store-1");
   auto revoked = hq_revoke(hq_, "store-1", 0, false, clock_);

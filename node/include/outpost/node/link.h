@@ -75,6 +75,10 @@ class Link {
   bool is_initiator() const;
   // False once the link closed (or is closing).
   bool is_open() const;
+  // TCP bytes written to and read from the socket so far, handshake and framing included (what
+  // the network carries; safe from any thread).
+  std::uint64_t wire_bytes_sent() const;
+  std::uint64_t wire_bytes_received() const;
 
   // Installs the handlers and starts delivering messages, first those that arrived with the
   // handshake. Call once. on_message receives whole messages in order; on_close runs exactly

@@ -1,10 +1,15 @@
 // Names and versions of the audit bundle layout (docs/audit-bundle.md), shared by its writer
 // (node/, `outpost export-audit`) and its reader (audit/, `outpost-audit`), which must not depend
-// on each other. Header-only constants; safe from any thread.
+// on each other: constants, and the one rendering of a member's balances both must agree on.
+// Safe from any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "outpost/sync/replica.h"
 
 namespace outpost::sync::bundle {
 
@@ -26,5 +31,10 @@ inline constexpr const char* kOpsSuffix = ".ops";
 inline constexpr std::size_t kJsonFileBytesMax = std::size_t{1} << 30;
 // Bundle binary files are read whole; one above this is refused as unreadable.
 inline constexpr std::uint64_t kBinaryFileBytesMax = std::uint64_t{64} << 30;
+
+// Returns the balances.json entry of one member (docs/audit-bundle.md, "Balances"): card, points
+// and wallet (value and rights per node), and the spend, reversed-spend and visit G-counters
+// summed per month. The exporter writes it; the verifier recomputes it from the ops and compares.
+nlohmann::ordered_json balance_json(const MemberId& id, const MemberState& m);
 
 }  // namespace outpost::sync::bundle
