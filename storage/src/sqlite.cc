@@ -26,15 +26,27 @@ Status sqlite_status(sqlite3* db, int rc, const std::string& what) {
   }
 }
 
-Statement::~Statement() {
-  if (stmt_) sqlite3_finalize(stmt_);
+Statement::~Statement() { release(); }
+
+void Statement::release() {
+  if (!stmt_) return;
+  sqlite3_reset(stmt_);  // ends any read it holds open: a cached statement keeps no lock
+  sqlite3_clear_bindings(stmt_);
+  if (owner_) {
+    owner_->recycle(std::move(sql_), stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
 }
 
 Statement& Statement::operator=(Statement&& o) noexcept {
   if (this != &o) {
-    if (stmt_) sqlite3_finalize(stmt_);
+    release();
     db_ = o.db_;
+    owner_ = o.owner_;
     stmt_ = o.stmt_;
+    sql_ = std::move(o.sql_);
     o.stmt_ = nullptr;
   }
   return *this;
@@ -119,7 +131,18 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, OpenMo
   return d;
 }
 
-Database::~Database() { sqlite3_close_v2(db_); }
+Database::~Database() {
+  for (auto& [sql, s] : idle_) sqlite3_finalize(s);
+  sqlite3_close_v2(db_);
+}
+
+void Database::recycle(std::string sql, sqlite3_stmt* s) {
+  if (idle_.size() >= limits::kSqliteStatementCacheMax) {
+    sqlite3_finalize(s);
+    return;
+  }
+  idle_.emplace(std::move(sql), s);
+}
 
 Status Database::exec(const std::string& sql) {
   char* err = nullptr;
@@ -134,10 +157,15 @@ Status Database::exec(const std::string& sql) {
 }
 
 Result<Statement> Database::prepare(const std::string& sql) {
+  if (auto it = idle_.find(sql); it != idle_.end()) {
+    sqlite3_stmt* s = it->second;
+    idle_.erase(it);
+    return Statement(db_, this, s, sql);
+  }
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr);
   if (rc != SQLITE_OK) return sqlite_status(db_, rc, "prepare");
-  return Statement(db_, s);
+  return Statement(db_, this, s, sql);
 }
 
 Result<std::int64_t> Database::query_int(const std::string& sql) {

@@ -149,6 +149,51 @@ TEST_F(StorageTest, TransactionRollsBackUnlessCommitted) {
   EXPECT_EQ(*d.query_int("SELECT x FROM t"), 3);
 }
 
+TEST_F(StorageTest, CachedStatementComesBackResetAndUnboundAndTwinsCanBeOpenAtOnce) {
+  auto db = Database::open(db_path_, OpenMode::kCreate);
+  ASSERT_TRUE(db.is_ok());
+  Database& d = **db;
+  ASSERT_TRUE(d.exec("CREATE TABLE t(x INTEGER); INSERT INTO t VALUES(1),(2),(3)").is_ok());
+  const std::string sql = "SELECT x FROM t WHERE x >= ?1 ORDER BY x";
+  {
+    auto s = d.prepare(sql);
+    ASSERT_TRUE(s.is_ok());
+    s->bind(1, std::int64_t{2});
+    ASSERT_TRUE(*s->step());  // left mid-iteration: the cache must reset it
+    EXPECT_EQ(s->int64(0), 2);
+  }
+  {
+    auto again = d.prepare(sql);  // the cached one: unbound (NULL), so no row matches
+    ASSERT_TRUE(again.is_ok());
+    auto row = again->step();
+    ASSERT_TRUE(row.is_ok());
+    EXPECT_FALSE(*row) << "a reused statement kept its old binding or position";
+    // The same SQL while the first is still open: a second, independent statement.
+    auto twin = d.prepare(sql);
+    ASSERT_TRUE(twin.is_ok());
+    twin->bind(1, std::int64_t{1});
+    again->reset();
+    again->bind(1, std::int64_t{3});
+    ASSERT_TRUE(*twin->step());
+    ASSERT_TRUE(*again->step());
+    EXPECT_EQ(twin->int64(0), 1);
+    EXPECT_EQ(again->int64(0), 3);
+  }
+  // A statement left mid-read holds no lock once returned: another connection can checkpoint.
+  {
+    auto s = d.prepare(sql);
+    s->bind(1, std::int64_t{1});
+    ASSERT_TRUE(*s->step());
+  }
+  auto other = Database::open(db_path_, OpenMode::kExisting);
+  ASSERT_TRUE(other.is_ok());
+  ASSERT_TRUE((*other)->exec("INSERT INTO t VALUES(4)").is_ok());
+  auto ck = (*other)->prepare("PRAGMA wal_checkpoint(TRUNCATE)");
+  ASSERT_TRUE(ck.is_ok());
+  ASSERT_TRUE(*ck->step());
+  EXPECT_EQ(ck->int64(0), 0) << "the checkpoint was blocked by a reader";
+}
+
 TEST_F(StorageTest, MovedFromTransactionDoesNotRollBackTwice) {
   auto db = Database::open(db_path_, OpenMode::kCreate);
   ASSERT_TRUE(db.is_ok());

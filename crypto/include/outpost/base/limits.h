@@ -39,6 +39,9 @@ inline constexpr std::size_t kHistoryRowsMax = 1000;
 
 // SQLite busy timeout: a second writer (CLI while the daemon runs) waits this long for the lock.
 inline constexpr int kSqliteBusyTimeoutMs = 5000;
+// Prepared statements a connection keeps for reuse (idle ones, all SQL texts together): the
+// store's hot paths use a few dozen distinct statements; parsing SQL dominated an op's CPU cost.
+inline constexpr std::size_t kSqliteStatementCacheMax = 128;
 
 // Key files are tiny; refuse anything larger before reading it.
 inline constexpr std::size_t kKeyFileBytesMax = 4096;

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -21,7 +22,10 @@ class Statement {
  public:
   Statement() = default;
   ~Statement();
-  Statement(Statement&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Statement(Statement&& o) noexcept
+      : db_(o.db_), owner_(o.owner_), stmt_(o.stmt_), sql_(std::move(o.sql_)) {
+    o.stmt_ = nullptr;
+  }
   Statement& operator=(Statement&& o) noexcept;
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -45,9 +49,14 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(sqlite3* db, sqlite3_stmt* s) : db_(db), stmt_(s) {}
+  Statement(sqlite3* db, class Database* owner, sqlite3_stmt* s, std::string sql)
+      : db_(db), owner_(owner), stmt_(s), sql_(std::move(sql)) {}
+  // Resets the statement and hands it back to its Database's cache (or finalizes it).
+  void release();
   sqlite3* db_ = nullptr;
+  class Database* owner_ = nullptr;  // must outlive the statement (as the connection must)
   sqlite3_stmt* stmt_ = nullptr;
+  std::string sql_;  // the cache key
 };
 
 enum class OpenMode { kCreate, kExisting };
@@ -63,7 +72,9 @@ class Database {
 
   // Runs one or more SQL statements that return no rows.
   Status exec(const std::string& sql);
-  // Prepares a statement; the Database caches nothing, callers keep hot statements.
+  // Prepares a statement, reusing an idle one of the same SQL text when the connection has one
+  // (a Statement returns to the cache, reset and unbound, when destroyed; at most
+  // limits::kSqliteStatementCacheMax are kept). Not thread-safe, like the connection.
   Result<Statement> prepare(const std::string& sql);
   // Runs a single-value query (e.g. PRAGMA user_version).
   Result<std::int64_t> query_int(const std::string& sql);
@@ -72,9 +83,13 @@ class Database {
   const std::string& path() const { return path_; }
 
  private:
+  friend class Statement;
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // Keeps `s` (already reset) for reuse, or finalizes it when the cache is full.
+  void recycle(std::string sql, sqlite3_stmt* s);
   sqlite3* db_;
   std::string path_;
+  std::multimap<std::string, sqlite3_stmt*> idle_;  // idle statements by SQL text
 };
 
 // A write transaction (BEGIN IMMEDIATE). Destroying it without commit() rolls back.
