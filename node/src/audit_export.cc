@@ -48,28 +48,7 @@ Result<std::unique_ptr<storage::Store>> open_store(const std::string& dir) {
   return storage::Store::open(join(dir, kDbFile), storage::OpenMode::kExisting);
 }
 
-// A read transaction: every read between construction and destruction sees one snapshot.
-class ReadSnapshot {
- public:
-  static Result<ReadSnapshot> begin(storage::Database& db) {
-    OUTPOST_RETURN_IF_ERROR(db.exec("BEGIN DEFERRED"));
-    return ReadSnapshot(&db);
-  }
-  ReadSnapshot(ReadSnapshot&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
-  ReadSnapshot(const ReadSnapshot&) = delete;
-  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
-  ReadSnapshot& operator=(ReadSnapshot&&) = delete;
-  ~ReadSnapshot() {
-    if (db_ != nullptr) {
-      Status st = db_->exec("ROLLBACK");  // read-only: nothing to keep
-      (void)st;
-    }
-  }
-
- private:
-  explicit ReadSnapshot(storage::Database* db) : db_(db) {}
-  storage::Database* db_;
-};
+using storage::ReadSnapshot;
 
 // A new bundle file: buffered writes, SHA-256 and size as it goes, fsync'd on close().
 class FileSink {
@@ -195,35 +174,9 @@ Status for_each_op(storage::Store& store, const NodeId& origin, std::uint64_t fr
   return Status::ok();
 }
 
-struct StoredCheckpoint {
-  NodeId origin{};
-  std::uint64_t seq = 0;
-  Bytes body;
-  crypto::Signature sig{};
-};
+using StoredCheckpoint = storage::StoredSigned;
 
-Result<std::vector<StoredCheckpoint>> load_checkpoints(storage::Store& store) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      storage::Statement s,
-      store.db().prepare("SELECT origin, seq, body, sig FROM checkpoints ORDER BY origin, seq"));
-  std::vector<StoredCheckpoint> out;
-  while (true) {
-    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    StoredCheckpoint c;
-    Bytes origin = s.blob(0);
-    Bytes sig = s.blob(3);
-    if (origin.size() != c.origin.size() || sig.size() != c.sig.size()) {
-      return Status::corruption("stored checkpoint row is damaged");
-    }
-    std::copy(origin.begin(), origin.end(), c.origin.begin());
-    std::copy(sig.begin(), sig.end(), c.sig.begin());
-    c.seq = static_cast<std::uint64_t>(s.int64(1));
-    c.body = s.blob(2);
-    out.push_back(std::move(c));
-  }
-  return out;
-}
+Result<std::vector<StoredCheckpoint>> load_checkpoints(storage::Store& store) { return store.checkpoints(); }
 
 // HQ's root key, checked against the anchors the data dir pins.
 Result<crypto::SigningKey> read_root_key(const std::string& hq_dir, const TrustAnchors& anchors) {
@@ -372,20 +325,9 @@ Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
                       {"new", true}});
     }
   }
-  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store->begin());
-  OUTPOST_ASSIGN_OR_RETURN(
-      storage::Statement ins,
-      store->db().prepare("INSERT OR IGNORE INTO checkpoints(origin, seq, body, sig) "
-                          "VALUES(?1, ?2, ?3, ?4)"));
-  for (const auto& s : fresh) {
-    ins.bind_blob(1, s.cp.origin)
-        .bind(2, static_cast<std::int64_t>(s.cp.tree_size))
-        .bind_blob(3, s.body)
-        .bind_blob(4, s.sig);
-    OUTPOST_RETURN_IF_ERROR(ins.run());
-    ins.reset();
-  }
-  OUTPOST_RETURN_IF_ERROR(txn.commit());
+  std::vector<storage::StoredSigned> rows;
+  for (const auto& s : fresh) rows.push_back({s.cp.origin, s.cp.tree_size, s.body, s.sig});
+  OUTPOST_RETURN_IF_ERROR(store->put_checkpoints(rows));
   return Json{{"signed", fresh.size()}, {"checkpoints", list}};
 }
 
@@ -506,27 +448,12 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
 
   // Equivocation evidence: second ops HQ received for a held (origin, seq).
   OUTPOST_ASSIGN_OR_RETURN(FileSink eq, FileSink::create(out, bundle::kEquivocationsFile));
-  OUTPOST_ASSIGN_OR_RETURN(
-      storage::Statement es,
-      store->db().prepare("SELECT origin, seq, body, sig FROM equivocations "
-                          "ORDER BY origin, seq, hash"));
+  OUTPOST_ASSIGN_OR_RETURN(auto evidence, store->equivocations());
   std::uint64_t neq = 0;
-  while (true) {
-    OUTPOST_ASSIGN_OR_RETURN(bool row, es.step());
-    if (!row) break;
-    Bytes origin_bytes = es.blob(0);
-    Bytes sig_bytes = es.blob(3);
-    NodeId origin{};
-    crypto::Signature sig{};
-    if (origin_bytes.size() != origin.size() || sig_bytes.size() != sig.size()) {
-      return Status::corruption("stored equivocation row is damaged");
-    }
-    std::copy(origin_bytes.begin(), origin_bytes.end(), origin.begin());
-    std::copy(sig_bytes.begin(), sig_bytes.end(), sig.begin());
-    const auto seq = static_cast<std::uint64_t>(es.int64(1));
-    auto it = exported.find(origin);
-    if (it == exported.end() || seq < it->second.first || seq > it->second.last) continue;
-    OUTPOST_RETURN_IF_ERROR(write_frame(eq, es.blob(2), sig));
+  for (const auto& e : evidence) {
+    auto it = exported.find(e.origin);
+    if (it == exported.end() || e.seq < it->second.first || e.seq > it->second.last) continue;
+    OUTPOST_RETURN_IF_ERROR(write_frame(eq, e.body, e.sig));
     ++neq;
   }
   OUTPOST_ASSIGN_OR_RETURN(Json eq_entry, eq.close());

@@ -134,7 +134,7 @@ void Daemon::run() {
   d.io.run();
   // Drain the worker: every queued request finishes and becomes durable before exit.
   d.worker->stop();
-  Status st = d.worker->ledger_unsafe().store().db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  Status st = d.worker->ledger_unsafe().store().checkpoint_wal();
   if (!st.is_ok()) log(LogLevel::kWarn, "checkpoint at shutdown failed", {{"error", st.to_string()}});
   log(LogLevel::kInfo, "stopped");
 }

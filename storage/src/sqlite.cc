@@ -217,4 +217,16 @@ Status Savepoint::release() {
   return db_->exec("RELEASE request");
 }
 
+Result<ReadSnapshot> ReadSnapshot::begin(Database& db) {
+  OUTPOST_RETURN_IF_ERROR(db.exec("BEGIN DEFERRED"));
+  return ReadSnapshot(&db);
+}
+
+ReadSnapshot::~ReadSnapshot() {
+  if (db_ != nullptr) {
+    Status st = db_->exec("ROLLBACK");  // read-only: nothing to keep
+    (void)st;
+  }
+}
+
 }  // namespace outpost::storage

@@ -663,4 +663,55 @@ Result<std::uint64_t> Store::equivocation_count() {
   return static_cast<std::uint64_t>(n);
 }
 
+namespace {
+// Reads (origin, seq, body, sig) rows; `what` names the table in the corruption message.
+Result<std::vector<StoredSigned>> read_signed_rows(Statement& s, const std::string& what) {
+  std::vector<StoredSigned> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    StoredSigned r;
+    const sync::Bytes origin = s.blob(0);
+    const sync::Bytes sig = s.blob(3);
+    if (origin.size() != r.origin.size() || sig.size() != r.sig.size()) {
+      return Status::corruption("stored " + what + " row is damaged");
+    }
+    std::copy(origin.begin(), origin.end(), r.origin.begin());
+    std::copy(sig.begin(), sig.end(), r.sig.begin());
+    r.seq = static_cast<std::uint64_t>(s.int64(1));
+    r.body = s.blob(2);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+}  // namespace
+
+Result<std::vector<StoredSigned>> Store::equivocations() {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s,
+      db_->prepare("SELECT origin, seq, body, sig FROM equivocations ORDER BY origin, seq, hash"));
+  return read_signed_rows(s, "equivocation");
+}
+
+Result<std::vector<StoredSigned>> Store::checkpoints() {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT origin, seq, body, sig FROM checkpoints ORDER BY origin, seq"));
+  return read_signed_rows(s, "checkpoint");
+}
+
+Status Store::put_checkpoints(const std::vector<StoredSigned>& rows) {
+  OUTPOST_ASSIGN_OR_RETURN(Transaction txn, begin());
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement ins,
+      db_->prepare("INSERT OR IGNORE INTO checkpoints(origin, seq, body, sig) VALUES(?1, ?2, ?3, ?4)"));
+  for (const auto& r : rows) {
+    ins.bind_blob(1, r.origin).bind(2, static_cast<std::int64_t>(r.seq)).bind_blob(3, r.body).bind_blob(4, r.sig);
+    OUTPOST_RETURN_IF_ERROR(ins.run());
+    ins.reset();
+  }
+  return txn.commit();
+}
+
+Status Store::checkpoint_wal() { return db_->exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
+
 }  // namespace outpost::storage

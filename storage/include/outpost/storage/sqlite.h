@@ -131,6 +131,23 @@ class Savepoint {
   bool done_ = false;
 };
 
+// A read transaction (BEGIN DEFERRED): every read between begin() and destruction sees one
+// snapshot of the database, while writers go on in WAL mode. Ends with ROLLBACK (it writes
+// nothing). Used by exports that must be consistent across many queries.
+class ReadSnapshot {
+ public:
+  static Result<ReadSnapshot> begin(Database& db);
+  ~ReadSnapshot();
+  ReadSnapshot(ReadSnapshot&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(ReadSnapshot&&) = delete;
+
+ private:
+  explicit ReadSnapshot(Database* db) : db_(db) {}
+  Database* db_;
+};
+
 Status sqlite_status(sqlite3* db, int rc, const std::string& what);
 
 }  // namespace outpost::storage

@@ -54,6 +54,14 @@ struct StoredRoster {
   crypto::Signature sig{};
 };
 
+// A signed record keyed by (origin, seq): an HQ checkpoint or a piece of equivocation evidence.
+struct StoredSigned {
+  sync::NodeId origin{};
+  std::uint64_t seq = 0;
+  sync::Bytes body;
+  crypto::Signature sig{};
+};
+
 struct StoredRequest {
   sync::NodeId origin{};
   std::uint64_t seq = 0;
@@ -106,6 +114,18 @@ class Store {
   // --- equivocation evidence: a second op signed for a held (origin, seq) ---
   Status add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms);
   Result<std::uint64_t> equivocation_count();
+  // Every piece of evidence, ordered by (origin, seq, hash): the op's signed bytes and signature.
+  Result<std::vector<StoredSigned>> equivocations();
+
+  // --- HQ checkpoints (signed tree heads, docs/audit-bundle.md) ---
+  // Every stored checkpoint, ordered by (origin, seq).
+  Result<std::vector<StoredSigned>> checkpoints();
+  // Stores checkpoints the caller signed; one already stored for (origin, seq) is kept. One
+  // transaction: all or none.
+  Status put_checkpoints(const std::vector<StoredSigned>& rows);
+
+  // Copies the WAL into the database file and truncates it (at a clean shutdown).
+  Status checkpoint_wal();
 
   // --- HQ-signed rosters: every accepted version is kept (audits, later peers) ---
   // Stores a roster the caller has verified (sync::verify_roster) and found newer. kInvalidArgument
