@@ -40,13 +40,7 @@ std::string join(const std::string& dir, const std::string& file) {
   return (fs::path(dir) / file).string();
 }
 
-Result<std::unique_ptr<storage::Store>> open_store(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::exists(join(dir, kDbFile), ec)) {
-    return Status::not_found(dir + " is not an Outpost data dir (no " + kDbFile + ")");
-  }
-  return storage::Store::open(join(dir, kDbFile), storage::OpenMode::kExisting);
-}
+Result<std::unique_ptr<storage::Store>> open_store(const std::string& dir) { return open_data_dir_store(dir); }
 
 using storage::ReadSnapshot;
 

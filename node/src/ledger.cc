@@ -1,6 +1,10 @@
 #include "outpost/node/ledger.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 
@@ -77,13 +81,30 @@ Status Ledger::init(const std::string& dir, const InitOptions& options) {
   return txn.commit();
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock) {
+Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::not_found("data dir " + dir + " does not exist");
-  if (!fs::exists(join(dir, kDbFile), ec)) {
+  const fs::file_status st = fs::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::permission("cannot read data dir " + dir + ": " + ec.message());
+  }
+  if (!fs::exists(st)) return Status::not_found("data dir " + dir + " does not exist");
+  if (!fs::is_directory(st)) return Status::not_found(dir + " is not a directory, so not an Outpost data dir");
+  const std::string db = join(dir, kDbFile);
+  const bool has_db = fs::exists(db, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::permission("cannot read data dir " + dir + ": " + ec.message());
+  }
+  if (!has_db) {
     return Status::not_found(dir + " is not an Outpost data dir (no " + kDbFile + "); run: outpost init --data " + dir);
   }
-  OUTPOST_ASSIGN_OR_RETURN(auto store, storage::Store::open(join(dir, kDbFile), storage::OpenMode::kExisting));
+  if (::access(db.c_str(), R_OK) != 0) {
+    return Status::permission("cannot read " + db + ": " + std::strerror(errno));
+  }
+  return storage::Store::open(db, storage::OpenMode::kExisting);
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock) {
+  OUTPOST_ASSIGN_OR_RETURN(auto store, open_data_dir_store(dir));
   OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey key, crypto::read_signing_key(join(dir, kSigningKeyFile)));
   OUTPOST_ASSIGN_OR_RETURN(auto id_hex, store->get_meta("node_id"));
   OUTPOST_ASSIGN_OR_RETURN(auto name, store->get_meta("node_name"));

@@ -440,6 +440,7 @@ TEST_F(CliTest, UnreadableDataDirExitsTwo) {
   ::chmod(data_.c_str(), 0700);
   EXPECT_TRUE(r.exit.exited_with(kExitBadInput)) << r.describe();
   EXPECT_TRUE(is_one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("cannot read"), std::string::npos) << "the error must say why: " << r.err;
 }
 
 TEST_F(CliTest, ForeignDatabaseExitsTwoAndIsLeftUnchanged) {

@@ -61,6 +61,11 @@ struct InitOptions {
   std::string role = "store";
 };
 
+// Opens the database of the data dir `dir` (an existing one; nothing is created). Errors name
+// the problem: kNotFound when `dir` is missing or is no data dir, kPermission when it or its
+// database cannot be read, otherwise as storage::Store::open.
+Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir);
+
 class Ledger {
  public:
   // Creates a new data dir: the directory (mode 0700), the node's signing key (0600) and the
