@@ -103,7 +103,8 @@ FetchResult AdminClient::fetch_snapshot(bool with_roster) const {
     const char* target;
     Json* into;
   };
-  std::vector<Part> parts = {Part{"/admin/v1/peers", &r.snapshot.peers}, Part{"/admin/v1/alerts", &r.snapshot.alerts}};
+  std::vector<Part> parts = {Part{"/admin/v1/peers", &r.snapshot.peers}, Part{"/admin/v1/alerts", &r.snapshot.alerts},
+                             Part{"/admin/v1/checkpoints", &r.snapshot.checkpoints}};
   if (with_roster) parts.push_back(Part{"/admin/v1/roster", &r.snapshot.roster});
   for (Part p : parts) {
     Got g = get(p.target, true);

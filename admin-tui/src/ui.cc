@@ -215,6 +215,12 @@ void Screen::draw_overview(int top, int bottom) {
   auto rows = filter_rows(o, filter_);
   const NodeRow* sel = selected_row();
   if (sel) selected_key_ = sel->key();
+  // The last line above the status line: the selected row's behind total per origin, so the
+  // breakdown is on screen at any width (the BEHIND BY ORIGIN column needs a wide terminal).
+  if (sel && bottom - top > 2) {
+    put(bottom - 1, selected_row_summary(o, *sel, width), A_BOLD);
+    --bottom;
+  }
   int visible = bottom - top - 1;
   if (visible <= 0) return;
   int sel_index = 0;
@@ -275,6 +281,7 @@ void Screen::draw_help() {
       "Overview: BEHIND = ops the viewed node holds that the row's node lacks",
       "(~N: from its version vector last seen before its link dropped); PEND = ops",
       "the row's node holds that the viewed node lacks; ! marks a problem row.",
+      "The line above the status line splits the selected row's BEHIND per origin.",
   };
   int n = static_cast<int>(sizeof kHelp / sizeof kHelp[0]);
   int top = std::max(0, (LINES - n) / 2 - 1);

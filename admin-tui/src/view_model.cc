@@ -495,6 +495,33 @@ void fill_from_memory(const LinkMemory& memory, NodeRow& r) {
   }
 }
 
+// Reads GET /admin/v1/checkpoints into `o.checkpoints`; an older node or an odd answer only
+// adds a note (the detail screen then shows no checkpoints).
+void read_checkpoints(const Json& cps, Overview& o) {
+  if (std::string note = missing_part_note(cps, "checkpoints", "no checkpoints route: checkpoints not shown");
+      !note.empty()) {
+    o.notes.push_back(note);
+    return;
+  }
+  const Json* list = field(cps, "checkpoints");
+  if (!list || !list->is_array()) {
+    o.notes.push_back("checkpoints answer not understood");
+    return;
+  }
+  for (const auto& c : *list) {
+    std::string origin = get_str(c, "origin");
+    auto size = get_u64(c, "tree_size");
+    if (origin.empty() || !size) continue;
+    if (o.checkpoints.size() >= kCheckpointsShownMax) break;
+    CheckpointInfo info;
+    info.tree_size = *size;
+    info.issued_ms = get_u64(c, "issued_ms").value_or(0);
+    info.ops_after = get_u64(c, "ops_after").value_or(0);
+    info.root = get_str(c, "root");
+    o.checkpoints[origin] = std::move(info);
+  }
+}
+
 }  // namespace
 
 Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) {
@@ -528,6 +555,7 @@ Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) 
   } else {
     o.notes.push_back("alerts answer not understood");
   }
+  read_checkpoints(snap.checkpoints, o);
   Parsed<Overview> out;
   out.value = std::move(o);
   return out;
@@ -570,16 +598,27 @@ std::vector<const NodeRow*> filter_rows(const Overview& o, const std::string& fi
 
 namespace {
 
-// Column widths of the overview table; the name column takes what a wide screen offers.
+// Column widths of the overview table. A wide screen first widens the name column (to 16), then
+// gives the rest to the BEHIND BY ORIGIN column (shown from 12 columns on), then more name.
 struct Layout {
   std::size_t name = 12, role = 5, link = 11, contact = 7, behind = 7, pending = 6, skew = 7, cert = 7, version = 9;
+  std::size_t by_origin = 0;  // 0: not shown
 };
+
+constexpr std::size_t kByOriginMin = 12;
+constexpr std::size_t kByOriginMax = 40;
 
 Layout layout_for(std::size_t width) {
   Layout l;
   std::size_t fixed = 2 + l.role + 1 + l.link + 1 + l.contact + 1 + l.behind + 1 + l.pending + 1 + l.skew + 1 +
                       l.cert + 1 + l.version;
-  if (width > fixed + 1 + l.name) l.name = std::min<std::size_t>(width - fixed - 1, 24);
+  if (width <= fixed + 1 + l.name) return l;
+  std::size_t room = width - fixed - 1;  // for the name and, when it fits, " " + by-origin
+  l.name = std::min<std::size_t>(room, 16);
+  if (room >= l.name + 1 + kByOriginMin) {
+    l.by_origin = std::min(room - l.name - 1, kByOriginMax);
+    l.name = std::min<std::size_t>(room - 1 - l.by_origin, 24);
+  }
   return l;
 }
 
@@ -613,7 +652,8 @@ std::string overview_title_line(std::size_t width) {
   std::string s = "  " + fit("NAME", l.name) + " " + fit("ROLE", l.role) + " " + fit("LINK", l.link) + " " +
                   fit("CONTACT", l.contact, true) + " " + fit("BEHIND", l.behind, true) + " " +
                   fit("PEND", l.pending, true) + " " + fit("SKEW", l.skew, true) + " " + fit("CERT", l.cert, true) +
-                  " " + "VERSION";
+                  " " + fit("VERSION", l.version);
+  if (l.by_origin) s += " " + fit("BEHIND BY ORIGIN", l.by_origin);
   return pad_line(s, width);
 }
 
@@ -647,7 +687,35 @@ std::string overview_row_line(const Overview& o, const NodeRow& r, std::size_t w
   std::string s = std::string(r.problem() ? "!" : " ") + " " + fit(r.name, l.name) + " " + fit(r.role, l.role) +
                   " " + fit(r.link, l.link) + " " + fit(contact, l.contact, true) + " " +
                   fit(behind, l.behind, true) + " " + fit(pending, l.pending, true) + " " +
-                  fit(skew, l.skew, true) + " " + fit(cert, l.cert, true) + " " + version;
+                  fit(skew, l.skew, true) + " " + fit(cert, l.cert, true) + " " + fit(version, l.version);
+  if (l.by_origin) s += " " + fit(r.is_self ? "-" : behind_by_origin_text(o, r), l.by_origin);
+  return pad_line(s, width);
+}
+
+std::string behind_by_origin_text(const Overview& o, const NodeRow& r) {
+  if (r.is_self || !r.behind_total) return "";
+  std::vector<std::pair<std::uint64_t, std::string>> gaps;
+  for (const auto& [origin, gap] : r.behind_by_origin) {
+    if (gap > 0) gaps.emplace_back(gap, name_of(o.names, origin));
+  }
+  std::stable_sort(gaps.begin(), gaps.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string out;
+  for (const auto& [gap, name] : gaps) out += (out.empty() ? "" : ", ") + name + " " + std::to_string(gap);
+  return out;
+}
+
+std::string selected_row_summary(const Overview& o, const NodeRow& r, std::size_t width) {
+  std::string s = r.name + ": ";
+  if (r.is_self) {
+    s += "the node outpost-top talks to";
+  } else if (!r.behind_total) {
+    s += "behind unknown (no session with it since outpost-top started)";
+  } else if (*r.behind_total == 0) {
+    s += "behind 0";
+  } else {
+    s += std::string("behind ") + (r.vv_stale ? "~" : "") + std::to_string(*r.behind_total) + " = " +
+         behind_by_origin_text(o, r);
+  }
   return pad_line(s, width);
 }
 
@@ -697,6 +765,12 @@ Json overview_json(const Overview& o, std::uint64_t refreshed_ms) {
     Json by = Json::object();
     for (const auto& [origin, gap] : r.behind_by_origin) by[origin] = gap;
     j["behind_by_origin"] = by;
+    if (auto cp = o.checkpoints.find(r.node_id); !r.node_id.empty() && cp != o.checkpoints.end()) {
+      j["checkpoint"] = {{"tree_size", cp->second.tree_size}, {"issued_ms", cp->second.issued_ms},
+                         {"ops_after", cp->second.ops_after}};
+    } else {
+      j["checkpoint"] = Json();
+    }
     j["pending_total"] = r.pending_total ? Json(*r.pending_total) : Json();
     j["clock_skew_ms"] = r.clock_skew_ms ? Json(*r.clock_skew_ms) : Json();
     j["cert_status"] = r.cert_status;
@@ -856,6 +930,19 @@ std::vector<std::string> node_detail_lines(const Overview& o, const NodeRow& r, 
       }
     }
     if (origins.empty()) line("  (no ops yet)");
+  }
+
+  line("");
+  line("Checkpoints (HQ's signed tree head of " + r.name + "'s own log, as " + o.name + " holds it)");
+  if (r.node_id.empty()) {
+    line("  unknown (node id not known)");
+  } else if (auto cp = o.checkpoints.find(r.node_id); cp == o.checkpoints.end()) {
+    line("  none yet (HQ signs them with: outpost hq checkpoint)");
+  } else {
+    const CheckpointInfo& c = cp->second;
+    line("  up to seq " + std::to_string(c.tree_size) + ", signed " +
+         (c.issued_ms ? format_date_time(c.issued_ms) : std::string("?")) + ", root " + short_id(c.root) + "; " +
+         std::to_string(c.ops_after) + " op" + (c.ops_after == 1 ? "" : "s") + " held here after it");
   }
 
   if (!r.is_self) {

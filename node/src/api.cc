@@ -8,6 +8,7 @@
 #include "outpost/base/limits.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
+#include "outpost/sync/checkpoint.h"
 
 namespace outpost::node {
 
@@ -437,6 +438,29 @@ void Api::debit(const HttpRequest& req, const Responder& respond, const std::str
   run(req, respond, true, "pos", fn, after);
 }
 
+namespace {
+// GET /admin/v1/checkpoints: the newest HQ checkpoint of each origin held here (docs/admin-api.md).
+Result<Json> checkpoints_json(storage::Store& store) {
+  OUTPOST_ASSIGN_OR_RETURN(auto rows, store.latest_checkpoints());
+  OUTPOST_ASSIGN_OR_RETURN(auto vv, store.version_vector());
+  Json arr = Json::array();
+  for (const auto& row : rows) {
+    auto cp = sync::decode_checkpoint(row.body);
+    if (!cp.is_ok()) return cp.status().with_context("stored checkpoint of " + sync::id_hex(row.origin));
+    auto held = vv.find(cp->origin);
+    const std::uint64_t held_seq = held == vv.end() ? 0 : held->second;
+    arr.push_back({{"origin", sync::id_hex(cp->origin)},
+                   {"tree_size", cp->tree_size},
+                   {"root", crypto::to_hex(cp->root)},
+                   {"head_hash", crypto::to_hex(cp->head_hash)},
+                   {"issued_ms", cp->issued.wall_ms},
+                   {"held_seq", held_seq},
+                   {"ops_after", held_seq > cp->tree_size ? held_seq - cp->tree_size : 0}});
+  }
+  return Json{{"checkpoints", arr}};
+}
+}  // namespace
+
 void Api::handle_admin(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
   if (parts.size() < 2 || parts[0] != "admin" || parts[1] != "v1") {
@@ -446,7 +470,8 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
   if (admin_ext_ && admin_ext_(req, respond)) return;
   if (req.method != "GET") {
     bool known = (parts.size() == 3 && (parts[2] == "node" || parts[2] == "alerts" || parts[2] == "members" ||
-                                        parts[2] == "terminals" || parts[2] == "health" || parts[2] == "roster")) ||
+                                        parts[2] == "terminals" || parts[2] == "health" || parts[2] == "roster" ||
+                                        parts[2] == "checkpoints")) ||
                  (parts.size() == 4 && parts[2] == "members");
     return respond(no_route(req, known ? std::vector<std::string>{"GET"} : std::vector<std::string>{}));
   }
@@ -511,6 +536,13 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
     sync::Clock* clock = &clock_;
     return run(req, respond, false, "admin", [clock](Ledger& l) {
       auto j = roster_json(l.store(), clock->now_ms());
+      if (!j.is_ok()) return status_response(j.status());
+      return ok_json(*j);
+    });
+  }
+  if (parts.size() == 3 && parts[2] == "checkpoints") {
+    return run(req, respond, false, "admin", [](Ledger& l) {
+      auto j = checkpoints_json(l.store());
       if (!j.is_ok()) return status_response(j.status());
       return ok_json(*j);
     });

@@ -699,6 +699,14 @@ Result<std::vector<StoredSigned>> Store::checkpoints() {
   return read_signed_rows(s, "checkpoint");
 }
 
+Result<std::vector<StoredSigned>> Store::latest_checkpoints() {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT c.origin, c.seq, c.body, c.sig FROM checkpoints c JOIN "
+                                "(SELECT origin, max(seq) AS top FROM checkpoints GROUP BY origin) m "
+                                "ON c.origin = m.origin AND c.seq = m.top ORDER BY c.origin"));
+  return read_signed_rows(s, "checkpoint");
+}
+
 Status Store::put_checkpoints(const std::vector<StoredSigned>& rows) {
   OUTPOST_ASSIGN_OR_RETURN(Transaction txn, begin());
   OUTPOST_ASSIGN_OR_RETURN(

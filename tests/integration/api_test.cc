@@ -747,7 +747,7 @@ TEST_F(ApiTest, AdminTerminalsListsNamesAndRolesButNoTokens) {
 
 TEST_F(ApiTest, PosTokenOnTheAdminApiIsForbidden403) {
   HttpClient c(node_.admin_port(), node_.pos_token());
-  for (const char* path : {"/admin/v1/node", "/admin/v1/alerts", "/admin/v1/terminals"}) {
+  for (const char* path : {"/admin/v1/node", "/admin/v1/alerts", "/admin/v1/terminals", "/admin/v1/checkpoints"}) {
     EXPECT_TRUE(IsError(c.get(path), 403, "forbidden")) << path;
   }
 }
@@ -759,6 +759,13 @@ TEST_F(ApiTest, AdminApiRefusesMissingTokenUnknownRoutesAndWrongMethods) {
   EXPECT_TRUE(IsError(admin().get("/v1/status"), 404, "unknown_route"));
   EXPECT_TRUE(IsError(admin().request("POST", "/admin/v1/node", "{}"), 405, "method_not_allowed"));
   EXPECT_TRUE(IsError(admin().request("DELETE", "/admin/v1/terminals", ""), 405, "method_not_allowed"));
+  EXPECT_TRUE(IsError(admin().request("POST", "/admin/v1/checkpoints", "{}"), 405, "method_not_allowed"));
+}
+
+TEST_F(ApiTest, AdminCheckpointsIsAnEmptyListBeforeHqSignsAny) {
+  Json j = ok(admin().get("/admin/v1/checkpoints"));
+  ASSERT_TRUE(j["checkpoints"].is_array()) << j.dump();
+  EXPECT_TRUE(j["checkpoints"].empty()) << j.dump();
 }
 
 TEST_F(ApiTest, AdminTokenAlsoWorksOnThePosApi) {

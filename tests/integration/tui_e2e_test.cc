@@ -302,8 +302,32 @@ TEST_F(TuiChainTest, OverviewShowsNodesLaggingStoreAndMemberRightsPerNode) {
   EXPECT_GE(std::atoi(row.c_str() + tilde + 2), 1) << row;
   EXPECT_EQ(row_of(screen, "store-1").rfind("  ", 0), 0u) << "store-1 is healthy:\n" << screen;
 
-  // Enter on the lagging row: its detail names the origin it lacks ops from and its link history.
+  // The selected row's lag per origin is on screen at 80 columns (the line above the status line).
   tmux.keys({"Down", "Down"});
+  bool summary = tmux.wait_screen(
+      [](const std::string& s) {
+        std::string l = line_with(s, "store-2: behind ~");
+        return l.find("= store-1 ") != std::string::npos;
+      },
+      &screen);
+  ASSERT_TRUE(summary) << "no per-origin lag for the selected store-2:\n" << screen;
+
+  // HQ signs a checkpoint while it runs: store-1's detail shows HQ's checkpoint of its log.
+  ASSERT_TRUE(cli({"--data", hq().data, "hq", "checkpoint"}));
+  tmux.keys({"Up"});
+  tmux.keys({"Enter"});
+  bool checkpointed = tmux.wait_screen(
+      [](const std::string& s) {
+        return s.find("store-1  (store") != std::string::npos && s.find("up to seq ") != std::string::npos;
+      },
+      &screen);
+  ASSERT_TRUE(checkpointed) << "store-1's detail shows no checkpoint:\n" << screen;
+  tmux.keys({"Escape"});
+  ASSERT_TRUE(tmux.wait_screen([](const std::string& s) { return s.find("CONTACT") != std::string::npos; }, &screen))
+      << screen;
+
+  // Enter on the lagging row: its detail names the origin it lacks ops from and its link history.
+  tmux.keys({"Down"});
   tmux.keys({"Enter"});
   bool detail = tmux.wait_screen(
       [](const std::string& s) { return s.find("Version vector (last known") != std::string::npos; }, &screen);

@@ -130,6 +130,82 @@ TEST(TuiOverview, LaggingConnectedStoreShowsOpsBehindPerOriginAndTotal) {
   EXPECT_NE(detail.find("connected (inbound"), std::string::npos) << detail;
 }
 
+TEST(TuiOverview, BehindPerOriginIsAColumnOnWideScreensAndTheSelectedRowSummaryAtAnyWidth) {
+  Snapshot s;
+  s.node = hq_node({{kHq, 9}, {kS1, 10}, {kS2, 7}});
+  s.peers = {{"peers", Json::array({connected_peer(kS1, "store-1", {{kHq, 8}, {kS1, 10}, {kS2, 3}})})}};
+  s.roster = roster3();
+  s.alerts = no_alerts();
+  Overview o = must_build(s);
+  const NodeRow* s1 = row_named(o, "store-1");
+  ASSERT_NE(s1, nullptr);
+  EXPECT_EQ(s1->behind_total, 5u);
+  // Largest gap first, origins named.
+  EXPECT_EQ(behind_by_origin_text(o, *s1), "store-2 4, hq 1");
+
+  // 80 columns: no room for the column, every line still exactly 80 wide.
+  EXPECT_EQ(overview_title_line(80).find("BEHIND BY ORIGIN"), std::string::npos);
+  EXPECT_EQ(overview_row_line(o, *s1, 80).size(), 80u);
+  // 120 columns: the column is there and the row carries the breakdown under it.
+  std::string title = overview_title_line(120);
+  std::string line = overview_row_line(o, *s1, 120);
+  ASSERT_EQ(line.size(), 120u);
+  std::size_t col = title.find("BEHIND BY ORIGIN");
+  ASSERT_NE(col, std::string::npos) << title;
+  EXPECT_EQ(line.substr(col, 15), "store-2 4, hq 1") << title << "\n" << line;
+
+  // The summary line says the same for the selected row in 80 columns.
+  std::string summary = selected_row_summary(o, *s1, 80);
+  EXPECT_EQ(summary.size(), 80u);
+  EXPECT_EQ(summary.rfind("store-1: behind 5 = store-2 4, hq 1", 0), 0u) << summary;
+  // A node never seen says so instead of a made-up zero.
+  const NodeRow* s2 = row_named(o, "store-2");
+  ASSERT_NE(s2, nullptr);
+  EXPECT_NE(selected_row_summary(o, *s2, 80).find("behind unknown"), std::string::npos);
+  EXPECT_EQ(behind_by_origin_text(o, *s2), "");
+}
+
+TEST(TuiDetail, CheckpointsOfTheNodesOwnLogAreShownAndAnOlderNodeGetsANote) {
+  Snapshot s;
+  s.node = hq_node({{kHq, 3}, {kS1, 12}});
+  s.peers = {{"peers", Json::array({connected_peer(kS1, "store-1", {{kHq, 3}, {kS1, 12}})})}};
+  s.roster = roster3();
+  s.alerts = no_alerts();
+  s.checkpoints = Json{{"checkpoints", Json::array({Json{{"origin", kS1}, {"tree_size", 10}, {"root", "abcdef0123456789"},
+                                                         {"head_hash", "00"}, {"issued_ms", kNow - 60'000},
+                                                         {"held_seq", 12}, {"ops_after", 2}}})}};
+  Overview o = must_build(s);
+  ASSERT_EQ(o.checkpoints.count(kS1), 1u);
+  const NodeRow* s1 = row_named(o, "store-1");
+  ASSERT_NE(s1, nullptr);
+  std::string text = joined(node_detail_lines(o, *s1, nullptr, 100));
+  EXPECT_NE(text.find("up to seq 10"), std::string::npos) << text;
+  EXPECT_NE(text.find("root abcdef01"), std::string::npos) << text;
+  EXPECT_NE(text.find("2 ops held here after it"), std::string::npos) << text;
+  // HQ's own row has none yet.
+  std::string hq = joined(node_detail_lines(o, o.rows[0], nullptr, 100));
+  EXPECT_NE(hq.find("none yet"), std::string::npos) << hq;
+  Json j = overview_json(o, kNow);
+  bool found = false;
+  for (const auto& n : j["nodes"]) {
+    if (n["name"] == "store-1") {
+      found = true;
+      EXPECT_EQ(n["checkpoint"]["tree_size"], 10);
+      EXPECT_EQ(n["checkpoint"]["ops_after"], 2);
+    }
+  }
+  EXPECT_TRUE(found);
+
+  // An older node (no route) and an odd answer are notes, never a failure.
+  s.checkpoints = Json();
+  Overview older = must_build(s);
+  EXPECT_TRUE(older.checkpoints.empty());
+  EXPECT_NE(overview_text(older, "t").find("note: no checkpoints route"), std::string::npos);
+  s.checkpoints = Json{{"checkpoints", "garbage"}};
+  Overview odd = must_build(s);
+  EXPECT_NE(overview_text(odd, "t").find("note: checkpoints answer not understood"), std::string::npos);
+}
+
 TEST(TuiOverview, HugeGapOnLiveLinkIsAProblem) {
   Snapshot s;
   s.node = hq_node({{kS2, kBehindWarnOps + 10}});

@@ -28,6 +28,7 @@ inline constexpr std::uint64_t kBehindWarnOps = 1000;
 // Bounds on what one screen keeps from an answer (the node already bounds its lists).
 inline constexpr std::size_t kHistoryShownMax = 50;
 inline constexpr std::size_t kAlertsShownMax = 500;
+inline constexpr std::size_t kCheckpointsShownMax = 4096;  // one per origin; limits::kOriginsMax
 
 // What one refresh fetched. `node` is required; the others are null when the route is missing
 // (an older node: 404), and then the screens say what is not available.
@@ -36,6 +37,15 @@ struct Snapshot {
   Json peers;   // GET /admin/v1/peers
   Json alerts;  // GET /admin/v1/alerts
   Json roster;  // GET /admin/v1/roster
+  Json checkpoints;  // GET /admin/v1/checkpoints
+};
+
+// The newest HQ checkpoint of one origin's log, as the viewed node holds it.
+struct CheckpointInfo {
+  std::uint64_t tree_size = 0;  // seq of the last op it covers
+  std::uint64_t issued_ms = 0;  // HQ's clock when it signed
+  std::uint64_t ops_after = 0;  // ops of that origin the viewed node holds beyond it
+  std::string root;             // hex
 };
 
 struct LinkEvent {
@@ -91,6 +101,7 @@ struct Overview {
   std::map<std::string, std::string> names;   // node id -> name, from roster, peers and self
   std::vector<std::string> notes;             // what is unavailable (older node), for the header
   std::optional<std::uint64_t> alerts_total;  // alerts held by the node (up to its last 200)
+  std::map<std::string, CheckpointInfo> checkpoints;  // by origin node id
 };
 
 // What the previous refreshes saw of each node while its link was up, so a node whose link
@@ -141,6 +152,12 @@ std::vector<std::string> overview_header(const Overview& o, const std::string& r
 // the name column grows with wider screens). A problem row starts with "!".
 std::string overview_title_line(std::size_t width);
 std::string overview_row_line(const Overview& o, const NodeRow& row, std::size_t width);
+// "store-1 3, hq 1": the row's ops behind per origin, largest gap first ("" when none or
+// unknown). The overview shows it in a BEHIND BY ORIGIN column when the screen is wide enough,
+// and for the selected row in a line above the status line at any width.
+std::string behind_by_origin_text(const Overview& o, const NodeRow& row);
+// The line above the status line: the selected row's name, its behind total and the breakdown.
+std::string selected_row_summary(const Overview& o, const NodeRow& row, std::size_t width);
 // `--once`: header + table as plain text, `--once --json`: the same as JSON.
 std::string overview_text(const Overview& o, const std::string& refreshed_text, std::size_t width = 100);
 Json overview_json(const Overview& o, std::uint64_t refreshed_ms);

@@ -120,6 +120,8 @@ class Store {
   // --- HQ checkpoints (signed tree heads, docs/audit-bundle.md) ---
   // Every stored checkpoint, ordered by (origin, seq).
   Result<std::vector<StoredSigned>> checkpoints();
+  // The newest checkpoint of each origin (highest seq), ordered by origin.
+  Result<std::vector<StoredSigned>> latest_checkpoints();
   // Stores checkpoints the caller signed; one already stored for (origin, seq) is kept. One
   // transaction: all or none.
   Status put_checkpoints(const std::vector<StoredSigned>& rows);
