@@ -220,6 +220,15 @@ int main(int argc, char** argv) {
   roster->require_subcommand(1);
   auto* roster_show = roster->add_subcommand("show", "list the nodes of the newest roster and their status");
 
+  // program rules (docs/program-rules.md)
+  std::string rules_file;
+  auto* hq_rules = hq->add_subcommand("rules", "sign program rules (tiers, earn rates) from a TOML file for the whole chain (root key)");
+  hq_rules->add_option("FILE", rules_file, "rules file (docs/program-rules.md); its version must be newer than HQ's last")
+      ->required();
+  auto* rules = app.add_subcommand("rules", "inspect the program rules in force at this node");
+  rules->require_subcommand(1);
+  auto* rules_show = rules->add_subcommand("show", "print the rules in force and where they come from (hq, file, default)");
+
   // audits (docs/audit-bundle.md)
   auto* hq_checkpoint = hq->add_subcommand("checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds (root key)");
   outpost::node::ExportOptions export_opts;
@@ -326,6 +335,18 @@ int main(int argc, char** argv) {
     if (!r.is_ok()) return report_error(g, r.status());
     std::cout << (g.json ? r->dump() + "\n"
                          : *hq_checkpoint ? outpost::node::checkpoint_text(*r) : outpost::node::export_text(*r));
+    return kExitOk;
+  }
+  if (*hq_rules) {
+    if (g.data_dir.empty()) return report_error(g, Status::invalid("no data dir: pass --data DIR"));
+    auto r = outpost::node::hq_set_rules(g.data_dir, rules_file, clock);
+    if (!r.is_ok()) return report_error(g, r.status());
+    if (g.json) {
+      std::cout << r->dump() << "\n";
+    } else {
+      std::cout << "signed program rules v" << (*r)["version"].get<std::uint64_t>() << " ("
+                << (*r)["tiers"].size() << " tiers); running nodes put them in force at their next sync\n";
+    }
     return kExitOk;
   }
   if (*init) {
@@ -501,6 +522,21 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
 
+  if (*rules_show) {
+    Json r = ledger.rules_json();
+    if (g.json) {
+      std::cout << r.dump() << "\n";
+      return kExitOk;
+    }
+    std::cout << "program rules v" << r["version"].get<std::uint64_t>() << " (" << r["source"].get<std::string>()
+              << "): " << r["unit_minor"].get<std::uint64_t>() << " minor units per earn unit, tiers over "
+              << r["window_months"].get<std::uint64_t>() << " months of spend\n";
+    for (const auto& t : r["tiers"]) {
+      std::cout << "  " << t["name"].get<std::string>() << "  from " << t["threshold_minor"].get<std::uint64_t>()
+                << "  earns " << t["points_per_unit"].get<std::uint64_t>() << " points per unit\n";
+    }
+    return kExitOk;
+  }
   if (*status) {
     auto s = ledger.status_json();
     if (!s.is_ok()) return report_error(g, s.status());

@@ -267,6 +267,56 @@ Result<std::shared_ptr<const sync::Roster>> accept_roster(storage::Store& store,
   return std::make_shared<const sync::Roster>(std::move(offered.roster));
 }
 
+Result<std::optional<sync::SignedRules>> load_signed_rules(storage::Store& store, const TrustAnchors& anchors) {
+  OUTPOST_ASSIGN_OR_RETURN(auto stored, store.latest_rules());
+  if (!stored) return std::optional<sync::SignedRules>();
+  auto verified = sync::verify_rules(stored->body, stored->sig, anchors.root_key, anchors.network_id);
+  if (!verified.is_ok()) {
+    return Status::corruption("stored program rules v" + std::to_string(stored->version) +
+                              " fail verification: " + verified.status().message());
+  }
+  if (verified->rules.version != stored->version) {
+    return Status::corruption("stored program rules are filed under v" + std::to_string(stored->version) +
+                              " but say v" + std::to_string(verified->rules.version));
+  }
+  return std::optional<sync::SignedRules>(std::move(verified).value());
+}
+
+Result<sync::SignedRules> accept_rules(storage::Store& store, const TrustAnchors& anchors, sync::ByteView body,
+                                       sync::ByteView sig) {
+  OUTPOST_ASSIGN_OR_RETURN(sync::SignedRules offered,
+                           sync::verify_rules(body, sig, anchors.root_key, anchors.network_id));
+  OUTPOST_ASSIGN_OR_RETURN(auto current, store.latest_rules());
+  if (current && offered.rules.version <= current->version) {
+    return Status::refused("rules v" + std::to_string(offered.rules.version) + " are not newer than the held v" +
+                           std::to_string(current->version));
+  }
+  OUTPOST_RETURN_IF_ERROR(store.put_rules(offered.rules.version, offered.body, offered.sig));
+  return offered;
+}
+
+Result<Json> hq_set_rules(const std::string& hq_dir, const std::string& rules_file, sync::Clock& clock) {
+  OUTPOST_ASSIGN_OR_RETURN(sync::ProgramRules rules, load_rules_file(rules_file));
+  OUTPOST_ASSIGN_OR_RETURN(HqAuthority hq, open_authority(hq_dir));
+  OUTPOST_ASSIGN_OR_RETURN(auto current, hq.store->latest_rules());
+  if (current && rules.version <= current->version) {
+    return Status::invalid("rules file " + rules_file + " has version " + std::to_string(rules.version) +
+                           ", but HQ already issued v" + std::to_string(current->version) +
+                           "; raise 'version' in the file");
+  }
+  sync::SignedRules signed_rules = sync::sign_rules(rules, hq.anchors.network_id, clock.now_ms(), *hq.root);
+  OUTPOST_RETURN_IF_ERROR(hq.store->put_rules(rules.version, signed_rules.body, signed_rules.sig));
+  Json tiers = Json::array();
+  for (const auto& t : rules.tiers) {
+    tiers.push_back({{"name", t.name}, {"threshold_minor", t.threshold_minor}, {"points_per_unit", t.points_per_unit}});
+  }
+  return Json{{"version", rules.version},
+              {"issued_ms", signed_rules.issued_ms},
+              {"unit_minor", rules.unit_minor},
+              {"window_months", rules.window_months},
+              {"tiers", tiers}};
+}
+
 Result<NodeIdentity> load_identity(const std::string& dir, storage::Store& store) {
   OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(store));
   OUTPOST_ASSIGN_OR_RETURN(auto cert_hex, store.get_meta(kMetaCertificate));

@@ -121,13 +121,54 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
   auto rules = load_rules_file(join(dir, kRulesFile));
   if (rules.is_ok()) {
     l->rules_ = std::move(rules).value();
+    l->rules_source_ = "file";
   } else if (rules.status().code() == Code::kNotFound) {
     l->rules_ = sync::default_rules();
   } else {
     return rules.status();
   }
   OUTPOST_RETURN_IF_ERROR(l->reload_roster());
+  OUTPOST_RETURN_IF_ERROR(l->reload_signed_rules());
   return l;
+}
+
+Status Ledger::reload_signed_rules() {
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
+  if (!anchors) return Status::ok();
+  OUTPOST_ASSIGN_OR_RETURN(auto signed_rules, load_signed_rules(*store_, *anchors));
+  if (!signed_rules) return Status::ok();
+  rules_ = std::move(signed_rules->rules);
+  rules_source_ = "hq";
+  signed_rules_version_ = rules_.version;
+  return Status::ok();
+}
+
+Status Ledger::accept_rules(sync::ByteView body, sync::ByteView sig) {
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
+  if (!anchors) return Status::not_found("this node is not enrolled; it cannot check program rules");
+  if (signed_rules_version_ != 0) {
+    // Cheap pre-check: a stale offer is refused without verifying its signature.
+    auto offered = sync::decode_rules(body);
+    if (offered.is_ok() && offered->rules.version <= signed_rules_version_) {
+      return Status::refused("rules v" + std::to_string(offered->rules.version) + " are not newer than v" +
+                             std::to_string(signed_rules_version_));
+    }
+  }
+  OUTPOST_ASSIGN_OR_RETURN(sync::SignedRules accepted, node::accept_rules(*store_, *anchors, body, sig));
+  rules_ = std::move(accepted.rules);
+  rules_source_ = "hq";
+  signed_rules_version_ = rules_.version;
+  log(LogLevel::kInfo, "program rules in force", {{"version", std::to_string(rules_.version)}, {"source", "hq"}});
+  return Status::ok();
+}
+
+Result<bool> Ledger::refresh_rules() {
+  OUTPOST_ASSIGN_OR_RETURN(auto stored, store_->latest_rules());
+  const std::uint64_t newest = stored ? stored->version : 0;
+  if (newest == signed_rules_version_) return false;
+  OUTPOST_RETURN_IF_ERROR(reload_signed_rules());
+  log(LogLevel::kInfo, "program rules reloaded from the database", {{"version", std::to_string(rules_.version)}});
+  return true;
 }
 
 Status Ledger::reload_roster() {
@@ -623,7 +664,18 @@ Result<Json> Ledger::status_json() {
   j["ops"] = n;
   j["schema_version"] = storage::kSchemaVersion;
   j["rules_version"] = rules_.version;
+  j["rules_source"] = rules_source_;
   return j;
+}
+
+Json Ledger::rules_json() const {
+  Json tiers = Json::array();
+  for (const auto& t : rules_.tiers) {
+    tiers.push_back({{"name", t.name}, {"threshold_minor", t.threshold_minor}, {"points_per_unit", t.points_per_unit}});
+  }
+  return Json{{"version", rules_.version},          {"source", rules_source_},
+              {"unit_minor", rules_.unit_minor},     {"window_months", rules_.window_months},
+              {"tiers", tiers}};
 }
 
 Result<VerifyReport> Ledger::verify_log() {

@@ -39,22 +39,29 @@ class LedgerSyncStore final : public sync::SyncStore {
   }
   Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override { return l_.ingest(ops); }
   std::uint64_t blob_version(sync::BlobKind kind) override {
-    if (kind != sync::BlobKind::kRoster || !l_.roster()) return 0;
-    return l_.roster()->version;
+    if (kind == sync::BlobKind::kRoster) return l_.roster() ? l_.roster()->version : 0;
+    if (kind == sync::BlobKind::kRules) return l_.signed_rules_version();
+    return 0;
   }
   std::optional<sync::BlobMsg> blob(sync::BlobKind kind) override {
-    if (kind != sync::BlobKind::kRoster) return std::nullopt;
-    auto r = l_.store().latest_roster();
-    if (!r.is_ok() || !*r) return std::nullopt;
+    Result<std::optional<storage::StoredDocument>> doc = std::optional<storage::StoredDocument>();
+    if (kind == sync::BlobKind::kRoster) doc = l_.store().latest_roster();
+    if (kind == sync::BlobKind::kRules) doc = l_.store().latest_rules();
+    if (!doc.is_ok() || !*doc) return std::nullopt;
     sync::BlobMsg b;
     b.kind = kind;
-    b.version = (*r)->version;
-    b.body = (*r)->body;
-    b.sig.assign((*r)->sig.begin(), (*r)->sig.end());
+    b.version = (*doc)->version;
+    b.body = (*doc)->body;
+    b.sig.assign((*doc)->sig.begin(), (*doc)->sig.end());
     return b;
   }
   Status offer_blob(const sync::BlobMsg& b) override {
-    if (b.kind != sync::BlobKind::kRoster) return Status::ok();  // other documents: not yet
+    if (b.kind == sync::BlobKind::kRules) {
+      Status st = l_.accept_rules(b.body, b.sig);
+      if (st.code() == Code::kRefused) return Status::ok();  // stale offer
+      return st;
+    }
+    if (b.kind != sync::BlobKind::kRoster) return Status::ok();  // checkpoints: not yet
     Status st = l_.accept_roster(b.body, b.sig);
     if (st.code() == Code::kRefused) return Status::ok();  // stale offer
     if (st.is_ok()) {
@@ -423,9 +430,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     });
   }
 
-  // Picks up a roster another process wrote into the database (`outpost hq enroll`, `hq revoke`
-  // on a running HQ): the links see it at once (a revoked peer's link closes) and the sessions
-  // offer it to their peers on the next pump.
+  // Picks up a roster or program rules another process wrote into the database (`outpost hq
+  // enroll`, `hq revoke`, `hq rules` on a running HQ): the links see a roster at once (a revoked
+  // peer's link closes) and the sessions offer both to their peers on the next pump.
   void refresh_roster() {
     auto self = shared_from_this();
     LedgerWorker::Task t;
@@ -433,6 +440,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       auto changed = ledger.refresh_roster();
       if (!changed.is_ok()) {
         log(LogLevel::kWarn, "cannot re-read the roster", {{"reason", changed.status().message()}});
+      }
+      auto rules = ledger.refresh_rules();
+      if (!rules.is_ok()) {
+        log(LogLevel::kWarn, "cannot re-read the program rules", {{"reason", rules.status().message()}});
       }
       if (ledger.roster() != self->current_roster()) self->set_roster(ledger.roster());
     };

@@ -522,37 +522,51 @@ Status Store::put_request(const std::string& request_id, const NodeId& origin, s
   return s.run();
 }
 
-Status Store::put_roster(std::uint64_t version, sync::ByteView body, const crypto::Signature& sig) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s,
-                           db_->prepare("INSERT INTO rosters(version, body, sig) VALUES(?1, ?2, ?3)"));
+namespace {
+
+// `table` is "rosters" or "rules" (same shape: version, body, sig); `what` names it in errors.
+Status put_document(Database& db, const char* table, const char* what, std::uint64_t version,
+                    sync::ByteView body, const crypto::Signature& sig) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db.prepare(std::string("INSERT INTO ") + table +
+                                                   "(version, body, sig) VALUES(?1, ?2, ?3)"));
   s.bind(1, static_cast<std::int64_t>(version)).bind_blob(2, body).bind_blob(3, bv(sig));
   Status st = s.run();
   if (st.code() == Code::kInvalidArgument) {
-    return Status::invalid("roster v" + std::to_string(version) + " is already stored");
+    return Status::invalid(std::string(what) + " v" + std::to_string(version) + " is already stored");
   }
   return st;
 }
 
-namespace {
-
-Result<StoredRoster> row_to_roster(const Statement& s) {
-  StoredRoster r;
+Result<StoredDocument> row_to_document(const Statement& s, const char* what) {
+  StoredDocument r;
   r.version = static_cast<std::uint64_t>(s.int64(0));
   r.body = s.blob(1);
-  if (!to_array(s.blob(2), r.sig)) return Status::corruption("stored roster signature is damaged");
+  if (!to_array(s.blob(2), r.sig)) return Status::corruption(std::string("stored ") + what + " signature is damaged");
   return r;
+}
+
+Result<std::optional<StoredDocument>> latest_document(Database& db, const char* table, const char* what) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db.prepare(std::string("SELECT version, body, sig FROM ") + table +
+                                                   " ORDER BY version DESC LIMIT 1"));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<StoredDocument>();
+  OUTPOST_ASSIGN_OR_RETURN(StoredDocument r, row_to_document(s, what));
+  return std::optional<StoredDocument>(std::move(r));
 }
 
 }  // namespace
 
-Result<std::optional<StoredRoster>> Store::latest_roster() {
-  OUTPOST_ASSIGN_OR_RETURN(
-      Statement s, db_->prepare("SELECT version, body, sig FROM rosters ORDER BY version DESC LIMIT 1"));
-  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-  if (!row) return std::optional<StoredRoster>();
-  OUTPOST_ASSIGN_OR_RETURN(StoredRoster r, row_to_roster(s));
-  return std::optional<StoredRoster>(std::move(r));
+Status Store::put_roster(std::uint64_t version, sync::ByteView body, const crypto::Signature& sig) {
+  return put_document(*db_, "rosters", "roster", version, body, sig);
 }
+
+Result<std::optional<StoredRoster>> Store::latest_roster() { return latest_document(*db_, "rosters", "roster"); }
+
+Status Store::put_rules(std::uint64_t version, sync::ByteView body, const crypto::Signature& sig) {
+  return put_document(*db_, "rules", "rules", version, body, sig);
+}
+
+Result<std::optional<StoredDocument>> Store::latest_rules() { return latest_document(*db_, "rules", "rules"); }
 
 Result<std::optional<StoredRoster>> Store::get_roster(std::uint64_t version) {
   OUTPOST_ASSIGN_OR_RETURN(Statement s,
@@ -560,7 +574,7 @@ Result<std::optional<StoredRoster>> Store::get_roster(std::uint64_t version) {
   s.bind(1, static_cast<std::int64_t>(version));
   OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
   if (!row) return std::optional<StoredRoster>();
-  OUTPOST_ASSIGN_OR_RETURN(StoredRoster r, row_to_roster(s));
+  OUTPOST_ASSIGN_OR_RETURN(StoredRoster r, row_to_document(s, "roster"));
   return std::optional<StoredRoster>(std::move(r));
 }
 

@@ -274,5 +274,76 @@ TEST(ReplicationTest, StoreEnrolledAndRevokedWhileHqRunsTakesEffectWithoutRestar
   EXPECT_TRUE(v.exit.exited_with(0)) << v.describe();
 }
 
+// Program rules are HQ-signed documents that travel with sync (docs/program-rules.md): HQ signs
+// them while it runs, connected stores put them in force within a sync tick, a store that was
+// cut off keeps its old rules (and keeps serving) until its link is back.
+TEST(ReplicationTest, RulesSignedAtARunningHqReachEveryStoreAndDecideTheEarnRate) {
+  Chain chain;
+  ASSERT_TRUE(chain.start(2));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 2));
+  auto r = chain.admin(chain.store(2)).post("/admin/v1/links", {{"state", "down"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+
+  const std::string file = chain.hq().node->dir() + "/rules.toml";
+  write_file(file, "version = 5\nunit_minor = 100\nwindow_months = 6\n\n[[tier]]\nname = \"member\"\n"
+                   "threshold_minor = 0\npoints_per_unit = 10\n");
+  auto signed_rules = chain.hq().node->cli({"--json", "hq", "rules", file});
+  ASSERT_TRUE(signed_rules.exit.exited_with(0)) << signed_rules.describe();
+  // The same version again, and a broken file, are refused with exit 2 and change nothing.
+  EXPECT_TRUE(chain.hq().node->cli({"hq", "rules", file}).exit.exited_with(2));
+  const std::string bad = chain.hq().node->dir() + "/bad.toml";
+  write_file(bad, "version = 6\nunit_minor = 100\nwindow_months = 6\n");
+  auto refused = chain.hq().node->cli({"hq", "rules", bad});
+  EXPECT_TRUE(refused.exit.exited_with(2)) << refused.describe();
+  EXPECT_NE(refused.err.find("tier"), std::string::npos) << refused.err;
+
+  auto rules_at = [&](ChainNode& n) {
+    auto res = chain.admin(n).get("/admin/v1/node");
+    return res.status == 200 ? res.json().value("rules_version", 0) : -1;
+  };
+  bool store1_has_them = false;
+  for (int i = 0; i < kConvergePolls && !store1_has_them; ++i) {
+    store1_has_them = rules_at(chain.hq()) == 5 && rules_at(chain.store(1)) == 5;
+    if (!store1_has_them) std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_TRUE(store1_has_them) << "HQ " << rules_at(chain.hq()) << ", store-1 " << rules_at(chain.store(1));
+  EXPECT_EQ(rules_at(chain.store(2)), 1) << "an offline store cannot have received them";
+
+  // A purchase of 12.34 earns 10 points per unit at store-1 (signed rules), 1 per unit at store-2.
+  auto s1 = chain.pos(chain.store(1));
+  r = s1.post("/v1/members", {{"request_id", rid("e")}, {"card", "40005555"}, {"name", "Di"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s1.post("/v1/members/40005555/earn", {{"request_id", rid("p")}, {"purchase_minor", 1234}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(r.json()["amount"], 120) << r.describe();
+  auto s2 = chain.pos(chain.store(2));
+  r = s2.post("/v1/members", {{"request_id", rid("e")}, {"card", "40006666"}, {"name", "Ed"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s2.post("/v1/members/40006666/earn", {{"request_id", rid("p")}, {"purchase_minor", 1234}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(r.json()["amount"], 12) << r.describe();
+
+  // Healed, store-2 gets the rules, keeps the points it awarded (they are in the signed op) and
+  // shows the rules' source.
+  r = chain.admin(chain.store(2)).post("/admin/v1/links", {{"state", "up"}});
+  ASSERT_EQ(r.status, 200);
+  ASSERT_FALSE(chain.wait_converged().is_null());
+  bool store2_has_them = false;
+  for (int i = 0; i < kConvergePolls && !store2_has_them; ++i) {
+    store2_has_them = rules_at(chain.store(2)) == 5;
+    if (!store2_has_them) std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_TRUE(store2_has_them);
+  auto shown = chain.store(2).node->cli({"--json", "rules", "show"});
+  ASSERT_TRUE(shown.exit.exited_with(0)) << shown.describe();
+  Json j = Json::parse(shown.out, nullptr, false);
+  EXPECT_EQ(j["source"], "hq") << shown.out;
+  EXPECT_EQ(j["tiers"][0]["points_per_unit"], 10) << shown.out;
+  for (ChainNode* n : chain.all()) {
+    EXPECT_EQ(member_at(*n, "40006666")["points"]["balance"], 12) << n->name;
+    EXPECT_EQ(member_at(*n, "40005555")["points"]["balance"], 120) << n->name;
+  }
+}
+
 }  // namespace
 }  // namespace outpost::test

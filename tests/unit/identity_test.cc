@@ -319,5 +319,117 @@ TEST_F(IdentityTest, RosterJsonShowsEachNodesStatus) {
   EXPECT_EQ(status["hq-central"], "active");
 }
 
+// --- HQ-signed program rules (docs/program-rules.md, "Signed rules") ---
+
+constexpr const char* kGoldRushRules = R"(version = 5
+unit_minor = 100
+window_months = 6
+
+[[tier]]
+name = "member"
+threshold_minor = 0
+points_per_unit = 10
+
+[[tier]]
+name = "vip"
+threshold_minor = 100000
+points_per_unit = 20
+)";
+
+TEST_F(IdentityTest, HqSignedRulesReachAStoreAndDecideWhatAPurchaseEarns) {
+  enroll(store_, "store-1");
+  const std::string file = tmp_.file("rules.toml");
+  test::write_file(file, kGoldRushRules);
+  auto issued = hq_set_rules(hq_, file, clock_);
+  ASSERT_TRUE(issued.is_ok()) << issued.status().to_string();
+  EXPECT_EQ((*issued)["version"], 5);
+
+  auto hq = open(hq_);
+  EXPECT_EQ(hq->rules_source(), "hq");
+  EXPECT_EQ(hq->signed_rules_version(), 5u);
+  auto doc = hq->store().latest_rules();
+  ASSERT_TRUE(doc.is_ok() && doc->has_value());
+
+  auto store = open(store_);
+  EXPECT_EQ(store->rules_source(), "default");
+  EXPECT_EQ(store->signed_rules_version(), 0u);
+  ASSERT_TRUE(store->accept_rules((*doc)->body, (*doc)->sig).is_ok());
+  EXPECT_EQ(store->rules_source(), "hq");
+  EXPECT_EQ(store->rules().version, 5u);
+  // A purchase of 12.34 earns floor(1234 / 100) * 10 points under the signed rules.
+  EnrollRequest e{new_request_id(), "40000001", "Ann", "", ""};
+  ASSERT_TRUE(store->enroll(e).is_ok());
+  auto member = store->resolve_member("40000001");
+  ASSERT_TRUE(member.is_ok());
+  auto earned = store->earn(new_request_id(), *member, 1234, "");
+  ASSERT_TRUE(earned.is_ok() && !earned->refused);
+  EXPECT_EQ(earned->body["amount"], 120);
+  // They stay in force across a restart, and the same version again is ignored (kRefused).
+  store.reset();
+  store = open(store_);
+  EXPECT_EQ(store->rules_source(), "hq");
+  EXPECT_EQ(store->rules().tiers[1].name, "vip");
+  EXPECT_EQ(store->accept_rules((*doc)->body, (*doc)->sig).code(), Code::kRefused);
+}
+
+TEST_F(IdentityTest, RulesNotSignedByThisRootTamperedOrNotNewerChangeNothing) {
+  enroll(store_, "store-1");
+  const std::string file = tmp_.file("rules.toml");
+  test::write_file(file, kGoldRushRules);
+  ASSERT_TRUE(hq_set_rules(hq_, file, clock_).is_ok());
+  // HQ refuses to sign a version that is not newer than the one it issued.
+  auto again = hq_set_rules(hq_, file, clock_);
+  EXPECT_EQ(again.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(again.status().message().find("raise 'version'"), std::string::npos) << again.status().to_string();
+  // A bad rules file is refused before anything is signed.
+  test::write_file(file, "version = 6\nunit_minor = 0\n");
+  EXPECT_EQ(hq_set_rules(hq_, file, clock_).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(hq_set_rules(hq_, tmp_.file("missing.toml"), clock_).status().code(), Code::kNotFound);
+  auto hq = open(hq_);
+  auto doc = hq->store().latest_rules();
+  ASSERT_TRUE(doc.is_ok() && doc->has_value());
+  EXPECT_EQ((*doc)->version, 5u);
+
+  auto store = open(store_);
+  // Rules of another chain's root.
+  const std::string other = tmp_.file("other-hq");
+  ASSERT_TRUE(hq_init(other, "other", kHqValidDaysDefault, clock_).is_ok());
+  const std::string other_file = tmp_.file("other.toml");
+  test::write_file(other_file, kGoldRushRules);
+  ASSERT_TRUE(hq_set_rules(other, other_file, clock_).is_ok());
+  auto foreign = open(other)->store().latest_rules();
+  ASSERT_TRUE(foreign.is_ok() && foreign->has_value());
+  EXPECT_EQ(store->accept_rules((*foreign)->body, (*foreign)->sig).code(), Code::kPermission);
+  // A tampered body under HQ's signature.
+  sync::Bytes tampered = (*doc)->body;
+  tampered.back() ^= 1;
+  EXPECT_EQ(store->accept_rules(tampered, (*doc)->sig).code(), Code::kPermission);
+  // Garbage.
+  EXPECT_NE(store->accept_rules(sync::Bytes{1, 2, 3}, (*doc)->sig).code(), Code::kOk);
+  EXPECT_EQ(store->rules_source(), "default");
+  auto held = store->store().latest_rules();
+  ASSERT_TRUE(held.is_ok());
+  EXPECT_FALSE(held->has_value()) << "nothing was stored";
+  // A node that is not enrolled cannot check rules at all.
+  const std::string lone = tmp_.file("lone");
+  ASSERT_TRUE(Ledger::init(lone, InitOptions{"lone", "store"}).is_ok());
+  EXPECT_EQ(open(lone)->accept_rules((*doc)->body, (*doc)->sig).code(), Code::kNotFound);
+}
+
+TEST_F(IdentityTest, ARunningLedgerPicksUpRulesAnotherProcessSignedOnRefresh) {
+  auto hq = open(hq_);
+  auto unchanged = hq->refresh_rules();
+  ASSERT_TRUE(unchanged.is_ok());
+  EXPECT_FALSE(*unchanged);
+  const std::string file = tmp_.file("rules.toml");
+  test::write_file(file, kGoldRushRules);
+  ASSERT_TRUE(hq_set_rules(hq_, file, clock_).is_ok());  // another connection, as the CLI does
+  auto changed = hq->refresh_rules();
+  ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
+  EXPECT_TRUE(*changed);
+  EXPECT_EQ(hq->rules().version, 5u);
+  EXPECT_EQ(hq->rules_json()["source"], "hq");
+}
+
 }  // namespace
 }  // namespace outpost::node

@@ -857,6 +857,8 @@ TEST(RulesTest, ValidateRefusesEachBadRule) {
       {"equal thresholds",
        [](ProgramRules& r) { r.tiers[2].threshold_minor = r.tiers[1].threshold_minor; }},
       {"descending thresholds", [](ProgramRules& r) { r.tiers[2].threshold_minor = 10; }},
+      {"control character in a tier name", [](ProgramRules& r) { r.tiers[1].name = "sil\nver"; }},
+      {"version 0", [](ProgramRules& r) { r.version = 0; }},
   };
   for (const Case& c : cases) {
     ProgramRules r = default_rules();
@@ -881,6 +883,100 @@ TEST(RulesTest, ValidateAcceptsValuesAtTheirLimits) {
   EXPECT_TRUE(r.validate().is_ok()) << r.validate().to_string();
   r.tiers.resize(1);
   EXPECT_TRUE(r.validate().is_ok()) << r.validate().to_string();
+}
+
+ProgramRules two_tier_rules() {
+  ProgramRules r;
+  r.version = 7;
+  r.unit_minor = 100;
+  r.window_months = 12;
+  r.tiers = {{"a", 0, 1}, {"gold", 5000, 3}};
+  return r;
+}
+
+NetworkId network_1_to_16() {
+  NetworkId n{};
+  for (std::size_t i = 0; i < n.size(); ++i) n[i] = static_cast<std::uint8_t>(i + 1);
+  return n;
+}
+
+// Golden bytes of docs/program-rules.md, "Signed rules": every byte is pinned here.
+TEST(SignedRulesTest, EncodingMatchesTheDocumentedGoldenBytes) {
+  const Bytes body = encode_rules(two_tier_rules(), network_1_to_16(), 0x0102030405060708ULL);
+  EXPECT_EQ(crypto::to_hex(body),
+            "4f50524c"                          // magic "OPRL"
+            "01"                                // format
+            "0102030405060708090a0b0c0d0e0f10"  // network id
+            "07000000"                          // version u32
+            "0807060504030201"                  // issued_ms u64
+            "6400000000000000"                  // unit_minor u64
+            "0c000000"                          // window_months u32
+            "02"                                // tier count
+            "01" "61" "0000000000000000" "0100000000000000"          // "a": from 0, 1 per unit
+            "04" "676f6c64" "8813000000000000" "0300000000000000");  // "gold": from 5000, 3 per unit
+  auto back = decode_rules(body);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->rules.version, 7u);
+  EXPECT_EQ(back->issued_ms, 0x0102030405060708ULL);
+  EXPECT_EQ(back->network_id, network_1_to_16());
+  ASSERT_EQ(back->rules.tiers.size(), 2u);
+  EXPECT_EQ(back->rules.tiers[1].name, "gold");
+  EXPECT_EQ(back->rules.tiers[1].threshold_minor, 5000u);
+  EXPECT_EQ(back->rules.tiers[1].points_per_unit, 3u);
+}
+
+TEST(SignedRulesTest, DecodeRefusesTruncationTrailingBytesBadMagicFormatAndInvalidRules) {
+  const Bytes good = encode_rules(two_tier_rules(), network_1_to_16(), 1);
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_EQ(decode_rules(cut).status().code(), Code::kCorruption) << "truncated to " << n;
+  }
+  Bytes trailing = good;
+  trailing.push_back(0);
+  EXPECT_EQ(decode_rules(trailing).status().code(), Code::kCorruption);
+  Bytes magic = good;
+  magic[0] ^= 1;
+  EXPECT_EQ(decode_rules(magic).status().code(), Code::kCorruption);
+  Bytes format = good;
+  format[4] = 2;
+  EXPECT_EQ(decode_rules(format).status().code(), Code::kUnsupported);
+  // Thresholds that do not ascend decode to rules validate() refuses.
+  Bytes descending = good;
+  descending[descending.size() - 16] = 0;  // "gold" threshold 5000 (88 13 00 ..) becomes 0,
+  descending[descending.size() - 15] = 0;  // equal to the first tier's
+  EXPECT_EQ(decode_rules(descending).status().code(), Code::kCorruption);
+  Bytes zero_tiers = good;
+  zero_tiers[45] = 0;  // the tier count
+  EXPECT_EQ(decode_rules(zero_tiers).status().code(), Code::kCorruption);
+  Bytes huge(limits::kRulesBytesMax + 1, 0);
+  EXPECT_EQ(decode_rules(huge).status().code(), Code::kCorruption);
+}
+
+TEST(SignedRulesTest, OnlyTheRootOfThisNetworkCanIssueRules) {
+  std::array<std::uint8_t, 32> seed{};
+  seed.fill(7);
+  auto root = crypto::SigningKey::from_seed(seed);
+  ASSERT_TRUE(root.is_ok());
+  seed.fill(8);
+  auto other = crypto::SigningKey::from_seed(seed);
+  ASSERT_TRUE(other.is_ok());
+  const SignedRules sr = sign_rules(two_tier_rules(), network_1_to_16(), 5, *root);
+  auto ok = verify_rules(sr.body, sr.sig, root->public_key(), network_1_to_16());
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->rules.version, 7u);
+  EXPECT_EQ(ok->body, sr.body);
+
+  EXPECT_EQ(verify_rules(sr.body, sr.sig, other->public_key(), network_1_to_16()).status().code(),
+            Code::kPermission);
+  NetworkId elsewhere = network_1_to_16();
+  elsewhere[0] ^= 0xff;
+  EXPECT_EQ(verify_rules(sr.body, sr.sig, root->public_key(), elsewhere).status().code(), Code::kPermission);
+  Bytes tampered = sr.body;
+  tampered[tampered.size() - 8] = 9;  // "gold" now earns 9 per unit
+  EXPECT_EQ(verify_rules(tampered, sr.sig, root->public_key(), network_1_to_16()).status().code(),
+            Code::kPermission);
+  EXPECT_EQ(verify_rules(sr.body, ByteView(sr.sig.data(), 63), root->public_key(), network_1_to_16()).status().code(),
+            Code::kCorruption);
 }
 
 TEST(RulesTest, TierForPicksTheHighestThresholdReached) {

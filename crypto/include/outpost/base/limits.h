@@ -62,6 +62,12 @@ inline constexpr std::size_t kRosterNodesMax = 4096;
 // One encoded roster: header + every certificate (u16 length, body, 64-byte signature) + every
 // revocation (16 + 8 bytes), all at their maxima, rounded up. It must travel as one link message.
 inline constexpr std::size_t kRosterBytesMax = 2 * 1024 * 1024;
+// A signed program-rules document (docs/program-rules.md): 46 fixed bytes + at most 16 tiers of
+// at most 1 + 32 + 16 bytes = 830 bytes; 1 KiB bounds what a peer can make a node read.
+inline constexpr std::size_t kRulesTiersMax = 16;
+inline constexpr std::size_t kTierNameBytesMax = 32;
+inline constexpr std::size_t kRulesBytesMax = 1024;
+static_assert(46 + kRulesTiersMax * (1 + kTierNameBytesMax + 16) <= kRulesBytesMax);
 static_assert(64 + kRosterNodesMax * (2 + kCertificateBytesMax + 64) + kRosterNodesMax * 24 <=
               kRosterBytesMax);
 static_assert(kRosterBytesMax + 64 * 1024 < kLinkMessageBytesMax,

@@ -14,6 +14,7 @@
 #include "outpost/node/ledger.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/roster.h"
+#include "outpost/sync/rules.h"
 
 namespace outpost::node {
 
@@ -99,6 +100,21 @@ Result<std::shared_ptr<const sync::Roster>> load_roster(storage::Store& store,
 Result<std::shared_ptr<const sync::Roster>> accept_roster(storage::Store& store,
                                                           const TrustAnchors& anchors,
                                                           sync::ByteView body, sync::ByteView sig);
+// --- HQ-signed program rules (docs/program-rules.md, "Signed rules") ---
+// `outpost hq rules FILE`: on the HQ data dir holding root.key, loads the rules file, checks that
+// its version is newer than every signed version HQ issued before, signs it for this network and
+// stores it (running nodes pick it up on their next sync tick and pass it on). Returns a summary.
+// kInvalidArgument for a bad file or a version that is not newer; errors of open as hq_revoke.
+Result<Json> hq_set_rules(const std::string& hq_dir, const std::string& rules_file, sync::Clock& clock);
+// The newest stored signed rules, checked against the root; nullopt when there are none.
+// kCorruption if the stored document fails verification.
+Result<std::optional<sync::SignedRules>> load_signed_rules(storage::Store& store, const TrustAnchors& anchors);
+// Verifies offered rules (root signature, network, valid content) and stores them if their
+// version is newer than the stored one. kRefused for a version that is not newer (ignore it);
+// kPermission or kCorruption for rules that must not be accepted.
+Result<sync::SignedRules> accept_rules(storage::Store& store, const TrustAnchors& anchors, sync::ByteView body,
+                                       sync::ByteView sig);
+
 // Loads an enrolled node's link identity. kNotFound ("not enrolled") without a certificate;
 // kCorruption if noise.key is not the key the certificate names.
 Result<NodeIdentity> load_identity(const std::string& dir, storage::Store& store);

@@ -79,7 +79,13 @@ class Ledger {
   const sync::NodeId& node_id() const { return node_id_; }
   const std::string& node_name() const { return node_name_; }
   const crypto::PublicKey& public_key() const { return key_.public_key(); }
+  // The program rules in force: HQ's newest signed rules once this node holds some, else the
+  // data dir's rules.toml, else the defaults (docs/program-rules.md).
   const sync::ProgramRules& rules() const { return rules_; }
+  // "hq" (signed by the root, received over sync or issued here), "file" or "default".
+  const std::string& rules_source() const { return rules_source_; }
+  // Version of the newest signed rules held; 0 when none.
+  std::uint64_t signed_rules_version() const { return signed_rules_version_; }
   storage::Store& store() { return *store_; }
 
   // --- group commit ---
@@ -154,6 +160,8 @@ class Ledger {
   Result<Json> member_json(const sync::MemberId& member);
   Result<Json> history_json(const sync::MemberId& member, std::size_t limit);
   Result<Json> status_json();
+  // The program rules in force: version, source ("hq", "file", "default"), unit, window, tiers.
+  Json rules_json() const;
 
   // Re-verifies every signature and chain link of every origin held, replays the log into a
   // fresh replica and compares it with the stored CRDT state.
@@ -177,6 +185,13 @@ class Ledger {
   // Like reload_roster(), but only when the database holds a roster version other than the one
   // in use (another process, `outpost hq enroll|revoke`, wrote it). Returns whether it changed.
   Result<bool> refresh_roster();
+  // Verifies offered HQ-signed rules (root, network, content), stores them if newer and puts
+  // them in force. kRefused for a version that is not newer (ignore it), kPermission or
+  // kCorruption for rules that must not be accepted, kNotFound when this node is not enrolled.
+  Status accept_rules(sync::ByteView body, sync::ByteView sig);
+  // Puts the newest stored signed rules in force when another process (`outpost hq rules`)
+  // stored a version other than the one in force. Returns whether they changed.
+  Result<bool> refresh_rules();
   // OK unless the roster revokes this node; then kPermission with a message for the operator.
   // Every op this node would sign is refused with it.
   Status signing_allowed() const;
@@ -207,7 +222,12 @@ class Ledger {
   sync::Clock& clock_;
   sync::NodeId node_id_{};
   std::string node_name_;
+  // Loads HQ's newest signed rules, if this node is enrolled and holds some.
+  Status reload_signed_rules();
+
   sync::ProgramRules rules_;
+  std::string rules_source_ = "default";
+  std::uint64_t signed_rules_version_ = 0;
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;
   std::function<bool(const sync::NodeId&, std::uint64_t)> op_allowed_;

@@ -47,12 +47,14 @@ struct PinAttempts {
   std::int64_t locked_until_ms = 0;
 };
 
-// A roster as stored: its canonical body and the root's signature (docs/roster-format.md).
-struct StoredRoster {
+// An HQ-signed, versioned document as stored: its canonical body and the root's signature
+// (a roster, docs/roster-format.md, or program rules, docs/program-rules.md).
+struct StoredDocument {
   std::uint64_t version = 0;
   sync::Bytes body;
   crypto::Signature sig{};
 };
+using StoredRoster = StoredDocument;
 
 // A signed record keyed by (origin, seq): an HQ checkpoint or a piece of equivocation evidence.
 struct StoredSigned {
@@ -138,6 +140,13 @@ class Store {
   Result<std::optional<StoredRoster>> get_roster(std::uint64_t version);
   // Every stored version, ascending.
   Result<std::vector<std::uint64_t>> roster_versions();
+
+  // --- HQ-signed program rules: every accepted version is kept ---
+  // Stores rules the caller has verified (sync::verify_rules) and found newer. kInvalidArgument
+  // if that version is already stored.
+  Status put_rules(std::uint64_t version, sync::ByteView body, const crypto::Signature& sig);
+  // The highest stored version, or nullopt when no signed rules were received yet.
+  Result<std::optional<StoredDocument>> latest_rules();
 
   // --- API credentials (tokens are stored as SHA-256 hashes only) ---
   Status add_terminal(const Terminal& t, const crypto::Hash32& token_hash);
