@@ -10,6 +10,7 @@
 
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/audit_export.h"
+#include "outpost/node/backup.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
 
@@ -229,6 +230,19 @@ int main(int argc, char** argv) {
   rules->require_subcommand(1);
   auto* rules_show = rules->add_subcommand("show", "print the rules in force and where they come from (hq, file, default)");
 
+  // backup and restore (docs/operations.md, "Backup and restore")
+  std::string backup_out, restore_file;
+  auto* backup = app.add_subcommand("backup", "write a consistent copy of this node's database (also while outpostd runs)");
+  backup->add_option("--out", backup_out, "backup file to create (must not exist)")->required();
+  auto* restore = app.add_subcommand("restore", "put a backup of this node back in place (outpostd must be stopped); the node then signs nothing until it has heard from HQ");
+  restore->add_option("FILE", restore_file, "backup file written by `outpost backup`")->required();
+  auto* fence = app.add_subcommand("fence", "the seq fence of a restored node: show it, or lift it by operator decision");
+  fence->require_subcommand(1);
+  auto* fence_show = fence->add_subcommand("show", "why this node may not sign ops now, if it may not");
+  auto* fence_release = fence->add_subcommand("release", "let a restored node sign before it heard from HQ (it may then reuse a seq: equivocation)");
+  bool fence_yes = false;
+  fence_release->add_flag("--yes", fence_yes, "confirm: you know no newer op of this node exists anywhere")->required();
+
   // audits (docs/audit-bundle.md)
   auto* hq_checkpoint = hq->add_subcommand("checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds (root key)");
   outpost::node::ExportOptions export_opts;
@@ -335,6 +349,27 @@ int main(int argc, char** argv) {
     if (!r.is_ok()) return report_error(g, r.status());
     std::cout << (g.json ? r->dump() + "\n"
                          : *hq_checkpoint ? outpost::node::checkpoint_text(*r) : outpost::node::export_text(*r));
+    return kExitOk;
+  }
+  if (*backup || *restore) {
+    if (g.data_dir.empty()) return report_error(g, Status::invalid("no data dir: pass --data DIR"));
+    auto r = *backup ? outpost::node::backup_data_dir(g.data_dir, backup_out)
+                     : outpost::node::restore_data_dir(g.data_dir, restore_file, clock);
+    if (!r.is_ok()) return report_error(g, r.status());
+    if (g.json) {
+      std::cout << r->dump() << "\n";
+    } else if (*backup) {
+      std::cout << "backup of node " << (*r)["node_id"].get<std::string>() << " written to " << backup_out << " ("
+                << (*r)["ops"].get<std::uint64_t>() << " ops, own seq " << (*r)["own_seq"].get<std::uint64_t>()
+                << ", " << (*r)["bytes"].get<std::uint64_t>() << " bytes)\n";
+    } else {
+      std::cout << "restored node " << (*r)["node_id"].get<std::string>() << " to own seq "
+                << (*r)["own_seq"].get<std::uint64_t>() << " (" << (*r)["ops"].get<std::uint64_t>() << " ops)";
+      if (!(*r)["replaced"].get<std::string>().empty()) {
+        std::cout << "; the replaced database is kept as " << (*r)["replaced"].get<std::string>();
+      }
+      std::cout << "\nit signs no op until it has heard from HQ which of its own ops the chain holds: start outpostd\n";
+    }
     return kExitOk;
   }
   if (*hq_rules) {
@@ -522,6 +557,27 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
 
+  if (*fence_show || *fence_release) {
+    if (*fence_release) {
+      // A running outpostd keeps the fence in memory: lifting it underneath would not reach it.
+      auto running = outpost::node::DataDirLock::held_by_other(g.data_dir);
+      if (!running.is_ok()) return report_error(g, running.status());
+      if (*running) return report_error(g, Status::unavailable("outpostd runs on " + g.data_dir + "; stop it first"));
+    }
+    auto r = *fence_show ? ledger.fence_json() : ledger.release_fence();
+    if (!r.is_ok()) return report_error(g, r.status());
+    if (g.json) {
+      std::cout << r->dump() << "\n";
+    } else if (*fence_show) {
+      std::cout << ((*r)["fenced"].get<bool>() ? "fenced: " + (*r)["reason"].get<std::string>()
+                                              : std::string("not fenced: this node may sign ops"))
+                << "\n";
+    } else {
+      std::cout << "fence released (it was: " << ((*r)["fenced"].get<bool>() ? (*r)["reason"].get<std::string>() : "not fenced")
+                << ")\n";
+    }
+    return kExitOk;
+  }
   if (*rules_show) {
     Json r = ledger.rules_json();
     if (g.json) {

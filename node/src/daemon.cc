@@ -3,8 +3,10 @@
 #include <boost/asio.hpp>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "outpost/node/api.h"
+#include "outpost/node/backup.h"
 #include "outpost/node/http.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/peers.h"
@@ -25,6 +27,7 @@ struct Daemon::Impl {
   std::unique_ptr<HttpServer> admin_server;
   std::unique_ptr<PeerManager> peers;
   asio::signal_set signals{io, SIGTERM, SIGINT};
+  std::optional<DataDirLock> lock;  // held for the daemon's lifetime
   bool stopping = false;
 
   Impl(Config c, sync::Clock& clk) : config(std::move(c)), clock(clk) {}
@@ -103,6 +106,10 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Config& config, sync::Clock
 
 Status Daemon::start() {
   Impl& d = *impl_;
+  // One daemon per data dir, and no restore under a running daemon (docs/operations.md). Taken
+  // here, not in create(), so that `outpostd --check` works beside a running daemon.
+  OUTPOST_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::acquire(d.config.data_dir));
+  d.lock.emplace(std::move(lock));
   Api* api = d.api.get();
   OUTPOST_ASSIGN_OR_RETURN(d.pos_server, HttpServer::listen(d.io, d.config.api, "pos",
                                                             [api](HttpRequest r, Responder s) { api->handle_pos(std::move(r), std::move(s)); }));

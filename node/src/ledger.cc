@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <filesystem>
@@ -24,6 +25,9 @@ using sync::Op;
 using sync::OpKind;
 
 namespace {
+
+constexpr const char* kMetaAwaitingPeer = "restored_awaiting_peer";
+constexpr const char* kMetaOwnSeqFloor = "own_seq_floor";
 
 std::string join(const std::string& dir, const char* file) { return (fs::path(dir) / file).string(); }
 
@@ -48,6 +52,21 @@ Json rights_json(const sync::EscrowCounter& c, const NodeId& here) {
   Json by = Json::object();
   for (const auto& [node, r] : c.rights_by_node()) by[sync::id_hex(node)] = r;
   j["rights_by_node"] = by;
+  return j;
+}
+
+// The stored answer for one of this node's own ops that it got back from a peer (the first
+// answer's balances are gone with the lost copy): enough for same_request() and a POS replay.
+Json recovered_answer(const sync::SignedOp& sop) {
+  const Op& op = sop.op;
+  Json j;
+  j["op"] = sync::op_ref_string(op.origin, op.seq);
+  j["kind"] = sync::kind_name(op.kind);
+  j["member"] = sync::id_hex(op.member);
+  if (op.account != Account::kNone) j["amount"] = op.amount;
+  if (op.kind == OpKind::kEarn) j["purchase_minor"] = op.spend_minor;
+  j["hash"] = crypto::to_hex(sop.hash);
+  j["recovered_from_peer"] = true;
   return j;
 }
 
@@ -115,9 +134,19 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
   if (*pk_hex != crypto::to_hex(key.public_key())) {
     return Status::corruption("key file " + join(dir, kSigningKeyFile) + " does not belong to this node");
   }
+  OUTPOST_ASSIGN_OR_RETURN(auto role, store->get_meta("role"));
+  OUTPOST_ASSIGN_OR_RETURN(auto awaiting, store->get_meta(kMetaAwaitingPeer));
+  OUTPOST_ASSIGN_OR_RETURN(auto floor, store->get_meta(kMetaOwnSeqFloor));
   std::unique_ptr<Ledger> l(new Ledger(std::move(store), std::move(key), clock));
   l->node_id_ = *id;
   l->node_name_ = *name;
+  l->is_hq_ = role.value_or("store") == "hq";
+  l->awaiting_peer_ = awaiting.value_or("0") == "1";
+  if (floor) {
+    char* end = nullptr;
+    l->own_seq_floor_ = std::strtoull(floor->c_str(), &end, 10);
+    if (floor->empty() || *end != '\0') return Status::corruption("stored own_seq_floor is damaged");
+  }
   auto rules = load_rules_file(join(dir, kRulesFile));
   if (rules.is_ok()) {
     l->rules_ = std::move(rules).value();
@@ -301,6 +330,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   if (seen) return prior;  // nothing changed
   OUTPOST_RETURN_IF_ERROR(signing_allowed());
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
+  OUTPOST_RETURN_IF_ERROR(check_fence(head.seq));
   OUTPOST_ASSIGN_OR_RETURN(auto hlc_text, store_->get_meta("hlc"));
   sync::HlcClock hlc;
   if (hlc_text) {
@@ -665,6 +695,7 @@ Result<Json> Ledger::status_json() {
   j["schema_version"] = storage::kSchemaVersion;
   j["rules_version"] = rules_.version;
   j["rules_source"] = rules_source_;
+  OUTPOST_ASSIGN_OR_RETURN(j["seq_fence"], fence_json());
   return j;
 }
 
@@ -902,6 +933,12 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
     }
     OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
+    if (op.origin == node_id_ && !op.request_id.empty()) {
+      // One of this node's own ops, given back by a peer after a restore: a POS that retries
+      // its request must get it as a replay, never a second execution.
+      OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(op.request_id));
+      if (!prior) OUTPOST_RETURN_IF_ERROR(store_->put_request(op.request_id, node_id_, op.seq, recovered_answer(sop).dump()));
+    }
     report.applied++;
     if (op.hlc > newest) newest = op.hlc;
   }
@@ -926,6 +963,68 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
   }
   return report;
 }
+
+Status Ledger::check_fence(std::uint64_t own_head_seq) const {
+  if (awaiting_peer_) {
+    return Status::unavailable(
+        "this node was restored from a backup and signs no op until it has heard from " +
+        std::string(is_hq_ ? "a peer" : "HQ") +
+        " which of its own ops the chain already holds (it must not reuse a seq); connect it, or see "
+        "docs/operations.md \"Backup and restore\"");
+  }
+  if (own_head_seq < own_seq_floor_) {
+    return Status::unavailable("a peer holds this node's own ops up to seq " + std::to_string(own_seq_floor_) +
+                               " but this node holds only " + std::to_string(own_head_seq) +
+                               " (restored from an older copy?); it signs no op until it has received them");
+  }
+  return Status::ok();
+}
+
+Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer) {
+  OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
+  if (own_seq_at_peer > own_seq_floor_) {
+    OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, std::to_string(own_seq_at_peer)));
+    own_seq_floor_ = own_seq_at_peer;
+  }
+  if (own_seq_at_peer > head.seq) {
+    raise_alert("own_seq_behind", sync::id_hex(node_id_),
+                peer_name + " holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
+                    ", this node only up to " + std::to_string(head.seq) +
+                    ": restored from an older copy? It signs nothing until it has them back");
+    log(LogLevel::kWarn, "a peer holds more of this node's own ops; signing is fenced until they are back",
+        {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)}});
+  }
+  if (awaiting_peer_ && (peer_is_hq || is_hq_)) {
+    OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));
+    awaiting_peer_ = false;
+    log(LogLevel::kInfo, "restored node heard from a peer which of its own ops the chain holds",
+        {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)}});
+  }
+  return Status::ok();
+}
+
+Result<Json> Ledger::fence_json() {
+  OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
+  Status st = check_fence(head.seq);
+  return Json{{"fenced", !st.is_ok()},
+              {"awaiting_peer", awaiting_peer_},
+              {"own_seq", head.seq},
+              {"own_seq_floor", own_seq_floor_},
+              {"reason", st.is_ok() ? "" : st.message()}};
+}
+
+Result<Json> Ledger::release_fence() {
+  OUTPOST_ASSIGN_OR_RETURN(Json before, fence_json());
+  OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store_->begin());
+  OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));
+  OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, "0"));
+  OUTPOST_RETURN_IF_ERROR(txn.commit());
+  awaiting_peer_ = false;
+  own_seq_floor_ = 0;
+  return before;
+}
+
+Status Ledger::mark_restored(storage::Store& store) { return store.set_meta(kMetaAwaitingPeer, "1"); }
 
 Result<std::uint64_t> Ledger::grant_rights(const NodeId& to, const MemberId& member, Account account,
                                            std::uint64_t amount) {

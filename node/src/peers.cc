@@ -38,6 +38,19 @@ class LedgerSyncStore final : public sync::SyncStore {
     return l_.store().ops_of_origin(origin, from_seq, max_ops);
   }
   Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override { return l_.ingest(ops); }
+  // Runs inside the worker task that handles the HELLO, so no op is signed between learning what
+  // the peer holds of this node's log and fencing on it.
+  Status on_peer_hello(const sync::HelloMsg& hello) override {
+    std::string name = sync::id_hex(hello.node).substr(0, 8);
+    bool is_hq = false;
+    if (auto roster = l_.roster()) {
+      if (const sync::SignedCertificate* sc = roster->find(hello.node)) {
+        name = sc->cert.name;
+        is_hq = sc->cert.role == sync::NodeRole::kHq;
+      }
+    }
+    return l_.observe_peer_hello(name, is_hq, vv_get(hello.vv, l_.node_id()));
+  }
   std::uint64_t blob_version(sync::BlobKind kind) override {
     if (kind == sync::BlobKind::kRoster) return l_.roster() ? l_.roster()->version : 0;
     if (kind == sync::BlobKind::kRules) return l_.signed_rules_version();

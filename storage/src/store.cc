@@ -1,6 +1,12 @@
 #include "outpost/storage/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include <algorithm>
 
@@ -735,5 +741,59 @@ Status Store::put_checkpoints(const std::vector<StoredSigned>& rows) {
 }
 
 Status Store::checkpoint_wal() { return db_->exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
+
+namespace {
+// Makes a new directory entry (a file just created or renamed in `path`'s directory) durable.
+Status sync_parent_dir(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error("cannot open directory " + dir + ": " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::io_error("cannot fsync directory " + dir + ": " + std::strerror(err));
+  return Status::ok();
+}
+}  // namespace
+
+Status Store::backup_to(const std::string& path,
+                        const std::vector<std::pair<std::string, std::string>>& meta_in_copy) {
+  struct stat sb {};
+  if (::stat(path.c_str(), &sb) == 0) return Status::invalid(path + " already exists; a backup never overwrites a file");
+  {
+    OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("VACUUM INTO ?1"));
+    s.bind(1, path);
+    Status st = s.run();
+    if (!st.is_ok()) {
+      ::unlink(path.c_str());
+      return Status::io_error("cannot write backup " + path + ": " + st.message());
+    }
+  }
+  // The copy is in rollback-journal mode; a transaction with synchronous=FULL fsyncs the whole
+  // file, which makes the VACUUM INTO pages durable too.
+  auto finish = [&]() -> Status {
+    OUTPOST_ASSIGN_OR_RETURN(auto copy, Database::open(path, OpenMode::kExisting));
+    OUTPOST_ASSIGN_OR_RETURN(Transaction txn, Transaction::begin(*copy));
+    for (const auto& [key, value] : meta_in_copy) {
+      OUTPOST_ASSIGN_OR_RETURN(Statement s, copy->prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                                                          "ON CONFLICT(key) DO UPDATE SET value=excluded.value"));
+      s.bind(1, key).bind(2, value);
+      OUTPOST_RETURN_IF_ERROR(s.run());
+    }
+    OUTPOST_RETURN_IF_ERROR(txn.commit());
+    OUTPOST_RETURN_IF_ERROR(copy->exec("PRAGMA journal_mode=DELETE"));
+    return Status::ok();
+  };
+  Status st = finish();
+  if (st.is_ok()) st = sync_parent_dir(path);
+  if (!st.is_ok()) {
+    ::unlink(path.c_str());
+    ::unlink((path + "-wal").c_str());
+    ::unlink((path + "-shm").c_str());
+    return Status::io_error("cannot finish backup " + path + ": " + st.message());
+  }
+  return Status::ok();
+}
 
 }  // namespace outpost::storage

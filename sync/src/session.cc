@@ -130,6 +130,7 @@ SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
   if (auto* h = std::get_if<HelloMsg>(&msg)) {
     if (peer_) return fail(3, "second HELLO");
     if (h->node == store_.self()) return fail(3, "peer claims our own node id");
+    if (Status st = store_.on_peer_hello(*h); !st.is_ok()) return fail(1, "cannot handle HELLO: " + st.message());
     peer_ = h->node;
     peer_vv_ = h->vv;
     sent_ = h->vv;

@@ -490,6 +490,22 @@ TEST_F(DaemonConfigTest, TakenPortExitsNonZeroNamingTheAddress) {
   EXPECT_FALSE(std::filesystem::exists(node_.ports_path(), ec)) << "wrote a ports file without listening";
 }
 
+TEST_F(DaemonConfigTest, SecondDaemonOnTheSameDataDirRefusesToStartAndTheFirstKeepsServing) {
+  ASSERT_TRUE(node_.start());
+  auto r = run_command(kOutpostdPath, {"--config", node_.config_path()});
+  ASSERT_TRUE(r.finished) << r.describe();
+  EXPECT_TRUE(r.exit.exited && r.exit.code != 0) << r.describe();
+  EXPECT_NE(r.err.find("another outpostd"), std::string::npos) << r.err;
+  // --check still works beside the running daemon.
+  EXPECT_TRUE(run_command(kOutpostdPath, {"--config", node_.config_path(), "--check"}).exit.exited_with(0));
+  EXPECT_EQ(node_.pos_client().get("/v1/health").status, 200);
+  ASSERT_TRUE(node_.stop());
+  // kill -9 never leaves a stale lock: the kernel drops it with the process.
+  ASSERT_TRUE(node_.start());
+  node_.kill9();
+  ASSERT_TRUE(node_.start());
+}
+
 TEST_F(DaemonConfigTest, CheckFlagValidatesWithoutListening) {
   auto r = run("data_dir = \"data\"\n", {"--check"});
   EXPECT_TRUE(r.exit.exited_with(0)) << r.describe();

@@ -345,5 +345,71 @@ TEST(ReplicationTest, RulesSignedAtARunningHqReachEveryStoreAndDecideTheEarnRate
   }
 }
 
+// DESIGN.md failure model 7 with real processes: a store restored from an old backup while HQ is
+// unreachable refuses to sign (it could reuse a seq HQ holds); once HQ is back it gets its own
+// newer ops back, then continues after them: no equivocation anywhere, balances intact.
+TEST(ReplicationTest, StoreRestoredFromAnOldBackupSignsNothingUntilItHasItsOwnOpsBack) {
+  Chain chain;
+  ASSERT_TRUE(chain.start(1));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 1));
+  auto s1 = chain.pos(chain.store(1));
+  auto r = s1.post("/v1/members", {{"request_id", rid("e")}, {"card", "40008888"}, {"name", "Fay"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s1.post("/v1/members/40008888/topup", {{"request_id", rid("t")}, {"amount_minor", 1000}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  const std::string backup = chain.store(1).node->dir() + "/store-1.backup";
+  auto b = chain.store(1).node->cli({"--json", "backup", "--out", backup});  // while outpostd runs
+  ASSERT_TRUE(b.exit.exited_with(0)) << b.describe();
+  EXPECT_EQ(Json::parse(b.out)["own_seq"], 2) << b.out;
+  const std::string late = rid("t");
+  r = s1.post("/v1/members/40008888/topup", {{"request_id", late}, {"amount_minor", 500}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  ASSERT_FALSE(chain.wait_converged().is_null());
+
+  // Restore is refused while outpostd runs on the dir, and changes nothing.
+  auto busy = chain.store(1).node->cli({"restore", backup});
+  EXPECT_TRUE(busy.exit.exited_with(3)) << busy.describe();
+  EXPECT_NE(busy.err.find("outpostd"), std::string::npos) << busy.err;
+
+  // HQ goes down; the store is stopped, restored to seq 2 and started again.
+  ASSERT_TRUE(chain.hq().node->stop());
+  ASSERT_TRUE(chain.store(1).node->stop());
+  auto restored = chain.store(1).node->cli({"--json", "restore", backup});
+  ASSERT_TRUE(restored.exit.exited_with(0)) << restored.describe();
+  ASSERT_TRUE(chain.start_node(chain.store(1), chain.hq_peer()));
+  s1 = chain.pos(chain.store(1));
+  r = s1.post("/v1/members/40008888/topup", {{"request_id", rid("t")}, {"amount_minor", 200}});
+  ASSERT_EQ(r.status, 503) << "a restored store signed before hearing from HQ: " << r.describe();
+  EXPECT_NE(r.json().value("message", "").find("restored from a backup"), std::string::npos) << r.describe();
+  auto fence = chain.store(1).node->cli({"--json", "fence", "show"});
+  ASSERT_TRUE(fence.exit.exited_with(0)) << fence.describe();
+  EXPECT_TRUE(Json::parse(fence.out)["fenced"].get<bool>()) << fence.out;
+
+  // HQ is back: the store learns it held seq 3 of its own, gets it back and continues at 4.
+  ASSERT_TRUE(chain.start_node(chain.hq(), ""));
+  bool served = false;
+  for (int i = 0; i < kConvergePolls && !served; ++i) {
+    r = s1.post("/v1/members/40008888/topup", {{"request_id", "after-restore"}, {"amount_minor", 200}});
+    served = r.status == 200;
+    if (!served) std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_TRUE(served) << "the restored store never resumed: " << r.describe();
+  EXPECT_EQ(r.json()["op"].get<std::string>().substr(33), "4") << r.describe();
+  // The request acknowledged after the backup is a replay, not a second top-up.
+  r = s1.post("/v1/members/40008888/topup", {{"request_id", late}, {"amount_minor", 500}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  EXPECT_EQ(r.json()["replayed"], true) << r.describe();
+  ASSERT_FALSE(chain.wait_converged().is_null());
+  for (ChainNode* n : chain.all()) {
+    EXPECT_EQ(member_at(*n, "40008888")["wallet"]["balance"], 1700) << n->name;
+    auto v = n->node->cli({"log", "verify"});
+    EXPECT_TRUE(v.exit.exited_with(0)) << n->name << ": " << v.describe();
+    Json alerts = chain.admin(*n).get("/admin/v1/alerts").json();
+    EXPECT_EQ(alerts["counts"].value("equivocation", 0), 0) << n->name << ": " << alerts.dump();
+  }
+  Json alerts = chain.admin(chain.store(1)).get("/admin/v1/alerts").json();
+  EXPECT_EQ(alerts["counts"].value("own_seq_behind", 0), 1) << alerts.dump();
+}
+
 }  // namespace
 }  // namespace outpost::test

@@ -6,11 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <map>
 #include <memory>
 #include <string>
 
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/backup.h"
 #include "outpost/node/ledger.h"
 #include "test_util.h"
 
@@ -429,6 +432,126 @@ TEST_F(IdentityTest, ARunningLedgerPicksUpRulesAnotherProcessSignedOnRefresh) {
   EXPECT_TRUE(*changed);
   EXPECT_EQ(hq->rules().version, 5u);
   EXPECT_EQ(hq->rules_json()["source"], "hq");
+}
+
+// --- backup, restore and the seq fence (DESIGN.md failure model 7) ---
+
+// The regression this guards against: a store restored from an old backup signs ops with seqs
+// its peers already hold (equivocation) and may spend rights twice.
+TEST_F(IdentityTest, RestoredStoreSignsNothingUntilItHasItsOwnNewerOpsBackThenContinuesAfterThem) {
+  enroll(store_, "store-1");
+  const std::string backup = tmp_.file("store.backup");
+  std::vector<sync::SignedOp> held_by_hq;
+  {
+    auto store = open(store_);
+    make_ops(*store, 3);  // seq 1..3
+    auto b = backup_data_dir(store_, backup);
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    EXPECT_EQ((*b)["own_seq"], 3);
+    auto member = store->resolve_member("40000001");
+    ASSERT_TRUE(store->topup("after-backup-4", *member, 100, "").is_ok());
+    ASSERT_TRUE(store->topup("after-backup-5", *member, 100, "").is_ok());
+    held_by_hq = *store->store().ops_of_origin(store->node_id(), 1, 100);  // what sync gave HQ
+    ASSERT_EQ(held_by_hq.size(), 5u);
+  }
+  // A backup never overwrites a file.
+  EXPECT_EQ(backup_data_dir(store_, backup).status().code(), Code::kInvalidArgument);
+
+  auto restored = restore_data_dir(store_, backup, clock_);
+  ASSERT_TRUE(restored.is_ok()) << restored.status().to_string();
+  EXPECT_EQ((*restored)["own_seq"], 3);
+  EXPECT_TRUE(std::filesystem::exists((*restored)["replaced"].get<std::string>())) << "the old database is kept";
+
+  auto store = open(store_);
+  auto member = store->resolve_member("40000001");
+  ASSERT_TRUE(member.is_ok());
+  auto fenced = store->topup(new_request_id(), *member, 100, "");
+  ASSERT_EQ(fenced.status().code(), Code::kUnavailable) << "a restored node signed before hearing from HQ";
+  EXPECT_NE(fenced.status().message().find("restored from a backup"), std::string::npos);
+  EXPECT_EQ(store->store().head(store->node_id())->seq, 3u) << "the refused request changed nothing";
+
+  // HQ's HELLO says it holds seq 5 of ours: still fenced (we hold 3), with an alert.
+  ASSERT_TRUE(store->observe_peer_hello("hq-central", true, 5).is_ok());
+  auto still = store->topup(new_request_id(), *member, 100, "");
+  ASSERT_EQ(still.status().code(), Code::kUnavailable);
+  EXPECT_NE(still.status().message().find("up to seq 5"), std::string::npos) << still.status().to_string();
+  auto alerts = store->store().recent_alerts(10);
+  ASSERT_TRUE(alerts.is_ok());
+  ASSERT_FALSE(alerts->empty());
+  EXPECT_EQ(alerts->front().kind, "own_seq_behind");
+
+  // Sync gives our own ops 4 and 5 back: the fence lifts, a POS retry of request 5 is a replay,
+  // and the next op is seq 6: no seq is reused.
+  auto report = store->ingest({held_by_hq[3], held_by_hq[4]});
+  ASSERT_TRUE(report.is_ok()) << report.status().to_string();
+  EXPECT_EQ(report->applied, 2u);
+  auto replay = store->topup("after-backup-5", *member, 100, "");
+  ASSERT_TRUE(replay.is_ok()) << replay.status().to_string();
+  EXPECT_TRUE(replay->replayed);
+  auto next = store->topup(new_request_id(), *member, 100, "");
+  ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+  EXPECT_EQ(next->body["op"], sync::op_ref_string(store->node_id(), 6));
+  auto fence = store->fence_json();
+  ASSERT_TRUE(fence.is_ok());
+  EXPECT_FALSE((*fence)["fenced"].get<bool>());
+  // The lifted fence survives a restart.
+  store.reset();
+  store = open(store_);
+  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+  auto report2 = store->verify_log();
+  ASSERT_TRUE(report2.is_ok());
+  EXPECT_TRUE(report2->ok()) << report2->findings.front();
+}
+
+TEST_F(IdentityTest, CopyPutBackWithoutRestoreIsFencedOnceAPeerShowsItHoldsMore) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  make_ops(*store, 2);
+  // A peer says it holds seq 4 of ours (e.g. the database was copied back by hand).
+  ASSERT_TRUE(store->observe_peer_hello("store-2", false, 4).is_ok());
+  auto member = store->resolve_member("40000001");
+  EXPECT_EQ(store->topup(new_request_id(), *member, 100, "").status().code(), Code::kUnavailable);
+  // The floor is persisted: a restart does not lift it.
+  store.reset();
+  store = open(store_);
+  EXPECT_TRUE((*store->fence_json())["fenced"].get<bool>());
+  EXPECT_EQ((*store->fence_json())["own_seq_floor"], 4);
+  // Only the operator can lift it without the ops (they accept the equivocation risk).
+  auto before = store->release_fence();
+  ASSERT_TRUE(before.is_ok());
+  EXPECT_TRUE((*before)["fenced"].get<bool>());
+  EXPECT_TRUE(store->topup(new_request_id(), *member, 100, "").is_ok());
+  // A peer that holds less than we do changes nothing.
+  ASSERT_TRUE(store->observe_peer_hello("hq-central", true, 1).is_ok());
+  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+}
+
+TEST_F(IdentityTest, RestoreRefusesARunningDaemonAnotherNodesBackupAndGarbage) {
+  enroll(store_, "store-1");
+  const std::string backup = tmp_.file("store.backup");
+  ASSERT_TRUE(backup_data_dir(store_, backup).is_ok());
+  {
+    auto lock = DataDirLock::acquire(store_);  // what outpostd holds while it runs
+    ASSERT_TRUE(lock.is_ok());
+    EXPECT_TRUE(*DataDirLock::held_by_other(store_));
+    auto r = restore_data_dir(store_, backup, clock_);
+    EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().to_string();
+  }
+  EXPECT_FALSE(*DataDirLock::held_by_other(store_));
+  // HQ's backup is not this store's.
+  const std::string hq_backup = tmp_.file("hq.backup");
+  ASSERT_TRUE(backup_data_dir(hq_, hq_backup).is_ok());
+  auto other = restore_data_dir(store_, hq_backup, clock_);
+  EXPECT_EQ(other.status().code(), Code::kInvalidArgument) << other.status().to_string();
+  EXPECT_NE(other.status().message().find("another node"), std::string::npos);
+  const std::string junk = tmp_.file("junk.backup");
+  test::write_file(junk, "this is not a database");
+  EXPECT_EQ(restore_data_dir(store_, junk, clock_).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(restore_data_dir(store_, tmp_.file("missing"), clock_).status().code(), Code::kNotFound);
+  // None of the refusals touched the store: it is not fenced and keeps its database.
+  auto store = open(store_);
+  ASSERT_NE(store, nullptr);
+  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
 }
 
 }  // namespace

@@ -198,6 +198,28 @@ class Ledger {
 
   static Json op_json(const sync::SignedOp& op);
 
+  // --- restored from a backup (DESIGN.md failure model 7; docs/operations.md, "Backup and
+  // restore") ---
+  // A node must never sign a seq it already used: after a restore its database may lack its own
+  // newest ops, which its peers hold. This "seq fence" keeps it from signing until it knows:
+  //  - a database restored with `outpost restore` is marked; it signs nothing until it has heard
+  //    from HQ (an HQ node: from any peer) which of its own ops the chain holds;
+  //  - whenever a peer's HELLO shows more of this node's own ops than it holds (a copy restored
+  //    by other means), it signs nothing until it has ingested them back.
+  // Both are persisted, so a restart does not lift them. Every op this node would sign is
+  // refused with kUnavailable and a message for the operator while fenced.
+  Status check_fence(std::uint64_t own_head_seq) const;
+  // Records a peer's HELLO: `own_seq_at_peer` is this node's seq in the peer's version vector.
+  // Raises an `own_seq_behind` alert when the peer holds more than this node does.
+  Status observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer);
+  // The fence state: {"fenced", "awaiting_peer", "own_seq", "own_seq_floor", "reason"}.
+  Result<Json> fence_json();
+  // Lifts the fence by operator decision (`outpost fence release`): this node may then reuse a
+  // seq its peers hold, which they will record as equivocation. Returns the state before.
+  Result<Json> release_fence();
+  // Marks `store` (a restored copy of a data dir's database) as awaiting a peer.
+  static Status mark_restored(storage::Store& store);
+
  private:
   // ingest() without the alert: sets `bad_signature` to the origin of an op whose signature
   // fails under its origin's key.
@@ -227,6 +249,9 @@ class Ledger {
 
   sync::ProgramRules rules_;
   std::string rules_source_ = "default";
+  bool is_hq_ = false;
+  bool awaiting_peer_ = false;       // meta "restored_awaiting_peer"
+  std::uint64_t own_seq_floor_ = 0;  // meta "own_seq_floor": highest own seq a peer holds
   std::uint64_t signed_rules_version_ = 0;
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;

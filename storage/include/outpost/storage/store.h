@@ -130,6 +130,12 @@ class Store {
 
   // Copies the WAL into the database file and truncates it (at a clean shutdown).
   Status checkpoint_wal();
+  // Writes a consistent copy of the whole database to `path` (SQLite's VACUUM INTO: one read
+  // transaction, so concurrent writers are not blocked and the copy is never torn), sets the
+  // `meta_in_copy` entries in the copy only, and makes the copy durable (file and directory
+  // fsync'd). kInvalidArgument if `path` exists; kIoError if it cannot be written (a partial
+  // copy is removed).
+  Status backup_to(const std::string& path, const std::vector<std::pair<std::string, std::string>>& meta_in_copy);
 
   // --- HQ-signed rosters: every accepted version is kept (audits, later peers) ---
   // Stores a roster the caller has verified (sync::verify_roster) and found newer. kInvalidArgument

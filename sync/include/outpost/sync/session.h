@@ -36,6 +36,10 @@ class SyncStore {
   // and the error names the op. Re-delivered ops are counted as duplicates; a different op with
   // a held (origin, seq) is equivocation: kept as evidence, reported, never applied.
   virtual Result<IngestReport> ingest(const std::vector<SignedOp>& ops) = 0;
+  // Sees the peer's HELLO before anything else of the session is handled (the daemon learns
+  // from it how much of this node's own log the peer holds: DESIGN.md failure model 7). An error
+  // closes the session.
+  virtual Status on_peer_hello(const HelloMsg& /*hello*/) { return Status::ok(); }
   // HQ-signed documents (roster, rules): the version held, the document, and an offer of a
   // newer one from the peer (verified by the store; older or equal versions are ignored).
   virtual std::uint64_t blob_version(BlobKind) { return 0; }
