@@ -285,6 +285,12 @@ TEST_F(CliTest, HelpWorksOnEverySubcommand) {
       {"log", "--help"},
       {"log", "verify", "--help"},
       {"status", "--help"},
+      {"backup", "--help"},
+      {"restore", "--help"},
+      {"fence", "show", "--help"},
+      {"fence", "release", "--help"},
+      {"rules", "show", "--help"},
+      {"hq", "rules", "--help"},
       {"-h"},
   };
   for (const auto& args : cases) {
@@ -306,6 +312,10 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
       {"topup", "40001234", "--amount", "5", "--bogus"},
       {"history", "40001234", "--limit", "0"},            // out of the allowed range
       {"member", "find", "--card", "1", "--phone", "2"},  // mutually exclusive
+      {"backup"},                                         // missing --out
+      {"restore"},                                        // missing FILE
+      {"fence", "release"},                               // missing --yes
+      {"rules"},                                          // rules needs a subcommand
   };
   std::string before = dump();
   for (const auto& args : cases) {
