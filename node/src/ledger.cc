@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <filesystem>
+#include <set>
 
 #include "outpost/base/limits.h"
 #include "outpost/node/identity.h"
@@ -892,9 +893,11 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
   sync::IngestReport report;
   sync::Hlc newest{};
   std::vector<sync::SignedOp> evidence;
+  std::set<NodeId> forked;  // origins shown to equivocate by this batch
   for (const auto& sop : ops) {
     const Op& op = sop.op;
     const std::string ref = sync::op_ref_string(op.origin, op.seq);
+    if (forked.count(op.origin)) continue;  // the rest of a conflicting history: never applied
     OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(op.origin));
     if (op.seq <= head.seq) {
       OUTPOST_ASSIGN_OR_RETURN(auto held, store_->get_op(op.origin, op.seq));
@@ -912,6 +915,7 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       evidence.push_back(sop);
       report.equivocations.push_back("origin " + sync::id_hex(op.origin) + " signed two different ops with seq " +
                                      std::to_string(op.seq));
+      forked.insert(op.origin);
       continue;
     }
     if (op.seq != head.seq + 1) {
@@ -931,6 +935,18 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
     if ((roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) ||
         (op_allowed_ && !op_allowed_(op.origin, op.seq))) {
       return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
+    }
+    if (op.prev != head.hash) {
+      if (head.seq == 0) return Status::corruption("genesis op " + ref + " names a previous op");
+      // Validly signed by the origin on top of another op than the one held at seq-1: the origin
+      // signed two histories. Evidence, not a bad peer: skipping this origin instead of refusing
+      // the batch keeps the other origins' ops flowing between honest nodes holding different
+      // forks (the simulator does the same, tests/sim).
+      evidence.push_back(sop);
+      report.equivocations.push_back("origin " + sync::id_hex(op.origin) + " signed op seq " + std::to_string(op.seq) +
+                                     " on top of another op than the held seq " + std::to_string(head.seq));
+      forked.insert(op.origin);
+      continue;
     }
     OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
     if (op.origin == node_id_ && !op.request_id.empty()) {
@@ -956,8 +972,8 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
   // Evidence and alerts are recorded outside the all-or-nothing unit (they happen even when
   // nothing else in the batch applied).
   for (const auto& e : evidence) {
-    Status st = store_->add_equivocation(e, static_cast<std::int64_t>(clock_.now_ms()));
-    if (!st.is_ok()) return st;
+    OUTPOST_ASSIGN_OR_RETURN(bool fresh, store_->add_equivocation(e, static_cast<std::int64_t>(clock_.now_ms())));
+    if (!fresh) continue;  // the same evidence again (a peer re-sending it): one alert is enough
     raise_alert("equivocation", sync::id_hex(e.op.origin),
                 "two different ops signed for seq " + std::to_string(e.op.seq));
   }

@@ -665,7 +665,7 @@ Status Store::set_pin_attempts(const MemberId& member, const PinAttempts& a) {
   return s.run();
 }
 
-Status Store::add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms) {
+Result<bool> Store::add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms) {
   OUTPOST_ASSIGN_OR_RETURN(
       Statement s, db_->prepare("INSERT OR IGNORE INTO equivocations(origin, seq, hash, body, sig, "
                                 "seen_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
@@ -675,7 +675,8 @@ Status Store::add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms) {
       .bind_blob(4, op.signed_bytes)
       .bind_blob(5, bv(op.sig))
       .bind(6, seen_ms);
-  return s.run();
+  OUTPOST_RETURN_IF_ERROR(s.run());
+  return db_->changes() > 0;
 }
 
 Result<std::uint64_t> Store::equivocation_count() {

@@ -114,7 +114,8 @@ class Store {
                      std::uint64_t seq, const std::string& response);
 
   // --- equivocation evidence: a second op signed for a held (origin, seq) ---
-  Status add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms);
+  // Keeps `op` as evidence; returns false when that exact op was already kept.
+  Result<bool> add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms);
   Result<std::uint64_t> equivocation_count();
   // Every piece of evidence, ordered by (origin, seq, hash): the op's signed bytes and signature.
   Result<std::vector<StoredSigned>> equivocations();
