@@ -78,6 +78,41 @@ Status get_endpoint(const toml::table& t, const char* section, Endpoint& out) {
   return Status::ok();
 }
 
+// Reads an optional integer `key` of `t` within [lo, hi] into `out`.
+template <typename T>
+Status get_int(const toml::table& t, const char* key, const std::string& where, std::int64_t lo, std::int64_t hi, T& out) {
+  auto* n = t.get(key);
+  if (!n) return Status::ok();
+  auto v = n->value<std::int64_t>();
+  if (!n->is_integer() || !v || *v < lo || *v > hi) {
+    return Status::invalid("config: '" + where + key + "' must be an integer " + std::to_string(lo) + ".." +
+                           std::to_string(hi));
+  }
+  out = static_cast<T>(*v);
+  return Status::ok();
+}
+
+Status get_rebalance(const toml::table& t, RebalanceConfig& out) {
+  auto* n = t.get("rebalance");
+  if (!n) return Status::ok();
+  auto* sub = n->as_table();
+  if (!sub) return Status::invalid("config: 'rebalance' must be a table");
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(
+      *sub, {"enabled", "interval_ms", "idle_ms", "recent_ms", "keep_percent", "members_per_tick"}, "rebalance."));
+  if (auto* e = sub->get("enabled")) {
+    auto v = e->value<bool>();
+    if (!e->is_boolean() || !v) return Status::invalid("config: 'rebalance.enabled' must be true or false");
+    out.enabled = *v;
+  }
+  constexpr std::int64_t kTenYearsMs = 10LL * 366 * 24 * 3600 * 1000;
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "interval_ms", "rebalance.", 100, 86'400'000, out.interval_ms));
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "idle_ms", "rebalance.", 0, kTenYearsMs, out.idle_ms));
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "recent_ms", "rebalance.", 1, kTenYearsMs, out.recent_ms));
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "keep_percent", "rebalance.", 0, 100, out.keep_percent));
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "members_per_tick", "rebalance.", 1, 10'000, out.members_per_tick));
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& base_dir) {
@@ -89,7 +124,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     o << "config: " << e.description() << " at line " << e.source().begin.line;
     return Status::invalid(o.str());
   }
-  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms"}, ""));
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms", "rebalance"}, ""));
   Config c;
   OUTPOST_RETURN_IF_ERROR(get_string(t, "data_dir", "", c.data_dir));
   if (c.data_dir.empty()) return Status::invalid("config: 'data_dir' is required");
@@ -110,6 +145,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     if (!n->is_integer() || !v || *v < 50 || *v > 600'000) return Status::invalid("config: 'sync_interval_ms' must be an integer 50..600000");
     c.sync_interval_ms = static_cast<std::uint32_t>(*v);
   }
+  OUTPOST_RETURN_IF_ERROR(get_rebalance(t, c.rebalance));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "api", c.api));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "admin", c.admin));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "peer", c.peer));

@@ -1042,6 +1042,42 @@ Result<Json> Ledger::release_fence() {
 
 Status Ledger::mark_restored(storage::Store& store) { return store.set_meta(kMetaAwaitingPeer, "1"); }
 
+Result<std::vector<std::string>> Ledger::rebalance(sync::MemberId* cursor, std::size_t members_max,
+                                                   std::uint64_t now_ms, const sync::RebalancePolicy& policy) {
+  // How far back a member's ops are read to find where they shop: the newest ones decide.
+  constexpr std::size_t kRecentOpsRead = 64;
+  std::vector<std::string> moved;
+  OUTPOST_ASSIGN_OR_RETURN(auto members, store_->members_with_balances_after(*cursor, members_max));
+  *cursor = members.size() < members_max ? MemberId{} : members.back();  // wrap after the last page
+  if (!signing_allowed().is_ok()) return moved;
+  for (const MemberId& member : members) {
+    OUTPOST_ASSIGN_OR_RETURN(auto state, store_->load_member(member));
+    if (!state) continue;
+    if (state->points.rights(node_id_) <= 0 && state->wallet.rights(node_id_) <= 0) continue;
+    OUTPOST_ASSIGN_OR_RETURN(auto recent, store_->ops_of_member(member, kRecentOpsRead));
+    std::map<NodeId, std::uint64_t> last_seen;
+    for (const auto& sop : recent) {
+      if (sop.op.kind == OpKind::kMove) continue;  // rights moving is not the member shopping
+      auto& t = last_seen[sop.op.origin];
+      t = std::max(t, sop.op.hlc.wall_ms);
+    }
+    for (Account account : {Account::kPoints, Account::kWallet}) {
+      auto plan = sync::plan_rebalance(counter_of(*state, account), node_id_, last_seen, now_ms, policy);
+      if (!plan) continue;
+      auto r = move_rights("rebalance-" + new_request_id(), member, account, plan->amount, plan->to);
+      if (!r.is_ok()) {
+        if (r.status().code() == Code::kUnavailable) return moved;  // fenced: try again later
+        return r.status();
+      }
+      if (r->refused) continue;
+      moved.push_back(std::string(sync::account_name(account)) + " " + std::to_string(plan->amount) + " of member " +
+                      sync::id_hex(member) + " to " + sync::id_hex(plan->to));
+      OUTPOST_ASSIGN_OR_RETURN(state, store_->load_member(member));
+    }
+  }
+  return moved;
+}
+
 Result<std::uint64_t> Ledger::grant_rights(const NodeId& to, const MemberId& member, Account account,
                                            std::uint64_t amount) {
   if (account != Account::kPoints && account != Account::kWallet) return Status::invalid("bad account");

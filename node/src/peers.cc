@@ -152,7 +152,7 @@ struct PendingRights {
 struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   Impl(asio::io_context& io, LedgerWorker& worker, const Config& config, sync::Clock& clock, LinkContext ctx)
       : io(io), worker(worker), config(config), clock(clock), ctx(std::move(ctx)), pump_timer(io),
-        rng(std::random_device{}()) {}
+        rebalance_timer(io), rng(std::random_device{}()) {}
 
   asio::io_context& io;
   LedgerWorker& worker;
@@ -162,6 +162,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   std::unique_ptr<LinkListener> listener;
   std::unique_ptr<LedgerSyncStore> sync_store;  // worker thread only
   asio::steady_timer pump_timer;
+  asio::steady_timer rebalance_timer;
+  sync::MemberId rebalance_cursor{};  // worker thread only
   std::mt19937_64 rng;
 
   // io thread only
@@ -441,6 +443,44 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       self->pump_all();
       self->schedule_pump_timer();
     });
+  }
+
+  // The rebalancer: every rebalance.interval_ms, one bounded page of members on the worker; the
+  // move ops it makes are pushed to the peers at once.
+  void schedule_rebalance() {
+    if (!config.rebalance.enabled) return;
+    rebalance_timer.expires_after(std::chrono::milliseconds(config.rebalance.interval_ms));
+    auto self = shared_from_this();
+    rebalance_timer.async_wait([self](const boost::system::error_code& ec) {
+      if (ec || self->stopping) return;
+      self->rebalance_once();
+      self->schedule_rebalance();
+    });
+  }
+
+  void rebalance_once() {
+    auto self = shared_from_this();
+    auto moved = std::make_shared<std::size_t>(0);
+    sync::RebalancePolicy policy;
+    policy.idle_ms = config.rebalance.idle_ms;
+    policy.recent_ms = config.rebalance.recent_ms;
+    policy.keep_percent = config.rebalance.keep_percent;
+    const std::size_t page = config.rebalance.members_per_tick;
+    LedgerWorker::Task t;
+    t.mutating = true;
+    t.run = [self, moved, policy, page](Ledger& l) {
+      auto r = l.rebalance(&self->rebalance_cursor, page, self->clock.now_ms(), policy);
+      if (!r.is_ok()) {
+        log(LogLevel::kWarn, "rebalancer failed", {{"reason", r.status().message()}});
+        return;
+      }
+      for (const auto& m : *r) log(LogLevel::kInfo, "rebalancer moved idle rights", {{"move", m}});
+      *moved = r->size();
+    };
+    t.done = [self, moved](bool durable) {
+      if (durable && *moved > 0) asio::post(self->io, [self] { self->pump_all(); });
+    };
+    (void)worker.submit(std::move(t));  // a full queue skips one tick
   }
 
   // Picks up a roster or program rules another process wrote into the database (`outpost hq
@@ -723,12 +763,14 @@ Status PeerManager::start() {
   }
   for (std::size_t i = 0; i < impl_->slots.size(); ++i) impl_->dial(static_cast<int>(i));
   impl_->schedule_pump_timer();
+  impl_->schedule_rebalance();
   return Status::ok();
 }
 
 void PeerManager::stop() {
   impl_->stopping = true;
   impl_->pump_timer.cancel();
+  impl_->rebalance_timer.cancel();
   if (impl_->listener) impl_->listener->close();
   for (auto& s : impl_->slots) {
     if (s.timer) s.timer->cancel();

@@ -714,6 +714,22 @@ Result<std::vector<StoredSigned>> Store::equivocations() {
   return read_signed_rows(s, "equivocation");
 }
 
+Result<std::vector<sync::MemberId>> Store::members_with_balances_after(const sync::MemberId& after,
+                                                                      std::size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT DISTINCT member FROM escrow WHERE member > ?1 "
+                                                     "ORDER BY member LIMIT ?2"));
+  s.bind_blob(1, bv(after)).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<sync::MemberId> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    sync::MemberId id{};
+    if (!to_array(s.blob(0), id)) return Status::corruption("stored escrow row has a damaged member id");
+    out.push_back(id);
+  }
+  return out;
+}
+
 Result<std::vector<StoredSigned>> Store::checkpoints() {
   OUTPOST_ASSIGN_OR_RETURN(
       Statement s, db_->prepare("SELECT origin, seq, body, sig FROM checkpoints ORDER BY origin, seq"));

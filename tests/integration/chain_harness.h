@@ -74,6 +74,7 @@ class Chain {
                       "\"127.0.0.1:0\"\n[peer]\nlisten = \"127.0.0.1:" +
                       std::to_string(n.node->peer_port()) + "\"\n";
     if (!hq_peer.empty()) cfg += "[[peers]]\nname = \"hq\"\naddress = \"" + hq_peer + "\"\n";
+    cfg += extra_config;
     write_file(n.node->config_path(), cfg);
     return n.node->start();
   }
@@ -83,6 +84,8 @@ class Chain {
     for (auto& s : stores_) v.push_back(&s);
     return v;
   }
+  // TOML appended to every node's config (set before start()).
+  std::string extra_config;
   ChainNode& hq() { return hq_; }
   ChainNode& store(int i) { return stores_.at(static_cast<std::size_t>(i - 1)); }
 

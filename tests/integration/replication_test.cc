@@ -288,5 +288,51 @@ TEST(ReplicationTest, StoreRestoredFromAnOldBackupSignsNothingUntilItHasItsOwnOp
   EXPECT_EQ(alerts["counts"].value("own_seq_behind", 0), 1) << alerts.dump();
 }
 
+// The rebalancer with real processes: a member tops up at store-1, then shops at store-2; with
+// idle rights moving at once (idle_ms = 0), store-1 hands her wallet rights to store-2, which can
+// then serve her spend while it is cut off from everyone.
+TEST(ReplicationTest, RebalancerMovesIdleRightsToWhereTheMemberShopsSoAnOfflineSpendThereSucceeds) {
+  Chain chain;
+  chain.extra_config = "[rebalance]\ninterval_ms = 200\nidle_ms = 0\n";
+  ASSERT_TRUE(chain.start(2));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 2));
+  auto s1 = chain.pos(chain.store(1));
+  auto r = s1.post("/v1/members", {{"request_id", rid("e")}, {"card", "40003333"}, {"name", "Hal"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s1.post("/v1/members/40003333/topup", {{"request_id", rid("t")}, {"amount_minor", 5000}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  ASSERT_FALSE(chain.wait_converged().is_null());
+  auto s2 = chain.pos(chain.store(2));
+  r = s2.post("/v1/members/40003333/earn", {{"request_id", rid("p")}, {"purchase_minor", 1500}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+
+  bool moved = false;
+  Json m;
+  for (int i = 0; i < kConvergePolls && !moved; ++i) {
+    auto res = chain.admin(chain.store(2)).get("/admin/v1/members/40003333");
+    if (res.status == 200) m = res.json();
+    moved = res.status == 200 && m["wallet"].value("rights_here", 0) == 5000;
+    if (!moved) std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_TRUE(moved) << "store-2 never received store-1's idle rights: " << m.dump();
+
+  r = chain.admin(chain.store(2)).post("/admin/v1/links", {{"state", "down"}});
+  ASSERT_EQ(r.status, 200);
+  r = s2.post("/v1/members/40003333/spend", {{"request_id", rid("s")}, {"amount_minor", 4000}});
+  ASSERT_EQ(r.status, 200) << "an offline store could not spend rights the rebalancer gave it: " << r.describe();
+  r = chain.admin(chain.store(2)).post("/admin/v1/links", {{"state", "up"}});
+  ASSERT_EQ(r.status, 200);
+  ASSERT_FALSE(chain.wait_converged().is_null());
+  for (ChainNode* n : chain.all()) {
+    Json mm = member_at(*n, "40003333");
+    EXPECT_EQ(mm["wallet"]["balance"], 1000) << n->name;
+    for (auto& [node, rights] : mm["wallet"]["rights_by_node"].items()) {
+      EXPECT_GE(rights.get<std::int64_t>(), 0) << n->name << " sees negative rights at " << node;
+    }
+    auto v = n->node->cli({"log", "verify"});
+    EXPECT_TRUE(v.exit.exited_with(0)) << n->name << ": " << v.describe();
+  }
+}
+
 }  // namespace
 }  // namespace outpost::test

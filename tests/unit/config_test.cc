@@ -127,6 +127,34 @@ TEST(ConfigTest, UnknownNestedTableIsRefused) {
 
 // --- bad addresses ---
 
+TEST(ConfigTest, RebalanceTableIsReadAndEachBadValueIsRefusedByName) {
+  auto c = parse_config(std::string(kMinimal) +
+                            "[rebalance]\nenabled = false\ninterval_ms = 5000\nidle_ms = 0\nrecent_ms = 86400000\n"
+                            "keep_percent = 10\nmembers_per_tick = 50\n",
+                        "/etc/outpost");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_FALSE(c->rebalance.enabled);
+  EXPECT_EQ(c->rebalance.interval_ms, 5000u);
+  EXPECT_EQ(c->rebalance.idle_ms, 0u);
+  EXPECT_EQ(c->rebalance.recent_ms, 86'400'000u);
+  EXPECT_EQ(c->rebalance.keep_percent, 10u);
+  EXPECT_EQ(c->rebalance.members_per_tick, 50u);
+  auto d = parse_config(kMinimal, "/etc/outpost");
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_TRUE(d->rebalance.enabled);
+  EXPECT_EQ(d->rebalance.idle_ms, 7ULL * 24 * 3600 * 1000);
+
+  const std::string base = std::string(kMinimal) + "[rebalance]\n";
+  EXPECT_TRUE(RefusedNaming(base + "idle_days = 3\n", "rebalance.idle_days"));
+  EXPECT_TRUE(RefusedNaming(base + "keep_percent = 101\n", "rebalance.keep_percent"));
+  EXPECT_TRUE(RefusedNaming(base + "interval_ms = 0\n", "rebalance.interval_ms"));
+  EXPECT_TRUE(RefusedNaming(base + "idle_ms = -1\n", "rebalance.idle_ms"));
+  EXPECT_TRUE(RefusedNaming(base + "recent_ms = \"30d\"\n", "rebalance.recent_ms"));
+  EXPECT_TRUE(RefusedNaming(base + "enabled = 1\n", "rebalance.enabled"));
+  EXPECT_TRUE(RefusedNaming(base + "members_per_tick = 0\n", "rebalance.members_per_tick"));
+  EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "rebalance = 3\n", "rebalance"));
+}
+
 TEST(ConfigTest, HostnameInsteadOfNumericAddressIsRefused) {
   EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[api]\nlisten = \"localhost:8080\"\n", "api.listen"));
 }

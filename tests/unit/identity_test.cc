@@ -554,5 +554,53 @@ TEST_F(IdentityTest, RestoreRefusesARunningDaemonAnotherNodesBackupAndGarbage) {
   EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
 }
 
+// --- the rebalancer (node/src/ledger.cc Ledger::rebalance over sync::plan_rebalance) ---
+
+TEST_F(IdentityTest, RebalancerMovesIdleWalletRightsToTheStoreTheMemberNowUsesAndTheyCanBeSpentThere) {
+  const std::string store2 = tmp_.file("store-2");
+  enroll(store_, "store-1");
+  enroll(store2, "store-2");
+  auto s1 = open(store_);
+  auto s2 = open(store2);
+  auto roster = hq_roster();  // lists both stores
+  ASSERT_TRUE(s1->accept_roster(roster.body, roster.sig).is_ok());
+  EnrollRequest e{new_request_id(), "40000001", "Ann", "", ""};
+  ASSERT_TRUE(s1->enroll(e).is_ok());
+  auto member = s1->resolve_member("40000001");
+  ASSERT_TRUE(s1->topup(new_request_id(), *member, 5000, "").is_ok());
+  ASSERT_TRUE(s2->ingest(*s1->store().ops_of_origin(s1->node_id(), 1, 100)).is_ok());
+  clock_.advance(24ULL * 3600 * 1000);
+  ASSERT_TRUE(s2->earn(new_request_id(), *member, 1200, "").is_ok());  // she shops at store-2 now
+  ASSERT_TRUE(s1->ingest(*s2->store().ops_of_origin(s2->node_id(), 1, 100)).is_ok());
+
+  const sync::RebalancePolicy policy;  // idle after 7 days
+  sync::MemberId cursor{};
+  auto early = s1->rebalance(&cursor, 10, clock_.now_ms(), policy);
+  ASSERT_TRUE(early.is_ok()) << early.status().to_string();
+  EXPECT_TRUE(early->empty()) << "rights moved while the member still shopped at store-1";
+
+  clock_.advance(8ULL * 24 * 3600 * 1000);
+  auto moved = s1->rebalance(&cursor, 10, clock_.now_ms(), policy);
+  ASSERT_TRUE(moved.is_ok()) << moved.status().to_string();
+  ASSERT_EQ(moved->size(), 1u);
+  EXPECT_NE(moved->front().find("wallet 5000"), std::string::npos) << moved->front();
+  EXPECT_EQ(cursor, sync::MemberId{}) << "the cursor wraps after the last page";
+  auto again = s1->rebalance(&cursor, 10, clock_.now_ms(), policy);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_TRUE(again->empty()) << "store-1 holds nothing more to move";
+
+  // Store-2 gets the move op and can now serve a wallet spend on its own (e.g. while offline).
+  ASSERT_TRUE(s2->ingest(*s1->store().ops_of_origin(s1->node_id(), 1, 100)).is_ok());
+  auto spend = s2->spend(new_request_id(), *member, 3000, "");
+  ASSERT_TRUE(spend.is_ok()) << spend.status().to_string();
+  EXPECT_FALSE(spend->refused) << spend->body.dump();
+  EXPECT_EQ(spend->body["wallet"]["balance"], 2000);
+  for (Ledger* l : {s1.get(), s2.get()}) {
+    auto v = l->verify_log();
+    ASSERT_TRUE(v.is_ok());
+    EXPECT_TRUE(v->ok()) << v->findings.front();
+  }
+}
+
 }  // namespace
 }  // namespace outpost::node

@@ -27,6 +27,7 @@
 #include "outpost/sync/crdt.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
+#include "outpost/sync/rebalance.h"
 #include "outpost/sync/replica.h"
 #include "outpost/sync/rules.h"
 
@@ -807,6 +808,112 @@ TEST(HlcTest, MonthStringRendersYearAndMonth) {
   EXPECT_EQ(month_string(2026 * 12 + 11), "2026-12");
   EXPECT_EQ(month_string(month_index(1798761600000)), "2027-01");
   EXPECT_EQ(month_string(5), "0000-06");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rebalancer's policy (sync/rebalance.h).
+
+constexpr std::uint64_t kRebalanceNow = 1'790'000'000'000;
+
+EscrowCounter credited(const NodeId& at, std::uint64_t amount) {
+  EscrowCounter c;
+  EXPECT_TRUE(c.credit(at, amount).is_ok());
+  return c;
+}
+
+TEST(RebalanceTest, IdleRightsGoToTheStoreTheMemberUsedMostRecently) {
+  const EscrowCounter c = credited(node(1), 1000);
+  const std::map<NodeId, std::uint64_t> seen = {{node(1), kRebalanceNow - 8 * kDayMs},
+                                                {node(2), kRebalanceNow - 2 * kDayMs},
+                                                {node(3), kRebalanceNow - 1 * kDayMs}};
+  auto plan = plan_rebalance(c, node(1), seen, kRebalanceNow, RebalancePolicy{});
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->to, node(3));
+  EXPECT_EQ(plan->amount, 1000u);
+}
+
+TEST(RebalanceTest, RightsStayWhileTheMemberStillShopsHereOrNowhereElseRecently) {
+  const EscrowCounter c = credited(node(1), 1000);
+  RebalancePolicy p;
+  // Seen here 6 days ago (idle after 7): stays.
+  EXPECT_FALSE(plan_rebalance(c, node(1), {{node(1), kRebalanceNow - 6 * kDayMs}, {node(2), kRebalanceNow}},
+                              kRebalanceNow, p));
+  // Elsewhere only 31 days ago (recent means 30): stays.
+  EXPECT_FALSE(plan_rebalance(c, node(1), {{node(2), kRebalanceNow - 31 * kDayMs}}, kRebalanceNow, p));
+  // Never seen anywhere else: stays.
+  EXPECT_FALSE(plan_rebalance(c, node(1), {}, kRebalanceNow, p));
+  EXPECT_FALSE(plan_rebalance(c, node(1), {{node(1), kRebalanceNow - 9 * kDayMs}}, kRebalanceNow, p));
+  // A node that holds nothing proposes nothing.
+  EXPECT_FALSE(plan_rebalance(c, node(2), {{node(3), kRebalanceNow}}, kRebalanceNow, p));
+  // A clock behind the ops' times (skew) counts as "just now", never as idle.
+  EXPECT_FALSE(plan_rebalance(c, node(1), {{node(1), kRebalanceNow + kDayMs}, {node(2), kRebalanceNow}},
+                              kRebalanceNow, p));
+}
+
+TEST(RebalanceTest, RightsNeverFlowBackToANodeThatSawTheMemberEarlier) {
+  RebalancePolicy p;
+  p.idle_ms = 0;  // everything is idle at once: the worst case for back-and-forth
+  const std::map<NodeId, std::uint64_t> seen = {{node(1), kRebalanceNow - 10 * kDayMs},
+                                                {node(2), kRebalanceNow - 9 * kDayMs}};
+  EscrowCounter c = credited(node(1), 700);
+  auto first = plan_rebalance(c, node(1), seen, kRebalanceNow, p);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->to, node(2));
+  ASSERT_TRUE(c.move(node(1), node(2), first->amount).is_ok());
+  EXPECT_FALSE(plan_rebalance(c, node(2), seen, kRebalanceNow, p)) << "node 2 handed the rights back";
+  // Equal times: nobody moves (no node saw the member later than the holder).
+  EXPECT_FALSE(plan_rebalance(credited(node(1), 5), node(1), {{node(1), kRebalanceNow}, {node(2), kRebalanceNow}},
+                              kRebalanceNow, p));
+}
+
+TEST(RebalanceTest, KeepPercentAndMinimumMoveAreHonouredAndTiesGoToTheSmallerId) {
+  const EscrowCounter c = credited(node(1), 1001);
+  const std::map<NodeId, std::uint64_t> seen = {{node(3), kRebalanceNow}, {node(2), kRebalanceNow}};
+  RebalancePolicy p;
+  p.keep_percent = 25;
+  auto plan = plan_rebalance(c, node(1), seen, kRebalanceNow, p);
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->to, node(2));
+  EXPECT_EQ(plan->amount, 1001u - 250u);  // keeps floor(1001 * 25 / 100) = 250
+  p.min_move = 752;
+  EXPECT_FALSE(plan_rebalance(c, node(1), seen, kRebalanceNow, p));
+  p.min_move = 1;
+  p.keep_percent = 100;
+  EXPECT_FALSE(plan_rebalance(c, node(1), seen, kRebalanceNow, p));
+}
+
+// Property: whatever the counter and the times, a proposal is a move the holder's own view
+// allows, so applying it never drives any node's rights or the value below zero.
+TEST(RebalanceTest, EveryProposalIsAnAllowedEscrowMoveForAnyHistory) {
+  for (std::uint64_t seed : seeds()) {
+    Rng rng(seed);
+    for (int round = 0; round < 200; ++round) {
+      EscrowCounter c;
+      for (int i = 0; i < 6; ++i) {
+        const NodeId at = node(static_cast<std::uint8_t>(rng.range(1, 4)));
+        const std::uint64_t amount = rng.range(1, 500);
+        switch (rng.index(3)) {
+          case 0: (void)c.credit(at, amount); break;
+          case 1: (void)c.debit(at, amount); break;
+          default: (void)c.move(at, node(static_cast<std::uint8_t>(rng.range(1, 4))), amount); break;
+        }
+      }
+      std::map<NodeId, std::uint64_t> seen;
+      for (std::uint8_t n = 1; n <= 4; ++n) {
+        if (rng.chance(70)) seen[node(n)] = kRebalanceNow - rng.range(0, 40) * kDayMs;
+      }
+      RebalancePolicy p;
+      p.keep_percent = static_cast<std::uint32_t>(rng.range(0, 100));
+      const NodeId self = node(static_cast<std::uint8_t>(rng.range(1, 4)));
+      auto plan = plan_rebalance(c, self, seen, kRebalanceNow, p);
+      if (!plan) continue;
+      ASSERT_NE(plan->to, self) << repro(seed);
+      ASSERT_LE(static_cast<std::int64_t>(plan->amount), c.rights(self)) << repro(seed);
+      ASSERT_TRUE(c.move(self, plan->to, plan->amount).is_ok()) << repro(seed);
+      for (const auto& [n, r] : c.rights_by_node()) ASSERT_GE(r, 0) << repro(seed);
+      ASSERT_GE(c.value(), 0) << repro(seed);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

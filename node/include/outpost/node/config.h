@@ -24,6 +24,17 @@ struct PeerConfig {
   Endpoint address;
 };
 
+// The rebalancer (docs/sync-protocol.md, "Rebalancer"): every interval_ms the node moves idle
+// escrow rights it holds toward the node where their member now shops (sync::RebalancePolicy).
+struct RebalanceConfig {
+  bool enabled = true;
+  std::uint32_t interval_ms = 60'000;
+  std::uint64_t idle_ms = 7ULL * 24 * 3600 * 1000;
+  std::uint64_t recent_ms = 30ULL * 24 * 3600 * 1000;
+  std::uint32_t keep_percent = 0;
+  std::uint32_t members_per_tick = 256;  // bounds one tick's work; the next tick goes on from there
+};
+
 struct Config {
   std::string data_dir;
   std::string role = "store";  // store | hq
@@ -36,6 +47,7 @@ struct Config {
   // ephemeral); empty = data_dir/outpostd.ports.
   std::string ports_file;
   std::uint32_t sync_interval_ms = 1000;
+  RebalanceConfig rebalance;
 };
 
 // Loads and validates a config file. Relative data_dir paths are resolved against the file's

@@ -19,6 +19,7 @@
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
+#include "outpost/sync/rebalance.h"
 #include "outpost/sync/roster.h"
 #include "outpost/sync/rules.h"
 #include "outpost/sync/session.h"
@@ -145,6 +146,13 @@ class Ledger {
   // Rights broker, holder side: moves min(amount, rights held here) to `to` with a move op.
   Result<std::uint64_t> grant_rights(const sync::NodeId& to, const sync::MemberId& member,
                                      sync::Account account, std::uint64_t amount);
+  // Rebalancer (docs/sync-protocol.md, "Rebalancer"): looks at up to `members_max` members with
+  // balances after `*cursor` (then advances it, wrapping to the start), and moves the idle rights
+  // this node holds toward the node where each member now shops (sync::plan_rebalance). Each move
+  // is an ordinary move op, durable with the enclosing batch. Returns the moves made (one line
+  // each). Only rights held here move, so no move can overdraw anything.
+  Result<std::vector<std::string>> rebalance(sync::MemberId* cursor, std::size_t members_max, std::uint64_t now_ms,
+                                             const sync::RebalancePolicy& policy);
   // Records an alert (kinds: refused_spend, bad_signature, equivocation, revoked_peer, ...).
   void raise_alert(const std::string& kind, const std::string& node, const std::string& message);
   // Optional check of an origin's seq against revocations (set once a roster exists).

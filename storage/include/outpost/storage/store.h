@@ -105,6 +105,9 @@ class Store {
   // --- members ---
   Result<std::optional<sync::MemberState>> load_member(const sync::MemberId& member);
   Result<std::map<sync::MemberId, sync::MemberState>> load_all_members();
+  // Up to `limit` members that hold points or wallet value (an escrow row), in id order after
+  // `after` (all zero: from the first). The rebalancer walks them a page per tick.
+  Result<std::vector<sync::MemberId>> members_with_balances_after(const sync::MemberId& after, std::size_t limit);
   // Members whose current value of `field` equals `value`.
   Result<std::vector<sync::MemberId>> find_members(sync::Field field, const std::string& value);
 
