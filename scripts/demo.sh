@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Outpost demo chain: HQ and three stores as real outpostd processes on 127.0.0.1, enrolled
-# through the CLI, then a scripted day through the POS API: enrollments, purchases, top-ups, a
-# store losing its link, offline spends there (one refused for lack of local rights), an online
-# spend served by the rights broker, the link coming back, convergence, and `outpost log verify`
-# on every node. Leaves the chain running unless --no-keep. Never leaves stray processes on
+# through the CLI, HQ-signed program rules reaching every store, then a scripted day through the
+# POS API: enrollments, purchases, top-ups, a store losing its link, offline spends there (one
+# served from local rights, one refused for lack of them), an online spend served by the rights
+# broker, the link coming back, convergence, and `outpost log verify` on every node. Leaves the chain running unless --no-keep. Never leaves stray processes on
 # failure.
 #
 # Usage: scripts/demo.sh [--no-keep] [--dir DIR]
@@ -141,6 +141,40 @@ for _ in $(seq 1 100); do
 done
 say "HQ has $up store links up"
 
+bold "HQ issues the chain's program rules (signed with the root key, carried by sync)"
+cat >"$DEMO_DIR/rules.toml" <<'RULES'
+# Launch promotion: members earn 2 points per 1.00, silver 3, gold 4.
+version = 2
+unit_minor = 100
+window_months = 12
+
+[[tier]]
+name = "member"
+threshold_minor = 0
+points_per_unit = 2
+
+[[tier]]
+name = "silver"
+threshold_minor = 50_000
+points_per_unit = 3
+
+[[tier]]
+name = "gold"
+threshold_minor = 200_000
+points_per_unit = 4
+RULES
+say "$("$OUTPOST" --data "$DEMO_DIR/hq" hq rules "$DEMO_DIR/rules.toml")"
+for _ in $(seq 1 100); do
+  behind=0
+  for n in hq "${STORES[@]}"; do
+    [[ "$(admin "$n" GET /admin/v1/node | jq '.rules_version')" == 2 ]] || behind=1
+  done
+  [[ $behind -eq 0 ]] && break
+  sleep 0.1
+done
+[[ $behind -eq 0 ]] || die "the signed rules did not reach every store"
+say "every node runs rules v2 from HQ: $("$OUTPOST" --data "$DEMO_DIR/store-2" rules show | head -1)"
+
 # --- a day in the chain ---------------------------------------------------------------------
 bold "Morning: members enroll and shop"
 ANN=$(pos store-1 POST /v1/members "{\"request_id\":\"$(rid e)\",\"card\":\"40001234\",\"name\":\"Ann Lee\",\"phone\":\"+4915100001\"}" | jq -r .member)
@@ -150,6 +184,9 @@ say "store-2 enrolls Ben Ode, card 40005678, member $BEN"
 say "store-1: Ann buys for 84.50 -> $(pos store-1 POST /v1/members/40001234/earn "{\"request_id\":\"$(rid p)\",\"purchase_minor\":8450,\"receipt\":\"R-1001\"}" | show)"
 say "store-1: Ann tops up 100.00 -> $(pos store-1 POST /v1/members/40001234/topup "{\"request_id\":\"$(rid t)\",\"amount_minor\":10000}" | show)"
 say "store-2: Ben tops up 20.00 -> $(pos store-2 POST /v1/members/40005678/topup "{\"request_id\":\"$(rid t)\",\"amount_minor\":2000}" | show)"
+CY=$(pos store-3 POST /v1/members "{\"request_id\":\"$(rid e)\",\"card\":\"40009012\",\"name\":\"Cy Park\"}" | jq -r .member)
+say "store-3 enrolls Cy Park, card 40009012, member $CY"
+say "store-3: Cy tops up 40.00 -> $(pos store-3 POST /v1/members/40009012/topup "{\"request_id\":\"$(rid t)\",\"amount_minor\":4000}" | show)"
 wait_converged "${STORES[@]}" || die "the chain did not converge"
 say "all nodes converged: version vector $(vv_of hq)"
 
@@ -160,6 +197,8 @@ say "store-3 (offline): Ann buys for 12.00 -> $(pos store-3 POST /v1/members/400
 say "store-3 (offline): Ann pays 30.00 from her wallet ->"
 say "   $(pos store-3 POST /v1/members/40001234/spend "{\"request_id\":\"$(rid s)\",\"amount_minor\":3000}" | show)"
 say "   (her 100.00 of rights sit at store-1; store-3 cannot reach anyone, so it refuses rather than risk a negative balance)"
+say "store-3 (offline): Cy pays 15.00 from his wallet -> $(pos store-3 POST /v1/members/40009012/spend "{\"request_id\":\"$(rid s)\",\"amount_minor\":1500}" | show)"
+say "   (Cy topped up here: the rights are local, so store-3 serves him without any link)"
 say "store-2 (online): Ann pays 30.00 from her wallet -> $(pos store-2 POST /v1/members/40001234/spend "{\"request_id\":\"$(rid s)\",\"amount_minor\":3000}" | show)"
 say "   (store-2 asked HQ for rights; HQ gathered them from store-1 and moved them on)"
 say "store-2: Ben pays 5.00 -> $(pos store-2 POST /v1/members/40005678/spend "{\"request_id\":\"$(rid s)\",\"amount_minor\":500}" | show)"
