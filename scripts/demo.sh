@@ -3,8 +3,8 @@
 # through the CLI, HQ-signed program rules reaching every store, then a scripted day through the
 # POS API: enrollments, purchases, top-ups, a store losing its link, offline spends there (one
 # served from local rights, one refused for lack of them), an online spend served by the rights
-# broker, the link coming back, convergence, and `outpost log verify` on every node. Leaves the chain running unless --no-keep. Never leaves stray processes on
-# failure.
+# broker, the link coming back, convergence, and `outpost log verify` on every node. Leaves the
+# chain running unless --no-keep. Never leaves stray processes on failure.
 #
 # Usage: scripts/demo.sh [--no-keep] [--dir DIR]
 #        scripts/demo.sh --stop DIR      stop a chain left running
@@ -25,7 +25,7 @@ while [[ $# -gt 0 ]]; do
         kill -TERM "$pid" 2>/dev/null && echo "stopped pid $pid ($(dirname "$f"))"
       done
       exit 0 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^$/p' "$0" | sed -n '/^#/p' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
