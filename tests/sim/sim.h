@@ -28,6 +28,7 @@
 #include "outpost/sync/crdt.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
+#include "outpost/sync/rebalance.h"
 #include "outpost/sync/protocol.h"
 #include "outpost/sync/replica.h"
 #include "outpost/sync/session.h"
@@ -490,7 +491,7 @@ struct SimOptions {
 
 struct SimStats {
   std::uint64_t acked_ops = 0, enrolls = 0, earns = 0, topups = 0, spends = 0, redeems = 0;
-  std::uint64_t moves = 0, grants = 0, refusals = 0, broker_requests = 0, broker_completed = 0;
+  std::uint64_t moves = 0, rebalances = 0, grants = 0, refusals = 0, broker_requests = 0, broker_completed = 0;
   std::uint64_t broker_timeouts = 0, deliveries = 0, losses = 0, duplicates = 0, reorders = 0;
   std::uint64_t connects = 0, closes = 0, closes_by_session = 0, deadline_closes = 0;
   std::uint64_t partitions = 0, crashes = 0, final_steps = 0;
@@ -498,7 +499,7 @@ struct SimStats {
                 ops_received_new = 0;  // ops in OPS messages, and how many were new
   void add(const SimStats& o) {
     acked_ops += o.acked_ops, enrolls += o.enrolls, earns += o.earns, topups += o.topups;
-    spends += o.spends, redeems += o.redeems, moves += o.moves, grants += o.grants;
+    spends += o.spends, redeems += o.redeems, moves += o.moves, rebalances += o.rebalances, grants += o.grants;
     refusals += o.refusals, broker_requests += o.broker_requests;
     broker_completed += o.broker_completed, broker_timeouts += o.broker_timeouts;
     deliveries += o.deliveries, losses += o.losses, duplicates += o.duplicates;
@@ -511,6 +512,7 @@ struct SimStats {
     std::ostringstream s;
     s << "acked_ops=" << acked_ops << " (enroll=" << enrolls << " earn=" << earns
       << " topup=" << topups << " spend=" << spends << " redeem=" << redeems << " move=" << moves
+      << " (rebalancer=" << rebalances << ")"
       << " grant=" << grants << ") refusals=" << refusals << " broker_requests=" << broker_requests
       << " broker_completed=" << broker_completed << " broker_timeouts=" << broker_timeouts
       << " deliveries=" << deliveries << " lost=" << losses << " duplicated=" << duplicates
@@ -594,6 +596,7 @@ class Simulator {
   void enroll(std::size_t i);
   void debit(std::size_t i, OpKind kind, const MemberId& m, std::uint64_t amount, bool may_ask);
   void rebalance(std::size_t i, const MemberId& m);
+  void policy_rebalance(std::size_t i, const MemberId& m);
   bool ask_rights(std::size_t i, const MemberId& m, Account account, std::uint64_t amount,
                   OpKind retry, std::uint64_t retry_amount, std::optional<Relay> relay = {});
   void on_rights_request(Link& link, int side, const sync::RightsRequestMsg& rq);
@@ -916,8 +919,11 @@ inline void Simulator::debit(std::size_t i, OpKind kind, const MemberId& m, std:
   pump_node(i);
 }
 
-// The rebalancer: moves part of the idle rights held here toward another node.
+// The rebalancer: half the time the daemon's policy (sync::plan_rebalance, with idle and recent
+// windows scaled to simulated time), half the time an arbitrary move of part of the rights held
+// here, so the invariants are checked against any move a holder may make, not only the policy's.
 inline void Simulator::rebalance(std::size_t i, const MemberId& m) {
+  if (below(2) == 0) return policy_rebalance(i, m);
   SimNode& node = *nodes_[i];
   const Account account = below(2) == 0 ? Account::kPoints : Account::kWallet;
   const std::int64_t here = node.rights_here(m, account);
@@ -932,6 +938,36 @@ inline void Simulator::rebalance(std::size_t i, const MemberId& m) {
   ++result_.stats.moves;
   note(roster_.names[i] + " moves " + std::to_string(amount) + " " + sync::account_name(account) +
        " rights to " + roster_.names[to]);
+  pump_node(i);
+}
+
+inline void Simulator::policy_rebalance(std::size_t i, const MemberId& m) {
+  SimNode& node = *nodes_[i];
+  const sync::MemberState* s = node.replica().member(m);
+  if (s == nullptr) return;
+  std::map<NodeId, std::uint64_t> seen;  // where the member was last seen, as the daemon reads it
+  for (const auto& [origin, log] : node.logs()) {
+    for (const auto& op : log) {
+      if (op.op.member != m || op.op.kind == OpKind::kMove) continue;
+      auto& t = seen[origin];
+      t = std::max(t, op.op.hlc.wall_ms);
+    }
+  }
+  sync::RebalancePolicy policy;
+  policy.idle_ms = 5'000;       // simulated time moves ~1 s per action
+  policy.recent_ms = 600'000;
+  policy.keep_percent = static_cast<std::uint32_t>(below(3) * 25);
+  for (Account account : {Account::kPoints, Account::kWallet}) {
+    const sync::EscrowCounter& view = account == Account::kPoints ? s->points : s->wallet;
+    auto plan = sync::plan_rebalance(view, node.self(), seen, node.wall_ms(), policy);
+    if (!plan) continue;
+    node.issue(node.move_op(m, account, plan->amount, plan->to));
+    ++result_.stats.moves;
+    ++result_.stats.rebalances;
+    note(roster_.names[i] + " rebalances " + std::to_string(plan->amount) + " " + sync::account_name(account) +
+         " rights to " + roster_.name(plan->to));
+    s = node.replica().member(m);  // the move changed the view
+  }
   pump_node(i);
 }
 
