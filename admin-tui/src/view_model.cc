@@ -430,6 +430,8 @@ NodeRow peer_row(const Json& p, const std::vector<RosterNode>& roster) {
       r.version_vector = std::move(*pvv);
     }
     r.clock_skew_ms = get_i64(p, "clock_skew_ms");
+    r.software_version = get_str(p, "software_version");  // from the peer's HELLO (absent: older peer)
+    r.schema_version = get_i64(p, "schema_version");
   }
   r.failures = get_u64(p, "failures").value_or(0);
   r.last_error = get_str(p, "last_error");
@@ -490,6 +492,8 @@ void fill_from_memory(const LinkMemory& memory, NodeRow& r) {
   r.version_vector = seen->second.version_vector;
   if (!r.last_contact_ms) r.last_contact_ms = seen->second.last_contact_ms;
   if (r.history.empty()) r.history = seen->second.history;
+  if (r.software_version.empty()) r.software_version = seen->second.software_version;
+  if (!r.schema_version) r.schema_version = seen->second.schema_version;
   if (seen->second.lost_ms) {
     r.history.insert(r.history.begin(), LinkEvent{*seen->second.lost_ms, "link seen down by outpost-top"});
   }
@@ -575,6 +579,8 @@ void remember_links(const Overview& o, LinkMemory* memory) {
     seen.version_vector = r.version_vector;
     seen.last_contact_ms = r.last_contact_ms;
     seen.clock_skew_ms = r.clock_skew_ms;
+    seen.software_version = r.software_version;
+    seen.schema_version = r.schema_version;
     seen.history = r.history;
     seen.lost_ms.reset();
   }
@@ -601,7 +607,7 @@ namespace {
 // Column widths of the overview table. A wide screen first widens the name column (to 16), then
 // gives the rest to the BEHIND BY ORIGIN column (shown from 12 columns on), then more name.
 struct Layout {
-  std::size_t name = 12, role = 5, link = 11, contact = 7, behind = 7, pending = 6, skew = 7, cert = 7, version = 9;
+  std::size_t name = 12, role = 5, link = 11, contact = 7, behind = 7, pending = 6, skew = 7, cert = 7, version = 8;
   std::size_t by_origin = 0;  // 0: not shown
 };
 
@@ -775,10 +781,8 @@ Json overview_json(const Overview& o, std::uint64_t refreshed_ms) {
     j["clock_skew_ms"] = r.clock_skew_ms ? Json(*r.clock_skew_ms) : Json();
     j["cert_status"] = r.cert_status;
     j["cert_valid_until_ms"] = r.cert_valid_until_ms ? Json(*r.cert_valid_until_ms) : Json();
-    if (r.is_self) {
-      j["software_version"] = r.software_version;
-      j["schema_version"] = r.schema_version ? Json(*r.schema_version) : Json();
-    }
+    j["software_version"] = r.software_version.empty() ? Json() : Json(r.software_version);
+    j["schema_version"] = r.schema_version ? Json(*r.schema_version) : Json();
     nodes.push_back(std::move(j));
   }
   Json out;
@@ -881,10 +885,10 @@ std::vector<std::string> node_detail_lines(const Overview& o, const NodeRow& r, 
     }
     facts += "  ";
   }
-  if (r.is_self) {
+  if (r.is_self || !r.software_version.empty() || r.schema_version) {
     facts += "outpostd " + (r.software_version.empty() ? std::string("?") : r.software_version) + ", schema " +
-             (r.schema_version ? std::to_string(*r.schema_version) : std::string("?")) + ", " +
-             std::to_string(o.ops) + " ops";
+             (r.schema_version ? std::to_string(*r.schema_version) : std::string("?"));
+    if (r.is_self) facts += ", " + std::to_string(o.ops) + " ops";
   }
   if (!facts.empty()) line(facts);
   if (r.stats.is_object()) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "outpost/base/limits.h"
+#include "outpost/base/version.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/checkpoint.h"
@@ -485,7 +486,7 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
       if (!j.is_ok()) return status_response(j.status());
       auto s = w->stats();
       (*j)["wall_clock_ms"] = clock->now_ms();
-      (*j)["software_version"] = "0.1.0";
+      (*j)["software_version"] = kSoftwareVersion;
       (*j)["group_commit"] = {{"batches", s.batches}, {"mutating_ops", s.mutating_tasks}, {"largest_batch", s.largest_batch},
                               {"failed_commits", s.failed_commits}};
       if (info) info(*j);

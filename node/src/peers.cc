@@ -6,6 +6,7 @@
 #include <mutex>
 #include <random>
 
+#include "outpost/base/version.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/session.h"
 
@@ -38,6 +39,8 @@ class LedgerSyncStore final : public sync::SyncStore {
     return l_.store().ops_of_origin(origin, from_seq, max_ops);
   }
   Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override { return l_.ingest(ops); }
+  std::string software_version() const override { return kSoftwareVersion; }
+  std::uint32_t schema_version() const override { return static_cast<std::uint32_t>(storage::kSchemaVersion); }
   // Runs inside the worker task that handles the HELLO, so no op is signed between learning what
   // the peer holds of this node's log and fencing on it.
   Status on_peer_hello(const sync::HelloMsg& hello) override {
@@ -98,6 +101,8 @@ struct ConnSnapshot {
   std::uint64_t peer_wall_ms = 0;
   std::uint64_t hello_local_ms = 0;
   std::uint64_t last_rx_ms = 0;
+  std::string software_version;  // the peer's, from its HELLO
+  std::uint32_t schema_version = 0;
 };
 
 struct LinkEvent {
@@ -219,6 +224,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       s.hello_local_ms = c->session->hello_local_ms();
       std::lock_guard<std::mutex> lock(self->mu);
       s.last_rx_ms = c->snap.last_rx_ms;
+      s.software_version = std::move(c->snap.software_version);
+      s.schema_version = c->snap.schema_version;
       c->snap = std::move(s);
     };
     t.done = [self, c, out](bool durable) {
@@ -258,7 +265,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     switch (ev.kind) {
       case SessionEvent::Kind::kHello: {
         std::int64_t skew = static_cast<std::int64_t>(ev.hello.wall_ms) - static_cast<std::int64_t>(clock.now_ms());
-        log(LogLevel::kInfo, "sync session open", {{"peer", c->name}, {"clock_skew_ms", std::to_string(skew)}});
+        log(LogLevel::kInfo, "sync session open", {{"peer", c->name}, {"clock_skew_ms", std::to_string(skew)},
+                                                    {"peer_version", ev.hello.software_version}});
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          c->snap.software_version = ev.hello.software_version;
+          c->snap.schema_version = ev.hello.schema_version;
+        }
         if (std::llabs(skew) > kClockSkewAlertMs) {
           alert("clock_skew", sync::id_hex(c->peer), c->name + " clock differs by " + std::to_string(skew / 1000) + " s");
         }
@@ -666,6 +679,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       j["peer_version_vector"] = pvv;
       j["ops_pending_to_peer"] = pending_to;
       j["ops_behind_peer"] = behind;
+      if (!s.software_version.empty()) j["software_version"] = s.software_version;
+      if (s.schema_version != 0) j["schema_version"] = s.schema_version;
       j["clock_skew_ms"] = s.hello_local_ms ? static_cast<std::int64_t>(s.peer_wall_ms) - static_cast<std::int64_t>(s.hello_local_ms) : 0;
       j["stats"] = {{"ops_sent", s.stats.ops_sent}, {"ops_received", s.stats.ops_received},
                     {"bytes_sent", s.stats.bytes_sent}, {"bytes_received", s.stats.bytes_received},

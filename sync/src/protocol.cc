@@ -6,7 +6,8 @@ namespace outpost::sync {
 
 namespace {
 
-constexpr std::size_t kBlobBytesMax = 1024 * 1024;
+// The largest HQ-signed document: a roster (limits.h ties it to the link message bound).
+constexpr std::size_t kBlobBytesMax = limits::kRosterBytesMax;
 constexpr std::size_t kReasonBytesMax = 512;
 
 void write_vv(ByteWriter& w, const VersionVector& vv) {
@@ -37,6 +38,8 @@ struct Encoder {
     w.u64(m.rules_version);
     w.u64(m.wall_ms);
     write_vv(w, m.vv);
+    w.str16(std::string_view(m.software_version).substr(0, kSoftwareVersionBytesMax));
+    w.u32(m.schema_version);
   }
   void operator()(const OpsMsg& m) {
     w.u32(static_cast<std::uint32_t>(m.ops.size()));
@@ -98,6 +101,10 @@ Result<Message> decode_message(ByteView bytes) {
       HelloMsg m;
       if (!r.raw(m.node) || !r.u64(m.roster_version) || !r.u64(m.rules_version) || !r.u64(m.wall_ms) ||
           !read_vv(r, m.vv)) {
+        return bad("HELLO");
+      }
+      // The reported versions are optional: a HELLO of an earlier build ends after the vv.
+      if (!r.at_end() && (!r.str16(m.software_version, kSoftwareVersionBytesMax) || !r.u32(m.schema_version))) {
         return bad("HELLO");
       }
       out = std::move(m);

@@ -45,6 +45,8 @@ SessionOutput SyncSession::start(std::uint64_t now_ms) {
   h.rules_version = store_.blob_version(BlobKind::kRules);
   h.wall_ms = now_ms;
   h.vv = std::move(vv).value();
+  h.software_version = store_.software_version();
+  h.schema_version = store_.schema_version();
   send(out, h);
   return out;
 }

@@ -301,6 +301,7 @@ TEST_F(TuiChainTest, OverviewShowsNodesLaggingStoreAndMemberRightsPerNode) {
   ASSERT_NE(tilde, std::string::npos);
   EXPECT_GE(std::atoi(row.c_str() + tilde + 2), 1) << row;
   EXPECT_EQ(row_of(screen, "store-1").rfind("  ", 0), 0u) << "store-1 is healthy:\n" << screen;
+  EXPECT_NE(row_of(screen, "store-1").find("0.1.0/s"), std::string::npos) << "the store's version:\n" << screen;
 
   // The selected row's lag per origin is on screen at 80 columns (the line above the status line).
   tmux.keys({"Down", "Down"});

@@ -206,6 +206,36 @@ TEST(TuiDetail, CheckpointsOfTheNodesOwnLogAreShownAndAnOlderNodeGetsANote) {
   EXPECT_NE(overview_text(odd, "t").find("note: checkpoints answer not understood"), std::string::npos);
 }
 
+TEST(TuiOverview, PeerVersionFromItsHelloIsShownAndKeptWhileItsLinkIsDown) {
+  Snapshot s;
+  s.node = hq_node({{kHq, 1}});
+  Json peer = connected_peer(kS1, "store-1", {{kHq, 1}});
+  peer["software_version"] = "0.1.0";
+  peer["schema_version"] = 4;
+  s.peers = {{"peers", Json::array({peer})}};
+  s.roster = roster3();
+  s.alerts = no_alerts();
+  LinkMemory memory;
+  Overview o = must_build(s, memory);
+  const NodeRow* s1 = row_named(o, "store-1");
+  ASSERT_NE(s1, nullptr);
+  EXPECT_NE(overview_row_line(o, *s1, 80).find("0.1.0/s4"), std::string::npos) << overview_row_line(o, *s1, 80);
+  remember_links(o, &memory);
+  // The link drops: the row still says which version the store last ran.
+  s.peers = {{"peers", Json::array()}};
+  Overview later = must_build(s, memory);
+  const NodeRow* down = row_named(later, "store-1");
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->link, "down");
+  EXPECT_NE(overview_row_line(later, *down, 80).find("0.1.0/s4"), std::string::npos);
+  // A peer of an older build that reports nothing shows "-".
+  s.peers = {{"peers", Json::array({connected_peer(kS2, "store-2", {{kHq, 1}})})}};
+  Overview old = must_build(s);
+  const NodeRow* s2 = row_named(old, "store-2");
+  ASSERT_NE(s2, nullptr);
+  EXPECT_EQ(s2->software_version, "");
+}
+
 TEST(TuiOverview, HugeGapOnLiveLinkIsAProblem) {
   Snapshot s;
   s.node = hq_node({{kS2, kBehindWarnOps + 10}});

@@ -111,6 +111,8 @@ struct LinkMemory {
     std::map<std::string, std::uint64_t> version_vector;
     std::optional<std::uint64_t> last_contact_ms;
     std::optional<std::int64_t> clock_skew_ms;
+    std::string software_version;  // as its last HELLO said
+    std::optional<std::int64_t> schema_version;
     std::vector<LinkEvent> history;
     std::optional<std::uint64_t> lost_ms;  // node clock at the first refresh without its link
   };

@@ -35,7 +35,11 @@ struct HelloMsg {
   std::uint64_t rules_version = 0;
   std::uint64_t wall_ms = 0;  // sender's wall clock, for skew reporting only
   VersionVector vv;
+  // Reported only (outpost-top shows them); a HELLO may end before them (then "" and 0).
+  std::string software_version;  // at most kSoftwareVersionBytesMax bytes
+  std::uint32_t schema_version = 0;
 };
+inline constexpr std::size_t kSoftwareVersionBytesMax = 32;
 
 struct OpsMsg {
   std::vector<SignedOp> ops;

@@ -36,6 +36,9 @@ class SyncStore {
   // and the error names the op. Re-delivered ops are counted as duplicates; a different op with
   // a held (origin, seq) is equivocation: kept as evidence, reported, never applied.
   virtual Result<IngestReport> ingest(const std::vector<SignedOp>& ops) = 0;
+  // Reported in this node's HELLO (outpost-top shows them); nothing depends on them.
+  virtual std::string software_version() const { return ""; }
+  virtual std::uint32_t schema_version() const { return 0; }
   // Sees the peer's HELLO before anything else of the session is handled (the daemon learns
   // from it how much of this node's own log the peer holds: DESIGN.md failure model 7). An error
   // closes the session.

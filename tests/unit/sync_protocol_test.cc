@@ -1,0 +1,427 @@
+// The sync protocol (sync/protocol.h) and the pure session state machine (sync/session.h),
+// without sockets: golden bytes pin every message encoding of docs/sync-protocol.md, the decoder
+// refuses every malformed input, and the session follows the protocol's rules (HELLO first,
+// flow-control window, batch bounds, all-or-nothing ingest answered by ERROR, documents offered
+// once per version, rights replies after the move op). Test names say what breaks.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "outpost/base/limits.h"
+#include "outpost/crypto/crypto.h"
+#include "outpost/sync/protocol.h"
+#include "outpost/sync/session.h"
+
+namespace outpost::sync {
+namespace {
+
+NodeId id_of(std::uint8_t b) {
+  NodeId id{};
+  id.fill(b);
+  return id;
+}
+
+crypto::SigningKey key_of(std::uint8_t b) {
+  std::array<std::uint8_t, 32> seed{};
+  seed.fill(b);
+  return std::move(crypto::SigningKey::from_seed(seed)).value();
+}
+
+// A valid chain of `n` top-ups by `origin`.
+std::vector<SignedOp> chain_of(const NodeId& origin, const crypto::SigningKey& key, std::size_t n) {
+  std::vector<SignedOp> out;
+  Hash32 prev{};
+  for (std::size_t i = 1; i <= n; ++i) {
+    Op op;
+    op.kind = OpKind::kTopup;
+    op.origin = origin;
+    op.seq = i;
+    op.prev = prev;
+    op.hlc = Hlc{1'790'000'000'000 + i, 0};
+    op.member = id_of(0x33);
+    op.account = Account::kWallet;
+    op.amount = 100;
+    out.push_back(sign_op(op, key));
+    prev = out.back().hash;
+  }
+  return out;
+}
+
+std::string hex(const Bytes& b) { return crypto::to_hex(b); }
+
+// --- golden bytes ------------------------------------------------------------------------------
+
+TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndReportedSoftwareVersion) {
+  HelloMsg h;
+  h.node = id_of(0x11);
+  h.roster_version = 3;
+  h.rules_version = 2;
+  h.wall_ms = 0x0102030405060708ULL;
+  h.vv = {{id_of(0x22), 5}};
+  h.software_version = "0.1.0";
+  h.schema_version = 3;
+  EXPECT_EQ(hex(encode_message(h)),
+            "0101"                              // type HELLO, protocol version 1
+            "11111111111111111111111111111111"  // node id
+            "0300000000000000"                  // roster version
+            "0200000000000000"                  // rules version
+            "0807060504030201"                  // wall clock ms
+            "01000000"                          // vv count
+            "22222222222222222222222222222222" "0500000000000000"
+            "0500" "302e312e30"                 // software version "0.1.0"
+            "03000000");                        // schema version
+}
+
+TEST(SyncProtocolGolden, HelloOfAnEarlierBuildWithoutTheReportedVersionsStillDecodes) {
+  const Bytes older = *crypto::from_hex(
+      "0101" "11111111111111111111111111111111" "0300000000000000" "0200000000000000"
+      "0807060504030201" "00000000");
+  auto m = decode_message(older);
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  const auto& h = std::get<HelloMsg>(*m);
+  EXPECT_EQ(h.roster_version, 3u);
+  EXPECT_TRUE(h.software_version.empty());
+  EXPECT_EQ(h.schema_version, 0u);
+  // Half of the optional part is malformed, not optional.
+  Bytes half = older;
+  half.push_back(5);
+  EXPECT_EQ(decode_message(half).status().code(), Code::kCorruption);
+}
+
+TEST(SyncProtocolGolden, AckBlobRightsAndErrorMessages) {
+  EXPECT_EQ(hex(encode_message(AckMsg{{{id_of(0x22), 7}}})),
+            "0301" "01000000" "22222222222222222222222222222222" "0700000000000000");
+  BlobMsg b;
+  b.kind = BlobKind::kRules;
+  b.version = 9;
+  b.body = {0xaa, 0xbb};
+  b.sig = Bytes(64, 0xcc);
+  EXPECT_EQ(hex(encode_message(b)), "0401" "02" "0900000000000000" "02000000" "aabb" "40000000" + std::string(128, 'c'));
+  EXPECT_EQ(hex(encode_message(RightsRequestMsg{4, id_of(0x33), Account::kPoints, 250})),
+            "0501" "0400000000000000" "33333333333333333333333333333333" "01" "fa00000000000000");
+  EXPECT_EQ(hex(encode_message(RightsReplyMsg{4, 250, "ok"})), "0601" "0400000000000000" "fa00000000000000" "0200" "6f6b");
+  EXPECT_EQ(hex(encode_message(ErrorMsg{4, "no"})), "0701" "0400" "0200" "6e6f");
+}
+
+TEST(SyncProtocolGolden, OpsIsACountThenEachOpInItsFileFraming) {
+  const auto ops = chain_of(id_of(0xa1), key_of(1), 2);
+  const Bytes msg = encode_message(OpsMsg{ops});
+  ByteWriter expect;
+  expect.u8(2);
+  expect.u8(1);
+  expect.u32(2);
+  for (const auto& op : ops) write_signed_op(expect, op);
+  EXPECT_EQ(msg, expect.take());
+  auto back = decode_message(msg);
+  ASSERT_TRUE(back.is_ok());
+  ASSERT_EQ(std::get<OpsMsg>(*back).ops.size(), 2u);
+  EXPECT_EQ(std::get<OpsMsg>(*back).ops[1].hash, ops[1].hash);
+}
+
+// --- decoder refusals ----------------------------------------------------------------------------
+
+TEST(SyncProtocolDecode, EveryTruncationAndTrailingByteIsRefused) {
+  HelloMsg h;
+  h.node = id_of(1);
+  h.vv = {{id_of(2), 1}};
+  h.software_version = "0.1.0";
+  const std::vector<Message> all = {h, OpsMsg{chain_of(id_of(0xa1), key_of(1), 1)}, AckMsg{{{id_of(2), 1}}},
+                                    BlobMsg{BlobKind::kRoster, 1, {1, 2, 3}, Bytes(64, 7)},
+                                    RightsRequestMsg{1, id_of(3), Account::kWallet, 5}, RightsReplyMsg{1, 0, "none"},
+                                    ErrorMsg{1, "bye"}};
+  for (const auto& m : all) {
+    const Bytes good = encode_message(m);
+    ASSERT_TRUE(decode_message(good).is_ok()) << message_name(m);
+    for (std::size_t n = 0; n < good.size(); ++n) {
+      // A HELLO cut exactly after its vv is an earlier build's HELLO, which is valid.
+      if (std::holds_alternative<HelloMsg>(m) && n == good.size() - 2 - 5 - 4) continue;
+      Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
+      EXPECT_FALSE(decode_message(cut).is_ok()) << message_name(m) << " cut to " << n << " bytes";
+    }
+    Bytes trailing = good;
+    trailing.push_back(0);
+    EXPECT_EQ(decode_message(trailing).status().code(), Code::kCorruption) << message_name(m);
+  }
+}
+
+TEST(SyncProtocolDecode, UnknownTypeVersionAndEveryOverBoundCountAreRefused) {
+  EXPECT_EQ(decode_message(Bytes{99, 1}).status().code(), Code::kUnsupported);
+  EXPECT_EQ(decode_message(Bytes{1, 2}).status().code(), Code::kUnsupported);
+  EXPECT_EQ(decode_message(Bytes{}).status().code(), Code::kCorruption);
+  // 257 ops.
+  const auto one = chain_of(id_of(0xa1), key_of(1), 1);
+  EXPECT_EQ(decode_message(encode_message(OpsMsg{std::vector<SignedOp>(257, one[0])})).status().code(),
+            Code::kCorruption);
+  // A version vector naming one origin twice, or announcing more than kOriginsMax.
+  Bytes dup = *crypto::from_hex("0301" "02000000" "22222222222222222222222222222222" "0100000000000000"
+                                "22222222222222222222222222222222" "0200000000000000");
+  EXPECT_EQ(decode_message(dup).status().code(), Code::kCorruption);
+  ByteWriter big;
+  big.u8(3);
+  big.u8(1);
+  big.u32(static_cast<std::uint32_t>(limits::kOriginsMax + 1));
+  EXPECT_EQ(decode_message(big.take()).status().code(), Code::kCorruption);
+  // A blob of an unknown kind, a signature that is not 64 bytes, a rights request for nothing.
+  Bytes kind = encode_message(BlobMsg{BlobKind::kRoster, 1, {1}, Bytes(64, 0)});
+  kind[2] = 4;
+  EXPECT_EQ(decode_message(kind).status().code(), Code::kCorruption);
+  EXPECT_EQ(decode_message(encode_message(BlobMsg{BlobKind::kRoster, 1, {1}, Bytes(65, 0)})).status().code(),
+            Code::kCorruption);
+  EXPECT_EQ(decode_message(encode_message(RightsRequestMsg{1, id_of(3), Account::kWallet, 0})).status().code(),
+            Code::kCorruption);
+  // A software version longer than 32 bytes.
+  HelloMsg h;
+  h.node = id_of(1);
+  Bytes long_version = encode_message(h);
+  long_version.resize(long_version.size() - 6);
+  ByteWriter w;
+  w.str16(std::string(33, 'v'));
+  w.u32(1);
+  for (auto b : w.take()) long_version.push_back(b);
+  EXPECT_EQ(decode_message(long_version).status().code(), Code::kCorruption);
+}
+
+// --- the session ---------------------------------------------------------------------------------
+
+// An in-memory node for the session: logs per origin, ingest that accepts only the next seq.
+class MemStore : public SyncStore {
+ public:
+  explicit MemStore(NodeId self) : self_(self) {}
+  NodeId self() const override { return self_; }
+  Result<VersionVector> version_vector() override {
+    VersionVector vv;
+    for (const auto& [o, log] : logs) {
+      if (!log.empty()) vv[o] = log.size();
+    }
+    return vv;
+  }
+  Result<std::vector<SignedOp>> ops_from(const NodeId& origin, std::uint64_t from, std::size_t max) override {
+    std::vector<SignedOp> out;
+    auto& log = logs[origin];
+    for (std::uint64_t s = from; s <= log.size() && out.size() < max; ++s) out.push_back(log[s - 1]);
+    return out;
+  }
+  Result<IngestReport> ingest(const std::vector<SignedOp>& ops) override {
+    ++ingest_calls;
+    if (refuse_next) return Status::corruption("refused by the test");
+    auto copy = logs;
+    IngestReport r;
+    for (const auto& op : ops) {
+      auto& log = copy[op.op.origin];
+      if (op.op.seq <= log.size()) {
+        ++r.duplicates;
+        continue;
+      }
+      if (op.op.seq != log.size() + 1) return Status::corruption("gap");
+      log.push_back(op);
+      ++r.applied;
+    }
+    logs = std::move(copy);
+    return r;
+  }
+  Status on_peer_hello(const HelloMsg& h) override {
+    hellos.push_back(h);
+    return Status::ok();
+  }
+  std::uint64_t blob_version(BlobKind k) override { return k == BlobKind::kRoster ? roster_version : 0; }
+  std::optional<BlobMsg> blob(BlobKind k) override {
+    if (k != BlobKind::kRoster || roster_version == 0) return std::nullopt;
+    return BlobMsg{BlobKind::kRoster, roster_version, {1, 2}, Bytes(64, 9)};
+  }
+  Status offer_blob(const BlobMsg& b) override {
+    offered.push_back(b.version);
+    return Status::ok();
+  }
+  Result<std::uint64_t> grant_rights(const NodeId&, const MemberId&, Account, std::uint64_t amount) override {
+    // The "move op" the grant makes: a new op of our own origin the peer lacks.
+    auto key = key_of(0x5e);
+    auto next = chain_of(self_, key, logs[self_].size() + 1);
+    logs[self_].push_back(next.back());
+    return amount;
+  }
+
+  NodeId self_;
+  std::map<NodeId, std::vector<SignedOp>> logs;
+  bool refuse_next = false;
+  int ingest_calls = 0;
+  std::uint64_t roster_version = 0;
+  std::vector<std::uint64_t> offered;
+  std::vector<HelloMsg> hellos;
+};
+
+std::vector<Message> decoded(const SessionOutput& out) {
+  std::vector<Message> v;
+  for (const auto& b : out.send) v.push_back(*decode_message(b));
+  return v;
+}
+
+template <typename T>
+std::size_t count_of(const SessionOutput& out) {
+  std::size_t n = 0;
+  for (const auto& m : decoded(out)) n += std::holds_alternative<T>(m) ? 1 : 0;
+  return n;
+}
+
+Bytes hello_from(const NodeId& node, VersionVector vv = {}) {
+  HelloMsg h;
+  h.node = node;
+  h.vv = std::move(vv);
+  return encode_message(h);
+}
+
+TEST(SyncSessionTest, AnythingBeforeHelloASecondHelloOrOurOwnIdIsAProtocolError) {
+  MemStore store(id_of(1));
+  {
+    SyncSession s(store);
+    auto out = s.on_message(encode_message(AckMsg{}), 0);
+    EXPECT_TRUE(out.close);
+    ASSERT_EQ(count_of<ErrorMsg>(out), 1u);
+    EXPECT_NE(out.close_reason.find("before HELLO"), std::string::npos) << out.close_reason;
+    EXPECT_TRUE(s.on_message(hello_from(id_of(2)), 0).send.empty()) << "a failed session answers nothing more";
+  }
+  {
+    SyncSession s(store);
+    EXPECT_FALSE(s.on_message(hello_from(id_of(2)), 0).close);
+    auto out = s.on_message(hello_from(id_of(2)), 0);
+    EXPECT_TRUE(out.close);
+    EXPECT_NE(out.close_reason.find("second HELLO"), std::string::npos);
+  }
+  {
+    SyncSession s(store);
+    auto out = s.on_message(hello_from(id_of(1)), 0);
+    EXPECT_TRUE(out.close);
+    EXPECT_NE(out.close_reason.find("own node id"), std::string::npos);
+  }
+  {
+    SyncSession s(store);
+    auto out = s.on_message(Bytes{1, 1, 0}, 0);  // a HELLO cut short
+    EXPECT_TRUE(out.close);
+    EXPECT_NE(out.close_reason.find("bad message"), std::string::npos);
+  }
+}
+
+TEST(SyncSessionTest, StartSendsHelloWithOurVectorAndReportedVersions) {
+  MemStore store(id_of(1));
+  store.logs[id_of(1)] = chain_of(id_of(1), key_of(1), 3);
+  SyncSession s(store);
+  auto out = s.start(42);
+  auto msgs = decoded(out);
+  ASSERT_EQ(msgs.size(), 1u);
+  const auto& h = std::get<HelloMsg>(msgs[0]);
+  EXPECT_EQ(h.node, id_of(1));
+  EXPECT_EQ(h.wall_ms, 42u);
+  EXPECT_EQ(h.vv.at(id_of(1)), 3u);
+}
+
+TEST(SyncSessionTest, PeerHelloIsSeenByTheStoreBeforeAnyOpIsSent) {
+  MemStore store(id_of(1));
+  store.logs[id_of(1)] = chain_of(id_of(1), key_of(1), 2);
+  SyncSession s(store);
+  auto out = s.on_message(hello_from(id_of(2), {{id_of(1), 1}}), 7);
+  ASSERT_EQ(store.hellos.size(), 1u);
+  EXPECT_EQ(store.hellos[0].vv.at(id_of(1)), 1u);
+  // Only what the peer lacks: seq 2.
+  auto msgs = decoded(out);
+  ASSERT_EQ(msgs.size(), 1u);
+  const auto& ops = std::get<OpsMsg>(msgs[0]).ops;
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].op.seq, 2u);
+}
+
+TEST(SyncSessionTest, AtMostFourBatchesInFlightUntilAnAckOpensTheWindow) {
+  MemStore store(id_of(1));
+  store.logs[id_of(1)] = chain_of(id_of(1), key_of(1), limits::kSyncBatchOpsMax * 6);
+  SyncSession s(store);
+  auto out = s.on_message(hello_from(id_of(2)), 0);
+  EXPECT_EQ(count_of<OpsMsg>(out), limits::kSyncWindowBatches);
+  for (const auto& m : decoded(out)) EXPECT_LE(std::get<OpsMsg>(m).ops.size(), limits::kSyncBatchOpsMax);
+  EXPECT_EQ(count_of<OpsMsg>(s.pump()), 0u) << "sent past the window";
+  auto more = s.on_message(encode_message(AckMsg{{{id_of(1), limits::kSyncBatchOpsMax}}}), 0);
+  EXPECT_EQ(count_of<OpsMsg>(more), 1u);
+  EXPECT_EQ(s.peer_vv().at(id_of(1)), limits::kSyncBatchOpsMax);
+}
+
+TEST(SyncSessionTest, BatchesStayUnderTheByteBound) {
+  MemStore store(id_of(1));
+  // 6000-byte ops (the session only measures what it sends): 256 of them would be 1.5 MiB.
+  auto ops = chain_of(id_of(1), key_of(1), 300);
+  for (auto& op : ops) op.signed_bytes.resize(6000);
+  store.logs[id_of(1)] = ops;
+  SyncSession s(store);
+  auto out = s.on_message(hello_from(id_of(2)), 0);
+  ASSERT_GE(out.send.size(), 2u);
+  for (const auto& b : out.send) {
+    EXPECT_LE(b.size(), limits::kSyncBatchBytesMax + 6) << "an OPS message over 1 MiB";
+    ByteReader r(b);
+    std::uint8_t type = 0, version = 0;
+    std::uint32_t n = 0;
+    ASSERT_TRUE(r.u8(type) && r.u8(version) && r.u32(n));
+    EXPECT_LT(n, limits::kSyncBatchOpsMax) << "the byte bound did not cut the batch";
+  }
+}
+
+TEST(SyncSessionTest, IngestedBatchIsAcknowledgedWithOurNewSeqs) {
+  MemStore store(id_of(1));
+  SyncSession s(store);
+  (void)s.on_message(hello_from(id_of(2)), 0);
+  auto out = s.on_message(encode_message(OpsMsg{chain_of(id_of(2), key_of(2), 3)}), 0);
+  auto msgs = decoded(out);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(std::get<AckMsg>(msgs[0]).vv.at(id_of(2)), 3u);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].ingest.applied, 3u);
+}
+
+TEST(SyncSessionTest, RefusedBatchAnswersErrorClosesAndIsNotAcknowledged) {
+  MemStore store(id_of(1));
+  SyncSession s(store);
+  (void)s.on_message(hello_from(id_of(2)), 0);
+  store.refuse_next = true;
+  auto out = s.on_message(encode_message(OpsMsg{chain_of(id_of(2), key_of(2), 1)}), 0);
+  EXPECT_TRUE(out.close);
+  EXPECT_EQ(count_of<AckMsg>(out), 0u);
+  ASSERT_EQ(count_of<ErrorMsg>(out), 1u);
+  EXPECT_NE(std::get<ErrorMsg>(decoded(out)[0]).message.find("refused by the test"), std::string::npos);
+  EXPECT_TRUE(store.logs[id_of(2)].empty());
+}
+
+TEST(SyncSessionTest, NewerDocumentIsOfferedOnceAndStaleOnesNotAtAll) {
+  MemStore store(id_of(1));
+  store.roster_version = 3;
+  SyncSession s(store);
+  HelloMsg h;
+  h.node = id_of(2);
+  h.roster_version = 2;
+  auto out = s.on_message(encode_message(h), 0);
+  EXPECT_EQ(count_of<BlobMsg>(out), 1u);
+  EXPECT_EQ(count_of<BlobMsg>(s.pump()), 0u) << "offered the same version twice";
+  store.roster_version = 4;  // accepted mid-session (e.g. an enrollment at HQ)
+  EXPECT_EQ(count_of<BlobMsg>(s.pump()), 1u);
+  // A peer that already holds our version gets nothing.
+  SyncSession t(store);
+  h.roster_version = 4;
+  EXPECT_EQ(count_of<BlobMsg>(t.on_message(encode_message(h), 0)), 0u);
+}
+
+TEST(SyncSessionTest, RightsGrantSendsTheMoveOpBeforeTheReplyEvenWithAFullWindow) {
+  MemStore store(id_of(1));
+  store.logs[id_of(1)] = chain_of(id_of(1), key_of(0x5e), limits::kSyncBatchOpsMax * 5);
+  SyncSession s(store);
+  (void)s.on_message(hello_from(id_of(2)), 0);  // fills the window
+  auto out = s.on_message(encode_message(RightsRequestMsg{8, id_of(0x33), Account::kWallet, 300}), 0);
+  auto msgs = decoded(out);
+  ASSERT_FALSE(msgs.empty());
+  ASSERT_TRUE(std::holds_alternative<RightsReplyMsg>(msgs.back()));
+  EXPECT_EQ(std::get<RightsReplyMsg>(msgs.back()).granted, 300u);
+  // Every op the peer lacks, the move included, went out before the reply.
+  std::uint64_t highest = 0;
+  for (const auto& m : msgs) {
+    if (auto* ops = std::get_if<OpsMsg>(&m)) highest = std::max(highest, ops->ops.back().op.seq);
+  }
+  EXPECT_EQ(highest, store.logs[id_of(1)].size());
+}
+
+}  // namespace
+}  // namespace outpost::sync
