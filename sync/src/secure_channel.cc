@@ -148,6 +148,10 @@ Status SecureChannel::receive(ByteView bytes, std::uint64_t now_ms, ChannelOutpu
   std::size_t consumed = 0;
   Status st = receive_in_place(inbound_, now_ms, out, consumed);
   if (!st.is_ok()) return st;  // fail() dropped inbound_
+  if (state_ == State::kClosed) {
+    inbound_ = Bytes();  // bytes after the peer's CLOSE are never read
+    return Status::ok();
+  }
   inbound_.erase(inbound_.begin(), inbound_.begin() + static_cast<std::ptrdiff_t>(consumed));
   // Invariant: at most one partial frame is ever buffered.
   OUTPOST_CHECK(inbound_.size() < kFrameWireBytesMax);

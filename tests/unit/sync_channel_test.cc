@@ -280,6 +280,21 @@ TEST_F(SyncChannelTest, PingIsCountedNotDeliveredAndCloseCarriesTheReason) {
   EXPECT_EQ(b.state(), SecureChannel::State::kClosed);
 }
 
+// Regression: receive() once kept every byte after a CLOSE frame as if it were a partial frame,
+// and more than one frame's worth of them broke its invariant (a crash a peer could trigger).
+TEST_F(SyncChannelTest, BytesAfterTheCloseFrameInOneChunkAreIgnored) {
+  auto [a, b] = open_pair(config(a_), config(b_));
+  Bytes wire;
+  ASSERT_TRUE(a.send_close("bye", wire).is_ok());
+  wire.insert(wire.end(), 3 * kFrameWireBytesMax, 0x41);
+  ChannelOutput out;
+  ASSERT_TRUE(b.receive(wire, kNowMs, out).is_ok());
+  ASSERT_TRUE(out.peer_closed.has_value());
+  EXPECT_EQ(*out.peer_closed, "bye");
+  EXPECT_FALSE(b.has_partial_frame());
+  EXPECT_EQ(b.receive(Bytes{1}, kNowMs, out).code(), Code::kUnavailable);
+}
+
 TEST_F(SyncChannelTest, BothSidesRekeyAtTheSameFrameCount) {
   ChannelConfig ca = config(a_), cb = config(b_);
   ca.rekey_after_messages = cb.rekey_after_messages = 3;
