@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <vector>
 
@@ -156,6 +157,13 @@ void CipherState::clear_key() {
   nonce_ = 0;
 }
 
+Status CipherState::check_nonce() const {
+  if (nonce_ == kNoiseNonceReserved) {
+    return Status::refused("noise: nonce exhausted (2^64-1 is reserved); the session must end");
+  }
+  return Status::ok();
+}
+
 Result<Bytes> CipherState::encrypt_with_ad(ByteView ad, ByteView plaintext) {
   if (!has_key()) {
     if (plaintext.size() > limits::kNoiseMessageBytesMax) {
@@ -163,22 +171,13 @@ Result<Bytes> CipherState::encrypt_with_ad(ByteView ad, ByteView plaintext) {
     }
     return Bytes(plaintext.begin(), plaintext.end());
   }
-  if (nonce_ == kNoiseNonceReserved) {
-    return Status::refused("noise: nonce exhausted (2^64-1 is reserved); the session must end");
-  }
+  OUTPOST_RETURN_IF_ERROR(check_nonce());
   if (plaintext.size() > kNoisePayloadBytesMax) {
     return Status::invalid("noise: plaintext longer than " + std::to_string(kNoisePayloadBytesMax) +
                            " bytes");
   }
   Bytes out(plaintext.size() + kNoiseTagBytes);
-  const auto nonce = chachapoly_nonce(nonce_);
-  unsigned long long out_len = 0;
-  crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &out_len, plaintext.data(),
-                                            plaintext.size(), ad.data(), ad.size(), nullptr,
-                                            nonce.data(), key_.data());
-  // Invariant: ChaChaPoly ciphertext is exactly plaintext plus tag.
-  OUTPOST_CHECK(out_len == out.size());
-  ++nonce_;
+  OUTPOST_RETURN_IF_ERROR(encrypt_into(ad, plaintext, out));
   return out;
 }
 
@@ -189,29 +188,81 @@ Result<Bytes> CipherState::decrypt_with_ad(ByteView ad, ByteView ciphertext) {
   if (!has_key()) {
     return Bytes(ciphertext.begin(), ciphertext.end());
   }
-  if (nonce_ == kNoiseNonceReserved) {
-    return Status::refused("noise: nonce exhausted (2^64-1 is reserved); the session must end");
-  }
+  OUTPOST_RETURN_IF_ERROR(check_nonce());
   if (ciphertext.size() < kNoiseTagBytes) {
     return Status::corruption("noise: ciphertext shorter than its 16-byte tag");
   }
   Bytes out(ciphertext.size() - kNoiseTagBytes);
+  OUTPOST_RETURN_IF_ERROR(decrypt_into(ad, ciphertext, out));
+  return out;
+}
+
+namespace {
+
+// libsodium's ChaCha20 XORs the keystream block by block, so output and input may be the same
+// bytes, but an output that starts inside the input (or the other way round) would read bytes it
+// already overwrote.
+bool overlaps_but_not_in_place(ByteView in, const std::uint8_t* out, std::size_t out_bytes) {
+  const std::uint8_t* in_begin = in.data();
+  const std::uint8_t* in_end = in.data() + in.size();
+  if (out == in_begin || in.empty() || out_bytes == 0) return false;
+  return std::less<const std::uint8_t*>()(out, in_end) &&
+         std::less<const std::uint8_t*>()(in_begin, out + out_bytes);
+}
+
+}  // namespace
+
+Status CipherState::encrypt_into(ByteView ad, ByteView plaintext, std::span<std::uint8_t> out) {
+  if (!has_key()) return Status::internal("noise: encrypt_into needs a key");
+  OUTPOST_RETURN_IF_ERROR(check_nonce());
+  if (plaintext.size() > kNoisePayloadBytesMax) {
+    return Status::invalid("noise: plaintext longer than " + std::to_string(kNoisePayloadBytesMax) +
+                           " bytes");
+  }
+  const std::size_t message_bytes = plaintext.size() + kNoiseTagBytes;
+  if (out.size() < message_bytes) return Status::invalid("noise: no room for the ciphertext");
+  if (overlaps_but_not_in_place(plaintext, out.data(), message_bytes)) {
+    return Status::internal("noise: ciphertext would overlap its plaintext");
+  }
   const auto nonce = chachapoly_nonce(nonce_);
-  unsigned long long out_len = 0;
-  // A one-byte scratch keeps the output pointer non-null for an empty plaintext, so libsodium
-  // still verifies the tag (it skips nothing, but a null pointer would mean "tag only").
+  unsigned long long tag_bytes = 0;
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      out.data(), out.data() + plaintext.size(), &tag_bytes, plaintext.data(), plaintext.size(),
+      ad.data(), ad.size(), nullptr, nonce.data(), key_.data());
+  // Invariant: ChaChaPoly ciphertext is exactly plaintext plus tag.
+  OUTPOST_CHECK(tag_bytes == kNoiseTagBytes);
+  ++nonce_;
+  return Status::ok();
+}
+
+Status CipherState::decrypt_into(ByteView ad, ByteView ciphertext, std::span<std::uint8_t> out) {
+  if (ciphertext.size() > limits::kNoiseMessageBytesMax) {
+    return Status::corruption("noise: message longer than 65535 bytes");
+  }
+  if (!has_key()) return Status::internal("noise: decrypt_into needs a key");
+  OUTPOST_RETURN_IF_ERROR(check_nonce());
+  if (ciphertext.size() < kNoiseTagBytes) {
+    return Status::corruption("noise: ciphertext shorter than its 16-byte tag");
+  }
+  const std::size_t plain_bytes = ciphertext.size() - kNoiseTagBytes;
+  if (out.size() < plain_bytes) return Status::invalid("noise: no room for the plaintext");
+  if (overlaps_but_not_in_place(ciphertext, out.data(), plain_bytes)) {
+    return Status::internal("noise: plaintext would overlap its ciphertext");
+  }
+  const auto nonce = chachapoly_nonce(nonce_);
+  // libsodium checks the tag over the ciphertext before it writes any plaintext. The output
+  // pointer must not be null even for an empty plaintext: null asks libsodium to verify only.
   std::uint8_t scratch = 0;
-  std::uint8_t* plain = out.empty() ? &scratch : out.data();
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(plain, &out_len, nullptr, ciphertext.data(),
-                                                ciphertext.size(), ad.data(), ad.size(),
-                                                nonce.data(), key_.data()) != 0) {
+  std::uint8_t* plain = plain_bytes == 0 ? &scratch : out.data();
+  if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+          plain, nullptr, ciphertext.data(), plain_bytes, ciphertext.data() + plain_bytes,
+          ad.data(), ad.size(), nonce.data(), key_.data()) != 0) {
     return Status::corruption(
         "noise: message failed authentication (forged, corrupted, "
         "replayed or out of order)");
   }
-  OUTPOST_CHECK(out_len == out.size());
   ++nonce_;
-  return out;
+  return Status::ok();
 }
 
 Status CipherState::rekey() {

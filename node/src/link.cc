@@ -1,15 +1,29 @@
 // Links over Boost.Asio TCP. Each link is one Link::Impl on its own strand: a read loop feeding
-// sync::SecureChannel, a write queue of encrypted frames, and one watchdog timer that enforces
-// the handshake deadline, the idle timeout, write progress and keepalive pings. Every close goes
-// through close_now(), which logs the reason once and runs exactly one completion handler.
+// sync::SecureChannel, a send queue of messages and control frames, and one watchdog timer that
+// enforces the handshake deadline, the idle timeout, write progress and keepalive pings. Every
+// close goes through close_now(), which logs the reason once and runs exactly one completion
+// handler.
+//
+// The data path (docs/performance.md, "Link bulk transfer") allocates nothing per frame and
+// copies little in user space:
+//   send:    queued message --(encrypt)--> write batch --(one write per batch)--> socket
+//   receive: socket --(read)--> read buffer, decrypted in place --(copy)--> delivered message
+// Frames are sealed only when the write batch is filled, in queue order, so nonces follow the
+// wire order whatever mix of messages, pings and CLOSE is queued. A batch gathers many small
+// messages into one write; a large message is sealed a batch at a time, which keeps the batch
+// in cache between encryption and the kernel's copy.
 #include "outpost/node/link.h"
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <span>
+#include <string_view>
 
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
@@ -24,8 +38,15 @@ using sync::Bytes;
 
 namespace {
 
-// Bytes asked of the socket per read: a few frames at a time keeps syscalls low in bulk sync.
-constexpr std::size_t kReadChunkBytes = 128 * 1024;
+// Each link owns one read buffer and one write batch of this size (a few of the largest frames):
+// bulk transfer then costs one system call per few frames each way, and both buffers fit in a
+// core's L2 cache. Pages that only ever carry small messages are never touched.
+constexpr std::size_t kReadBufferBytes = 4 * sync::kFrameWireBytesMax;
+constexpr std::size_t kWriteBatchBytes = 4 * sync::kFrameWireBytesMax;
+// Frames are decrypted in place, so a whole frame must fit behind whatever partial frame the
+// read buffer keeps; and a batch must hold the largest frame.
+static_assert(kReadBufferBytes >= 2 * sync::kFrameWireBytesMax);
+static_assert(kWriteBatchBytes >= sync::kFrameWireBytesMax);
 // Longest a graceful close() waits to flush its CLOSE frame before dropping the socket.
 constexpr int kCloseLingerMsMax = 1000;
 
@@ -86,7 +107,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
         context_(std::move(context)),
         channel_(std::move(channel)),
         initiator_(initiator),
-        read_buffer_(kReadChunkBytes) {
+        read_buffer_(std::make_unique_for_overwrite<std::uint8_t[]>(kReadBufferBytes)) {
     const LinkOptions& o = context_.options;
     tick_ = ms(std::clamp(std::min({o.handshake_timeout_ms, o.idle_timeout_ms, o.keepalive_ms}) / 4,
                           5, 1000));
@@ -125,19 +146,30 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       sync::ChannelOutput out;
       Status st = channel_.start(out);
       if (!st.is_ok()) return close_now(st);
-      enqueue_wire(std::move(out.wire), 0);
+      enqueue(Outgoing::wire(std::move(out.wire)));
     }
     do_read();
   }
 
   // --- reads ---
 
+  // Reads into the free space after the unconsumed bytes (at most a partial frame) of the read
+  // buffer. They move to the front only when a whole frame might no longer fit behind them.
   void do_read() {
     if (closed_ || reading_) return;
     reading_ = true;
-    socket_.async_read_some(asio::buffer(read_buffer_),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t n) { self->on_read(ec, n); });
+    if (read_begin_ == read_end_) {
+      read_begin_ = read_end_ = 0;
+    } else if (kReadBufferBytes - read_begin_ < sync::kFrameWireBytesMax) {
+      std::memmove(read_buffer_.get(), read_buffer_.get() + read_begin_, read_end_ - read_begin_);
+      read_end_ -= read_begin_;
+      read_begin_ = 0;
+    }
+    socket_.async_read_some(
+        asio::buffer(read_buffer_.get() + read_end_, kReadBufferBytes - read_end_),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          self->on_read(ec, n);
+        });
   }
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -156,14 +188,19 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     if (ec) return close_now(Status::unavailable("read failed: " + ec.message()));
     wire_bytes_received_.fetch_add(n, std::memory_order_relaxed);
     last_rx_ = SteadyClock::now();
+    read_end_ += n;
     sync::ChannelOutput out;
-    Status st = channel_.receive(sync::ByteView(read_buffer_.data(), n), wall_ms(), out);
+    std::size_t consumed = 0;
+    Status st = channel_.receive_in_place(
+        std::span<std::uint8_t>(read_buffer_.get() + read_begin_, read_end_ - read_begin_),
+        wall_ms(), out, consumed);
     if (!st.is_ok()) {
       // A responder that refused the initiator has a CLOSE frame saying why: flush it first.
-      if (!out.wire.empty()) return close_after_flush(st, std::move(out.wire));
+      if (!out.wire.empty()) return close_after_flush(st, Outgoing::wire(std::move(out.wire)));
       return close_now(st);
     }
-    if (!out.wire.empty()) enqueue_wire(std::move(out.wire), 0);
+    read_begin_ += consumed;
+    if (!out.wire.empty()) enqueue(Outgoing::wire(std::move(out.wire)));
     if (out.handshake_completed) finish_handshake();
     if (closed_) return;
     deliver(std::move(out.messages));
@@ -203,40 +240,120 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
 
   // --- writes ---
 
-  void enqueue_wire(Bytes wire, std::size_t accounted) {
+  // One entry of the send queue. Transport frames are sealed from it only when the write batch
+  // is filled, so that nonces follow the order of the queue.
+  struct Outgoing {
+    enum class Kind {
+      kWire,     // bytes already framed (handshake messages, a refusal): written as they are
+      kMessage,  // an application message, sealed as fragments
+      kPing,     // a keepalive frame
+      kClose,    // a CLOSE frame carrying `bytes` as the reason; the channel closes
+    };
+    Kind kind = Kind::kWire;
+    Bytes bytes;
+    std::size_t offset = 0;     // kWire: bytes copied so far; kMessage: bytes sealed so far
+    std::size_t accounted = 0;  // message bytes counted in queued_bytes_
+
+    static Outgoing wire(Bytes b) { return {Kind::kWire, std::move(b), 0, 0}; }
+    static Outgoing message(Bytes b) {
+      const std::size_t n = b.size();
+      return {Kind::kMessage, std::move(b), 0, n};
+    }
+    static Outgoing ping() { return {Kind::kPing, {}, 0, 0}; }
+    static Outgoing close(std::string_view reason) {
+      return {Kind::kClose, Bytes(reason.begin(), reason.end()), 0, 0};
+    }
+  };
+
+  void enqueue(Outgoing item) {
+    // Invariant: frames sealed outside the queue (handshake messages, the responder's confirming
+    // ping or its refusal) are all queued before the handshake completes, so no message sealed
+    // later from the queue can overtake them with a smaller nonce.
+    OUTPOST_CHECK(item.kind != Outgoing::Kind::kWire || !handshake_done_);
     last_tx_ = SteadyClock::now();
-    write_queue_.push_back(Pending{std::move(wire), accounted});
+    send_queue_.push_back(std::move(item));
     if (!writing_) do_write();
   }
 
+  // Fills the write batch from the front of the send queue and writes it.
   void do_write() {
     if (closed_) return;
-    if (write_queue_.empty()) {
+    write_batch_bytes_ = 0;
+    write_batch_written_ = 0;
+    if (Status st = fill_write_batch(); !st.is_ok()) return close_now(st);
+    if (write_batch_bytes_ == 0) {
       writing_ = false;
       if (closing_) close_now(close_reason_);
       return;
     }
     writing_ = true;
     last_write_progress_ = SteadyClock::now();
-    Pending& front = write_queue_.front();
-    socket_.async_write_some(
-        asio::buffer(front.wire.data() + front.written, front.wire.size() - front.written),
-        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-          self->on_write(ec, n);
-        });
+    write_some();
+  }
+
+  void write_some() {
+    socket_.async_write_some(asio::buffer(write_batch_.get() + write_batch_written_,
+                                          write_batch_bytes_ - write_batch_written_),
+                             [self = shared_from_this()](const boost::system::error_code& ec,
+                                                         std::size_t n) { self->on_write(ec, n); });
   }
 
   void on_write(const boost::system::error_code& ec, std::size_t n) {
     if (closed_) return;
     if (ec) return close_now(Status::unavailable("write failed: " + ec.message()));
     wire_bytes_sent_.fetch_add(n, std::memory_order_relaxed);
-    Pending& front = write_queue_.front();
-    front.written += n;
-    if (front.written == front.wire.size()) {
-      queued_bytes_.fetch_sub(front.accounted);
-      write_queue_.pop_front();
-    }
+    last_write_progress_ = SteadyClock::now();
+    write_batch_written_ += n;
+    if (write_batch_written_ < write_batch_bytes_) return write_some();
     do_write();
+  }
+
+  // Seals queued items into the write batch until it is full or the queue is empty. An error
+  // is the channel's (nonce exhaustion, a message over its bound): the link closes.
+  Status fill_write_batch() {
+    if (!write_batch_)
+      write_batch_ = std::make_unique_for_overwrite<std::uint8_t[]>(kWriteBatchBytes);
+    while (!send_queue_.empty()) {
+      Outgoing& item = send_queue_.front();
+      const std::span<std::uint8_t> room(write_batch_.get() + write_batch_bytes_,
+                                         kWriteBatchBytes - write_batch_bytes_);
+      bool done = false;
+      switch (item.kind) {
+        case Outgoing::Kind::kWire: {
+          const std::size_t n = std::min(item.bytes.size() - item.offset, room.size());
+          std::memcpy(room.data(), item.bytes.data() + item.offset, n);
+          item.offset += n;
+          write_batch_bytes_ += n;
+          done = item.offset == item.bytes.size();
+          break;
+        }
+        case Outgoing::Kind::kMessage: {
+          // The message is ours now: the channel encrypts straight from it into the batch.
+          OUTPOST_ASSIGN_OR_RETURN(
+              std::size_t n, channel_.seal_message_frames(item.bytes, item.offset, room, done));
+          write_batch_bytes_ += n;
+          break;
+        }
+        case Outgoing::Kind::kPing:
+        case Outgoing::Kind::kClose: {
+          if (room.size() < sync::kFrameOverheadBytes + limits::kLinkCloseReasonBytesMax) break;
+          Bytes frame;
+          const std::string_view reason(reinterpret_cast<const char*>(item.bytes.data()),
+                                        item.bytes.size());
+          OUTPOST_RETURN_IF_ERROR(item.kind == Outgoing::Kind::kPing
+                                      ? channel_.send_ping(frame)
+                                      : channel_.send_close(reason, frame));
+          std::memcpy(room.data(), frame.data(), frame.size());
+          write_batch_bytes_ += frame.size();
+          done = true;
+          break;
+        }
+      }
+      if (!done) break;  // the batch is full: the rest goes in the next one
+      if (item.accounted > 0) queued_bytes_.fetch_sub(item.accounted);
+      send_queue_.pop_front();
+    }
+    return Status::ok();
   }
 
   void send_on_strand(Bytes message) {
@@ -245,13 +362,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       queued_bytes_.fetch_sub(n);
       return;
     }
-    Bytes wire;
-    Status st = channel_.send_message(message, wire);
-    if (!st.is_ok()) {
-      queued_bytes_.fetch_sub(n);
-      return close_now(st);
-    }
-    enqueue_wire(std::move(wire), n);
+    enqueue(Outgoing::message(std::move(message)));
   }
 
   // --- deadlines ---
@@ -287,12 +398,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
                                            std::to_string(o.idle_timeout_ms) +
                                            " ms: the peer stopped reading"));
     }
-    if (now - last_tx_ >= ms(o.keepalive_ms)) {
-      Bytes wire;
-      Status st = channel_.send_ping(wire);
-      if (!st.is_ok()) return close_now(st);
-      enqueue_wire(std::move(wire), 0);
-    }
+    if (now - last_tx_ >= ms(o.keepalive_ms)) enqueue(Outgoing::ping());
   }
 
   // A roster accepted while the link is open may revoke the peer: then the link ends.
@@ -312,20 +418,17 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   void close_gracefully(const Status& reason) {
     if (closed_ || closing_) return;
     if (!handshake_done_ || !channel_.is_open()) return close_now(reason);
-    Bytes wire;
-    Status st = channel_.send_close(reason.is_ok() ? "closed" : reason.to_string(), wire);
-    if (!st.is_ok()) return close_now(reason);
-    close_after_flush(reason, std::move(wire));
+    close_after_flush(reason, Outgoing::close(reason.is_ok() ? "closed" : reason.to_string()));
   }
 
   // Writes `last` after everything queued, then closes with `reason` (bounded by the linger).
-  void close_after_flush(const Status& reason, Bytes last) {
+  void close_after_flush(const Status& reason, Outgoing last) {
     closing_ = true;
     open_.store(false);
     close_reason_ = reason;
     closing_deadline_ =
         SteadyClock::now() + ms(std::min(kCloseLingerMsMax, context_.options.idle_timeout_ms));
-    enqueue_wire(std::move(last), 0);
+    enqueue(std::move(last));
   }
 
   void close_now(const Status& reason) {
@@ -337,7 +440,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     timer_.cancel();
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    write_queue_.clear();
+    send_queue_.clear();
     pending_.clear();
     queued_bytes_.store(0);
     const bool failed = !reason.is_ok();
@@ -373,12 +476,6 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     return peer_.name + "/" + sync::id_hex(peer_.node_id).substr(0, 8);
   }
 
-  struct Pending {
-    Bytes wire;
-    std::size_t accounted = 0;  // message bytes counted in queued_bytes_
-    std::size_t written = 0;
-  };
-
   asio::any_io_executor ex_;
   tcp::socket socket_;
   asio::steady_timer timer_;
@@ -386,7 +483,11 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   sync::SecureChannel channel_;
   const bool initiator_;
   std::string address_;
-  Bytes read_buffer_;
+  // Received bytes not yet consumed are read_buffer_[read_begin_, read_end_) (at most a partial
+  // frame between reads); frames are decrypted where they landed.
+  std::unique_ptr<std::uint8_t[]> read_buffer_;
+  std::size_t read_begin_ = 0;
+  std::size_t read_end_ = 0;
   std::chrono::milliseconds tick_{1000};
   std::uint64_t roster_version_checked_ = 0;
 
@@ -404,7 +505,12 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   MessageHandler on_message_;
   CloseHandler on_close_;
   std::vector<Bytes> pending_;  // messages that arrived before set_handlers()
-  std::deque<Pending> write_queue_;
+  std::deque<Outgoing> send_queue_;
+  // Sealed frames being written: write_batch_[write_batch_written_, write_batch_bytes_) is
+  // still to go. Allocated at the first write (kWriteBatchBytes).
+  std::unique_ptr<std::uint8_t[]> write_batch_;
+  std::size_t write_batch_bytes_ = 0;
+  std::size_t write_batch_written_ = 0;
   bool handshake_done_ = false;
   bool handlers_set_ = false;
   bool reading_ = false;
@@ -436,7 +542,9 @@ std::uint64_t Link::peer_roster_version() const { return impl_->peer_roster_vers
 const std::string& Link::peer_address() const { return impl_->address_; }
 bool Link::is_initiator() const { return impl_->initiator_; }
 bool Link::is_open() const { return impl_->open_.load(); }
-std::uint64_t Link::wire_bytes_sent() const { return impl_->wire_bytes_sent_.load(std::memory_order_relaxed); }
+std::uint64_t Link::wire_bytes_sent() const {
+  return impl_->wire_bytes_sent_.load(std::memory_order_relaxed);
+}
 std::uint64_t Link::wire_bytes_received() const {
   return impl_->wire_bytes_received_.load(std::memory_order_relaxed);
 }

@@ -101,8 +101,10 @@ SecureChannel::SecureChannel(crypto::NoiseRole role, ChannelConfig config,
 Status SecureChannel::fail(Status status) {
   state_ = State::kClosed;
   handshake_.reset();
-  partial_.clear();
-  inbound_.clear();
+  partial_ = Bytes();
+  partial_active_ = false;
+  inbound_ = Bytes();
+  partial_frame_ = false;
   return status;
 }
 
@@ -126,65 +128,60 @@ std::size_t SecureChannel::frame_length_max() const {
   return limits::kLinkHandshakeFrameBytesMax;
 }
 
+Status SecureChannel::check_frame_length(std::size_t length) const {
+  if (length == 0) return Status::corruption("empty frame");
+  if (length > frame_length_max()) {
+    return Status::corruption("frame length " + std::to_string(length) + " exceeds " +
+                              std::to_string(frame_length_max()) + " bytes during the " +
+                              (in_transport() ? "session" : "handshake"));
+  }
+  if (in_transport() && length < kTransportFrameBytesMin) {
+    return Status::corruption("frame length " + std::to_string(length) +
+                              " is shorter than a tag and a type byte");
+  }
+  return Status::ok();
+}
+
 Status SecureChannel::receive(ByteView bytes, std::uint64_t now_ms, ChannelOutput& out) {
+  if (state_ == State::kClosed) return Status::unavailable("link is closed");
+  inbound_.insert(inbound_.end(), bytes.begin(), bytes.end());
+  std::size_t consumed = 0;
+  Status st = receive_in_place(inbound_, now_ms, out, consumed);
+  if (!st.is_ok()) return st;  // fail() dropped inbound_
+  if (state_ == State::kClosed) {
+    inbound_ = Bytes();  // bytes after the peer's CLOSE are never read
+    return Status::ok();
+  }
+  inbound_.erase(inbound_.begin(), inbound_.begin() + static_cast<std::ptrdiff_t>(consumed));
+  // Invariant: at most one partial frame is ever buffered.
+  OUTPOST_CHECK(inbound_.size() < kFrameWireBytesMax);
+  return Status::ok();
+}
+
+Status SecureChannel::receive_in_place(std::span<std::uint8_t> bytes, std::uint64_t now_ms,
+                                       ChannelOutput& out, std::size_t& consumed) {
+  consumed = 0;
   if (state_ == State::kClosed) return Status::unavailable("link is closed");
   if (role_ == crypto::NoiseRole::kInitiator && !started_) {
     return fail(Status::corruption("peer spoke before the handshake started"));
   }
-  // Checks a frame's length as soon as its 2-byte header is known, before any body byte.
-  auto check_length = [&](std::size_t len) -> Status {
-    if (len == 0) return Status::corruption("empty frame");
-    if (len > frame_length_max()) {
-      return Status::corruption("frame length " + std::to_string(len) + " exceeds " +
-                                std::to_string(frame_length_max()) + " bytes during the " +
-                                (in_transport() ? "session" : "handshake"));
-    }
-    if (in_transport() && len < kTransportFrameBytesMin) {
-      return Status::corruption("frame length " + std::to_string(len) +
-                                " is shorter than a tag and a type byte");
-    }
-    return Status::ok();
-  };
-  ByteView in = bytes;
-  while (!in.empty() && state_ != State::kClosed) {
-    if (inbound_.empty() && in.size() >= kFrameHeaderBytes) {
-      // Fast path: whole frames straight from the input.
-      const std::size_t len = (std::size_t{in[0]} << 8) | in[1];
-      if (Status st = check_length(len); !st.is_ok()) return fail(st);
-      if (in.size() < kFrameHeaderBytes + len) {
-        inbound_.assign(in.begin(), in.end());
-        break;
-      }
-      Status st = on_frame(in.subspan(kFrameHeaderBytes, len), now_ms, out);
-      if (!st.is_ok()) return fail(st);
-      in = in.subspan(kFrameHeaderBytes + len);
-      continue;
-    }
-    // Slow path: complete the frame held in inbound_.
-    if (inbound_.size() < kFrameHeaderBytes) {
-      const std::size_t take = std::min(kFrameHeaderBytes - inbound_.size(), in.size());
-      inbound_.insert(inbound_.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(take));
-      in = in.subspan(take);
-      if (inbound_.size() < kFrameHeaderBytes) break;
-    }
-    const std::size_t len = (std::size_t{inbound_[0]} << 8) | inbound_[1];
-    if (Status st = check_length(len); !st.is_ok()) return fail(st);
-    const std::size_t want = kFrameHeaderBytes + len - inbound_.size();
-    const std::size_t take = std::min(want, in.size());
-    inbound_.insert(inbound_.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(take));
-    in = in.subspan(take);
-    if (inbound_.size() < kFrameHeaderBytes + len) break;
-    Bytes frame = std::move(inbound_);
-    inbound_.clear();
-    Status st = on_frame(ByteView(frame).subspan(kFrameHeaderBytes), now_ms, out);
+  std::size_t pos = 0;
+  while (state_ != State::kClosed && bytes.size() - pos >= kFrameHeaderBytes) {
+    // The length is checked as soon as its two bytes are here, before any body byte is used.
+    const std::size_t length = (std::size_t{bytes[pos]} << 8) | bytes[pos + 1];
+    if (Status st = check_frame_length(length); !st.is_ok()) return fail(st);
+    if (bytes.size() - pos - kFrameHeaderBytes < length) break;  // the rest is on its way
+    Status st = on_frame(bytes.subspan(pos + kFrameHeaderBytes, length), now_ms, out);
     if (!st.is_ok()) return fail(st);
+    pos += kFrameHeaderBytes + length;
   }
-  // Invariant: at most one partial frame is ever buffered.
-  OUTPOST_CHECK(inbound_.size() < kFrameHeaderBytes + limits::kNoiseMessageBytesMax);
+  consumed = pos;
+  partial_frame_ = state_ != State::kClosed && pos < bytes.size();
   return Status::ok();
 }
 
-Status SecureChannel::on_frame(ByteView frame, std::uint64_t now_ms, ChannelOutput& out) {
+Status SecureChannel::on_frame(std::span<std::uint8_t> frame, std::uint64_t now_ms,
+                               ChannelOutput& out) {
   if (in_transport()) return on_transport_frame(frame, out);
   return on_handshake_frame(frame, now_ms, out);
 }
@@ -268,19 +265,18 @@ Status SecureChannel::finish_handshake(State next) {
   return Status::ok();
 }
 
-Status SecureChannel::on_transport_frame(ByteView frame, ChannelOutput& out) {
-  auto plain = receive_.decrypt_with_ad({}, frame);
-  if (!plain.is_ok()) {
-    return plain.status().code() == Code::kRefused
-               ? plain.status()
-               : Status::corruption("decryption failed: " + plain.status().message());
+Status SecureChannel::on_transport_frame(std::span<std::uint8_t> frame, ChannelOutput& out) {
+  // Decrypted in place: the frame's bytes are the caller's to overwrite.
+  if (Status st = receive_.decrypt_into({}, frame, frame); !st.is_ok()) {
+    return st.code() == Code::kRefused ? st
+                                       : Status::corruption("decryption failed: " + st.message());
   }
   if (receive_.nonce() % config_.rekey_after_messages == 0) {
     OUTPOST_RETURN_IF_ERROR(receive_.rekey());
   }
-  Bytes& p = *plain;
+  const ByteView p = ByteView(frame).first(frame.size() - crypto::kNoiseTagBytes);
   if (p.empty()) return Status::corruption("transport frame without a type byte");
-  const ByteView data = ByteView(p).subspan(1);
+  const ByteView data = p.subspan(1);
   if (state_ == State::kConfirming) {
     if (static_cast<FrameType>(p[0]) == FrameType::kClose) {
       return Status::permission(
@@ -292,27 +288,9 @@ Status SecureChannel::on_transport_frame(ByteView frame, ChannelOutput& out) {
   }
   switch (static_cast<FrameType>(p[0])) {
     case FrameType::kMore:
-    case FrameType::kLast: {
-      const bool last = static_cast<FrameType>(p[0]) == FrameType::kLast;
-      if (!last && data.empty()) return Status::corruption("empty message fragment");
-      if (partial_.size() + data.size() > config_.message_bytes_max) {
-        return Status::corruption("message larger than " +
-                                  std::to_string(config_.message_bytes_max) + " bytes");
-      }
-      if (last && !partial_active_) {
-        p.erase(p.begin());
-        out.messages.push_back(std::move(p));
-        return Status::ok();
-      }
-      partial_.insert(partial_.end(), data.begin(), data.end());
-      partial_active_ = true;
-      if (last) {
-        out.messages.push_back(std::move(partial_));
-        partial_.clear();
-        partial_active_ = false;
-      }
-      return Status::ok();
-    }
+      return append_fragment(data, /*last=*/false, out);
+    case FrameType::kLast:
+      return append_fragment(data, /*last=*/true, out);
     case FrameType::kPing:
       if (!data.empty()) return Status::corruption("ping frame with data");
       out.pings_received++;
@@ -328,28 +306,84 @@ Status SecureChannel::on_transport_frame(ByteView frame, ChannelOutput& out) {
   return Status::corruption("unknown frame type " + std::to_string(p[0]));
 }
 
+Status SecureChannel::append_fragment(ByteView data, bool last, ChannelOutput& out) {
+  if (!last && data.empty()) return Status::corruption("empty message fragment");
+  if (partial_.size() + data.size() > config_.message_bytes_max) {
+    return Status::corruption("message larger than " + std::to_string(config_.message_bytes_max) +
+                              " bytes");
+  }
+  if (last && !partial_active_) {  // a message of one frame
+    out.messages.emplace_back(data.begin(), data.end());
+    return Status::ok();
+  }
+  if (!partial_active_) {
+    // Peers tend to send messages of similar sizes: expect the size of the previous one.
+    partial_ = Bytes();
+    partial_.reserve(std::max(last_multi_frame_message_bytes_, data.size()));
+    partial_active_ = true;
+  }
+  const std::size_t needed = partial_.size() + data.size();
+  if (needed > partial_.capacity()) {
+    partial_.reserve(
+        std::min(config_.message_bytes_max, std::max(needed, 2 * partial_.capacity())));
+  }
+  partial_.insert(partial_.end(), data.begin(), data.end());
+  if (!last) return Status::ok();
+  last_multi_frame_message_bytes_ = partial_.size();
+  if (partial_.size() == partial_.capacity()) {
+    out.messages.push_back(std::move(partial_));  // exactly the message: no copy
+  } else {
+    out.messages.emplace_back(partial_.begin(), partial_.end());  // do not hand over slack
+  }
+  partial_ = Bytes();
+  partial_active_ = false;
+  return Status::ok();
+}
+
 Status SecureChannel::seal(FrameType type, ByteView data, Bytes& wire) {
-  Bytes plain;
-  plain.reserve(1 + data.size());
-  plain.push_back(static_cast<std::uint8_t>(type));
-  plain.insert(plain.end(), data.begin(), data.end());
-  return seal_plaintext(plain, wire);
+  const std::uint8_t type_byte = static_cast<std::uint8_t>(type);
+  return append_sealed(ByteView(&type_byte, 1), data, wire);
 }
 
 Status SecureChannel::encrypt_frame_for_testing(ByteView plaintext, Bytes& wire) {
   if (state_ != State::kOpen) return Status::unavailable("link is not open");
-  return seal_plaintext(plaintext, wire);
+  return append_sealed(plaintext, {}, wire);
 }
 
-Status SecureChannel::seal_plaintext(ByteView plaintext, Bytes& wire) {
-  auto ct = send_.encrypt_with_ad({}, plaintext);
-  if (!ct.is_ok()) {
-    // Nonce exhaustion ends the session; an oversize plaintext is a caller bug.
-    return ct.status().code() == Code::kRefused ? fail(ct.status()) : ct.status();
+// Appends one frame whose plaintext is head || body to `wire`, sealed in place there.
+Status SecureChannel::append_sealed(ByteView head, ByteView body, Bytes& wire) {
+  const std::size_t plain_bytes = head.size() + body.size();
+  if (plain_bytes > crypto::kNoisePayloadBytesMax) {
+    return Status::invalid("frame plaintext of " + std::to_string(plain_bytes) +
+                           " bytes exceeds one Noise message");  // a caller bug
   }
-  append_frame(wire, *ct);
+  const std::size_t start = wire.size();
+  wire.resize(start + kFrameHeaderBytes + plain_bytes + crypto::kNoiseTagBytes);
+  const std::span<std::uint8_t> frame = std::span<std::uint8_t>(wire).subspan(start);
+  auto plain = frame.begin() + kFrameHeaderBytes;
+  std::copy(body.begin(), body.end(), std::copy(head.begin(), head.end(), plain));
+  Status st = seal_into(ByteView(frame).subspan(kFrameHeaderBytes, plain_bytes), frame);
+  if (!st.is_ok()) wire.resize(start);  // nothing of a frame that was not sealed goes out
+  return st;
+}
+
+// Writes one frame to out[0, kFrameHeaderBytes + plaintext.size() + tag): the length header,
+// then ENCRYPT(plaintext). `plaintext` may already sit at out[kFrameHeaderBytes] (sealed in
+// place) or anywhere outside `out`.
+Status SecureChannel::seal_into(ByteView plaintext, std::span<std::uint8_t> out) {
+  const std::size_t length = plaintext.size() + crypto::kNoiseTagBytes;
+  // Invariant: every Noise message fits the 2-byte length (callers bound the plaintext).
+  OUTPOST_CHECK(length <= limits::kNoiseMessageBytesMax &&
+                kFrameHeaderBytes + length <= out.size());
+  out[0] = static_cast<std::uint8_t>(length >> 8);
+  out[1] = static_cast<std::uint8_t>(length & 0xff);
+  Status st = send_.encrypt_into({}, plaintext, out.subspan(kFrameHeaderBytes, length));
+  if (!st.is_ok()) {
+    // Nonce exhaustion ends the session; anything else is a caller bug.
+    return st.code() == Code::kRefused ? fail(st) : st;
+  }
   if (send_.nonce() % config_.rekey_after_messages == 0) {
-    Status st = send_.rekey();
+    st = send_.rekey();
     if (!st.is_ok()) return fail(st);
   }
   return Status::ok();
@@ -364,17 +398,58 @@ Status SecureChannel::send_message(ByteView message, Bytes& wire) {
   }
   const std::size_t frames =
       std::max<std::size_t>(1, (message.size() + kFrameDataBytesMax - 1) / kFrameDataBytesMax);
-  wire.reserve(wire.size() + message.size() +
-               frames * (kFrameHeaderBytes + 1 + crypto::kNoiseTagBytes));
+  const std::size_t start = wire.size();
+  wire.resize(start + message.size() + frames * kFrameOverheadBytes);
+  Bytes scratch(message.begin(), message.end());  // seal_message_frames may overwrite it
   std::size_t offset = 0;
+  bool done = false;
+  auto written =
+      seal_message_frames(scratch, offset, std::span<std::uint8_t>(wire).subspan(start), done);
+  if (!written.is_ok()) {
+    wire.resize(start);
+    return written.status();
+  }
+  // Invariant: the room made above holds every frame of the message.
+  OUTPOST_CHECK(done && *written == wire.size() - start);
+  return Status::ok();
+}
+
+Result<std::size_t> SecureChannel::seal_message_frames(std::span<std::uint8_t> message,
+                                                       std::size_t& offset,
+                                                       std::span<std::uint8_t> out, bool& done) {
+  done = false;
+  if (state_ != State::kOpen) return Status::unavailable("link is not open");
+  if (message.size() > config_.message_bytes_max) {
+    return Status::invalid("message of " + std::to_string(message.size()) +
+                           " bytes exceeds the link bound of " +
+                           std::to_string(config_.message_bytes_max));
+  }
+  if (offset > message.size() || (offset == message.size() && offset > 0)) {
+    return Status::internal("link: message offset out of range (already sent?)");
+  }
+  std::size_t written = 0;
   do {
     const std::size_t n = std::min(kFrameDataBytesMax, message.size() - offset);
-    const bool last = offset + n == message.size();
-    OUTPOST_RETURN_IF_ERROR(
-        seal(last ? FrameType::kLast : FrameType::kMore, message.subspan(offset, n), wire));
+    const std::size_t frame_bytes = kFrameOverheadBytes + n;
+    if (out.size() - written < frame_bytes) return written;  // the rest goes in the next buffer
+    const auto type = static_cast<std::uint8_t>(offset + n == message.size() ? FrameType::kLast
+                                                                             : FrameType::kMore);
+    const std::span<std::uint8_t> frame = out.subspan(written, frame_bytes);
+    if (offset == 0) {
+      // The first frame has no byte before its data to hold the type: copy, seal in place.
+      frame[kFrameHeaderBytes] = type;
+      std::copy_n(message.begin(), n, frame.begin() + kFrameHeaderBytes + 1);
+      OUTPOST_RETURN_IF_ERROR(seal_into(ByteView(frame).subspan(kFrameHeaderBytes, 1 + n), frame));
+    } else {
+      // The previous frame's data is sealed already: its last byte becomes this type byte.
+      message[offset - 1] = type;
+      OUTPOST_RETURN_IF_ERROR(seal_into(ByteView(message).subspan(offset - 1, 1 + n), frame));
+    }
     offset += n;
+    written += frame_bytes;
   } while (offset < message.size());
-  return Status::ok();
+  done = true;
+  return written;
 }
 
 Status SecureChannel::send_ping(Bytes& wire) {

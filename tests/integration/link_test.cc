@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "outpost/crypto/crypto.h"
 #include "outpost/crypto/noise.h"
@@ -54,6 +55,14 @@ class Mailbox {
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
     items_.clear();
+  }
+  // Returns what is there now, without waiting.
+  std::vector<T> take_all() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<T> all(std::make_move_iterator(items_.begin()),
+                       std::make_move_iterator(items_.end()));
+    items_.clear();
+    return all;
   }
 
  private:
@@ -453,6 +462,78 @@ TEST_F(LinkTest, FullSendQueueRefusesWithoutClosing) {
   EXPECT_TRUE(link->is_open());
 }
 
+TEST_F(LinkTest, ManySmallMessagesSentAtOnceArriveInOrderGatheredIntoFewWrites) {
+  start_server();
+  std::shared_ptr<Link> link = connect_good(context(client_node_));
+  ASSERT_NE(link, nullptr);
+  constexpr std::size_t kMessages = 3000;
+  std::vector<Bytes> sent;
+  for (std::size_t i = 0; i < kMessages; ++i) {
+    Bytes m(1 + i % 300, static_cast<std::uint8_t>(i));
+    m[0] = static_cast<std::uint8_t>(i >> 8);
+    ASSERT_TRUE(link->send(m).is_ok()) << "message " << i;  // no waiting between sends
+    sent.push_back(std::move(m));
+  }
+  for (std::size_t i = 0; i < kMessages; ++i) {
+    auto at_server = server_messages_.pop();
+    ASSERT_TRUE(at_server.has_value()) << "message " << i;
+    ASSERT_EQ(*at_server, sent[i]) << "message " << i;
+  }
+  for (std::size_t i = 0; i < kMessages; ++i) {
+    auto echoed = client_messages_.pop();
+    ASSERT_TRUE(echoed.has_value()) << "echo " << i;
+    ASSERT_EQ(*echoed, sent[i]) << "echo " << i;
+  }
+  EXPECT_TRUE(link->is_open());
+}
+
+TEST_F(LinkTest, LargeAndSmallMessagesInterleavedArriveWholeAndInOrder) {
+  start_server();
+  std::shared_ptr<Link> link = connect_good(context(client_node_));
+  ASSERT_NE(link, nullptr);
+  std::vector<Bytes> sent;
+  for (std::size_t n : {std::size_t{1} << 20, std::size_t{0}, sync::kFrameDataBytesMax,
+                        sync::kFrameDataBytesMax + 1, std::size_t{3}, (std::size_t{1} << 20) + 1,
+                        std::size_t{1} << 20, 3 * sync::kFrameDataBytesMax, std::size_t{2} << 20,
+                        std::size_t{17}}) {
+    Bytes m(n);
+    crypto::random_bytes(m);
+    ASSERT_TRUE(link->send(m).is_ok()) << n << " bytes";
+    sent.push_back(std::move(m));
+  }
+  for (const Bytes& m : sent) {
+    auto echoed = client_messages_.pop();
+    ASSERT_TRUE(echoed.has_value()) << m.size() << " bytes";
+    EXPECT_EQ(*echoed, m) << m.size() << " bytes";
+  }
+}
+
+TEST_F(LinkTest, CloseRightAfterManyQueuedMessagesFlushesThemBeforeTheCloseFrame) {
+  start_server();
+  std::shared_ptr<Link> link = connect_good(context(client_node_));
+  ASSERT_NE(link, nullptr);
+  // The server side sends (the client side only records, it does not echo into a closing link).
+  auto server_link = server_links_.pop();
+  ASSERT_TRUE(server_link.has_value());
+  std::vector<Bytes> sent;
+  for (std::size_t i = 0; i < 12; ++i) {
+    Bytes m(200'000 + i, static_cast<std::uint8_t>(i));
+    ASSERT_TRUE((*server_link)->send(m).is_ok());
+    sent.push_back(std::move(m));
+  }
+  (*server_link)->close(Status::unavailable("hq closing for maintenance"));
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    auto at_client = client_messages_.pop();
+    ASSERT_TRUE(at_client.has_value()) << "message " << i;
+    EXPECT_EQ(*at_client, sent[i]) << "message " << i;
+  }
+  // The CLOSE frame was sealed after them, so it decrypts: the reason arrives intact.
+  auto at_client = client_closes_.pop();
+  ASSERT_TRUE(at_client.has_value());
+  EXPECT_NE(at_client->message().find("hq closing for maintenance"), std::string::npos)
+      << at_client->to_string();
+}
+
 // --- bad peers against a good server -----------------------------------------------------------
 
 TEST_F(LinkTest, PeerWithNoCertificateIsRejected) {
@@ -662,6 +743,33 @@ TEST_F(LinkTest, TamperedCiphertextClosesTheLink) {
   Status st = next_server_close();
   EXPECT_NE(st.message().find("decryption failed"), std::string::npos) << st.to_string();
   EXPECT_TRUE(peer.closed_by_server());
+  expect_server_still_serves();
+}
+
+TEST_F(LinkTest, TamperedFrameAmongGoodOnesInOneReadClosesTheLink) {
+  start_server();
+  RawPeer peer(server());
+  crypto::NoiseTransport t = raw_admitted(peer);
+  // Three frames in one write, so the server decrypts them in place from one read buffer.
+  Bytes wire;
+  for (const char* text : {"earn 10", "earn 20", "earn 30"}) {
+    Bytes ct = data_frame(t.send, text);
+    wire.push_back(static_cast<std::uint8_t>(ct.size() >> 8));
+    wire.push_back(static_cast<std::uint8_t>(ct.size()));
+    wire.insert(wire.end(), ct.begin(), ct.end());
+  }
+  const std::size_t second_frame = wire.size() / 3;
+  wire[second_frame + 4] ^= 0x01;  // inside the second frame's ciphertext
+  peer.write(wire);
+  Status st = next_server_close();
+  EXPECT_EQ(st.code(), Code::kCorruption);
+  EXPECT_NE(st.message().find("decryption failed"), std::string::npos) << st.to_string();
+  EXPECT_TRUE(peer.closed_by_server());
+  // Nothing at or after the tampered frame was delivered (the close handler runs last). The
+  // frame before it may or may not have been, depending on how the reads split.
+  for (const Bytes& m : server_messages_.take_all()) {
+    EXPECT_EQ(m, (Bytes{'e', 'a', 'r', 'n', ' ', '1', '0'}));
+  }
   expect_server_still_serves();
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -412,6 +413,105 @@ TEST_F(NoiseTest, RekeyChangesKeyAndBothSidesStayInSync) {
 
   CipherState empty;
   EXPECT_FALSE(empty.rekey().is_ok());
+}
+
+// Three CipherStates with one key: what the copying, the out-of-place and the in-place forms
+// write must be the same bytes, for sizes around ChaCha20's 64-byte blocks and the largest.
+TEST_F(NoiseTest, EncryptIntoAndDecryptIntoMatchTheCopyingFormsInPlaceOrNot) {
+  std::array<std::uint8_t, 32> key{};
+  random_bytes(key);
+  CipherState copying, into, in_place, open_copying, open_into, open_in_place;
+  for (CipherState* c : {&copying, &into, &in_place, &open_copying, &open_into, &open_in_place}) {
+    c->initialize_key(key);
+  }
+  const Bytes ad = bytes_of("ad");
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{63}, std::size_t{64},
+                        std::size_t{65}, std::size_t{1000}, kNoisePayloadBytesMax}) {
+    Bytes plain(n);
+    random_bytes(plain);
+    auto expected = copying.encrypt_with_ad(ad, plain);
+    ASSERT_TRUE(expected.is_ok());
+
+    Bytes out(n + kNoiseTagBytes);
+    ASSERT_TRUE(into.encrypt_into(ad, plain, out).is_ok());
+    EXPECT_EQ(out, *expected) << "out of place, " << n << " bytes";
+
+    Bytes buffer = plain;
+    buffer.resize(n + kNoiseTagBytes);
+    ASSERT_TRUE(in_place.encrypt_into(ad, ByteView(buffer).first(n), buffer).is_ok());
+    EXPECT_EQ(buffer, *expected) << "in place, " << n << " bytes";
+
+    auto opened = open_copying.decrypt_with_ad(ad, *expected);
+    ASSERT_TRUE(opened.is_ok());
+    EXPECT_EQ(*opened, plain);
+    Bytes opened_into(n);
+    ASSERT_TRUE(open_into.decrypt_into(ad, *expected, opened_into).is_ok());
+    EXPECT_EQ(opened_into, plain);
+    ASSERT_TRUE(open_in_place.decrypt_into(ad, buffer, buffer).is_ok());
+    EXPECT_EQ(ByteView(buffer).first(n).size(), n);
+    EXPECT_TRUE(std::equal(plain.begin(), plain.end(), buffer.begin())) << n << " bytes";
+  }
+  EXPECT_EQ(into.nonce(), copying.nonce());
+  EXPECT_EQ(open_in_place.nonce(), copying.nonce());
+}
+
+TEST_F(NoiseTest, TamperedMessageDecryptedInPlaceFailsWithoutDesync) {
+  Session s = connected_session(NoisePattern::kXX);
+  const Bytes msg = bytes_of("top up 20.00 to wallet");
+  Bytes sealed(msg.size() + kNoiseTagBytes);
+  ASSERT_TRUE(s.initiator.send.encrypt_into({}, msg, sealed).is_ok());
+  for (std::size_t i = 0; i < sealed.size(); i += 3) {
+    Bytes bad = sealed;
+    bad[i] ^= 0x10;
+    Status st = s.responder.receive.decrypt_into({}, bad, bad);
+    EXPECT_EQ(st.code(), Code::kCorruption) << "flipped byte " << i << " accepted";
+    EXPECT_EQ(s.responder.receive.nonce(), 0u);
+  }
+  ASSERT_TRUE(s.responder.receive.decrypt_into({}, sealed, sealed).is_ok());
+  EXPECT_TRUE(std::equal(msg.begin(), msg.end(), sealed.begin()));
+  EXPECT_EQ(s.responder.receive.nonce(), 1u);
+}
+
+TEST_F(NoiseTest, CallerIntoFormsRefuseNoKeyNoRoomAndPartialOverlap) {
+  CipherState keyless;
+  Bytes buf(64);
+  EXPECT_EQ(keyless.encrypt_into({}, ByteView(buf).first(16), buf).code(), Code::kInternal);
+  EXPECT_EQ(keyless.decrypt_into({}, buf, buf).code(), Code::kInternal);
+
+  Session s = connected_session(NoisePattern::kXX);
+  const Bytes msg = bytes_of("redeem 500 points");
+  Bytes small(msg.size() + kNoiseTagBytes - 1);
+  EXPECT_EQ(s.initiator.send.encrypt_into({}, msg, small).code(), Code::kInvalidArgument);
+  // Output starting one byte into the input would read bytes it already overwrote.
+  Bytes shared(msg.size() + kNoiseTagBytes + 1);
+  std::copy(msg.begin(), msg.end(), shared.begin());
+  EXPECT_EQ(s.initiator.send
+                .encrypt_into({}, ByteView(shared).first(msg.size()),
+                              std::span<std::uint8_t>(shared).subspan(1))
+                .code(),
+            Code::kInternal);
+  EXPECT_EQ(s.initiator.send.nonce(), 0u);  // refused calls use no nonce
+
+  Bytes sealed(msg.size() + kNoiseTagBytes);
+  ASSERT_TRUE(s.initiator.send.encrypt_into({}, msg, sealed).is_ok());
+  Bytes too_small(msg.size() - 1);
+  EXPECT_EQ(s.responder.receive.decrypt_into({}, sealed, too_small).code(), Code::kInvalidArgument);
+  Bytes overlapping = sealed;
+  overlapping.push_back(0);
+  EXPECT_EQ(s.responder.receive
+                .decrypt_into({}, ByteView(overlapping).first(sealed.size()),
+                              std::span<std::uint8_t>(overlapping).subspan(1))
+                .code(),
+            Code::kInternal);
+  EXPECT_EQ(s.responder.receive.nonce(), 0u);
+  Bytes opened(msg.size());
+  ASSERT_TRUE(s.responder.receive.decrypt_into({}, sealed, opened).is_ok());
+  EXPECT_EQ(opened, msg);
+
+  s.initiator.send.set_nonce(kNoiseNonceReserved);
+  EXPECT_EQ(s.initiator.send.encrypt_into({}, msg, sealed).code(), Code::kRefused);
+  s.responder.receive.set_nonce(kNoiseNonceReserved);
+  EXPECT_EQ(s.responder.receive.decrypt_into({}, sealed, opened).code(), Code::kRefused);
 }
 
 TEST_F(NoiseTest, NonceExhaustionIsRefused) {

@@ -136,6 +136,135 @@ TEST_F(SyncChannelTest, MessagesOfEverySizeArriveWholeAndInOrderWhateverTheSplit
   EXPECT_FALSE(b.has_partial_frame());
 }
 
+// How node/link.cc drives a channel: a reader that keeps unconsumed bytes in its own buffer and
+// calls receive_in_place() on them after every chunk.
+struct InPlaceReader {
+  Bytes buffer;
+  Status feed(SecureChannel& channel, ByteView chunk, ChannelOutput& out) {
+    buffer.insert(buffer.end(), chunk.begin(), chunk.end());
+    std::size_t consumed = 0;
+    OUTPOST_RETURN_IF_ERROR(channel.receive_in_place(buffer, kNowMs, out, consumed));
+    buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(consumed));
+    return Status::ok();
+  }
+};
+
+// Seals `message` (a copy: the channel may overwrite it) into buffers of `room` bytes, as the
+// link's write batches do, and appends them to `wire`.
+Status seal_in_batches(SecureChannel& channel, const Bytes& message, std::size_t room, Bytes& wire,
+                       std::size_t& batches) {
+  Bytes owned = message;
+  std::size_t offset = 0;
+  bool done = false;
+  while (!done) {
+    Bytes batch(room);
+    OUTPOST_ASSIGN_OR_RETURN(std::size_t n,
+                             channel.seal_message_frames(owned, offset, batch, done));
+    if (n == 0 && !done) return Status::internal("no progress");
+    wire.insert(wire.end(), batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(n));
+    ++batches;
+  }
+  return Status::ok();
+}
+
+TEST_F(SyncChannelTest, MessagesSealedIntoBoundedBatchesArriveWholeThroughInPlaceReads) {
+  auto [a, b] = open_pair(config(a_), config(b_));
+  std::vector<Bytes> sent;
+  Bytes wire;
+  std::size_t batches = 0;
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, kFrameDataBytesMax - 1, kFrameDataBytesMax,
+                        kFrameDataBytesMax + 1, std::size_t{300'000}, std::size_t{1} << 20,
+                        std::size_t{1} << 20, std::size_t{5}}) {
+    Bytes m(n);
+    crypto::random_bytes(m);
+    // One largest frame per batch, then three: frames never straddle batches.
+    const std::size_t room = sent.size() % 2 == 0 ? kFrameWireBytesMax : 3 * kFrameWireBytesMax;
+    ASSERT_TRUE(seal_in_batches(a, m, room, wire, batches).is_ok()) << n << " bytes";
+    sent.push_back(std::move(m));
+  }
+  EXPECT_GT(batches, sent.size());  // the large messages took several batches
+  InPlaceReader reader;
+  ChannelOutput out;
+  for (std::size_t pos = 0, step = 7; pos < wire.size(); pos += step, step = step * 5 % 70001 + 1) {
+    const std::size_t n = std::min(step, wire.size() - pos);
+    ASSERT_TRUE(reader.feed(b, ByteView(wire).subspan(pos, n), out).is_ok()) << "at " << pos;
+  }
+  ASSERT_EQ(out.messages.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_EQ(out.messages[i], sent[i]) << "message " << i;
+    // The receiver hands over exactly the message, never a half-empty reassembly buffer.
+    EXPECT_EQ(out.messages[i].capacity(), out.messages[i].size()) << "message " << i;
+  }
+  EXPECT_TRUE(reader.buffer.empty());
+  EXPECT_FALSE(b.has_partial_frame());
+  EXPECT_FALSE(b.has_partial_message());
+}
+
+TEST_F(SyncChannelTest, BatchTooSmallForTheNextFrameTakesNothingAndKeepsTheOffset) {
+  auto [a, b] = open_pair(config(a_), config(b_));
+  Bytes m(2 * kFrameDataBytesMax);
+  std::size_t offset = 0;
+  bool done = true;
+  Bytes batch(kFrameWireBytesMax - 1);
+  auto n = a.seal_message_frames(m, offset, batch, done);
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(*n, 0u);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(offset, 0u);
+  EXPECT_EQ(a.frames_sent(), 0u);  // no nonce spent on a frame that did not go out
+  Bytes small(sync::kFrameOverheadBytes + 3);
+  Bytes tiny{1, 2, 3};
+  offset = 0;
+  n = a.seal_message_frames(tiny, offset, small, done);
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(*n, small.size());
+  EXPECT_TRUE(done);
+  // Calling again for a message already sent is a caller bug, refused without sealing.
+  EXPECT_EQ(a.seal_message_frames(tiny, offset, small, done).status().code(), Code::kInternal);
+  EXPECT_EQ(a.frames_sent(), 1u);
+}
+
+TEST_F(SyncChannelTest, InPlaceReadLeavesATrailingPartialFrameToTheCaller) {
+  auto [a, b] = open_pair(config(a_), config(b_));
+  Bytes first, second;
+  ASSERT_TRUE(a.send_message(Bytes{1, 2, 3}, first).is_ok());
+  ASSERT_TRUE(a.send_message(Bytes(1000, 7), second).is_ok());
+  Bytes buffer = first;
+  buffer.insert(buffer.end(), second.begin(), second.end() - 5);
+  ChannelOutput out;
+  std::size_t consumed = 0;
+  ASSERT_TRUE(b.receive_in_place(buffer, kNowMs, out, consumed).is_ok());
+  EXPECT_EQ(consumed, first.size());
+  EXPECT_TRUE(b.has_partial_frame());
+  ASSERT_EQ(out.messages.size(), 1u);
+  Bytes rest(buffer.begin() + static_cast<std::ptrdiff_t>(consumed), buffer.end());
+  rest.insert(rest.end(), second.end() - 5, second.end());
+  ASSERT_TRUE(b.receive_in_place(rest, kNowMs, out, consumed).is_ok());
+  EXPECT_EQ(consumed, rest.size());
+  EXPECT_FALSE(b.has_partial_frame());
+  ASSERT_EQ(out.messages.size(), 2u);
+  EXPECT_EQ(out.messages[1], Bytes(1000, 7));
+}
+
+TEST_F(SyncChannelTest, TamperedFrameInsideAMultiFrameMessageClosesTheInPlaceReader) {
+  auto [a, b] = open_pair(config(a_), config(b_));
+  Bytes m(5 * kFrameDataBytesMax);
+  crypto::random_bytes(m);
+  Bytes wire;
+  ASSERT_TRUE(a.send_message(m, wire).is_ok());
+  wire[3 * kFrameWireBytesMax + 100] ^= 0x01;  // inside the fourth frame's ciphertext
+  InPlaceReader reader;
+  ChannelOutput out;
+  Status st = reader.feed(b, wire, out);
+  EXPECT_EQ(st.code(), Code::kCorruption);
+  EXPECT_NE(st.message().find("decryption failed"), std::string::npos) << st.message();
+  EXPECT_TRUE(out.messages.empty());  // nothing of the message is delivered
+  EXPECT_FALSE(b.is_open());
+  EXPECT_FALSE(b.has_partial_message());
+  std::size_t consumed = 0;
+  EXPECT_FALSE(b.receive_in_place(reader.buffer, kNowMs, out, consumed).is_ok());
+}
+
 TEST_F(SyncChannelTest, PingIsCountedNotDeliveredAndCloseCarriesTheReason) {
   auto [a, b] = open_pair(config(a_), config(b_));
   Bytes wire;
@@ -149,6 +278,21 @@ TEST_F(SyncChannelTest, PingIsCountedNotDeliveredAndCloseCarriesTheReason) {
   ASSERT_TRUE(out.peer_closed.has_value());
   EXPECT_EQ(*out.peer_closed, "shutting down");
   EXPECT_EQ(b.state(), SecureChannel::State::kClosed);
+}
+
+// Regression: receive() once kept every byte after a CLOSE frame as if it were a partial frame,
+// and more than one frame's worth of them broke its invariant (a crash a peer could trigger).
+TEST_F(SyncChannelTest, BytesAfterTheCloseFrameInOneChunkAreIgnored) {
+  auto [a, b] = open_pair(config(a_), config(b_));
+  Bytes wire;
+  ASSERT_TRUE(a.send_close("bye", wire).is_ok());
+  wire.insert(wire.end(), 3 * kFrameWireBytesMax, 0x41);
+  ChannelOutput out;
+  ASSERT_TRUE(b.receive(wire, kNowMs, out).is_ok());
+  ASSERT_TRUE(out.peer_closed.has_value());
+  EXPECT_EQ(*out.peer_closed, "bye");
+  EXPECT_FALSE(b.has_partial_frame());
+  EXPECT_EQ(b.receive(Bytes{1}, kNowMs, out).code(), Code::kUnavailable);
 }
 
 TEST_F(SyncChannelTest, BothSidesRekeyAtTheSameFrameCount) {

@@ -91,11 +91,28 @@ class CipherState {
   // desynchronize the peers) or the message is shorter than a tag or longer than 65535 bytes;
   // kRefused if n has reached 2^64-1.
   Result<Bytes> decrypt_with_ad(ByteView ad, ByteView ciphertext);
+
+  // Forms of the two above that write into the caller's memory, for transport messages (no
+  // allocation; in place if the caller wants). Both need a key (kInternal without one) and
+  // otherwise fail exactly as the copying forms do. `out` may begin at the input's first byte
+  // (in place) and must not otherwise overlap the input (kInternal).
+  //
+  // Writes ENCRYPT(k, n++, ad, plaintext), the ciphertext then the 16-byte tag, to
+  // out[0, plaintext.size() + 16). kInvalidArgument if that exceeds 65535 bytes or `out`;
+  // kRefused at the reserved nonce.
+  Status encrypt_into(ByteView ad, ByteView plaintext, std::span<std::uint8_t> out);
+  // Authenticates `ciphertext` (ciphertext then tag) and only then writes its plaintext to
+  // out[0, ciphertext.size() - 16), and increments n. On kCorruption or kRefused n is
+  // unchanged and `out` holds nothing usable.
+  Status decrypt_into(ByteView ad, ByteView ciphertext, std::span<std::uint8_t> out);
   // Sets k = REKEY(k): the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes). n is
   // unchanged. kInternal if there is no key.
   Status rekey();
 
  private:
+  // kRefused if the nonce reached the reserved 2^64-1 (checked before every message).
+  Status check_nonce() const;
+
   SecretBytes key_;  // empty or kNoiseKeyBytes
   std::uint64_t nonce_ = 0;
 };

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,12 @@ inline constexpr std::uint8_t kHandshakePayloadFormat = 1;
 inline constexpr std::size_t kFrameHeaderBytes = 2;
 // Plaintext of one transport frame: a type byte, then up to this many bytes.
 inline constexpr std::size_t kFrameDataBytesMax = crypto::kNoisePayloadBytesMax - 1;
+// Wire bytes of a transport frame beyond its data: length header, type byte, tag.
+inline constexpr std::size_t kFrameOverheadBytes = kFrameHeaderBytes + 1 + crypto::kNoiseTagBytes;
+// The longest frame on the wire, header included. A buffer that decrypts frames in place must
+// hold one whole.
+inline constexpr std::size_t kFrameWireBytesMax = kFrameHeaderBytes + limits::kNoiseMessageBytesMax;
+static_assert(kFrameDataBytesMax + kFrameOverheadBytes == kFrameWireBytesMax);
 // Size of the first XX message: the initiator's ephemeral key and an empty payload.
 inline constexpr std::size_t kHandshakeMessage1Bytes = crypto::kNoiseDhBytes;
 
@@ -100,12 +107,31 @@ class SecureChannel {
   // decryption failure), kPermission for a peer refused by its certificate (or, initiator, a
   // responder that refused us), kRefused for an exhausted nonce. out.wire may still hold bytes
   // to flush then (a responder's CLOSE telling the initiator why it was refused). After an
-  // error or CLOSE every later call returns an error.
+  // error or CLOSE every later call returns an error. Copies `bytes` into the channel first;
+  // a reader that owns its buffer uses receive_in_place() instead.
   Status receive(ByteView bytes, std::uint64_t now_ms, ChannelOutput& out);
+  // As receive(), without copying: processes the complete frames at the front of `bytes`,
+  // decrypting each in place (the buffer is overwritten), and sets `consumed` to their length.
+  // A trailing incomplete frame is left where it is, its length already checked: the caller
+  // keeps bytes[consumed, size) and passes them again, followed by what arrives next. Errors
+  // and output as receive() (consumed is then meaningless). Do not mix with receive() on one
+  // channel.
+  Status receive_in_place(std::span<std::uint8_t> bytes, std::uint64_t now_ms, ChannelOutput& out,
+                          std::size_t& consumed);
   // Encrypts `message` (at most message_bytes_max bytes) as one or more frames appended to
   // `wire`. kInvalidArgument for an oversize message (the channel stays open); kUnavailable if
   // the channel is not open; kRefused on nonce exhaustion (the channel closes).
   Status send_message(ByteView message, Bytes& wire);
+  // send_message() for a writer that owns the message and a bounded output buffer: writes the
+  // frames of `message` from byte `offset` on into `out`, as many whole frames as fit, advances
+  // `offset` past the data they carry and returns the bytes written. `done` becomes true once
+  // the message's last frame is written (an empty message is one frame); otherwise call again
+  // with the same offset and more room. The bytes of `message` before the new offset may be
+  // overwritten: every frame after the first is encrypted straight from the message into `out`,
+  // its type byte written over the last byte of the previous frame's data, so the data is not
+  // copied first. Errors as send_message().
+  Result<std::size_t> seal_message_frames(std::span<std::uint8_t> message, std::size_t& offset,
+                                          std::span<std::uint8_t> out, bool& done);
   // Appends a keepalive frame. Errors as send_message.
   Status send_ping(Bytes& wire);
   // Appends a CLOSE frame carrying `reason` (cut to kLinkCloseReasonBytesMax) and closes.
@@ -126,7 +152,7 @@ class SecureChannel {
   std::uint64_t frames_received() const { return receive_.nonce(); }
   // True while part of a frame, or some fragments of a message, wait for more bytes: a peer
   // that hangs up now truncated what it was sending.
-  bool has_partial_frame() const { return !inbound_.empty(); }
+  bool has_partial_frame() const { return partial_frame_; }
   bool has_partial_message() const { return partial_active_; }
 
   // --- for tests and the fuzzer only ---
@@ -138,14 +164,17 @@ class SecureChannel {
  private:
   SecureChannel(crypto::NoiseRole role, ChannelConfig config, crypto::HandshakeState handshake);
   Status fail(Status status);
-  Status on_frame(ByteView frame, std::uint64_t now_ms, ChannelOutput& out);
+  Status on_frame(std::span<std::uint8_t> frame, std::uint64_t now_ms, ChannelOutput& out);
   Status on_handshake_frame(ByteView frame, std::uint64_t now_ms, ChannelOutput& out);
-  Status on_transport_frame(ByteView frame, ChannelOutput& out);
+  Status on_transport_frame(std::span<std::uint8_t> frame, ChannelOutput& out);
+  Status check_frame_length(std::size_t length) const;
+  Status append_fragment(ByteView data, bool last, ChannelOutput& out);
   Status admit_peer(ByteView payload, std::uint64_t now_ms);
   Status write_handshake(ChannelOutput& out);
   Status finish_handshake(State next);
   Status seal(FrameType type, ByteView data, Bytes& wire);
-  Status seal_plaintext(ByteView plaintext, Bytes& wire);
+  Status append_sealed(ByteView head, ByteView body, Bytes& wire);
+  Status seal_into(ByteView plaintext, std::span<std::uint8_t> out);
   bool in_transport() const;
   std::size_t frame_length_max() const;
 
@@ -158,9 +187,13 @@ class SecureChannel {
   State state_ = State::kHandshake;
   bool started_ = false;
   HandshakePayload peer_;
-  Bytes inbound_;  // received bytes not yet consumed (< one frame)
-  Bytes partial_;  // fragments of the message being reassembled
+  Bytes inbound_;               // receive(): received bytes not yet consumed (< one frame)
+  bool partial_frame_ = false;  // the last receive left an incomplete frame
+  // Fragments of the message being reassembled, in a buffer reserved for the size of the
+  // previous multi-frame message; if it ends up exactly full it is delivered as it is.
+  Bytes partial_;
   bool partial_active_ = false;
+  std::size_t last_multi_frame_message_bytes_ = 0;
 };
 
 }  // namespace outpost::sync
