@@ -5,7 +5,9 @@
 // same durability (WAL, synchronous=FULL). Prints ratios against the targets of issue 4:
 // >= 0.5x raw with 1 client, >= 5x raw with 64 clients (group commit).
 //
-// Usage: bench_api [--seconds S] [--dir DIR]   (S per measurement, default 3; DIR default $TMPDIR)
+// Usage: bench_api [--seconds S] [--dir DIR] [--clients N]
+//   S per measurement (default 3); DIR default $TMPDIR; --clients N measures only that client
+//   count (for profiling one case, e.g. under valgrind --tool=callgrind; the raw baseline still runs).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -185,14 +187,17 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
 int main(int argc, char** argv) {
   double seconds = 3;
   std::string base;
+  int only_clients = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
       seconds = std::atof(argv[++i]);
     } else if (a == "--dir" && i + 1 < argc) {
       base = argv[++i];
+    } else if (a == "--clients" && i + 1 < argc) {
+      only_clients = std::atoi(argv[++i]);
     } else {
-      std::cerr << "usage: bench_api [--seconds S (0.5..10, default 3)] [--dir DIR]\n";
+      std::cerr << "usage: bench_api [--seconds S (0.5..10, default 3)] [--dir DIR] [--clients 1|8|64]\n";
       return 2;
     }
   }
@@ -217,7 +222,14 @@ int main(int argc, char** argv) {
   if (!outpost::crypto::init().is_ok()) return 1;
   outpost::node::set_log_level(outpost::node::LogLevel::kWarn);
 
-  const std::vector<int> levels = {1, 8, 64};
+  std::vector<int> levels = {1, 8, 64};
+  if (only_clients != 0) {
+    if (std::find(levels.begin(), levels.end(), only_clients) == levels.end()) {
+      std::cerr << "bench_api: --clients must be 1, 8 or 64\n";
+      return 2;
+    }
+    levels = {only_clients};
+  }
   const int members_max = *std::max_element(levels.begin(), levels.end());
 
   // The daemon's data dir: node key, terminals, one member per client.
