@@ -107,5 +107,17 @@ static_assert(kRosterNodesMax == kOriginsMax, "every origin is a roster node, an
 // HTTP: request bodies above this are refused with 413 before parsing.
 inline constexpr std::size_t kHttpBodyBytesMax = 64 * 1024;
 inline constexpr int kHttpReadTimeoutMs = 10'000;
+// Bearer tokens the database confirmed are remembered in memory (by SHA-256, as in the database;
+// never the token) so that a request costs no query on the ledger worker. An entry is trusted
+// for this long at most: a terminal removed from the database by another process stops working
+// within this time. Entries beyond the bound evict the oldest (a store has a few terminals).
+inline constexpr std::uint64_t kTokenCacheTtlMs = 60'000;
+inline constexpr std::size_t kTokenCacheEntriesMax = 64;
+// Member PIN checks (Argon2id, 64 MiB and ~0.1-0.2 s of one core each) run on their own thread,
+// never on the ledger worker; at most this many wait for it, beyond that a PIN spend gets 503.
+inline constexpr std::size_t kPinChecksQueuedMax = 32;
+// A PIN spend whose member's PIN changed while its PIN was being checked is checked again
+// against the new PIN, at most this many times in all (then 503, retry).
+inline constexpr int kPinCheckAttemptsMax = 3;
 
 }  // namespace outpost::limits
