@@ -128,6 +128,8 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, OpenMo
     return Status::io_error("open " + path + ": cannot enable WAL mode");
   }
   OUTPOST_RETURN_IF_ERROR(d->exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  OUTPOST_RETURN_IF_ERROR(
+      d->exec("PRAGMA wal_autocheckpoint=" + std::to_string(limits::kSqliteWalAutocheckpointPages)));
   return d;
 }
 

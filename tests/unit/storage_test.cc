@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/base/limits.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/storage/sqlite.h"
 #include "outpost/storage/store.h"
@@ -107,6 +108,10 @@ TEST_F(StorageTest, DatabaseOpensInWalWithSynchronousFull) {
   auto busy = (*db)->query_int("PRAGMA busy_timeout");
   ASSERT_TRUE(busy.is_ok());
   EXPECT_GT(*busy, 0) << "a second writer must wait for the lock, not fail at once";
+  auto checkpoint = (*db)->query_int("PRAGMA wal_autocheckpoint");
+  ASSERT_TRUE(checkpoint.is_ok());
+  EXPECT_EQ(*checkpoint, limits::kSqliteWalAutocheckpointPages)
+      << "SQLite's default (1000 pages) checkpoints every ~100 ops";
 }
 
 TEST_F(StorageTest, OpenExistingOfMissingFileIsNotFoundAndCreatesNothing) {
