@@ -61,8 +61,9 @@ class Api {
 
   void handle_pos(HttpRequest req, Responder respond);
   void handle_admin(HttpRequest req, Responder respond);
-  // Checks the bearer token of `req` for `role` ("pos" or "admin") on the worker thread, then
-  // calls on_ok (from the worker thread) or answers the auth error itself.
+  // Checks the bearer token of `req` for `role` ("pos" or "admin") (a remembered token on the
+  // calling thread, any other on the worker thread against the database), then calls on_ok from
+  // the worker thread or answers the auth error itself.
   void authorized(const HttpRequest& req, const Responder& respond, const char* role,
                   std::function<void()> on_ok);
   void set_admin_extension(AdminExtension ext) { admin_ext_ = std::move(ext); }
