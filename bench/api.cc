@@ -5,11 +5,14 @@
 // same durability (WAL, synchronous=FULL). Prints ratios against the targets of issue 4:
 // >= 0.5x raw with 1 client, >= 5x raw with 64 clients (group commit).
 //
-// Usage: bench_api [--seconds S] [--dir DIR]   (S per measurement, default 3; DIR default $TMPDIR)
+// Usage: bench_api [--seconds S] [--dir DIR] [--clients N]
+//   S per measurement (default 3); DIR default $TMPDIR; --clients N measures only that client
+//   count (for profiling one case, e.g. under valgrind --tool=callgrind; the raw baseline still runs).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,7 +60,18 @@ struct Figures {
   double p99_ms = 0;
   double avg_batch = 0;
   std::uint64_t failures = 0;
+  // Context: CPU time of the whole process (daemon threads and the benchmark's own clients, user
+  // + kernel) per acknowledged op, and how many cores that kept busy on average.
+  double cpu_us_per_op = 0;
+  double cores_busy = 0;
 };
+
+double process_cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
 
 // Raw SQLite: one INSERT of one small row per transaction, WAL + synchronous=FULL (one fsync of
 // the WAL per commit), on the same file system as the daemon's data dir.
@@ -102,6 +116,26 @@ Figures raw_sqlite(const std::string& dir, double seconds) {
   f.p99_ms = percentile_ms(lat_us, 0.99);
   f.avg_batch = 1;
   return f;
+}
+
+// Context, not a target: raw Ed25519 signatures per second on one core over a message the size
+// of a signed top-up. Ops are signed one after another (each op's prev is the hash of the previous
+// op and its signature), so this rate bounds durable ops/s of one node whatever the disk and the
+// batch size; the rest of a request (HTTP, JSON, SQLite, the answer) comes on top of it.
+double raw_sign_per_s(double seconds) {
+  outpost::crypto::SigningKey key = outpost::crypto::SigningKey::generate();
+  std::vector<std::uint8_t> msg(160, 0x5a);  // a top-up's signed bytes
+  std::uint64_t n = 0;
+  const auto start = Clock::now();
+  while (std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
+    for (int i = 0; i < 64; ++i) {
+      msg[i] = static_cast<std::uint8_t>(n + static_cast<std::uint64_t>(i));
+      const outpost::crypto::Signature sig = key.sign(msg);
+      msg[64] ^= sig[0];
+    }
+    n += 64;
+  }
+  return static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 struct GroupCommit {
@@ -155,11 +189,13 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
     });
   }
   ready.arrive_and_wait();
+  const double cpu_before = process_cpu_seconds();
   auto start = Clock::now();
   deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   go = true;
   for (auto& th : threads) th.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu_seconds = process_cpu_seconds() - cpu_before;
   const GroupCommit after = group_commit(admin_port, admin_token);
   std::vector<double> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
@@ -169,6 +205,8 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
   f.p50_ms = percentile_ms(all, 0.50);
   f.p99_ms = percentile_ms(all, 0.99);
   f.failures = failures.load();
+  f.cpu_us_per_op = all.empty() ? 0 : cpu_seconds * 1e6 / static_cast<double>(all.size());
+  f.cores_busy = cpu_seconds / elapsed;
   // The admin requests themselves are read-only: they do not count as batches.
   std::uint64_t batches = after.batches - before.batches;
   f.avg_batch = batches ? static_cast<double>(after.mutating_ops - before.mutating_ops) / static_cast<double>(batches) : 0;
@@ -185,14 +223,17 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
 int main(int argc, char** argv) {
   double seconds = 3;
   std::string base;
+  int only_clients = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
       seconds = std::atof(argv[++i]);
     } else if (a == "--dir" && i + 1 < argc) {
       base = argv[++i];
+    } else if (a == "--clients" && i + 1 < argc) {
+      only_clients = std::atoi(argv[++i]);
     } else {
-      std::cerr << "usage: bench_api [--seconds S (0.5..10, default 3)] [--dir DIR]\n";
+      std::cerr << "usage: bench_api [--seconds S (0.5..10, default 3)] [--dir DIR] [--clients 1|8|64]\n";
       return 2;
     }
   }
@@ -217,7 +258,14 @@ int main(int argc, char** argv) {
   if (!outpost::crypto::init().is_ok()) return 1;
   outpost::node::set_log_level(outpost::node::LogLevel::kWarn);
 
-  const std::vector<int> levels = {1, 8, 64};
+  std::vector<int> levels = {1, 8, 64};
+  if (only_clients != 0) {
+    if (std::find(levels.begin(), levels.end(), only_clients) == levels.end()) {
+      std::cerr << "bench_api: --clients must be 1, 8 or 64\n";
+      return 2;
+    }
+    levels = {only_clients};
+  }
   const int members_max = *std::max_element(levels.begin(), levels.end());
 
   // The daemon's data dir: node key, terminals, one member per client.
@@ -248,6 +296,7 @@ int main(int argc, char** argv) {
                "single-row SQLite commits (WAL, synchronous=FULL), same disk, same run; "
             << seconds << " s per row\n\n";
   const Figures raw = raw_sqlite(dir, seconds);
+  const double sign_per_s = raw_sign_per_s(std::min(seconds, 1.0));
 
   outpost::node::Config config;
   config.data_dir = data;
@@ -286,7 +335,15 @@ int main(int argc, char** argv) {
                 f.avg_batch, ratio, tgt, verdict.c_str(),
                 f.failures ? (" (" + std::to_string(f.failures) + " failed requests)").c_str() : "");
   }
-  std::printf("\ngroup commit over the run: %llu batches, %llu ops, largest batch %llu\n",
+  std::printf("\ncontext: CPU of this process (daemon and clients, user + kernel) per op, cores kept busy:\n");
+  for (auto& [clients, f] : rows) {
+    std::printf("  %2d client%s %7.1f us/op  %4.2f cores\n", clients, clients == 1 ? " " : "s", f.cpu_us_per_op,
+                f.cores_busy);
+  }
+  std::printf("context: raw Ed25519 sign, 1 core: %.0f/s = %.2fx raw (every op is signed in sequence: the\n"
+              "ceiling of durable ops/s on this machine however fast the disk, before HTTP, JSON and SQLite)\n",
+              sign_per_s, raw.ops_per_s > 0 ? sign_per_s / raw.ops_per_s : 0);
+  std::printf("group commit over the run: %llu batches, %llu ops, largest batch %llu\n",
               static_cast<unsigned long long>(gc.batches), static_cast<unsigned long long>(gc.mutating_ops),
               static_cast<unsigned long long>(gc.largest_batch));
   std::printf("targets: %s\n", all_met ? "all met" : "NOT all met");

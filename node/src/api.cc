@@ -1,8 +1,11 @@
 #include "outpost/node/api.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <set>
-#include <sstream>
+#include <thread>
 #include <vector>
 
 #include "outpost/base/limits.h"
@@ -15,12 +18,14 @@ namespace outpost::node {
 
 namespace {
 
+// Splits "/v1/members/X/topup" into its non-empty parts (the path is bounded by the header limit).
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> out;
-  std::stringstream ss(path);
-  std::string part;
-  while (std::getline(ss, part, '/')) {
-    if (!part.empty()) out.push_back(part);
+  for (std::size_t i = 0; i < path.size();) {
+    std::size_t end = path.find('/', i);
+    if (end == std::string::npos) end = path.size();
+    if (end > i) out.emplace_back(path, i, end - i);
+    i = end + 1;
   }
   return out;
 }
@@ -118,6 +123,117 @@ HttpResponse no_route(const HttpRequest& req, const std::vector<std::string>& al
 
 }  // namespace
 
+std::optional<storage::Terminal> TokenCache::find(const crypto::Hash32& token_hash, std::uint64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t found = entries_.size();
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    // Every entry is compared, each in constant time: the time taken does not say which matched.
+    const bool same = crypto::ct_equal(entries_[i].token_hash, token_hash);
+    found = same ? i : found;
+  }
+  if (found == entries_.size()) return std::nullopt;
+  const Entry& e = entries_[found];
+  // Expired (or the clock went back): confirm with the database again.
+  if (now_ms < e.confirmed_ms || now_ms - e.confirmed_ms >= limits::kTokenCacheTtlMs) {
+    entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(found));
+    return std::nullopt;
+  }
+  return e.terminal;
+}
+
+void TokenCache::remember(const crypto::Hash32& token_hash, const storage::Terminal& terminal,
+                          std::uint64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Entry& e : entries_) {
+    if (crypto::ct_equal(e.token_hash, token_hash)) {
+      e.terminal = terminal;
+      e.confirmed_ms = now_ms;
+      return;
+    }
+  }
+  if (entries_.size() >= limits::kTokenCacheEntriesMax) {
+    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+      return a.confirmed_ms < b.confirmed_ms;
+    });
+    entries_.erase(oldest);
+  }
+  entries_.push_back(Entry{token_hash, terminal, now_ms});
+}
+
+void TokenCache::clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.clear();
+}
+
+std::size_t TokenCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+// One thread for member PIN hashing and verification (Argon2id: ~0.1-0.2 s of one core and
+// 64 MiB each), so that they never hold up the ledger worker and with it every other request.
+// One at a time bounds their memory; the queue is bounded (limits::kPinChecksQueuedMax).
+class PinThread {
+ public:
+  // A job runs on the PIN thread; `cancelled` is true when the thread stops before it could run
+  // (the job then only answers its request).
+  using Job = std::function<void(bool cancelled)>;
+
+  PinThread() : thread_([this] { loop(); }) {}
+  ~PinThread() { stop(); }
+  PinThread(const PinThread&) = delete;
+  PinThread& operator=(const PinThread&) = delete;
+
+  // Queues a job; false (not queued) when the queue is full or the thread stops.
+  bool submit(Job job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || queue_.size() >= limits::kPinChecksQueuedMax) return false;
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  // Finishes the job in progress, cancels the queued ones, joins. Idempotent.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void loop() {
+    while (true) {
+      Job job;
+      bool cancelled = false;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        cancelled = stopping_;
+      }
+      job(cancelled);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts after the members above exist
+};
+
+Api::Api(LedgerWorker& worker, sync::Clock& clock)
+    : worker_(worker), clock_(clock), pin_verifier_(crypto::verify_pin), pin_thread_(std::make_unique<PinThread>()) {}
+
+Api::~Api() { pin_thread_->stop(); }
+
 HttpResponse status_response(const Status& st) {
   switch (st.code()) {
     case Code::kInvalidArgument:
@@ -131,7 +247,7 @@ HttpResponse status_response(const Status& st) {
 }
 
 HttpResponse reply_response(const Reply& r) {
-  if (!r.refused) return HttpResponse{200, dump_json(r.body)};
+  if (!r.refused) return HttpResponse{200, r.text.empty() ? dump_json(r.body) : r.text};
   int status = r.body.value("error", "") == "pin_locked" ? 423 : 409;
   if (r.body.value("error", "") == "pin_wrong") status = 403;
   return HttpResponse{status, dump_json(r.body)};
@@ -143,27 +259,38 @@ void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, c
   if (req.authorization.compare(0, prefix.size(), prefix) != 0 || req.authorization.size() == prefix.size()) {
     return respond(http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
   }
-  std::string token = req.authorization.substr(prefix.size());
-  if (token.size() > 256) return respond(http_error(401, "unauthorized", "token not recognized"));
-  crypto::Hash32 hash = crypto::sha256(crypto::view(token));
-  crypto::wipe({reinterpret_cast<std::uint8_t*>(token.data()), token.size()});
+  const std::size_t token_bytes = req.authorization.size() - prefix.size();
+  if (token_bytes > 256) return respond(http_error(401, "unauthorized", "token not recognized"));
+  const crypto::Hash32 hash = crypto::sha256(
+      {reinterpret_cast<const std::uint8_t*>(req.authorization.data()) + prefix.size(), token_bytes});
+  const bool want_admin = std::strcmp(role, "admin") == 0;
+  auto forbidden = [](const storage::Terminal& t) {
+    return http_error(403, "forbidden", "terminal " + t.name + " is not an admin terminal");
+  };
+  // A token the database confirmed recently is checked here, on the io thread; any other goes to
+  // the worker, which asks the database and remembers a confirmed one.
+  const std::optional<storage::Terminal> known = tokens_.find(hash, clock_.now_ms());
+  if (known && want_admin && known->role != "admin") return respond(forbidden(*known));
   auto result = std::make_shared<HttpResponse>();
-  std::string want(role);
   LedgerWorker::Task task;
   task.mutating = mutating;
-  task.run = [result, hash, want, fn = std::move(fn)](Ledger& ledger) {
-    auto t = ledger.store().find_terminal(hash);
-    if (!t.is_ok()) {
-      *result = status_response(t.status());
-      return;
-    }
-    if (!*t) {
-      *result = http_error(401, "unauthorized", "token not recognized");
-      return;
-    }
-    if (want == "admin" && (*t)->role != "admin") {
-      *result = http_error(403, "forbidden", "terminal " + (*t)->name + " is not an admin terminal");
-      return;
+  task.run = [this, result, hash, want_admin, forbidden, confirmed = known.has_value(),
+              fn = std::move(fn)](Ledger& ledger) {
+    if (!confirmed) {
+      auto t = ledger.store().find_terminal(hash);
+      if (!t.is_ok()) {
+        *result = status_response(t.status());
+        return;
+      }
+      if (!*t) {
+        *result = http_error(401, "unauthorized", "token not recognized");
+        return;
+      }
+      tokens_.remember(hash, **t, clock_.now_ms());
+      if (want_admin && (*t)->role != "admin") {
+        *result = forbidden(**t);
+        return;
+      }
     }
     *result = fn(ledger);
   };
@@ -309,13 +436,9 @@ void Api::handle_pos(HttpRequest req, Responder respond) {
         if (!st.is_ok()) return respond(status_response(st));
         auto pin = get_string(*body, "pin", true);
         if (!pin.is_ok()) return respond(status_response(pin.status()));
-        std::string p = *pin;
-        return run(req, respond, true, "pos", [ref, request_id, p](Ledger& l) {
-          auto id = l.resolve_member(ref);
-          if (!id.is_ok()) return status_response(id.status());
-          auto r = l.set_pin(request_id, *id, p);
-          return r.is_ok() ? reply_response(*r) : status_response(r.status());
-        });
+        if (Status valid = validate_pin(*pin); !valid.is_ok()) return respond(status_response(valid));
+        if (Status valid = validate_request_id(request_id); !valid.is_ok()) return respond(status_response(valid));
+        return set_pin(req, respond, ref, request_id, *pin);
       }
       const char* amount_key = action == "earn" ? "purchase_minor" : action == "redeem" ? "points" : "amount_minor";
       if (action != "earn" && action != "redeem" && action != "topup" && action != "spend") {
@@ -334,7 +457,14 @@ void Api::handle_pos(HttpRequest req, Responder respond) {
       std::optional<std::string> pin_opt;
       if (body->contains("pin")) pin_opt = *pin;
       if (action == "spend" || action == "redeem") {
-        return debit(req, respond, action, ref, request_id, *amount, *receipt, pin_opt, false);
+        Debit d;
+        d.action = action;
+        d.ref = ref;
+        d.request_id = request_id;
+        d.amount = *amount;
+        d.receipt = *receipt;
+        d.pin = pin_opt;
+        return debit(req, respond, std::move(d));
       }
       std::uint64_t amt = *amount;
       std::string rc = *receipt;
@@ -379,63 +509,69 @@ void raise_refusal_alert(Ledger& l, const Json& refusal) {
 }
 }  // namespace
 
-void Api::debit(const HttpRequest& req, const Responder& respond, const std::string& action,
-                const std::string& ref, const std::string& request_id, std::uint64_t amount,
-                const std::string& receipt, std::optional<std::string> pin, bool retried) {
+void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
   sync::Clock* clock = &clock_;
   const bool has_broker = static_cast<bool>(broker_);
-  auto fn = [=](Ledger& l) {
-    auto id = l.resolve_member(ref);
+  // Set on the worker when the member has a PIN that must be checked (against this hash) first.
+  auto verify_hash = std::make_shared<std::string>();
+  auto fn = [d, clock, has_broker, verify_hash](Ledger& l) {
+    auto id = l.resolve_member(d.ref);
     if (!id.is_ok()) return status_response(id.status());
-    if (action == "spend") {
-      auto prior = l.has_request(request_id);
+    if (d.action == "spend") {
+      auto prior = l.has_request(d.request_id);
       if (!prior.is_ok()) return status_response(prior.status());
       if (!*prior) {
-        auto pr = l.check_pin(*id, pin ? &*pin : nullptr, clock->now_ms());
-        if (!pr.is_ok()) return status_response(pr.status());
-        if (pr->has_value()) return reply_response(**pr);
+        auto gate = l.pin_gate(*id, d.pin.has_value(), d.verdict ? &*d.verdict : nullptr, clock->now_ms());
+        if (!gate.is_ok()) return status_response(gate.status());
+        if (gate->kind == Ledger::PinGate::Kind::kRefuse) return reply_response(gate->refusal);
+        if (gate->kind == Ledger::PinGate::Kind::kVerify) {
+          *verify_hash = gate->hash;
+          return HttpResponse{0, ""};  // no answer yet: `after` has the PIN checked first
+        }
       }
     }
-    auto r = action == "redeem" ? l.redeem(request_id, *id, amount, receipt) : l.spend(request_id, *id, amount, receipt);
+    auto r = d.action == "redeem" ? l.redeem(d.request_id, *id, d.amount, d.receipt)
+                                  : l.spend(d.request_id, *id, d.amount, d.receipt);
     if (!r.is_ok()) return status_response(r.status());
-    if (r->refused && retried) r->body["rights_request_tried"] = true;
+    if (r->refused && d.retried) r->body["rights_request_tried"] = true;
     // The final answer is a refusal for lack of rights here (no broker, or after its attempt).
-    if (r->refused && (retried || !has_broker)) raise_refusal_alert(l, r->body);
+    if (r->refused && (d.retried || !has_broker)) raise_refusal_alert(l, r->body);
     return reply_response(*r);
   };
-  After after;
-  if (broker_ && !retried) {
-    HttpRequest copy = req;
-    after = [this, copy, action, ref, request_id, amount, receipt, pin](const HttpResponse& resp,
-                                                                        const Responder& respond) {
-      if (resp.status != 409) return false;
-      Json body;
-      try {
-        body = Json::parse(resp.body);
-      } catch (const std::exception&) {
-        return false;
-      }
-      if (body.value("error", "") != "insufficient_rights") return false;
-      auto member = sync::parse_id(body.value("member", ""));
-      if (!member.is_ok()) return false;
-      sync::Account acct = action == "redeem" ? sync::Account::kPoints : sync::Account::kWallet;
-      broker_(*member, acct, body.value("shortfall", std::uint64_t{0}), body.value("rights_elsewhere", Json::object()),
-              [=, this](bool tried, bool granted) {
-                if (granted) {
-                  debit(copy, respond, action, ref, request_id, amount, receipt, pin, true);
-                  return;
-                }
-                Json b = body;
-                b["rights_request_tried"] = tried;
-                LedgerWorker::Task alert;
-                alert.mutating = true;
-                alert.run = [b](Ledger& l) { raise_refusal_alert(l, b); };
-                (void)worker_.submit(std::move(alert));  // best effort, like every alert
-                respond(HttpResponse{409, b.dump()});
-              });
+  After after = [this, req, d, verify_hash](const HttpResponse& resp, const Responder& respond) {
+    if (!verify_hash->empty()) {
+      check_pin_then_debit(req, respond, d, *verify_hash);
       return true;
-    };
-  }
+    }
+    if (!broker_ || d.retried || resp.status != 409) return false;
+    Json body;
+    try {
+      body = Json::parse(resp.body);
+    } catch (const std::exception&) {
+      return false;
+    }
+    if (body.value("error", "") != "insufficient_rights") return false;
+    auto member = sync::parse_id(body.value("member", ""));
+    if (!member.is_ok()) return false;
+    sync::Account acct = d.action == "redeem" ? sync::Account::kPoints : sync::Account::kWallet;
+    broker_(*member, acct, body.value("shortfall", std::uint64_t{0}), body.value("rights_elsewhere", Json::object()),
+            [=, this](bool tried, bool granted) {
+              if (granted) {
+                Debit again = d;
+                again.retried = true;
+                debit(req, respond, std::move(again));
+                return;
+              }
+              Json b = body;
+              b["rights_request_tried"] = tried;
+              LedgerWorker::Task alert;
+              alert.mutating = true;
+              alert.run = [b](Ledger& l) { raise_refusal_alert(l, b); };
+              (void)worker_.submit(std::move(alert));  // best effort, like every alert
+              respond(HttpResponse{409, b.dump()});
+            });
+    return true;
+  };
   run(req, respond, true, "pos", fn, after);
 }
 
@@ -461,6 +597,54 @@ Result<Json> checkpoints_json(storage::Store& store) {
   return Json{{"checkpoints", arr}};
 }
 }  // namespace
+
+void Api::check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
+                               const std::string& pin_hash) {
+  // Each check is against the member's PIN hash of the moment; a PIN that keeps changing while
+  // it is checked ends the attempt instead of looping.
+  if (d.pin_checks >= limits::kPinCheckAttemptsMax) {
+    return respond(http_error(503, "pin_changed", "the member's PIN changed while it was being checked; retry"));
+  }
+  auto job = [this, req, respond, d, pin_hash](bool cancelled) mutable {
+    if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
+    d.verdict = Ledger::PinVerdict{pin_hash, pin_verifier_(pin_hash, *d.pin)};
+    d.pin_checks++;
+    debit(req, respond, std::move(d));
+  };
+  if (!pin_thread_->submit(std::move(job))) {
+    respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
+  }
+}
+
+void Api::set_pin(const HttpRequest& req, const Responder& respond, const std::string& ref,
+                  const std::string& request_id, const std::string& pin) {
+  // The token and the member are checked first, so that no unauthenticated or pointless request
+  // costs an Argon2id hash; the hash is made on the PIN thread and stored by the worker.
+  auto member = std::make_shared<sync::MemberId>();
+  auto find = [ref, member](Ledger& l) {
+    auto id = l.resolve_member(ref);
+    if (!id.is_ok()) return status_response(id.status());
+    *member = *id;
+    return HttpResponse{200, ""};
+  };
+  auto hash_then_store = [this, req, request_id, pin, member](const HttpResponse& found, const Responder& respond) {
+    if (found.status != 200) return false;
+    auto job = [this, req, respond, request_id, pin, member](bool cancelled) {
+      if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
+      auto hash = crypto::hash_pin(pin);
+      if (!hash.is_ok()) return respond(status_response(hash.status()));
+      run(req, respond, true, "pos", [request_id, id = *member, h = *hash](Ledger& l) {
+        auto r = l.set_pin_hash(request_id, id, h);
+        return r.is_ok() ? reply_response(*r) : status_response(r.status());
+      });
+    };
+    if (!pin_thread_->submit(std::move(job))) {
+      respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
+    }
+    return true;
+  };
+  run(req, respond, false, "pos", find, hash_then_store);
+}
 
 void Api::handle_admin(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);

@@ -353,7 +353,9 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   OUTPOST_RETURN_IF_ERROR(sync::validate_op(op));
 
   sync::SignedOp sop = sync::sign_op(op, key_);
-  OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
+  // The member was loaded above in this transaction: append_op need not read it again.
+  static const MemberState kNoMember;
+  OUTPOST_RETURN_IF_ERROR(store_->append_op(sop, member ? &*member : &kNoMember));
   MemberState after = member ? *member : MemberState{};
   OUTPOST_RETURN_IF_ERROR(sync::apply_effects(after, op));
   // Invariant: this node's rights never go below zero (DESIGN.md escrow counter).
@@ -368,7 +370,8 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   reply.body["points"] = rights_json(after.points, node_id_);
   reply.body["wallet"] = rights_json(after.wallet, node_id_);
   reply.body["hash"] = crypto::to_hex(sop.hash);
-  OUTPOST_RETURN_IF_ERROR(store_->put_request(request_id, node_id_, op.seq, reply.body.dump()));
+  reply.text = reply.body.dump();
+  OUTPOST_RETURN_IF_ERROR(store_->put_request(request_id, node_id_, op.seq, reply.text));
   OUTPOST_RETURN_IF_ERROR(store_->set_meta("hlc", op.hlc.to_string()));
   OUTPOST_RETURN_IF_ERROR(sp ? sp->release() : txn->commit());
   return reply;
@@ -806,24 +809,41 @@ Result<VerifyReport> Ledger::verify_log() {
 
 Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member,
                              const std::string& pin) {
-  if (pin.size() < 4 || pin.size() > 8 || pin.find_first_not_of("0123456789") != std::string::npos) {
-    return Status::invalid("PIN must be 4 to 8 digits");
-  }
+  OUTPOST_RETURN_IF_ERROR(validate_pin(pin));
   OUTPOST_ASSIGN_OR_RETURN(std::string hash, crypto::hash_pin(pin));
-  return update_profile(request_id, member, {{Field::kPinHash, hash}});
+  return set_pin_hash(request_id, member, hash);
+}
+
+Result<Reply> Ledger::set_pin_hash(const std::string& request_id, const MemberId& member,
+                                  const std::string& pin_hash) {
+  return update_profile(request_id, member, {{Field::kPinHash, pin_hash}});
 }
 
 Result<std::optional<Reply>> Ledger::check_pin(const MemberId& member, const std::string* pin,
                                                std::uint64_t now_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(PinGate gate, pin_gate(member, pin != nullptr, nullptr, now_ms));
+  if (gate.kind == PinGate::Kind::kVerify) {
+    const PinVerdict verdict{gate.hash, crypto::verify_pin(gate.hash, *pin)};
+    OUTPOST_ASSIGN_OR_RETURN(gate, pin_gate(member, true, &verdict, now_ms));
+  }
+  // Invariant: with a verdict for the hash just read, the gate decides.
+  OUTPOST_CHECK(gate.kind != PinGate::Kind::kVerify);
+  if (gate.kind == PinGate::Kind::kRefuse) return std::optional<Reply>(std::move(gate.refusal));
+  return std::optional<Reply>();
+}
+
+Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, bool pin_given,
+                                         const PinVerdict* verdict, std::uint64_t now_ms) {
   OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
   if (!m) return Status::not_found("unknown member " + sync::id_hex(member));
+  PinGate gate;
   const std::string hash = m->field(Field::kPinHash);
-  if (hash.empty()) return std::optional<Reply>();
+  if (hash.empty()) return gate;  // no PIN: pass
   auto refuse = [&](const char* code, const std::string& msg) {
-    Reply r;
-    r.refused = true;
-    r.body = refusal(code, msg);
-    return std::optional<Reply>(std::move(r));
+    gate.kind = PinGate::Kind::kRefuse;
+    gate.refusal.refused = true;
+    gate.refusal.body = refusal(code, msg);
+    return gate;
   };
   OUTPOST_ASSIGN_OR_RETURN(storage::PinAttempts attempts, store_->pin_attempts(member));
   const auto now = static_cast<std::int64_t>(now_ms);
@@ -832,10 +852,15 @@ Result<std::optional<Reply>> Ledger::check_pin(const MemberId& member, const std
                                     " wrong PINs; try again in " +
                                     std::to_string((attempts.locked_until_ms - now + 59'999) / 60'000) + " min");
   }
-  if (!pin) return refuse("pin_wrong", "this member's wallet needs a PIN");
-  if (crypto::verify_pin(hash, *pin)) {
+  if (!pin_given) return refuse("pin_wrong", "this member's wallet needs a PIN");
+  if (verdict == nullptr || verdict->hash != hash) {
+    gate.kind = PinGate::Kind::kVerify;
+    gate.hash = hash;
+    return gate;
+  }
+  if (verdict->match) {
     if (attempts.failures != 0) OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, {}));
-    return std::optional<Reply>();
+    return gate;  // pass
   }
   attempts.failures++;
   if (attempts.failures >= kPinFailuresMax) {

@@ -81,6 +81,13 @@ Status validate_request_id(const std::string& id) {
   return Status::ok();
 }
 
+Status validate_pin(const std::string& pin) {
+  if (pin.size() < 4 || pin.size() > 8 || pin.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::invalid("PIN must be 4 to 8 digits");
+  }
+  return Status::ok();
+}
+
 std::string new_request_id() {
   std::array<std::uint8_t, 16> b{};
   crypto::random_bytes(b);

@@ -128,6 +128,8 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, OpenMo
     return Status::io_error("open " + path + ": cannot enable WAL mode");
   }
   OUTPOST_RETURN_IF_ERROR(d->exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  OUTPOST_RETURN_IF_ERROR(
+      d->exec("PRAGMA wal_autocheckpoint=" + std::to_string(limits::kSqliteWalAutocheckpointPages)));
   return d;
 }
 
@@ -156,6 +158,11 @@ Status Database::exec(const std::string& sql) {
   return Status::ok();
 }
 
+Status Database::exec_prepared(const std::string& sql) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, prepare(sql));
+  return s.run();
+}
+
 Result<Statement> Database::prepare(const std::string& sql) {
   if (auto it = idle_.find(sql); it != idle_.end()) {
     sqlite3_stmt* s = it->second;
@@ -178,7 +185,7 @@ Result<std::int64_t> Database::query_int(const std::string& sql) {
 std::int64_t Database::changes() const { return sqlite3_changes64(db_); }
 
 Result<Transaction> Transaction::begin(Database& db) {
-  OUTPOST_RETURN_IF_ERROR(db.exec("BEGIN IMMEDIATE"));
+  OUTPOST_RETURN_IF_ERROR(db.exec_prepared("BEGIN IMMEDIATE"));
   return Transaction(&db);
 }
 
@@ -188,7 +195,7 @@ Transaction::~Transaction() {
 
 Status Transaction::commit() {
   OUTPOST_CHECK(!done_);
-  Status st = db_->exec("COMMIT");
+  Status st = db_->exec_prepared("COMMIT");
   if (!st.is_ok()) {
     (void)db_->exec("ROLLBACK");
   }
@@ -203,7 +210,7 @@ Status Transaction::rollback() {
 }
 
 Result<Savepoint> Savepoint::begin(Database& db) {
-  OUTPOST_RETURN_IF_ERROR(db.exec("SAVEPOINT request"));
+  OUTPOST_RETURN_IF_ERROR(db.exec_prepared("SAVEPOINT request"));
   return Savepoint(&db);
 }
 
@@ -214,7 +221,7 @@ Savepoint::~Savepoint() {
 Status Savepoint::release() {
   OUTPOST_CHECK(!done_);
   done_ = true;
-  return db_->exec("RELEASE request");
+  return db_->exec_prepared("RELEASE request");
 }
 
 Result<ReadSnapshot> ReadSnapshot::begin(Database& db) {

@@ -39,6 +39,12 @@ inline constexpr std::size_t kHistoryRowsMax = 1000;
 
 // SQLite busy timeout: a second writer (CLI while the daemon runs) waits this long for the lock.
 inline constexpr int kSqliteBusyTimeoutMs = 5000;
+// WAL pages after which a commit copies the WAL back into the database file (a checkpoint: the
+// pages written since, then an fsync of the database). An op dirties 6-9 pages spread over
+// several B-trees, so SQLite's default of 1000 meant a checkpoint every ~100 ops; checkpoint I/O
+// then cost about a quarter of the 64-client throughput on a slow-fsync disk (bench_api). At
+// 4 KiB pages the WAL stays below ~40 MiB between checkpoints.
+inline constexpr int kSqliteWalAutocheckpointPages = 10000;
 // Prepared statements a connection keeps for reuse (idle ones, all SQL texts together): the
 // store's hot paths use a few dozen distinct statements; parsing SQL dominated an op's CPU cost.
 inline constexpr std::size_t kSqliteStatementCacheMax = 128;
@@ -113,5 +119,17 @@ static_assert(kRosterNodesMax == kOriginsMax, "every origin is a roster node, an
 // HTTP: request bodies above this are refused with 413 before parsing.
 inline constexpr std::size_t kHttpBodyBytesMax = 64 * 1024;
 inline constexpr int kHttpReadTimeoutMs = 10'000;
+// Bearer tokens the database confirmed are remembered in memory (by SHA-256, as in the database;
+// never the token) so that a request costs no query on the ledger worker. An entry is trusted
+// for this long at most: a terminal removed from the database by another process stops working
+// within this time. Entries beyond the bound evict the oldest (a store has a few terminals).
+inline constexpr std::uint64_t kTokenCacheTtlMs = 60'000;
+inline constexpr std::size_t kTokenCacheEntriesMax = 64;
+// Member PIN checks (Argon2id, 64 MiB and ~0.1-0.2 s of one core each) run on their own thread,
+// never on the ledger worker; at most this many wait for it, beyond that a PIN spend gets 503.
+inline constexpr std::size_t kPinChecksQueuedMax = 32;
+// A PIN spend whose member's PIN changed while its PIN was being checked is checked again
+// against the new PIN, at most this many times in all (then 503, retry).
+inline constexpr int kPinCheckAttemptsMax = 3;
 
 }  // namespace outpost::limits

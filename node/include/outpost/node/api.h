@@ -2,13 +2,17 @@
 // over the LedgerWorker. Routes and bodies are documented in docs/api.md and docs/admin-api.md.
 // Every call except /v1/health needs a bearer token of a terminal (`outpost terminal add`);
 // admin routes need an admin token. Handlers run on the io_context thread; ledger work runs on
-// the worker thread. Thread-safe as far as the worker is.
+// the worker thread; member PIN hashing and verification (Argon2id) run on a PIN thread of
+// their own, never on the worker. Thread-safe as far as the worker is.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "outpost/node/http.h"
 #include "outpost/node/ledger.h"
@@ -16,18 +20,50 @@
 
 namespace outpost::node {
 
+// Terminals whose bearer token the database confirmed, keyed by the token's SHA-256 (the token
+// itself is never kept, as in the database), each trusted for limits::kTokenCacheTtlMs after it
+// was confirmed. Only confirmed tokens are kept: an unknown token always goes to the database,
+// so a terminal added while the daemon runs works at once. Lookups compare every entry in
+// constant time. Thread-safe.
+class TokenCache {
+ public:
+  // Returns the terminal of `token_hash` if it was confirmed less than the TTL before `now_ms`.
+  std::optional<storage::Terminal> find(const crypto::Hash32& token_hash, std::uint64_t now_ms);
+  // Remembers that the database holds `token_hash` for `terminal` (confirmed at `now_ms`).
+  void remember(const crypto::Hash32& token_hash, const storage::Terminal& terminal, std::uint64_t now_ms);
+  // Forgets every token (a terminal was removed).
+  void clear();
+  std::size_t size() const;
+
+ private:
+  struct Entry {
+    crypto::Hash32 token_hash{};
+    storage::Terminal terminal;
+    std::uint64_t confirmed_ms = 0;
+  };
+  mutable std::mutex mu_;
+  std::vector<Entry> entries_;  // at most limits::kTokenCacheEntriesMax
+};
+
+class PinThread;
+
 // Extra admin routes supplied by other parts of the daemon (peer manager): returns true when it
 // handled the request. Runs on the io_context thread.
 using AdminExtension = std::function<bool(const HttpRequest&, const Responder&)>;
 
 class Api {
  public:
-  Api(LedgerWorker& worker, sync::Clock& clock) : worker_(worker), clock_(clock) {}
+  Api(LedgerWorker& worker, sync::Clock& clock);
+  // Waits for a PIN check in progress; PIN spends still queued are answered 503.
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
 
   void handle_pos(HttpRequest req, Responder respond);
   void handle_admin(HttpRequest req, Responder respond);
-  // Checks the bearer token of `req` for `role` ("pos" or "admin") on the worker thread, then
-  // calls on_ok (from the worker thread) or answers the auth error itself.
+  // Checks the bearer token of `req` for `role` ("pos" or "admin") (a remembered token on the
+  // calling thread, any other on the worker thread against the database), then calls on_ok from
+  // the worker thread or answers the auth error itself.
   void authorized(const HttpRequest& req, const Responder& respond, const char* role,
                   std::function<void()> on_ok);
   void set_admin_extension(AdminExtension ext) { admin_ext_ = std::move(ext); }
@@ -41,24 +77,52 @@ class Api {
                                           std::uint64_t amount, const Json& rights_elsewhere,
                                           std::function<void(bool tried, bool granted)> done)>;
   void set_rights_broker(RightsBroker fn) { broker_ = std::move(fn); }
+  // Replaces the PIN verification (crypto::verify_pin) for tests; set before serving. It runs on
+  // the PIN thread.
+  using PinVerifier = std::function<bool(const std::string& pin_hash, const std::string& pin)>;
+  void set_pin_verifier(PinVerifier fn) { pin_verifier_ = std::move(fn); }
+  TokenCache& token_cache() { return tokens_; }
 
  private:
+  // A spend or redeem as it goes through the API: its fields, the verdict of the member's PIN
+  // once it was checked on the PIN thread, and whether the rights broker was tried.
+  struct Debit {
+    std::string action;  // "spend" or "redeem"
+    std::string ref;     // member id or card
+    std::string request_id;
+    std::uint64_t amount = 0;
+    std::string receipt;
+    std::optional<std::string> pin;
+    std::optional<Ledger::PinVerdict> verdict;
+    int pin_checks = 0;  // verifications done for this request (bounded)
+    bool retried = false;
+  };
+
   // Queues `fn` on the worker after authenticating the bearer token for `role`.
   // `after`, when set, sees the response on the worker thread once durable and may take over
   // answering it (returns true).
   using After = std::function<bool(const HttpResponse&, const Responder&)>;
   void run(const HttpRequest& req, const Responder& respond, bool mutating, const char* role,
            std::function<HttpResponse(Ledger&)> fn, After after = nullptr);
-  // Spend or redeem, with one rights-broker retry.
-  void debit(const HttpRequest& req, const Responder& respond, const std::string& action,
-             const std::string& ref, const std::string& request_id, std::uint64_t amount,
-             const std::string& receipt, std::optional<std::string> pin, bool retried);
+  // Spend or redeem, with one rights-broker retry; a spend of a member with a PIN first has the
+  // PIN checked on the PIN thread (pin_gate on the worker before and after).
+  void debit(const HttpRequest& req, const Responder& respond, Debit d);
+  // Checks d.pin against `pin_hash` on the PIN thread, then runs debit() again with the verdict.
+  void check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
+                            const std::string& pin_hash);
+  // POST /v1/members/{member}/pin: the member is resolved (and the token checked) on the worker,
+  // the PIN hashed on the PIN thread, then stored by the worker.
+  void set_pin(const HttpRequest& req, const Responder& respond, const std::string& ref,
+               const std::string& request_id, const std::string& pin);
 
   LedgerWorker& worker_;
   sync::Clock& clock_;
   AdminExtension admin_ext_;
   std::function<void(Json&)> node_info_;
   RightsBroker broker_;
+  TokenCache tokens_;
+  PinVerifier pin_verifier_;
+  std::unique_ptr<PinThread> pin_thread_;  // last: joined first on destruction
 };
 
 // Maps a Status to an HTTP error response (400 invalid, 404 not found, 401 permission, ...).

@@ -39,6 +39,9 @@ struct Reply {
   bool refused = false;
   bool replayed = false;  // answered from the first execution of this request_id
   Json body;
+  // `body` serialized as stored for replays, set by a fresh successful execution so the answer
+  // is not serialized twice; empty otherwise. Whoever changes `body` afterwards clears it.
+  std::string text;
 };
 
 struct EnrollRequest {
@@ -121,14 +124,43 @@ class Ledger {
                             const sync::NodeId& target);
 
   // Sets the member's wallet PIN (Argon2id hash, replicated as the pin_hash profile field).
-  // The PIN must be 4 to 8 digits.
+  // The PIN must be 4 to 8 digits. Hashes on the calling thread (~0.1-0.2 s): outpostd hashes
+  // off its ledger worker and calls set_pin_hash().
   Result<Reply> set_pin(const std::string& request_id, const sync::MemberId& member,
                         const std::string& pin);
+  // Sets the member's wallet PIN from its Argon2id hash (crypto::hash_pin of a valid PIN).
+  Result<Reply> set_pin_hash(const std::string& request_id, const sync::MemberId& member,
+                             const std::string& pin_hash);
   // Checks the PIN for a wallet spend when the member has one. Returns no Reply when the spend
-  // may go on; otherwise a refusal (pin_required, pin_wrong, pin_locked). Failures are counted
-  // at this node; kPinFailuresMax failures lock wallet spends for kPinLockoutMs.
+  // may go on; otherwise a refusal (pin_wrong, pin_locked). Failures are counted at this node;
+  // kPinFailuresMax failures lock wallet spends for kPinLockoutMs. Verifies the Argon2id hash on
+  // the calling thread: pin_gate() is the same check in two steps, for outpostd.
   Result<std::optional<Reply>> check_pin(const sync::MemberId& member, const std::string* pin,
                                          std::uint64_t now_ms);
+
+  // The PIN check of a wallet spend in two steps, so that the Argon2id verification runs off the
+  // thread that owns the ledger. The caller asks pin_gate() without a verdict; kVerify names the
+  // hash the PIN must be checked against; the caller verifies it on another thread and asks
+  // again, in the transaction of the spend, with the verdict. Races are settled at that second
+  // call, against the state then: a verdict for a hash that is no longer the member's (the PIN
+  // was changed, here or by sync, meanwhile) gets kVerify again with the new hash; a lockout that
+  // began meanwhile refuses even a right PIN; a wrong verdict counts a failure then (the count is
+  // read and written on the ledger's thread only, so concurrent wrong PINs all count).
+  struct PinVerdict {
+    std::string hash;    // the pin_hash the PIN was checked against
+    bool match = false;  // whether it matched
+  };
+  struct PinGate {
+    enum class Kind { kPass, kRefuse, kVerify };
+    Kind kind = Kind::kPass;
+    Reply refusal;     // kRefuse: the answer (pin_wrong, pin_locked)
+    std::string hash;  // kVerify: check the PIN against this hash
+  };
+  // kPass: the member has no PIN, or `verdict` says the PIN matches its current hash (a failure
+  // count is reset). kRefuse: locked; no PIN given; or `verdict` says wrong for the current hash
+  // (counted; the kPinFailuresMax-th locks). kVerify: see above.
+  Result<PinGate> pin_gate(const sync::MemberId& member, bool pin_given, const PinVerdict* verdict,
+                           std::uint64_t now_ms);
   static constexpr int kPinFailuresMax = 5;
   static constexpr std::int64_t kPinLockoutMs = 15 * 60 * 1000;
   // True when `request_id` was already executed here.
@@ -276,6 +308,8 @@ Status validate_phone(const std::string& phone);
 Status validate_name(const std::string& name);
 Status validate_birthday(const std::string& date);
 Status validate_request_id(const std::string& request_id);
+// A member PIN: 4 to 8 digits.
+Status validate_pin(const std::string& pin);
 // Returns a fresh random request id (32 hex digits).
 std::string new_request_id();
 

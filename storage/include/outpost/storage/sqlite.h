@@ -72,6 +72,9 @@ class Database {
 
   // Runs one or more SQL statements that return no rows.
   Status exec(const std::string& sql);
+  // Runs one SQL statement that returns no rows through the statement cache (no parse after the
+  // first call). For the statements every request runs: BEGIN, COMMIT, SAVEPOINT, RELEASE.
+  Status exec_prepared(const std::string& sql);
   // Prepares a statement, reusing an idle one of the same SQL text when the connection has one
   // (a Statement returns to the cache, reset and unbound, when destroyed; at most
   // limits::kSqliteStatementCacheMax are kept). Not thread-safe, like the connection.

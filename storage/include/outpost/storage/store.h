@@ -90,8 +90,10 @@ class Store {
   Result<std::map<sync::NodeId, std::uint64_t>> version_vector();
   // Appends an op that must be the next of its origin (seq = head + 1, prev = head hash) and
   // applies it to the member's CRDT state. Fails with kCorruption on a gap or broken chain and
-  // kRefused on counter overflow; the caller's transaction then rolls back.
-  Status append_op(const sync::SignedOp& op);
+  // kRefused on counter overflow; the caller's transaction then rolls back. `current`, when
+  // given, is the member's state as load_member() returned it inside the same transaction (it
+  // is not read again); null means "load it". Only the CRDT rows the op changes are written.
+  Status append_op(const sync::SignedOp& op, const sync::MemberState* current = nullptr);
   Result<std::optional<sync::SignedOp>> get_op(const sync::NodeId& origin, std::uint64_t seq);
   // Ops of one origin with seq >= from_seq, ascending, at most `limit`.
   Result<std::vector<sync::SignedOp>> ops_of_origin(const sync::NodeId& origin,
@@ -174,7 +176,9 @@ class Store {
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
   Status migrate();
-  Status save_member(const sync::MemberId& id, const sync::MemberState& m);
+  // Writes the rows of `m` that differ from `before` (every row when `before` is empty state).
+  Status save_member(const sync::MemberId& id, const sync::MemberState& m,
+                     const sync::MemberState& before);
   std::unique_ptr<Database> db_;
 };
 
