@@ -170,67 +170,8 @@ std::size_t TokenCache::size() const {
   return entries_.size();
 }
 
-// One thread for member PIN hashing and verification (Argon2id: ~0.1-0.2 s of one core and
-// 64 MiB each), so that they never hold up the ledger worker and with it every other request.
-// One at a time bounds their memory; the queue is bounded (limits::kPinChecksQueuedMax).
-class PinThread {
- public:
-  // A job runs on the PIN thread; `cancelled` is true when the thread stops before it could run
-  // (the job then only answers its request).
-  using Job = std::function<void(bool cancelled)>;
-
-  PinThread() : thread_([this] { loop(); }) {}
-  ~PinThread() { stop(); }
-  PinThread(const PinThread&) = delete;
-  PinThread& operator=(const PinThread&) = delete;
-
-  // Queues a job; false (not queued) when the queue is full or the thread stops.
-  bool submit(Job job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_ || queue_.size() >= limits::kPinChecksQueuedMax) return false;
-      queue_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-    return true;
-  }
-
-  // Finishes the job in progress, cancels the queued ones, joins. Idempotent.
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void loop() {
-    while (true) {
-      Job job;
-      bool cancelled = false;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        job = std::move(queue_.front());
-        queue_.pop_front();
-        cancelled = stopping_;
-      }
-      job(cancelled);
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> queue_;
-  bool stopping_ = false;
-  std::thread thread_;  // last: starts after the members above exist
-};
-
 Api::Api(LedgerWorker& worker, sync::Clock& clock)
-    : worker_(worker), clock_(clock), pin_verifier_(crypto::verify_pin), pin_thread_(std::make_unique<PinThread>()) {}
+    : worker_(worker), clock_(clock), pin_verifier_(crypto::verify_pin), pin_thread_(std::make_unique<JobThread>(limits::kPinChecksQueuedMax)) {}
 
 Api::~Api() { pin_thread_->stop(); }
 

@@ -901,6 +901,29 @@ void Ledger::raise_alert(const std::string& kind, const std::string& node, const
   }
 }
 
+void VerifiedSignatures::add(const sync::Hash32& hash, const crypto::PublicKey& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!by_hash_.emplace(hash, key).second) return;
+  order_.push_back(hash);
+  while (order_.size() > kEntriesMax) {
+    by_hash_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+bool VerifiedSignatures::take(const sync::Hash32& hash, const crypto::PublicKey& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_hash_.find(hash);
+  if (it == by_hash_.end() || !crypto::ct_equal(it->second, key)) return false;
+  by_hash_.erase(it);  // its place in order_ goes when it reaches the front
+  return true;
+}
+
+Status Ledger::verify_received(const sync::SignedOp& sop, const crypto::PublicKey& key) {
+  if (verified_ && verified_->take(sop.hash, key)) return Status::ok();
+  return sync::verify_op(sop, key);
+}
+
 Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops) {
   std::optional<sync::NodeId> bad_signature;
   auto report = ingest_batch(ops, bad_signature);
@@ -933,7 +956,7 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       // A second, different op for a held (origin, seq): verify it is really signed by the
       // origin before calling it equivocation (anyone can send garbage).
       auto key = origin_key(op.origin);
-      if (!key || !sync::verify_op(sop, *key).is_ok()) {
+      if (!key || !verify_received(sop, *key).is_ok()) {
         if (key) bad_signature = op.origin;
         return Status::corruption("op " + ref + " conflicts with the held op and has a bad signature");
       }
@@ -953,7 +976,7 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       if (changed) key = origin_key(op.origin);
     }
     if (!key) return Status::corruption("op " + ref + " is from an unknown origin");
-    if (Status st = sync::verify_op(sop, *key); !st.is_ok()) {
+    if (Status st = verify_received(sop, *key); !st.is_ok()) {
       bad_signature = op.origin;
       return st;
     }

@@ -2,11 +2,13 @@
 
 #include <boost/asio.hpp>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
 
 #include "outpost/base/version.h"
+#include "outpost/node/job_thread.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/session.h"
 
@@ -157,7 +159,10 @@ struct PendingRights {
 struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   Impl(asio::io_context& io, LedgerWorker& worker, const Config& config, sync::Clock& clock, LinkContext ctx)
       : io(io), worker(worker), config(config), clock(clock), ctx(std::move(ctx)), pump_timer(io),
-        rebalance_timer(io), rng(std::random_device{}()) {}
+        rebalance_timer(io), rng(std::random_device{}()),
+        verified(std::make_shared<VerifiedSignatures>()),
+        verifier(std::make_unique<JobThread>(kVerifierQueueMax)),
+        verify_helper(std::make_unique<JobThread>(1)) {}
 
   asio::io_context& io;
   LedgerWorker& worker;
@@ -170,6 +175,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   asio::steady_timer rebalance_timer;
   sync::MemberId rebalance_cursor{};  // worker thread only
   std::mt19937_64 rng;
+  // Received messages are decoded, and the signatures of their ops checked, on the verifier
+  // thread before they reach the worker, so ingest (one batch at a time on the worker) does not
+  // also spend its core on Ed25519. Every message of every link goes through it in order.
+  // Bounded: at most kSyncWindowBatches OPS messages per session are in flight anyway.
+  static constexpr std::size_t kVerifierQueueMax = 1024;
+  std::shared_ptr<VerifiedSignatures> verified;
+  std::unique_ptr<JobThread> verifier;
+  std::unique_ptr<JobThread> verify_helper;  // takes half of each batch (preverify)
 
   // io thread only
   std::map<std::uint64_t, std::shared_ptr<Conn>> conns;
@@ -238,6 +251,59 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       });
     };
     if (!worker.submit(std::move(t))) close_conn(c, "ledger worker queue is full");
+  }
+
+  // A message from a link (io thread): decoded and its ops' signatures checked on the verifier
+  // thread, then handed to the session on the worker, in arrival order.
+  void receive(const std::shared_ptr<Conn>& c, sync::Bytes msg) {
+    const std::uint64_t now = clock.now_ms();
+    std::weak_ptr<Impl> weak_self = shared_from_this();
+    auto job = [weak_self, c, msg = std::move(msg), now](bool cancelled) {
+      auto self = weak_self.lock();
+      if (cancelled || !self) return;
+      auto decoded = std::make_shared<Result<sync::Message>>(sync::decode_message(msg));
+      if (decoded->is_ok()) self->preverify(**decoded);
+      const std::size_t size = msg.size();
+      asio::post(self->io, [self, c, decoded, size, now] {
+        if (c->closed) return;
+        self->conn_task(c, [decoded, size, now](SyncSession& s) { return s.on_decoded(std::move(*decoded), size, now); });
+      });
+    };
+    if (stopping) return;
+    if (!verifier->submit(std::move(job))) close_conn(c, "signature verifier queue is full");
+  }
+
+  // Verifier thread: checks each op of an OPS message under its origin's key in the current
+  // roster and records the ones that verify. Ops it cannot check (unknown origin, this node's
+  // own ops) or that fail are left to ingest, which checks and refuses them itself.
+  // The batch is split in two: the second half goes to the helper thread while this thread
+  // checks the first, so a catching-up node verifies on two cores while the worker stores the
+  // previous batch.
+  void preverify(const sync::Message& m) {
+    const auto* ops = std::get_if<sync::OpsMsg>(&m);
+    if (ops == nullptr || ops->ops.empty()) return;
+    auto roster = current_roster();
+    if (!roster) return;
+    auto check = [this, roster](const sync::SignedOp* from, const sync::SignedOp* to) {
+      for (const sync::SignedOp* op = from; op != to; ++op) {
+        auto key = roster->signing_key(op->op.origin);
+        if (key && sync::verify_op(*op, *key).is_ok()) verified->add(op->hash, *key);
+      }
+    };
+    const sync::SignedOp* begin = ops->ops.data();
+    const sync::SignedOp* end = begin + ops->ops.size();
+    const sync::SignedOp* mid = begin + ops->ops.size() / 2;
+    std::promise<void> helped;
+    auto done = helped.get_future();
+    if (mid == begin || !verify_helper->submit([&check, mid, end, &helped](bool cancelled) {
+          if (!cancelled) check(mid, end);
+          helped.set_value();
+        })) {
+      check(begin, end);  // one op, or the helper is stopping: all here
+      return;
+    }
+    check(begin, mid);
+    done.wait();  // the helper runs every job it accepted (cancelled ones return at once)
   }
 
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& why) {
@@ -341,9 +407,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         [self, weak](sync::Bytes msg) {
           auto c = weak.lock();
           if (!c || c->closed) return;
-          auto shared = std::make_shared<sync::Bytes>(std::move(msg));
-          std::uint64_t now = self->clock.now_ms();
-          self->conn_task(c, [shared, now](SyncSession& s) { return s.on_message(*shared, now); });
+          self->receive(c, std::move(msg));
         },
         [self, weak](const Status& reason) {
           auto c = weak.lock();
@@ -738,6 +802,7 @@ PeerManager::PeerManager(asio::io_context& io, LedgerWorker& worker, const Confi
     if (auto self = weak.lock()) self->set_roster(self->worker.ledger_unsafe().roster());
   });
   impl_->set_roster(worker.ledger_unsafe().roster());
+  worker.ledger_unsafe().set_verified_signatures(impl_->verified);
   std::weak_ptr<Impl> w2 = impl_;
   impl_->ctx.roster = [w2]() -> std::shared_ptr<const sync::Roster> {
     auto self = w2.lock();
@@ -751,7 +816,11 @@ PeerManager::PeerManager(asio::io_context& io, LedgerWorker& worker, const Confi
   }
 }
 
-PeerManager::~PeerManager() = default;
+PeerManager::~PeerManager() {
+  // Joined here, while impl_ is still held: a verifier job never drops the last reference.
+  impl_->verifier->stop();
+  impl_->verify_helper->stop();
+}
 
 Status PeerManager::start() {
   auto self = impl_;
@@ -784,6 +853,8 @@ Status PeerManager::start() {
 
 void PeerManager::stop() {
   impl_->stopping = true;
+  impl_->verifier->stop();  // before the helper: a running preverify waits for the helper
+  impl_->verify_helper->stop();
   impl_->pump_timer.cancel();
   impl_->rebalance_timer.cancel();
   if (impl_->listener) impl_->listener->close();

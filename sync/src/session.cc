@@ -121,8 +121,12 @@ SessionOutput SyncSession::answer_rights(std::uint64_t request_id, std::uint64_t
 
 SessionOutput SyncSession::on_message(ByteView bytes, std::uint64_t now_ms) {
   if (closed_) return {};
-  stats_.bytes_received += bytes.size();
-  auto decoded = decode_message(bytes);
+  return on_decoded(decode_message(bytes), bytes.size(), now_ms);
+}
+
+SessionOutput SyncSession::on_decoded(Result<Message> decoded, std::size_t wire_bytes, std::uint64_t now_ms) {
+  if (closed_) return {};
+  stats_.bytes_received += wire_bytes;
   if (!decoded.is_ok()) return fail(2, "bad message: " + decoded.status().message());
   Message& msg = *decoded;
   if (!peer_ && !std::holds_alternative<HelloMsg>(msg)) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "outpost/node/http.h"
+#include "outpost/node/job_thread.h"
 #include "outpost/node/ledger.h"
 #include "outpost/node/worker.h"
 
@@ -45,7 +46,6 @@ class TokenCache {
   std::vector<Entry> entries_;  // at most limits::kTokenCacheEntriesMax
 };
 
-class PinThread;
 
 // Extra admin routes supplied by other parts of the daemon (peer manager): returns true when it
 // handled the request. Runs on the io_context thread.
@@ -122,7 +122,9 @@ class Api {
   RightsBroker broker_;
   TokenCache tokens_;
   PinVerifier pin_verifier_;
-  std::unique_ptr<PinThread> pin_thread_;  // last: joined first on destruction
+  // PIN hashing and verification (Argon2id: ~0.1-0.2 s of one core and 64 MiB each), one at a
+  // time, off the ledger worker; bounded queue (limits::kPinChecksQueuedMax).
+  std::unique_ptr<JobThread> pin_thread_;  // last: joined first on destruction
 };
 
 // Maps a Status to an HTTP error response (400 invalid, 404 not found, 401 permission, ...).

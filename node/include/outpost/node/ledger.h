@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -69,6 +72,24 @@ struct InitOptions {
 // the problem: kNotFound when `dir` is missing or is no data dir, kPermission when it or its
 // database cannot be read, otherwise as storage::Store::open.
 Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir);
+
+// Signatures checked ahead of ingest on another thread (the daemon's verifier thread), so that
+// the ledger worker, which stores and applies ops one batch at a time, does not also spend its
+// core verifying them. An entry says: the op whose hash (SHA-256 over its signed bytes and its
+// signature) is `hash` verifies under `key`; ingest uses an entry at most once. Bounded (the
+// oldest entries go first). Thread-safe.
+class VerifiedSignatures {
+ public:
+  static constexpr std::size_t kEntriesMax = 16384;  // 64 batches of 256 ops
+  void add(const sync::Hash32& hash, const crypto::PublicKey& key);
+  // True, and the entry is forgotten, when the op with `hash` was verified under exactly `key`.
+  bool take(const sync::Hash32& hash, const crypto::PublicKey& key);
+
+ private:
+  std::mutex mu_;
+  std::map<sync::Hash32, crypto::PublicKey> by_hash_;
+  std::deque<sync::Hash32> order_;
+};
 
 class Ledger {
  public:
@@ -187,6 +208,8 @@ class Ledger {
                                              const sync::RebalancePolicy& policy);
   // Records an alert (kinds: refused_spend, bad_signature, equivocation, revoked_peer, ...).
   void raise_alert(const std::string& kind, const std::string& node, const std::string& message);
+  // Lets ingest skip the signature checks another thread already made (see VerifiedSignatures).
+  void set_verified_signatures(std::shared_ptr<VerifiedSignatures> v) { verified_ = std::move(v); }
   // Optional check of an origin's seq against revocations (set once a roster exists).
   void set_op_allowed(std::function<bool(const sync::NodeId&, std::uint64_t)> fn) {
     op_allowed_ = std::move(fn);
@@ -296,6 +319,9 @@ class Ledger {
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;
   std::function<bool(const sync::NodeId&, std::uint64_t)> op_allowed_;
+  std::shared_ptr<VerifiedSignatures> verified_;
+  // verify_op, unless the verifier thread already checked this op under `key`.
+  Status verify_received(const sync::SignedOp& sop, const crypto::PublicKey& key);
   std::shared_ptr<const sync::Roster> roster_;
 };
 

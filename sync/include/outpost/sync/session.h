@@ -94,6 +94,9 @@ class SyncSession {
   SessionOutput start(std::uint64_t now_ms);
   // Handles one received message.
   SessionOutput on_message(ByteView bytes, std::uint64_t now_ms);
+  // The same for a message the caller already decoded (decode_message's result for `wire_bytes`
+  // bytes): the daemon decodes, and checks signatures, on another thread than the session's.
+  SessionOutput on_decoded(Result<Message> decoded, std::size_t wire_bytes, std::uint64_t now_ms);
   // Sends local ops the peer lacks, within the flow-control window. Call after local writes,
   // after ingesting from another peer, and on a timer.
   SessionOutput pump();
