@@ -867,3 +867,43 @@ TEST_F(LedgerTest, ForeignDatabaseInDataDirIsRefused) {
 
 }  // namespace
 }  // namespace outpost::node
+
+namespace outpost::node {
+namespace {
+
+// The cache through which the daemon's verifier thread spares the worker re-checking signatures:
+// an entry counts only for the exact key it was checked under, only once, and the cache is bounded.
+TEST(VerifiedSignaturesTest, AnEntryCountsOnceAndOnlyForTheKeyItWasCheckedUnder) {
+  VerifiedSignatures v;
+  sync::Hash32 h{};
+  h[0] = 1;
+  crypto::PublicKey k1{}, k2{};
+  k1[0] = 1;
+  k2[0] = 2;
+  EXPECT_FALSE(v.take(h, k1)) << "nothing was checked yet";
+  v.add(h, k1);
+  EXPECT_FALSE(v.take(h, k2)) << "checked under another key (a different origin claims the op)";
+  EXPECT_TRUE(v.take(h, k1));
+  EXPECT_FALSE(v.take(h, k1)) << "an entry is used once";
+  // Bounded: the oldest entries are forgotten first.
+  for (std::size_t i = 0; i <= VerifiedSignatures::kEntriesMax; ++i) {
+    sync::Hash32 x{};
+    x[0] = static_cast<std::uint8_t>(i);
+    x[1] = static_cast<std::uint8_t>(i >> 8);
+    x[2] = static_cast<std::uint8_t>(i >> 16);
+    x[31] = 0xee;
+    v.add(x, k1);
+  }
+  sync::Hash32 first{};
+  first[31] = 0xee;
+  EXPECT_FALSE(v.take(first, k1)) << "the cache grew past its bound";
+  sync::Hash32 last{};
+  last[0] = static_cast<std::uint8_t>(VerifiedSignatures::kEntriesMax);
+  last[1] = static_cast<std::uint8_t>(VerifiedSignatures::kEntriesMax >> 8);
+  last[2] = static_cast<std::uint8_t>(VerifiedSignatures::kEntriesMax >> 16);
+  last[31] = 0xee;
+  EXPECT_TRUE(v.take(last, k1));
+}
+
+}  // namespace
+}  // namespace outpost::node
