@@ -1,7 +1,7 @@
 // bench_audit: how fast `outpost-audit verify` checks a large bundle. Generates a synthetic but
 // valid bundle (root-signed roster, one store's chain of N ops with enrolls, top-ups, earns,
-// spends and redeems over M members, two root-signed checkpoints, balances.json), then measures
-// in the same run:
+// spends and redeems over M members, two root-signed checkpoints, a root-signed tree head set
+// listing both nodes, balances.json), then measures in the same run:
 //   - raw Ed25519 verifications/s of one core, and of two threads at once (the baseline);
 //   - audit::verify_bundle end to end (files, rosters, decode + re-encode + signature on
 //     `--workers` threads, chains, checkpoints, HLC-order replay, balances), in ops/s.
@@ -13,6 +13,7 @@
 // one after another (each op's prev is the hash of the previous one, signature included).
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -258,6 +259,20 @@ Generated generate(const Options& o, const std::string& dir) {
   std::vector<std::pair<sync::Bytes, crypto::Signature>> cps;
   for (const auto& c : checkpoints) cps.emplace_back(c.body, c.sig);
   write_file(dir + "/" + bundle::kCheckpointsFile, framed(cps));
+  // HQ's tree head set at the end: both nodes of the roster, HQ with an empty log.
+  sync::TreeHeadSet ths;
+  ths.network_id = net;
+  ths.version = 1;
+  ths.issued = checkpoints.back().cp.issued;
+  ths.roster_version = roster.version;
+  const sync::Checkpoint& last_cp = checkpoints.back().cp;
+  ths.heads = {sync::TreeHead{hq_id, 0, sync::merkle_empty_root(), {}},
+               sync::TreeHead{store_id, last_cp.tree_size, last_cp.root, last_cp.head_hash}};
+  std::sort(ths.heads.begin(), ths.heads.end(),
+            [](const auto& a, const auto& b) { return a.origin < b.origin; });
+  const sync::SignedTreeHeadSet sths = sync::sign_tree_head_set(ths, root);
+  write_file(dir + "/" + bundle::kTreeHeadsFile,
+             framed(std::vector<std::pair<sync::Bytes, crypto::Signature>>{{sths.body, sths.sig}}));
   std::string balances = "{\"format\":\"" + std::string(bundle::kBalancesFormat) +
                          "\",\"version\":1,\"members\":[\n";
   bool first = true;
@@ -272,6 +287,7 @@ Generated generate(const Options& o, const std::string& dir) {
   Json files = Json::array();
   for (const std::string& rel : {std::string(bundle::kRostersFile), ops_rel,
                                 std::string(bundle::kCheckpointsFile),
+                                std::string(bundle::kTreeHeadsFile),
                                 std::string(bundle::kBalancesFile)}) {
     const auto data = check(outpost::audit::read_whole_file(dir + "/" + rel, 1ULL << 40), "read");
     files.push_back({{"path", rel},
@@ -290,7 +306,8 @@ Generated generate(const Options& o, const std::string& dir) {
        {{{"origin", sync::id_hex(store_id)}, {"name", "store-1"}, {"file", ops_rel},
          {"first_seq", 1}, {"last_seq", o.ops}, {"ops", o.ops}}}},
       {"counts", {{"rosters", 1}, {"ops", o.ops}, {"origins", 1},
-                  {"checkpoints", checkpoints.size()}, {"members", o.members}}},
+                  {"checkpoints", checkpoints.size()}, {"tree_heads", 1},
+                  {"members", o.members}}},
       {"files", files}};
   const std::string text = manifest.dump(2) + "\n";
   write_file(dir + "/" + bundle::kManifestFile, std::vector<std::uint8_t>(text.begin(), text.end()));

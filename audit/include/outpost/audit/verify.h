@@ -83,6 +83,9 @@ struct Report {
   std::vector<TraceLine> trace;
   Json traced_final;     // recomputed, or null when the member has no replayed op
   Json traced_exported;  // from balances.json, or null
+  // The newest HQ tree head set the bundle holds (what the completeness check rests on):
+  // {"version", "issued_ms", "roster_version", "origins", "ops"}, or null when there is none.
+  Json tree_head;
   bool clean() const { return findings.empty(); }
 };
 
