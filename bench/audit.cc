@@ -7,7 +7,10 @@
 //     `--workers` threads, chains, checkpoints, HLC-order replay, balances), in ops/s.
 // Prints the verifier's rate as a ratio of two cores' raw rate (target >= 0.8x).
 //
-//   bench_audit [--ops N] [--members M] [--workers W] [--dir DIR] [--keep]
+//   bench_audit [--ops N] [--members M] [--workers W] [--dir DIR] [--keep] [--no-pipeline]
+//
+// --no-pipeline runs the verifier's stages one after another (VerifyOptions::pipeline off), to
+// see what checking logs and replaying while the signatures verify is worth.
 //
 // Defaults: 1,000,000 ops, 10,000 members, 2 workers, $TMPDIR or /tmp. Generation signs the ops
 // one after another (each op's prev is the hash of the previous one, signature included).
@@ -51,10 +54,13 @@ struct Options {
   unsigned workers = 2;
   std::string dir;
   bool keep = false;
+  bool pipeline = true;
 };
 
 [[noreturn]] void usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--ops N] [--members M] [--workers W] [--dir DIR] [--keep]\n",
+  std::fprintf(stderr,
+               "usage: %s [--ops N] [--members M] [--workers W] [--dir DIR] [--keep] "
+               "[--no-pipeline]\n",
                argv0);
   std::exit(2);
 }
@@ -77,6 +83,8 @@ Options parse(int argc, char** argv) {
       o.dir = next();
     } else if (a == "--keep") {
       o.keep = true;
+    } else if (a == "--no-pipeline") {
+      o.pipeline = false;
     } else {
       usage(argv[0]);
     }
@@ -358,6 +366,7 @@ int main(int argc, char** argv) {
   outpost::audit::VerifyOptions vo;
   vo.root = g.root;
   vo.workers = o.workers;
+  vo.pipeline = o.pipeline;
   double sig_stage_s = 0;
   const auto t0 = Clock::now();
   vo.progress = [&](const std::string& stage, std::uint64_t done, std::uint64_t total) {
@@ -371,9 +380,10 @@ int main(int argc, char** argv) {
     die("the synthetic bundle does not verify clean");
   }
   const double rate = static_cast<double>(o.ops) / verify_s;
-  std::printf("bundle: %llu ops, %llu members, %u worker threads, %u hardware threads\n",
+  std::printf("bundle: %llu ops, %llu members, %u worker threads, %u hardware threads%s\n",
               static_cast<unsigned long long>(o.ops), static_cast<unsigned long long>(o.members),
-              o.workers, std::thread::hardware_concurrency());
+              o.workers, std::thread::hardware_concurrency(),
+              o.pipeline ? "" : ", pipeline off");
   std::printf("raw Ed25519 verify, 1 thread:            %9.0f /s (per core)\n", raw1);
   std::printf("raw Ed25519 verify, 2 threads:           %9.0f /s (2 x 1 core = %.0f)\n", raw2,
               2 * raw1);

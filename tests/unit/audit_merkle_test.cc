@@ -241,6 +241,26 @@ TEST(MerkleProofs, ConsistencyOfEveryPrefixUpTo40VerifiesAndWrongHeadsFail) {
   }
 }
 
+TEST(MerkleProofs, TreeGrownLeafByLeafEqualsTheTreeBuiltAtOnce) {
+  std::vector<Hash32> leaves;
+  for (int i = 0; i < 70; ++i) {
+    const std::string s = std::to_string(i);
+    leaves.push_back(merkle_leaf_hash(crypto::view(s)));
+  }
+  MerkleTree grown;
+  EXPECT_EQ(grown.size(), 0u);
+  for (std::size_t n = 1; n <= leaves.size(); ++n) {
+    grown.append(leaves[n - 1]);
+    const MerkleTree built(std::span<const Hash32>(leaves.data(), n));
+    ASSERT_EQ(grown.size(), n);
+    for (std::size_t m = 1; m <= n; ++m) {
+      ASSERT_EQ(grown.root(m), built.root(m)) << n << " leaves, root at " << m;
+      ASSERT_EQ(grown.consistency_proof(m, n), built.consistency_proof(m, n)) << n << "/" << m;
+    }
+    ASSERT_EQ(grown.inclusion_proof(n - 1, n), built.inclusion_proof(n - 1, n));
+  }
+}
+
 TEST(MerkleAccumulator, FrontierRestoresTheTreeAndKeepsAppending) {
   const auto leaves = numbered_leaves(40);
   MerkleAccumulator acc;

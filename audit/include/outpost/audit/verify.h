@@ -36,6 +36,9 @@ struct VerifyOptions {
   Progress progress;         // optional
   // When set, the report's `trace` lists every replayed op of this member (`explain`).
   std::optional<sync::MemberId> trace_member;
+  // Checks each log and replays it while the workers verify signatures (see verify.cc). Off runs
+  // the stages one after another; the report is the same (tests compare both ways).
+  bool pipeline = true;
 };
 inline constexpr unsigned kWorkersMax = 16;
 
