@@ -14,6 +14,7 @@
 //
 // Defaults: 1,000,000 ops, 10,000 members, 2 workers, $TMPDIR or /tmp. Generation signs the ops
 // one after another (each op's prev is the hash of the previous one, signature included).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -325,6 +326,14 @@ Generated generate(const Options& o, const std::string& dir) {
   return g;
 }
 
+// CPU seconds this process has used so far, all threads (user + system).
+double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(ru.ru_utime) + s(ru.ru_stime);
+}
+
 // Raw Ed25519 verifications/s with `threads` threads each verifying `per_thread` signatures.
 double raw_rate(const Generated& g, unsigned threads, std::size_t per_thread) {
   std::atomic<bool> bad{false};
@@ -360,7 +369,9 @@ int main(int argc, char** argv) {
   const Generated g = generate(o, dir);
 
   const std::size_t raw_n = std::min<std::size_t>(g.frames.size(), 100'000);
+  const double cpu_raw0 = cpu_seconds();
   const double raw1 = raw_rate(g, 1, raw_n);
+  const double raw_cpu_us = (cpu_seconds() - cpu_raw0) * 1e6 / static_cast<double>(raw_n);
   const double raw2 = raw_rate(g, 2, raw_n);
 
   outpost::audit::VerifyOptions vo;
@@ -368,12 +379,14 @@ int main(int argc, char** argv) {
   vo.workers = o.workers;
   vo.pipeline = o.pipeline;
   double sig_stage_s = 0;
+  const double cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   vo.progress = [&](const std::string& stage, std::uint64_t done, std::uint64_t total) {
     if (stage == "signatures" && done == total) sig_stage_s = seconds_since(t0);
   };
   auto report = outpost::audit::verify_bundle(dir, vo);
   const double verify_s = seconds_since(t0);
+  const double verify_cpu_s = cpu_seconds() - cpu0;
   if (!report.is_ok()) die("verify: " + report.status().to_string());
   if (!report->clean()) {
     std::fputs(outpost::audit::report_text(*report).c_str(), stderr);
@@ -393,6 +406,12 @@ int main(int argc, char** argv) {
   std::printf("ratio verify / (2 x raw 1-core):         %9.2fx (target >= 0.8x)\n",
               rate / (2 * raw1));
   std::printf("ratio verify / raw 2 threads measured:   %9.2fx\n", rate / raw2);
+  // CPU time is less sensitive than wall time to other load on a shared machine: it says how
+  // much work per op the verifier adds to the signature check, and whether both cores were used.
+  const double verify_cpu_us = verify_cpu_s * 1e6 / static_cast<double>(o.ops);
+  std::printf("CPU per op: raw verify %.1f us, outpost-audit verify %.1f us (raw / verify = "
+              "%.2fx); %.2f cores busy on average\n",
+              raw_cpu_us, verify_cpu_us, raw_cpu_us / verify_cpu_us, verify_cpu_s / verify_s);
   if (!o.keep) {
     std::error_code ec;
     fs::remove_all(dir, ec);
