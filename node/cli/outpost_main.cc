@@ -221,7 +221,9 @@ int main(int argc, char** argv) {
   auto* roster_show = roster->add_subcommand("show", "list the nodes of the newest roster and their status");
 
   // audits (docs/audit-bundle.md)
-  auto* hq_checkpoint = hq->add_subcommand("checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds (root key)");
+  auto* hq_checkpoint = hq->add_subcommand(
+      "checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds, and the tree head set "
+                    "listing every origin and its log length (root key)");
   outpost::node::ExportOptions export_opts;
   std::string export_from, export_to;
   auto* export_audit = app.add_subcommand("export-audit", "write an audit bundle for outpost-audit verify");
