@@ -222,8 +222,9 @@ int main(int argc, char** argv) {
 
   // audits (docs/audit-bundle.md)
   auto* hq_checkpoint = hq->add_subcommand(
-      "checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds, and the tree head set "
-                    "listing every origin and its log length (root key)");
+      "checkpoint",
+      "sign a Merkle checkpoint of every origin's log HQ holds, and the tree head set listing "
+      "every origin and its log length (root key)");
   outpost::node::ExportOptions export_opts;
   std::string export_from, export_to;
   auto* export_audit = app.add_subcommand("export-audit", "write an audit bundle for outpost-audit verify");

@@ -1,7 +1,8 @@
 // The node's side of audits (docs/audit-bundle.md): HQ signs checkpoints (RFC 6962 tree heads of
 // each origin's log) and chain-wide tree head sets with the root key, and any node exports an
-// audit bundle of what it holds for `outpost-audit verify`. Used by the `outpost` CLI. Functions open the data dir's database
-// themselves and read a consistent snapshot; the daemon may keep running. Not thread-safe.
+// audit bundle of what it holds for `outpost-audit verify`. Used by the `outpost` CLI. Functions
+// open the data dir's database themselves and read a consistent snapshot; the daemon may keep
+// running. Not thread-safe.
 #pragma once
 
 #include <cstdint>
