@@ -54,6 +54,7 @@ Json report_json(const Report& r) {
               {"clean", r.clean()},
               {"partial", r.partial},
               {"counts", r.counts},
+              {"tree_head", r.tree_head},
               {"checks", checks},
               {"findings", findings},
               {"notes", r.notes}};
@@ -76,6 +77,15 @@ std::string report_text(const Report& r) {
       << " roster versions trusted, " << count(k, "checkpoints_signature_ok") << "/"
       << count(k, "checkpoints") << " checkpoints signed (" << count(k, "checkpoints_matched")
       << " matched the ops), " << count(k, "members_compared") << " members' balances compared\n";
+  if (r.tree_head.is_object()) {
+    out << "completeness: HQ tree head set v" << count(r.tree_head, "version") << " (signed "
+        << utc(count(r.tree_head, "issued_ms")) << " UTC, roster v"
+        << count(r.tree_head, "roster_version") << ") vouches for "
+        << count(r.tree_head, "origins") << " origins and " << count(r.tree_head, "ops")
+        << " ops; ops signed after it are not covered\n";
+  } else {
+    out << "completeness: NOT PROVEN: the bundle holds no HQ-signed tree head set\n";
+  }
   if (!r.findings.empty()) {
     out << "\nFINDINGS (" << r.findings.size() << "):\n";
     for (const auto& f : r.findings) {

@@ -1,16 +1,27 @@
 // The verifier. Stages, in order (docs/audit-bundle.md, "What verify checks"):
 //   1. files       every file the manifest lists has its size and SHA-256;
 //   2. rosters     each version root-signed, one network, each a valid successor of the last;
-//   3. ops         frames parsed by this thread, then decoded, re-encoded and signature-checked
-//                  by `workers` threads fed through a bounded queue;
+//   3. ops         frames parsed by this thread, then decoded, re-encoded, hashed and
+//                  signature-checked by `workers` threads, which also hash the listed files;
 //   4. logs        per origin, in seq order: order in the file, duplicates, equivocation, gaps,
 //                  prev links, revocation cut-offs, HLC, request ids, reversals;
-//   5. checkpoints signatures, Merkle roots and heads against the ops, consistency proofs;
+//   5. checkpoints signatures, Merkle roots and heads against the ops, consistency proofs; the
+//                  tree head sets (every origin HQ knows, with its log length) against the bundle:
+//                  a removed origin or a cut log is a finding;
 //   6. replay      accepted ops through sync::Replica in HLC order (a linear extension of
 //                  causality), checking value and rights after each op and at the end;
 //   7. balances    the replayed state against balances.json.
 // A finding that makes later checks meaningless suppresses their derived findings (documented
 // per case below), so each tampering shows up as the one finding that names its cause.
+//
+// Pipeline. Ed25519 verification is nearly all of the work, so the workers do nothing else but
+// per-op work and file digests, and this thread checks each origin's log, extends its Merkle tree
+// and replays the ops *while* they verify, in replay order, as each batch completes
+// (stream_checked_ops); whenever it would wait, it checks a batch itself, so `workers` threads
+// in all share the cores. That fast path only accepts a log that has no finding at all (every op
+// valid, in seq order, chained, ...); at the first op it would not accept, it gives up, and once
+// the workers are done the stages run one after another as written below, from scratch. So the
+// report never depends on the path: tests run every tamper case both ways and compare.
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -24,7 +35,6 @@
 #include <unordered_map>
 #include <tuple>
 
-#include "bounded_queue.h"
 #include "bundle_io.h"
 #include "outpost/audit/verify.h"
 #include "outpost/base/limits.h"
@@ -47,10 +57,11 @@ using sync::OpKind;
 
 namespace {
 
-// Ops per batch handed to a worker, and batches queued ahead of the workers (bounds memory in
-// flight to ~kQueueBatches * kBatchOps entries beyond what the workers hold).
+// Ops per batch handed to a worker; also the chunk size of a log's entries.
 constexpr std::size_t kBatchOps = 512;
-constexpr std::size_t kQueueBatches = 8;
+// The check family that says whether every origin and every log length HQ vouched for is there.
+constexpr const char* kCompletenessCheck =
+    "completeness (HQ tree head set: origins, log lengths)";
 // Progress callbacks at most this often (in ops).
 constexpr std::uint64_t kProgressEveryOps = 16'384;
 // Bytes hashed per read when checking file digests.
@@ -83,7 +94,9 @@ struct OriginLog {
   std::string hex;
   std::vector<std::uint8_t> data;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> frames;  // (offset, body length)
-  std::vector<OpEntry> entries;                                 // file order
+  // The checked ops in file order (entry i is frame i), in chunks of kBatchOps that the worker of
+  // each batch fills in place: nothing is copied or moved afterwards, and pointers stay valid.
+  std::vector<std::vector<OpEntry>> chunks;
   std::optional<crypto::PublicKey> key;
   std::optional<std::uint64_t> cutoff;
   bool file_broken = false;   // missing or cut short: the log is known incomplete
@@ -92,7 +105,43 @@ struct OriginLog {
   bool gap = false;                    // a seq is missing before a later present one
   std::uint64_t max_seq = 0;           // highest seq present
   std::vector<const OpEntry*> replay;  // the accepted prefix of `chosen`
+  sync::MerkleTree tree;               // over the leaves of `chosen`, once built
 };
+
+template <typename Fn>
+void for_each_entry(const OriginLog& log, Fn&& fn) {
+  for (const auto& chunk : log.chunks) {
+    for (const OpEntry& e : chunk) fn(e);
+  }
+}
+
+// The order the replay applies ops in: (HLC, origin, seq).
+struct ReplayKey {
+  sync::Hlc hlc;
+  NodeId origin{};
+  std::uint64_t seq = 0;
+  auto operator<=>(const ReplayKey&) const = default;
+};
+
+// The replay key of an op read straight from its signed bytes (fixed offsets of
+// docs/op-format.md), before it is decoded or verified: the same values decoding gives. nullopt
+// when the bytes are too short or lack the op magic.
+std::optional<ReplayKey> raw_replay_key(sync::ByteView b) {
+  if (b.size() < 74 || !std::equal(sync::kOpMagic.begin(), sync::kOpMagic.end(), b.begin())) {
+    return std::nullopt;
+  }
+  auto le = [&](std::size_t at, int n) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= std::uint64_t{b[at + static_cast<std::size_t>(i)]} << (8 * i);
+    return v;
+  };
+  ReplayKey k;
+  std::copy_n(b.begin() + 6, 16, k.origin.begin());
+  k.seq = le(22, 8);
+  k.hlc.wall_ms = le(62, 8);
+  k.hlc.logical = static_cast<std::uint32_t>(le(70, 4));
+  return k;
+}
 
 std::uint64_t raw_seq(sync::ByteView b) {
   if (b.size() < 30 || !std::equal(sync::kOpMagic.begin(), sync::kOpMagic.end(), b.begin())) {
@@ -148,6 +197,103 @@ bool lowers_rights(const Op& op) {
   }
 }
 
+// One entry of the manifest's file list and how it checks out. A worker computes the digest (from
+// the verifier's own copy of the file when it reads it anyway), so this thread does not read and
+// hash the bundle twice; the findings are added in manifest order once the workers are done.
+struct FileCheck {
+  std::string rel;
+  std::uint64_t listed_bytes = 0;
+  std::string listed_sha;
+  std::optional<Finding> bad_entry;             // manifest_mismatch: nothing to hash
+  const std::vector<std::uint8_t>* data = nullptr;  // the loaded file, when there is one
+  // Results.
+  bool missing = false;
+  std::uint64_t bytes = 0;
+  std::string sha;
+};
+
+// balances.json, read and parsed by a worker while the signatures are checked.
+struct ParsedBalances {
+  bool done = false;
+  Status read;        // not ok: missing or unreadable
+  std::string error;  // not empty: not JSON
+  Json doc;
+};
+
+// One batch for a worker: the frames of chunk `chunk` of `log`. `done` is set (release) when the
+// chunk's entries are filled.
+struct Batch {
+  OriginLog* log = nullptr;
+  std::size_t chunk = 0;
+  std::atomic<bool> done{false};
+};
+
+// The request ids of one log on the fast path: open addressing over their 64-bit hashes, each
+// slot naming the entry that holds the id; strings are compared only when hashes are equal. One
+// flat allocation for the whole log instead of a node per op (a million inserts of a node-based
+// set were a tenth of this thread's time, mostly cache misses).
+class RequestIdSet {
+ public:
+  void reserve(std::size_t ids) {
+    std::size_t cap = 16;
+    while (cap < 2 * ids) cap *= 2;  // at most half full: short probe sequences
+    slots_.assign(cap, Slot{});
+  }
+  // Adds the request id of `e`; false if an entry with an equal id was added before.
+  bool insert(const OpEntry* e) {
+    const std::string_view id = e->op.request_id;
+    const std::uint64_t h = std::hash<std::string_view>{}(id);
+    OUTPOST_CHECK(2 * (size_ + 1) <= slots_.size());  // reserve() sized it for the whole log
+    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      Slot& s = slots_[i];
+      if (s.entry == nullptr) {
+        s = Slot{h, e};
+        ++size_;
+        return true;
+      }
+      if (s.hash == h && s.entry->op.request_id == id) return false;
+    }
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;
+    const OpEntry* entry = nullptr;
+  };
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+};
+
+// The state of one origin's log on the pipeline's fast path (Verifier::accept_streamed).
+struct StreamState {
+  OriginLog* log = nullptr;
+  Batch* batches = nullptr;  // the log's batches, by chunk
+  std::size_t next = 0;      // index of the next entry to accept
+  const OpEntry* prev = nullptr;
+  RequestIdSet request_ids;
+  std::set<std::uint64_t> reversed;
+};
+
+// Rights and value of one account right after a rights-lowering op, for the negative checks.
+struct RightsSample {
+  const OriginLog* log = nullptr;  // null: the final state
+  std::uint64_t seq = 0;
+  MemberId member{};
+  sync::Account account = sync::Account::kNone;
+  NodeId node{};
+  std::int64_t rights = 0;
+  std::int64_t value = 0;
+};
+
+// A head HQ signed for one origin: a checkpoint, or the origin's line in a tree head set.
+struct HeadClaim {
+  std::uint64_t tree_size = 0;
+  Hash32 root{};
+  Hash32 head_hash{};
+  std::string source;  // "checkpoint" or "tree head set v3", for findings
+  bool from_set = false;
+};
+
 class Verifier {
  public:
   Verifier(std::string dir, const VerifyOptions& options) : dir_(std::move(dir)), opt_(options) {}
@@ -172,16 +318,33 @@ class Verifier {
   bool tainted(const MemberId& m) const { return taint_all_ || tainted_.count(m) > 0; }
 
   void check_files();
+  void hash_file(FileCheck& f) const;
+  void add_file_findings();
+  void parse_balances();
   bool check_rosters();
   void load_logs();
-  void verify_ops();
+  void check_ops();
+  void check_batch(Batch& b) const;
+  void stream_checked_ops(std::vector<Batch>& batches, const std::function<bool()>& run_task,
+                          const std::atomic<std::uint64_t>& checked, std::uint64_t total);
+  bool accept_streamed(OriginLog& log, StreamState& st, const OpEntry& e);
   void check_log(OriginLog& log);
+  std::optional<std::pair<std::string, std::string>> reversal_finding(
+      const OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed) const;
   void check_reversal(OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed,
                       bool& reject);
   void check_equivocation_evidence();
   void check_checkpoints();
-  void check_origin_checkpoints(OriginLog& log, std::vector<sync::SignedCheckpoint>& cps);
+  void read_checkpoints();
+  void read_tree_heads();
+  void check_tree_head_sets();
+  void check_missing_origin(const NodeId& origin, const std::vector<HeadClaim>& claims);
+  void check_origin_checkpoints(OriginLog& log, std::vector<HeadClaim>& claims);
   void replay();
+  void after_apply(const OriginLog& log, const Op& op, bool streamed);
+  void report_negative(const RightsSample& s);
+  void check_final_state();
+  void finish_streamed_replay();
   void check_balances();
   void finish_checks(bool roster_ok);
 
@@ -201,49 +364,117 @@ class Verifier {
   std::string taint_all_reason_;
   sync::Replica replica_;
   std::uint64_t replayed_ = 0;
+  std::uint64_t replay_total_ = 0;
+  std::set<std::tuple<MemberId, sync::Account, NodeId, int>> reported_;  // negative_* once each
+  // Pipeline: file digests and balances.json done by the workers; whether the fast path checked
+  // and replayed every log (else the serial stages run); its rights samples below zero, reported
+  // once the taints of the later stages are known.
+  std::vector<FileCheck> file_checks_;
+  ParsedBalances balances_;
+  bool streamed_ = false;
+  std::vector<RightsSample> negative_samples_;
+  // Stage 5: every HQ-signed head by origin (checkpoints and tree head set lines), the trusted
+  // tree head sets (ascending version, one per version), and the nodes of each trusted roster.
+  std::map<NodeId, std::vector<HeadClaim>> claims_;
+  std::uint64_t checkpoints_valid_ = 0;
+  bool tree_heads_file_absent_ = false;
+  std::uint64_t tree_heads_read_ = 0;
+  std::vector<sync::SignedTreeHeadSet> tree_heads_;
+  std::map<std::uint64_t, std::set<NodeId>> roster_nodes_;
 };
 
 // 1. Every listed file exists with the listed size and SHA-256. The manifest itself is not
-// signed: these digests catch damage in transit; tampering is caught by the signatures.
+// signed: these digests catch damage in transit; tampering is caught by the signatures. Here the
+// list is parsed; the digests are computed by the workers (hash_file) and reported in this order
+// by add_file_findings().
 void Verifier::check_files() {
   std::uint64_t n = 0;
   for (const auto& f : manifest_["files"]) {
+    FileCheck c;
     auto path = internal::json_string(f, "path", "manifest file entry");
     auto sha = internal::json_string(f, "sha256", "manifest file entry");
     if (!path.is_ok() || !sha.is_ok() || !f.contains("bytes") || !f["bytes"].is_number_unsigned()) {
-      add("manifest_mismatch", "", 0, "", bundle::kManifestFile,
-          "a file entry lacks path, bytes or sha256: " + f.dump());
+      c.bad_entry = Finding{"manifest_mismatch", "", 0, "", bundle::kManifestFile,
+                            "a file entry lacks path, bytes or sha256: " + f.dump()};
+      file_checks_.push_back(std::move(c));
       continue;
     }
     auto rel = internal::checked_relative_path(*path);
     if (!rel.is_ok()) {
-      add("manifest_mismatch", "", 0, "", bundle::kManifestFile, rel.status().message());
+      c.bad_entry = Finding{"manifest_mismatch", "", 0, "", bundle::kManifestFile,
+                            rel.status().message()};
+      file_checks_.push_back(std::move(c));
       continue;
     }
     ++n;
     listed_files_[*rel] = {f["bytes"].get<std::uint64_t>(), *sha};
-    std::ifstream in(internal::bundle_path(dir_, *rel), std::ios::binary);
+    c.rel = *rel;
+    c.listed_bytes = f["bytes"].get<std::uint64_t>();
+    c.listed_sha = *sha;
+    file_checks_.push_back(std::move(c));
+  }
+  report_.counts["files"] = n;
+}
+
+// Computes one listed file's size and SHA-256, from the loaded copy or read in chunks. Touches
+// only `f`: safe on a worker.
+void Verifier::hash_file(FileCheck& f) const {
+  if (f.bad_entry) return;
+  crypto::Sha256 h;
+  if (f.data != nullptr) {
+    h.update(*f.data);
+    f.bytes = f.data->size();
+  } else {
+    std::ifstream in(internal::bundle_path(dir_, f.rel), std::ios::binary);
     if (!in) {
-      add("file_missing", "", 0, "", *rel, "the manifest lists " + *rel + " but it is missing");
-      continue;
+      f.missing = true;
+      return;
     }
-    crypto::Sha256 h;
     std::vector<char> buf(kHashChunkBytes);
-    std::uint64_t size = 0;
     while (in) {
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
       const auto got = static_cast<std::size_t>(in.gcount());
       h.update(crypto::ByteView(reinterpret_cast<const std::uint8_t*>(buf.data()), got));
-      size += got;
-    }
-    const std::string digest = crypto::to_hex(h.finish());
-    if (size != f["bytes"].get<std::uint64_t>() || digest != *sha) {
-      add("file_hash_mismatch", "", 0, "", *rel,
-          *rel + " is " + std::to_string(size) + " bytes with SHA-256 " + digest +
-              "; the manifest lists " + f["bytes"].dump() + " bytes, " + *sha);
+      f.bytes += got;
     }
   }
-  report_.counts["files"] = n;
+  f.sha = crypto::to_hex(h.finish());
+}
+
+// The file findings, in manifest order, ahead of every other finding (the files stage is first).
+void Verifier::add_file_findings() {
+  std::vector<Finding> out;
+  for (FileCheck& f : file_checks_) {
+    if (f.bad_entry) {
+      out.push_back(*f.bad_entry);
+    } else if (f.missing) {
+      out.push_back(Finding{"file_missing", "", 0, "", f.rel,
+                            "the manifest lists " + f.rel + " but it is missing"});
+    } else if (f.bytes != f.listed_bytes || f.sha != f.listed_sha) {
+      out.push_back(Finding{"file_hash_mismatch", "", 0, "", f.rel,
+                            f.rel + " is " + std::to_string(f.bytes) + " bytes with SHA-256 " +
+                                f.sha + "; the manifest lists " + std::to_string(f.listed_bytes) +
+                                " bytes, " + f.listed_sha});
+    }
+  }
+  report_.findings.insert(report_.findings.begin(), out.begin(), out.end());
+  file_checks_.clear();
+}
+
+// Reads and parses balances.json (on a worker; check_balances() judges the result).
+void Verifier::parse_balances() {
+  balances_.done = true;
+  auto data = read_whole_file(internal::bundle_path(dir_, bundle::kBalancesFile),
+                              bundle::kJsonFileBytesMax);
+  if (!data.is_ok()) {
+    balances_.read = data.status();
+    return;
+  }
+  try {
+    balances_.doc = Json::parse(data->begin(), data->end());
+  } catch (const std::exception& e) {
+    balances_.error = e.what();
+  }
 }
 
 // 2. The roster chain. Returns false when no version verifies under the root: nothing in the
@@ -294,6 +525,8 @@ bool Verifier::check_rosters() {
     }
     network_ = decoded->network_id;
     roster_ = std::move(verified->roster);
+    std::set<NodeId>& nodes = roster_nodes_[roster_->version];
+    for (const auto& sc : roster_->certificates) nodes.insert(sc.cert.node_id);
     ++trusted;
   }
   report_.counts["rosters"] = read;
@@ -358,79 +591,206 @@ void Verifier::load_logs() {
   }
 }
 
-// 3. Decoding and signatures: this thread walks the frames and fills batches; `workers` threads
-// check them. Results land in the batch objects, read back after the workers are joined.
-void Verifier::verify_ops() {
-  struct Batch {
-    OriginLog* log = nullptr;
-    std::vector<OpEntry> entries;
-  };
+// 3. Decoding and signatures. Workers take tasks from one list by an atomic index: first the file
+// digests and balances.json, then the batches in replay order (by the HLC of their first op). Each
+// batch fills its chunk of entries in place. Meanwhile this thread runs the fast path of stages 4
+// and 6 on the batches as they complete (stream_checked_ops).
+void Verifier::check_ops() {
+  for (auto& log : logs_) {
+    for (FileCheck& f : file_checks_) {
+      if (!log->file_broken && f.rel == log->entry.file) f.data = &log->data;
+    }
+  }
+  std::size_t nbatches = 0;
   std::uint64_t total = 0;
-  for (const auto& log : logs_) total += log->frames.size();
-  const unsigned workers = std::clamp(opt_.workers, 1u, kWorkersMax);
-  BoundedQueue<Batch*> queue(kQueueBatches);
+  for (auto& log : logs_) {
+    log->chunks.resize((log->frames.size() + kBatchOps - 1) / kBatchOps);
+    nbatches += log->chunks.size();
+    total += log->frames.size();
+  }
+  std::vector<Batch> batches(nbatches);
+  std::vector<std::pair<std::optional<ReplayKey>, Batch*>> by_key;
+  by_key.reserve(nbatches);
+  std::size_t k = 0;
+  for (auto& log : logs_) {
+    for (std::size_t c = 0; c < log->chunks.size(); ++c, ++k) {
+      batches[k].log = log.get();
+      batches[k].chunk = c;
+      const auto [offset, len] = log->frames[c * kBatchOps];
+      by_key.emplace_back(raw_replay_key(sync::ByteView(log->data.data() + offset + 4, len)),
+                          &batches[k]);
+    }
+  }
+  // Unreadable keys sort first (nullopt < any key): they stop the fast path early.
+  std::stable_sort(by_key.begin(), by_key.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  const bool want_balances = !partial_;
+  const std::size_t ntasks = file_checks_.size() + (want_balances ? 1 : 0) + nbatches;
+  std::atomic<std::size_t> next{0};
   std::atomic<std::uint64_t> checked{0};
+  // Runs the next task on the calling thread; false when every task is taken.
+  auto run_task = [&] {
+    std::size_t i = next.fetch_add(1);
+    if (i >= ntasks) return false;
+    if (i < file_checks_.size()) {
+      hash_file(file_checks_[i]);
+      return true;
+    }
+    i -= file_checks_.size();
+    if (want_balances && i == 0) {
+      parse_balances();
+      return true;
+    }
+    Batch& b = *by_key[i - (want_balances ? 1 : 0)].second;
+    check_batch(b);
+    checked.fetch_add(b.log->chunks[b.chunk].size(), std::memory_order_relaxed);
+    b.done.store(true, std::memory_order_release);
+    b.done.notify_all();
+    return true;
+  };
+  // `workers` threads in all: this one is a worker too whenever the fast path has nothing to do,
+  // so the cores are never shared by more threads than there are.
+  const unsigned workers = std::clamp(opt_.workers, 1u, kWorkersMax);
   std::vector<std::thread> threads;
-  for (unsigned i = 0; i < workers; ++i) {
+  for (unsigned i = 1; i < workers; ++i) {
     threads.emplace_back([&] {
-      while (auto b = queue.pop()) {
-        for (OpEntry& e : (*b)->entries) check_op(e, (*b)->log->entry.origin, keys_);
-        checked.fetch_add((*b)->entries.size(), std::memory_order_relaxed);
+      while (run_task()) {
       }
     });
   }
-  std::vector<std::unique_ptr<Batch>> batches;
-  std::uint64_t next_report = kProgressEveryOps;
-  for (const auto& log : logs_) {
-    log->entries.reserve(log->frames.size());
-    for (std::size_t i = 0; i < log->frames.size(); i += kBatchOps) {
-      auto batch = std::make_unique<Batch>();
-      batch->log = log.get();
-      const std::size_t end = std::min(log->frames.size(), i + kBatchOps);
-      batch->entries.resize(end - i);
-      for (std::size_t k = i; k < end; ++k) {
-        OpEntry& e = batch->entries[k - i];
-        const auto [offset, len] = log->frames[k];
-        e.offset = offset;
-        e.bytes = sync::ByteView(log->data.data() + offset + 4, len);
-        std::copy_n(log->data.data() + offset + 4 + len, 64, e.sig.begin());
-      }
-      queue.push(batch.get());
-      batches.push_back(std::move(batch));
-      const std::uint64_t done = checked.load(std::memory_order_relaxed);
-      if (done >= next_report) {
-        progress("signatures", done, total);
-        next_report = done + kProgressEveryOps;
-      }
-    }
-  }
-  queue.close();
+  stream_checked_ops(batches, run_task, checked, total);
+  while (run_task()) progress("signatures", checked.load(std::memory_order_relaxed), total);
   for (auto& t : threads) t.join();
   progress("signatures", total, total);
-  for (auto& b : batches) {
-    for (OpEntry& e : b->entries) b->log->entries.push_back(std::move(e));
-  }
+
   std::uint64_t ok = 0;
   for (const auto& log : logs_) {
-    for (const auto& e : log->entries) ok += e.status == OpStatus::kOk ? 1 : 0;
+    for_each_entry(*log, [&](const OpEntry& e) { ok += e.status == OpStatus::kOk ? 1 : 0; });
   }
   report_.counts["ops"] = total;
   report_.counts["ops_signature_ok"] = ok;
 }
 
-void Verifier::check_reversal(OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed,
-                              bool& reject) {
+// Fills the chunk of batch `b`: each op decoded, re-encoded, hashed, leaf-hashed and
+// signature-checked. Touches only that chunk: safe on a worker.
+void Verifier::check_batch(Batch& b) const {
+  OriginLog& log = *b.log;
+  std::vector<OpEntry>& chunk = log.chunks[b.chunk];
+  const std::size_t first = b.chunk * kBatchOps;
+  chunk.resize(std::min(kBatchOps, log.frames.size() - first));
+  for (std::size_t k = 0; k < chunk.size(); ++k) {
+    OpEntry& e = chunk[k];
+    const auto [offset, len] = log.frames[first + k];
+    e.offset = offset;
+    e.bytes = sync::ByteView(log.data.data() + offset + 4, len);
+    std::copy_n(log.data.data() + offset + 4 + len, 64, e.sig.begin());
+    check_op(e, log.entry.origin, keys_);
+  }
+}
+
+// The pipeline's fast path, on this thread while the workers check signatures: takes the ops in
+// replay order (a merge of the origins' files by the key read from their bytes), waits for each
+// op's batch (running other tasks meanwhile: `run_task`), accepts it into its log
+// (accept_streamed) and replays it. Gives up, leaving the serial stages to do everything, at the
+// first op the fast path cannot accept (or when it does not apply: a date-range bundle, an
+// incomplete file, opt_.pipeline off).
+void Verifier::stream_checked_ops(std::vector<Batch>& batches,
+                                  const std::function<bool()>& run_task,
+                                  const std::atomic<std::uint64_t>& checked, std::uint64_t total) {
+  bool ok = opt_.pipeline && !partial_;
+  for (const auto& log : logs_) ok = ok && !log->file_broken && log->entry.first_seq == 1;
+  // Batches are laid out log after log, chunk after chunk (check_ops).
+  std::vector<StreamState> state(logs_.size());
+  for (std::size_t i = 0, first = 0; i < logs_.size(); first += logs_[i]->chunks.size(), ++i) {
+    state[i].log = logs_[i].get();
+    state[i].batches = batches.data() + first;
+    state[i].request_ids.reserve(logs_[i]->frames.size());
+  }
+  using Item = std::pair<ReplayKey, StreamState*>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> heap;
+  auto push_next = [&](StreamState& st) {
+    if (st.next >= st.log->frames.size()) return true;
+    const auto [offset, len] = st.log->frames[st.next];
+    auto key = raw_replay_key(sync::ByteView(st.log->data.data() + offset + 4, len));
+    if (!key) return false;
+    heap.emplace(*key, &st);
+    return true;
+  };
+  for (StreamState& st : state) ok = ok && push_next(st);
+  std::uint64_t next_report = kProgressEveryOps;
+  while (ok && !heap.empty()) {
+    StreamState& st = *heap.top().second;
+    heap.pop();
+    Batch& b = st.batches[st.next / kBatchOps];
+    while (!b.done.load(std::memory_order_acquire)) {
+      if (!run_task()) b.done.wait(false, std::memory_order_acquire);
+    }
+    OriginLog& log = *st.log;
+    const OpEntry& e = log.chunks[b.chunk][st.next % kBatchOps];
+    ok = accept_streamed(log, st, e);
+    if (ok) {
+      auto applied = replica_.apply(e.op);
+      ok = applied.is_ok();  // a refused op (counter overflow) is a finding: the serial path
+      if (ok) after_apply(log, e.op, /*streamed=*/true);
+    }
+    ++st.next;
+    ok = ok && push_next(st);
+    const std::uint64_t done = checked.load(std::memory_order_relaxed);
+    if (done >= next_report) {
+      progress("signatures", done, total);
+      next_report = done + kProgressEveryOps;
+    }
+  }
+  streamed_ = ok;
+  if (!ok) {
+    // Undo the fast path's partial work; the serial stages start from nothing.
+    for (auto& log : logs_) {
+      log->chosen.clear();
+      log->replay.clear();
+      log->tree = sync::MerkleTree();
+      log->max_seq = 0;
+    }
+    replica_ = sync::Replica();
+    replayed_ = 0;
+    report_.trace.clear();
+    negative_samples_.clear();
+  }
+}
+
+// Accepts the next entry of a log on the fast path if stage 4 would find nothing wrong with it:
+// validly signed, the next seq, chained to the op before, a later HLC, not past a revocation
+// cut-off, a fresh request id, a sound reversal. Then it is chosen and replayed, like check_log()
+// does. Returns false otherwise (the serial stages will report why).
+bool Verifier::accept_streamed(OriginLog& log, StreamState& st, const OpEntry& e) {
+  if (e.status != OpStatus::kOk) return false;
+  const Op& op = e.op;
+  if (op.seq != log.entry.first_seq + log.chosen.size()) return false;
+  if (st.prev != nullptr && (op.prev != st.prev->hash || op.hlc <= st.prev->op.hlc)) return false;
+  if (log.cutoff && op.seq > *log.cutoff) return false;
+  if (!op.request_id.empty() && !st.request_ids.insert(&e)) return false;
+  if (op.kind == OpKind::kReverse && reversal_finding(log, e, st.reversed)) return false;
+  log.chosen.push_back(&e);
+  log.replay.push_back(&e);
+  log.tree.append(e.leaf);
+  log.max_seq = op.seq;
+  st.prev = &e;
+  return true;
+}
+
+// The finding a reversal makes, as (kind, reason), or nullopt. Records its target in `reversed`.
+// The op it reverses is looked up among the ops chosen so far.
+std::optional<std::pair<std::string, std::string>> Verifier::reversal_finding(
+    const OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed) const {
   const Op& op = e.op;
   if (!reversed.insert(op.ref_seq).second) {
-    add_op(log, "double_reversal", op.seq, &op.member,
-           "reverses op " + std::to_string(op.ref_seq) + ", which an earlier op already reversed");
-    reject = true;
-    return;
+    return std::make_pair("double_reversal", "reverses op " + std::to_string(op.ref_seq) +
+                                                 ", which an earlier op already reversed");
   }
-  if (op.ref_seq < log.entry.first_seq) return;  // before the bundle's range: not checkable
+  if (op.ref_seq < log.entry.first_seq) return std::nullopt;  // before the range: not checkable
   const std::size_t idx = op.ref_seq - log.entry.first_seq;
   const OpEntry* ref = idx < log.chosen.size() ? log.chosen[idx] : nullptr;
-  if (ref == nullptr || ref->status != OpStatus::kOk) return;  // already a finding there
+  if (ref == nullptr || ref->status != OpStatus::kOk) return std::nullopt;  // a finding there
   const Op& r = ref->op;
   std::string why;
   if (r.kind != op.ref_kind) {
@@ -441,14 +801,23 @@ void Verifier::check_reversal(OriginLog& log, const OpEntry& e, std::set<std::ui
     why = "does not undo op " + std::to_string(op.ref_seq) + " exactly (member, amount or "
           "purchase differ)";
   }
-  if (!why.empty()) add_op(log, "bad_reversal", op.seq, &op.member, "reversal " + why);
+  if (why.empty()) return std::nullopt;
+  return std::make_pair("bad_reversal", "reversal " + why);
+}
+
+void Verifier::check_reversal(OriginLog& log, const OpEntry& e, std::set<std::uint64_t>& reversed,
+                              bool& reject) {
+  auto finding = reversal_finding(log, e, reversed);
+  if (!finding) return;
+  add_op(log, finding->first, e.op.seq, &e.op.member, finding->second);
+  if (finding->first == "double_reversal") reject = true;
 }
 
 // 4. One origin's log, walked in seq order.
 void Verifier::check_log(OriginLog& log) {
   // Per-op results of stage 3, in file order.
   std::uint64_t unknown = 0;
-  for (const OpEntry& e : log.entries) {
+  for_each_entry(log, [&](const OpEntry& e) {
     const MemberId* m = e.decoded ? &e.op.member : nullptr;
     switch (e.status) {
       case OpStatus::kOk: break;
@@ -479,7 +848,7 @@ void Verifier::check_log(OriginLog& log) {
         taint_all_reason_ = "an op that does not decode names no member";
       }
     }
-  }
+  });
   if (unknown > 0) {
     add_op(log, "unknown_origin", log.entry.first_seq, nullptr,
            std::to_string(unknown) + " op(s) of origin " + log.hex +
@@ -492,23 +861,23 @@ void Verifier::check_log(OriginLog& log) {
 
   // Order in the file: seqs must ascend.
   std::uint64_t max_seen = 0;
-  for (const OpEntry& e : log.entries) {
-    if (e.seq == 0) continue;
+  for_each_entry(log, [&](const OpEntry& e) {
+    if (e.seq == 0) return;
     if (e.seq < max_seen) {
       add_op(log, "out_of_order", e.seq, e.decoded ? &e.op.member : nullptr,
              "seq " + std::to_string(e.seq) + " comes after seq " + std::to_string(max_seen) +
                  " in the file: ops were reordered");
     }
     max_seen = std::max(max_seen, e.seq);
-  }
+  });
   log.max_seq = max_seen;
 
   // Group by seq.
   std::vector<const OpEntry*> sorted;
-  sorted.reserve(log.entries.size());
-  for (const OpEntry& e : log.entries) {
+  sorted.reserve(log.frames.size());
+  for_each_entry(log, [&](const OpEntry& e) {
     if (e.seq != 0) sorted.push_back(&e);
-  }
+  });
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const OpEntry* a, const OpEntry* b) { return a->seq < b->seq; });
 
@@ -516,8 +885,8 @@ void Verifier::check_log(OriginLog& log) {
   std::uint64_t expect = first;
   const OpEntry* prev = nullptr;  // chosen op of seq expect - 1, when contiguous
   bool open = true;               // replay still takes this origin's ops
-  std::unordered_map<std::string_view, std::uint64_t> request_ids;  // views into log.entries
-  request_ids.reserve(log.entries.size());
+  std::unordered_map<std::string_view, std::uint64_t> request_ids;  // views into the entries
+  request_ids.reserve(log.frames.size());
   std::set<std::uint64_t> reversed;
   for (std::size_t i = 0; i < sorted.size();) {
     const std::uint64_t s = sorted[i]->seq;
@@ -673,17 +1042,33 @@ void Verifier::check_equivocation_evidence() {
   report_.counts["equivocation_evidence"] = n;
 }
 
-// 5. Checkpoints.
+// 5. Checkpoints and tree head sets. Every HQ-signed head (a checkpoint, or one origin's line of a
+// tree head set) is a claim "HQ held ops 1..n of this origin, with this root and head"; each is
+// checked against the origin's log. The newest tree head set also says which origins must be
+// there at all: a claim for an origin the bundle has no log of is a removed origin.
 void Verifier::check_checkpoints() {
+  read_checkpoints();
+  read_tree_heads();
+  check_tree_head_sets();
+  for (auto& [origin, claims] : claims_) {
+    auto it = by_origin_.find(origin);
+    if (it == by_origin_.end()) {
+      check_missing_origin(origin, claims);
+      continue;
+    }
+    check_origin_checkpoints(*it->second, claims);
+  }
+}
+
+void Verifier::read_checkpoints() {
   const std::string file = bundle::kCheckpointsFile;
   auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kBinaryFileBytesMax);
   if (!data.is_ok()) {
     if (!listed_files_.count(file)) add("file_missing", "", 0, "", file, data.status().message());
     return;
   }
-  std::map<NodeId, std::vector<sync::SignedCheckpoint>> per_origin;
   std::size_t offset = 0;
-  std::uint64_t read = 0, valid = 0;
+  std::uint64_t read = 0;
   while (offset < data->size()) {
     auto frame = sync::read_frame(*data, offset, 4 * sync::kCheckpointBytes);
     if (!frame.is_ok()) {
@@ -711,112 +1096,314 @@ void Verifier::check_checkpoints() {
       add("checkpoint_unknown_origin", origin, seq, "", file,
           "HQ signed a checkpoint for an origin no roster lists");
     }
-    ++valid;
-    per_origin[cp->cp.origin].push_back(std::move(cp).value());
+    ++checkpoints_valid_;
+    claims_[cp->cp.origin].push_back(
+        HeadClaim{cp->cp.tree_size, cp->cp.root, cp->cp.head_hash, "checkpoint", false});
   }
   report_.counts["checkpoints"] = read;
-  report_.counts["checkpoints_signature_ok"] = valid;
-  for (auto& [origin, cps] : per_origin) {
-    auto it = by_origin_.find(origin);
-    if (it == by_origin_.end()) {
-      const auto& newest = *std::max_element(
-          cps.begin(), cps.end(),
-          [](const auto& a, const auto& b) { return a.cp.tree_size < b.cp.tree_size; });
-      add("missing_checkpointed_ops", sync::id_hex(origin), newest.cp.tree_size, "", "",
-          "HQ checkpointed " + std::to_string(newest.cp.tree_size) +
-              " ops of this origin but the bundle has no log for it");
-      continue;
-    }
-    check_origin_checkpoints(*it->second, cps);
-  }
+  report_.counts["checkpoints_signature_ok"] = checkpoints_valid_;
 }
 
-void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<sync::SignedCheckpoint>& cps) {
-  std::sort(cps.begin(), cps.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.cp.tree_size, a.body) < std::tie(b.cp.tree_size, b.body);
+// Reads tree_heads.bin: each set root-signed and of this network; kept ascending by version.
+void Verifier::read_tree_heads() {
+  const std::string file = bundle::kTreeHeadsFile;
+  auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kBinaryFileBytesMax);
+  if (!data.is_ok()) {
+    // A listed file that is missing is a file finding already; an unlisted one is judged with
+    // the checkpoints in check_tree_head_sets().
+    tree_heads_file_absent_ = !listed_files_.count(file);
+    return;
+  }
+  std::size_t offset = 0;
+  while (offset < data->size()) {
+    auto frame = sync::read_frame(*data, offset, sync::kTreeHeadSetBytesMax);
+    if (!frame.is_ok()) {
+      add("malformed_file", "", 0, "", file,
+          "at byte " + std::to_string(offset) + ": " + frame.status().message());
+      break;
+    }
+    ++tree_heads_read_;
+    const std::string what = "tree head set #" + std::to_string(tree_heads_read_);
+    auto set = sync::verify_tree_head_set(frame->body, crypto::ByteView(frame->sig), opt_.root);
+    if (!set.is_ok()) {
+      const bool sig = set.status().code() == Code::kPermission;
+      add(sig ? "tree_heads_signature" : "malformed_tree_heads", "", 0, "", file,
+          what + ": " + set.status().message() +
+              (sig ? " (its bytes were altered, or another key signed it)" : ""));
+      continue;
+    }
+    if (set->set.network_id != *network_) {
+      add("tree_heads_network", "", 0, "", file,
+          what + " (v" + std::to_string(set->set.version) + ") names another network");
+      continue;
+    }
+    tree_heads_.push_back(std::move(set).value());
+  }
+  report_.counts["tree_heads"] = tree_heads_read_;
+  report_.counts["tree_heads_signature_ok"] = tree_heads_.size();
+  std::stable_sort(tree_heads_.begin(), tree_heads_.end(), [](const auto& a, const auto& b) {
+    return a.set.version < b.set.version;
   });
-  // Two signed heads for one size are HQ contradicting itself.
-  std::vector<const sync::SignedCheckpoint*> distinct;
-  for (const auto& c : cps) {
-    if (!distinct.empty() && distinct.back()->cp.tree_size == c.cp.tree_size) {
-      if (distinct.back()->cp.root != c.cp.root || distinct.back()->cp.head_hash != c.cp.head_hash) {
-        add("checkpoint_conflict", log.hex, c.cp.tree_size, "", bundle::kCheckpointsFile,
-            "HQ signed two different tree heads for this size");
+  // One version names one set: a second, different body is HQ contradicting itself.
+  std::vector<sync::SignedTreeHeadSet> distinct;
+  for (auto& t : tree_heads_) {
+    if (!distinct.empty() && distinct.back().set.version == t.set.version) {
+      if (distinct.back().body != t.body) {
+        add("tree_heads_conflict", "", t.set.version, "", file,
+            "HQ signed two different tree head sets with version " +
+                std::to_string(t.set.version));
       }
       continue;
     }
-    distinct.push_back(&c);
+    distinct.push_back(std::move(t));
   }
+  tree_heads_ = std::move(distinct);
+}
+
+// The sets among themselves and against the rosters; their lines become claims.
+void Verifier::check_tree_head_sets() {
+  const std::string file = bundle::kTreeHeadsFile;
+  if (tree_heads_.empty()) {
+    if (tree_heads_file_absent_ || tree_heads_read_ == 0) {
+      if (checkpoints_valid_ > 0) {
+        add("tree_heads_missing", "", 0, "", file,
+            "the bundle holds HQ checkpoints but no tree head set, so nothing signed says which "
+            "origins and how many ops must be present: it was removed, or the bundle predates "
+            "tree head sets (run `outpost hq checkpoint` and export again)");
+      } else {
+        report_.notes.push_back(
+            "the bundle holds no HQ-signed checkpoint or tree head set: nothing proves that no "
+            "origin and no log tail was removed (HQ signs them with `outpost hq checkpoint`)");
+      }
+    }
+    return;
+  }
+  std::set<NodeId> unknown_reported;
+  for (std::size_t i = 0; i < tree_heads_.size(); ++i) {
+    const sync::TreeHeadSet& set = tree_heads_[i].set;
+    const std::string what = "tree head set v" + std::to_string(set.version);
+    // Successive versions only grow: no origin dropped, no log shrunk, no older roster. (Two
+    // heads of one size that differ are a checkpoint_conflict below, with every other claim.)
+    if (i > 0) {
+      const sync::TreeHeadSet& prev = tree_heads_[i - 1].set;
+      if (set.roster_version < prev.roster_version) {
+        add("tree_heads_successor", "", set.version, "", file,
+            what + " names roster v" + std::to_string(set.roster_version) + ", older than v" +
+                std::to_string(prev.roster_version) + " in v" + std::to_string(prev.version));
+      }
+      for (const sync::TreeHead& old : prev.heads) {
+        const sync::TreeHead* now = set.find(old.origin);
+        if (now == nullptr) {
+          add("tree_heads_successor", sync::id_hex(old.origin), old.tree_size, "", file,
+              what + " drops this origin, which v" + std::to_string(prev.version) + " listed");
+        } else if (now->tree_size < old.tree_size) {
+          add("tree_heads_successor", sync::id_hex(old.origin), now->tree_size, "", file,
+              what + " shrinks this origin's log to " + std::to_string(now->tree_size) +
+                  " ops; v" + std::to_string(prev.version) + " said " +
+                  std::to_string(old.tree_size));
+        }
+      }
+    }
+    // Every node of the roster the set was signed under has a line.
+    bool roster_missing = false;
+    if (auto r = roster_nodes_.find(set.roster_version); r != roster_nodes_.end()) {
+      for (const NodeId& node : r->second) {
+        if (set.find(node) == nullptr) {
+          add("tree_heads_roster", sync::id_hex(node), 0, "", file,
+              what + " leaves out this node of roster v" + std::to_string(set.roster_version) +
+                  ", under which HQ signed it");
+        }
+      }
+    } else if (set.roster_version > roster_->version) {
+      roster_missing = true;
+      add("tree_heads_roster", "", set.version, "", bundle::kRostersFile,
+          what + " was signed under roster v" + std::to_string(set.roster_version) +
+              ", but the newest trusted roster in the bundle is v" +
+              std::to_string(roster_->version) + ": rosters were removed");
+    }
+    for (const sync::TreeHead& h : set.heads) {
+      if (!keys_.count(h.origin) && !roster_missing && unknown_reported.insert(h.origin).second) {
+        add("checkpoint_unknown_origin", sync::id_hex(h.origin), h.tree_size, "", file,
+            what + " lists an origin no roster lists");
+      }
+      if (h.tree_size == 0) continue;
+      claims_[h.origin].push_back(HeadClaim{h.tree_size, h.root, h.head_hash, what, true});
+    }
+  }
+  // What the newest set vouches for, and the nodes it cannot cover (enrolled after it).
+  const sync::TreeHeadSet& newest = tree_heads_.back().set;
+  report_.tree_head = Json{{"version", newest.version},
+                           {"issued_ms", newest.issued.wall_ms},
+                           {"roster_version", newest.roster_version},
+                           {"origins", newest.heads.size()},
+                           {"ops", newest.total_ops()}};
+  report_.counts["tree_head_version"] = newest.version;
+  std::vector<std::string> later;
+  for (const auto& sc : roster_->certificates) {
+    if (newest.find(sc.cert.node_id) == nullptr) later.push_back(sc.cert.name);
+  }
+  if (!later.empty()) {
+    std::string names;
+    for (std::size_t i = 0; i < later.size() && i < 10; ++i) {
+      names += (i ? ", " : "") + later[i];
+    }
+    if (later.size() > 10) names += ", ...";
+    report_.notes.push_back(std::to_string(later.size()) +
+                            " node(s) enrolled after tree head set v" +
+                            std::to_string(newest.version) + " (" + names +
+                            "): no HQ-signed head covers their ops yet");
+  }
+}
+
+// HQ signed heads for `origin` but the bundle has no log of it at all.
+void Verifier::check_missing_origin(const NodeId& origin, const std::vector<HeadClaim>& claims) {
+  if (!keys_.count(origin)) return;  // checkpoint_unknown_origin says it already
+  const HeadClaim* newest = nullptr;
+  for (const HeadClaim& c : claims) {
+    // A date-range bundle leaves out origins with no op in the range; the exporter keeps only
+    // checkpoints of exported origins, so only those still prove a removal there.
+    if (partial_ && c.from_set) continue;
+    if (newest == nullptr || c.tree_size > newest->tree_size) newest = &c;
+  }
+  if (newest == nullptr) return;
+  const sync::SignedCertificate* cert = roster_->find(origin);
+  const std::string name = cert ? " (" + cert->cert.name + ")" : "";
+  add("missing_origin", sync::id_hex(origin), newest->tree_size, "", "",
+      "HQ's " + newest->source + " says it holds " + std::to_string(newest->tree_size) +
+          " ops of this origin" + name + ", but the bundle has no log for it: the origin was "
+          "removed");
+  taint_all_ = true;
+  taint_all_reason_ = "an origin HQ holds ops of is missing: its members are unknown";
+}
+
+void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<HeadClaim>& claims) {
+  // Group the claims by size; equal claims (a checkpoint and a set line) are one head, and two
+  // different heads for one size are HQ contradicting itself (one checkpoint_conflict).
+  std::sort(claims.begin(), claims.end(), [](const HeadClaim& a, const HeadClaim& b) {
+    return std::tie(a.tree_size, a.root, a.head_hash, a.from_set) <
+           std::tie(b.tree_size, b.root, b.head_hash, b.from_set);
+  });
+  struct SizeGroup {
+    std::uint64_t n = 0;
+    std::vector<const HeadClaim*> variants;  // distinct (root, head hash)
+    bool has_checkpoint = false;
+  };
+  std::vector<SizeGroup> groups;
+  for (const HeadClaim& c : claims) {
+    if (groups.empty() || groups.back().n != c.tree_size) {
+      groups.push_back(SizeGroup{c.tree_size, {}, false});
+    }
+    SizeGroup& g = groups.back();
+    g.has_checkpoint = g.has_checkpoint || !c.from_set;
+    const HeadClaim* last = g.variants.empty() ? nullptr : g.variants.back();
+    if (last == nullptr || last->root != c.root || last->head_hash != c.head_hash) {
+      g.variants.push_back(&c);
+    }
+  }
+  auto conflict = [&](const SizeGroup& g, const HeadClaim* right) {
+    std::string sources;
+    for (const HeadClaim* v : g.variants) sources += (sources.empty() ? "" : ", ") + v->source;
+    add("checkpoint_conflict", log.hex, g.n, "",
+        g.variants.back()->from_set ? bundle::kTreeHeadsFile : bundle::kCheckpointsFile,
+        "HQ signed " + std::to_string(g.variants.size()) + " different tree heads for this size (" +
+            sources + ")" +
+            (right ? "; the ops match the " + right->source + "'s" : ""));
+  };
+
   const std::uint64_t first = log.entry.first_seq;
   const std::uint64_t have = first - 1 + log.chosen.size();  // contiguous from the start
+  // A complete log's heads come from its Merkle tree (built by the pipeline, or here), which also
+  // gives the consistency proofs; a range bundle's from an accumulator continuing its prefix.
+  const bool complete = log.entry.prefix_size == 0;
   auto acc = sync::MerkleAccumulator::from_frontier(log.entry.prefix_size, log.entry.frontier);
   if (!acc.is_ok()) {
     add("prefix_mismatch", log.hex, first, "", bundle::kManifestFile, acc.status().message());
     return;
   }
-  std::vector<Hash32> leaves;  // complete logs only: for consistency proofs
-  const bool complete = log.entry.prefix_size == 0;
+  if (complete && log.tree.size() != log.chosen.size()) {
+    std::vector<Hash32> leaves;
+    leaves.reserve(log.chosen.size());
+    for (const OpEntry* e : log.chosen) leaves.push_back(e->leaf);
+    log.tree = sync::MerkleTree(leaves);
+  }
   std::size_t next = 0;
-  std::vector<const sync::SignedCheckpoint*> matched;
-  for (const sync::SignedCheckpoint* c : distinct) {
-    const std::uint64_t n = c->cp.tree_size;
-    if (n < log.entry.prefix_size) continue;  // exporter never includes these
+  std::vector<const HeadClaim*> matched;
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    const SizeGroup& g = groups[gi];
+    const std::uint64_t n = g.n;
+    if (n < log.entry.prefix_size) continue;  // before a range bundle's first op
     if (n > have) {
-      // `distinct` is sorted by size, so every later head lies beyond the log too: one cut tail
-      // is one finding, named by the newest head that proves it.
-      const std::uint64_t newest = distinct.back()->cp.tree_size;
+      for (std::size_t k = gi; k < groups.size(); ++k) {
+        if (groups[k].variants.size() > 1) conflict(groups[k], nullptr);
+      }
+      // A date-range bundle ends where its range ends, so HQ's later heads lie beyond it by
+      // design: the exporter leaves such checkpoints out, but a tree head set lists every origin
+      // anyway. There, only a checkpoint beyond the log proves a cut tail.
+      const bool proves_cut =
+          !partial_ || std::any_of(groups.begin() + static_cast<std::ptrdiff_t>(gi), groups.end(),
+                                   [](const SizeGroup& x) { return x.has_checkpoint; });
+      if (!proves_cut) break;
+      // Groups ascend by size, so every later head lies beyond the log too: one cut tail is one
+      // finding, named by the newest head that proves it.
+      const HeadClaim& newest = *groups.back().variants.back();
       // A gap or a broken file already explains missing ops; otherwise the tail was cut.
       if (!log.gap && !log.file_broken && log.first_finding_seq > n) {
         add("missing_checkpointed_ops", log.hex, have + 1, "", log.entry.file,
-            "HQ checkpointed this origin's log up to seq " + std::to_string(newest) +
-                " but the bundle holds ops only up to seq " + std::to_string(have) +
-                ": ops were removed from the end");
+            "HQ's " + newest.source + " covers this origin's log up to seq " +
+                std::to_string(newest.tree_size) + " but the bundle holds ops only up to seq " +
+                std::to_string(have) + ": ops were removed from the end");
         taint_all_ = true;
         taint_all_reason_ = "ops HQ checkpointed are missing: their members are unknown";
       } else if (log.first_finding_seq > n) {
         report_.notes.push_back("checkpoints " + log.hex + "@" + std::to_string(n) + ".." +
-                                std::to_string(newest) +
+                                std::to_string(newest.tree_size) +
                                 " not compared: the log is incomplete before them");
       }
       break;
     }
-    while (acc->size() < n) {
-      const OpEntry* e = log.chosen[next++];
-      acc->append(e->leaf);
-      if (complete) leaves.push_back(e->leaf);
+    if (!complete) {
+      while (acc->size() < n) acc->append(log.chosen[next++]->leaf);
     }
+    const Hash32 root = complete ? log.tree.root(n) : acc->root();
     const Hash32 head = n == log.entry.prefix_size ? log.entry.prefix_prev
                                                    : log.chosen[n - first]->hash;
-    if (acc->root() == c->cp.root && head == c->cp.head_hash) {
-      matched.push_back(c);
+    const HeadClaim* right = nullptr;
+    for (const HeadClaim* v : g.variants) {
+      if (v->root == root && v->head_hash == head) right = v;
+    }
+    if (g.variants.size() > 1) conflict(g, right);
+    if (right != nullptr) {
+      matched.push_back(right);
       continue;
     }
+    const HeadClaim& c = *g.variants.front();
+    const char* file = c.from_set ? bundle::kTreeHeadsFile : bundle::kCheckpointsFile;
     if (n == log.entry.prefix_size) {
       log.first_finding_seq = std::min(log.first_finding_seq, n);  // later heads follow from it
       add("prefix_mismatch", log.hex, n, "", bundle::kManifestFile,
-          "the manifest's prefix of this origin does not hash to HQ's checkpoint at seq " +
+          "the manifest's prefix of this origin does not hash to HQ's " + c.source + " at seq " +
               std::to_string(n));
     } else if (log.first_finding_seq <= n) {
       // Derived: an op in the tree already has a finding, which changes the tree.
-      report_.notes.push_back("checkpoint " + log.hex + "@" + std::to_string(n) +
+      report_.notes.push_back(c.source + " " + log.hex + "@" + std::to_string(n) +
                               " does not match, explained by the op findings before it");
-    } else {
-      add("checkpoint_root_mismatch", log.hex, n, "", bundle::kCheckpointsFile,
-          acc->root() != c->cp.root
-              ? "the ops 1.." + std::to_string(n) + " hash to " + crypto::to_hex(acc->root()) +
-                    ", not to the root HQ signed " + crypto::to_hex(c->cp.root)
-              : "the head op's hash differs from the one HQ signed");
+    } else if (g.variants.size() == 1) {  // else the conflict names it already
+      add("checkpoint_root_mismatch", log.hex, n, "", file,
+          c.root != root ? "the ops 1.." + std::to_string(n) + " hash to " + crypto::to_hex(root) +
+                               ", not to the root HQ signed in its " + c.source + " " +
+                               crypto::to_hex(c.root)
+                         : "the head op's hash differs from the one HQ signed in its " + c.source);
     }
   }
-  // Consistency between successive matched checkpoints (RFC 9162 §2.1.4).
+  // Consistency between successive matched heads (RFC 9162 §2.1.4).
   if (complete && matched.size() >= 2) {
-    sync::MerkleTree tree(leaves);
     for (std::size_t k = 1; k < matched.size(); ++k) {
-      const auto& a = matched[k - 1]->cp;
-      const auto& b = matched[k]->cp;
-      auto proof = tree.consistency_proof(a.tree_size, b.tree_size);
+      const HeadClaim& a = *matched[k - 1];
+      const HeadClaim& b = *matched[k];
+      auto proof = log.tree.consistency_proof(a.tree_size, b.tree_size);
       if (!sync::merkle_verify_consistency(a.tree_size, b.tree_size, a.root, b.root, proof)) {
-        add("checkpoint_inconsistent", log.hex, b.tree_size, "", bundle::kCheckpointsFile,
+        add("checkpoint_inconsistent", log.hex, b.tree_size, "",
+            b.from_set ? bundle::kTreeHeadsFile : bundle::kCheckpointsFile,
             "the tree head at " + std::to_string(b.tree_size) + " does not extend the one at " +
                 std::to_string(a.tree_size));
       }
@@ -834,33 +1421,13 @@ void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<sync::Signed
 void Verifier::replay() {
   using Key = std::tuple<sync::Hlc, NodeId, std::uint64_t, OriginLog*, std::size_t>;
   std::priority_queue<Key, std::vector<Key>, std::greater<>> heap;
-  std::uint64_t total = 0;
   for (const auto& log : logs_) {
-    total += log->replay.size();
+    replay_total_ += log->replay.size();
     if (!log->replay.empty()) {
       const Op& op = log->replay[0]->op;
       heap.emplace(op.hlc, op.origin, op.seq, log.get(), 0);
     }
   }
-  // Each (member, account, node) violation is reported once, where it first appears.
-  std::set<std::tuple<MemberId, sync::Account, NodeId, int>> reported;
-  auto check = [&](const OriginLog* log, std::uint64_t seq, const MemberId& member,
-                   const sync::EscrowCounter& c, sync::Account acct, const NodeId& node) {
-    const std::int64_t rights = c.rights(node);
-    const std::int64_t value = c.value();
-    const std::string where = log ? " after this op" : " in the final state";
-    const std::string origin = log ? log->hex : sync::id_hex(node);
-    const std::string file = log ? log->entry.file : "";
-    if (rights < 0 && reported.emplace(member, acct, node, 0).second) {
-      add("negative_rights", origin, seq, sync::id_hex(member), file,
-          std::string(sync::account_name(acct)) + " rights of node " + sync::id_hex(node) +
-              " are " + std::to_string(rights) + where + ": it spent or moved more than it held");
-    }
-    if (value < 0 && reported.emplace(member, acct, NodeId{}, 1).second) {
-      add("negative_value", log ? origin : "", seq, sync::id_hex(member), file,
-          std::string(sync::account_name(acct)) + " value is " + std::to_string(value) + where);
-    }
-  };
   while (!heap.empty()) {
     auto [hlc, origin, seq, log, i] = heap.top();
     heap.pop();
@@ -872,57 +1439,96 @@ void Verifier::replay() {
       for (std::size_t k = i; k < log->replay.size(); ++k) taint(log->replay[k]->op.member);
       continue;  // the origin's later ops cannot follow a refused one
     }
-    ++replayed_;
-    if (replayed_ % kProgressEveryOps == 0) progress("replay", replayed_, total);
-    const sync::MemberState* m = replica_.member(op.member);
-    OUTPOST_CHECK(m != nullptr);
-    if (op.account != sync::Account::kNone && !tainted(op.member) && lowers_rights(op)) {
-      const sync::EscrowCounter& c = op.account == sync::Account::kPoints ? m->points : m->wallet;
-      check(log, op.seq, op.member, c, op.account, op.origin);
-    }
-    if (opt_.trace_member && op.member == *opt_.trace_member) {
-      TraceLine t;
-      t.op = sync::op_ref_string(op.origin, op.seq);
-      t.origin_name = log->entry.name;
-      t.hlc = op.hlc;
-      t.kind = sync::kind_name(op.kind);
-      t.amount = op.amount;
-      if (op.account != sync::Account::kNone) {
-        t.account = sync::account_name(op.account);
-        const bool credit = op.kind == OpKind::kEarn || op.kind == OpKind::kTopup ||
-                            (op.kind == OpKind::kReverse && (op.ref_kind == OpKind::kRedeem ||
-                                                             op.ref_kind == OpKind::kSpend));
-        const auto amount = static_cast<std::int64_t>(op.amount);
-        t.delta = op.kind == OpKind::kMove ? 0 : (credit ? amount : -amount);
-        const sync::EscrowCounter& c = op.account == sync::Account::kPoints ? m->points : m->wallet;
-        t.rights_at_origin = c.rights(op.origin);
-      }
-      if (op.kind == OpKind::kMove) t.detail = "rights to " + sync::id_hex(op.target);
-      if (op.kind == OpKind::kReverse) {
-        t.detail = "reverses " + sync::op_ref_string(op.ref_origin, op.ref_seq);
-      }
-      if (op.kind == OpKind::kEarn) t.detail = "purchase " + std::to_string(op.spend_minor);
-      for (const auto& f : op.fields) {
-        t.detail += (t.detail.empty() ? "" : ", ") + std::string(sync::field_name(f.field)) +
-                    (f.field == sync::Field::kPinHash ? "=(set)" : "=" + f.value);
-      }
-      t.points = m->points.value();
-      t.wallet = m->wallet.value();
-      report_.trace.push_back(std::move(t));
-    }
+    after_apply(*log, op, /*streamed=*/false);
     if (i + 1 < log->replay.size()) {
       const Op& nx = log->replay[i + 1]->op;
       heap.emplace(nx.hlc, nx.origin, nx.seq, log, i + 1);
     }
   }
-  progress("replay", replayed_, total);
-  // The final state: every account of every member, every node's rights.
+  progress("replay", replayed_, replay_total_);
+  check_final_state();
+}
+
+// After the replica applied `op`: the rights and value check of a rights-lowering op, and the
+// trace line of the traced member. The serial replay checks at once (taints are final by then);
+// the pipeline keeps the samples below zero for finish_streamed_replay(), which filters them by
+// the taints the later stages find, in the same order.
+void Verifier::after_apply(const OriginLog& log, const Op& op, bool streamed) {
+  ++replayed_;
+  if (!streamed && replayed_ % kProgressEveryOps == 0) progress("replay", replayed_, replay_total_);
+  const sync::MemberState* m = replica_.member(op.member);
+  OUTPOST_CHECK(m != nullptr);
+  const bool check = op.account != sync::Account::kNone && lowers_rights(op);
+  if (check && (streamed || !tainted(op.member))) {
+    const sync::EscrowCounter& c = op.account == sync::Account::kPoints ? m->points : m->wallet;
+    const RightsSample s{&log, op.seq, op.member, op.account, op.origin, c.rights(op.origin),
+                         c.value()};
+    if (!streamed) {
+      report_negative(s);
+    } else if (s.rights < 0 || s.value < 0) {
+      negative_samples_.push_back(s);
+    }
+  }
+  if (opt_.trace_member && op.member == *opt_.trace_member) {
+    TraceLine t;
+    t.op = sync::op_ref_string(op.origin, op.seq);
+    t.origin_name = log.entry.name;
+    t.hlc = op.hlc;
+    t.kind = sync::kind_name(op.kind);
+    t.amount = op.amount;
+    if (op.account != sync::Account::kNone) {
+      t.account = sync::account_name(op.account);
+      const bool credit = op.kind == OpKind::kEarn || op.kind == OpKind::kTopup ||
+                          (op.kind == OpKind::kReverse && (op.ref_kind == OpKind::kRedeem ||
+                                                           op.ref_kind == OpKind::kSpend));
+      const auto amount = static_cast<std::int64_t>(op.amount);
+      t.delta = op.kind == OpKind::kMove ? 0 : (credit ? amount : -amount);
+      const sync::EscrowCounter& c = op.account == sync::Account::kPoints ? m->points : m->wallet;
+      t.rights_at_origin = c.rights(op.origin);
+    }
+    if (op.kind == OpKind::kMove) t.detail = "rights to " + sync::id_hex(op.target);
+    if (op.kind == OpKind::kReverse) {
+      t.detail = "reverses " + sync::op_ref_string(op.ref_origin, op.ref_seq);
+    }
+    if (op.kind == OpKind::kEarn) t.detail = "purchase " + std::to_string(op.spend_minor);
+    for (const auto& f : op.fields) {
+      t.detail += (t.detail.empty() ? "" : ", ") + std::string(sync::field_name(f.field)) +
+                  (f.field == sync::Field::kPinHash ? "=(set)" : "=" + f.value);
+    }
+    t.points = m->points.value();
+    t.wallet = m->wallet.value();
+    report_.trace.push_back(std::move(t));
+  }
+}
+
+// Reports rights or a value below zero; each (member, account, node) violation once, where it
+// first appears.
+void Verifier::report_negative(const RightsSample& s) {
+  const std::string where = s.log ? " after this op" : " in the final state";
+  const std::string origin = s.log ? s.log->hex : sync::id_hex(s.node);
+  const std::string file = s.log ? s.log->entry.file : "";
+  const std::string acct = sync::account_name(s.account);
+  if (s.rights < 0 && reported_.emplace(s.member, s.account, s.node, 0).second) {
+    add("negative_rights", origin, s.seq, sync::id_hex(s.member), file,
+        acct + " rights of node " + sync::id_hex(s.node) + " are " + std::to_string(s.rights) +
+            where + ": it spent or moved more than it held");
+  }
+  if (s.value < 0 && reported_.emplace(s.member, s.account, NodeId{}, 1).second) {
+    add("negative_value", s.log ? origin : "", s.seq, sync::id_hex(s.member), file,
+        acct + " value is " + std::to_string(s.value) + where);
+  }
+}
+
+// The final state: every account of every member, every node's rights.
+void Verifier::check_final_state() {
   for (const auto& [id, m] : replica_.members()) {
     if (tainted(id)) continue;
     for (auto acct : {sync::Account::kPoints, sync::Account::kWallet}) {
       const sync::EscrowCounter& c = acct == sync::Account::kPoints ? m.points : m.wallet;
       for (const auto& [node, r] : c.rights_by_node()) {
-        if (r < 0 || c.value() < 0) check(nullptr, 0, id, c, acct, node);
+        if (r < 0 || c.value() < 0) {
+          report_negative(RightsSample{nullptr, 0, id, acct, node, r, c.value()});
+        }
       }
     }
   }
@@ -930,23 +1536,32 @@ void Verifier::replay() {
   report_.counts["members_replayed"] = replica_.members().size();
 }
 
+// The pipeline replayed every op already: report its samples below zero as the serial replay
+// would have (skipping members the later stages tainted), then the final state.
+void Verifier::finish_streamed_replay() {
+  for (const RightsSample& s : negative_samples_) {
+    if (!tainted(s.member)) report_negative(s);
+  }
+  negative_samples_.clear();
+  progress("replay", replayed_, replayed_);
+  check_final_state();
+}
+
 // 7. balances.json against the replayed state.
 void Verifier::check_balances() {
   const std::string file = bundle::kBalancesFile;
-  auto data = read_whole_file(internal::bundle_path(dir_, file), bundle::kJsonFileBytesMax);
-  if (!data.is_ok()) {
+  if (!balances_.done) parse_balances();
+  if (!balances_.read.is_ok()) {
     if (!listed_files_.count(file)) {
       add("file_missing", "", 0, "", file, "a complete bundle must hold " + file);
     }
     return;
   }
-  Json j;
-  try {
-    j = Json::parse(data->begin(), data->end());
-  } catch (const std::exception& e) {
-    add("malformed_file", "", 0, "", file, std::string("not JSON: ") + e.what());
+  if (!balances_.error.empty()) {
+    add("malformed_file", "", 0, "", file, "not JSON: " + balances_.error);
     return;
   }
+  const Json& j = balances_.doc;
   if (!j.is_object() || j.value("format", "") != bundle::kBalancesFormat ||
       !j.contains("members") || !j["members"].is_array()) {
     add("malformed_file", "", 0, "", file, "not an " + std::string(bundle::kBalancesFormat) +
@@ -1035,6 +1650,9 @@ void Verifier::finish_checks(bool roster_ok) {
        {"checkpoint_signature", "malformed_checkpoint", "checkpoint_network",
         "checkpoint_unknown_origin", "checkpoint_conflict", "checkpoint_root_mismatch",
         "missing_checkpointed_ops", "checkpoint_inconsistent", "prefix_mismatch"}},
+      {kCompletenessCheck,
+       {"tree_heads_missing", "missing_origin", "malformed_tree_heads", "tree_heads_signature",
+        "tree_heads_network", "tree_heads_conflict", "tree_heads_successor", "tree_heads_roster"}},
       {"replay (value and rights never below zero)",
        {"negative_rights", "negative_value", "replay_refused"}},
       {"balances", {"balance_mismatch"}},
@@ -1054,6 +1672,12 @@ void Verifier::finish_checks(bool roster_ok) {
       } else if (taint_all_) {
         r = {f.name, "skipped", taint_all_reason_};
       }
+    } else if (name == kCompletenessCheck && n == 0 && tree_heads_.empty()) {
+      r = {f.name, "skipped",
+           "no HQ-signed tree head set in the bundle: nothing proves that no origin or log tail "
+           "was removed"};
+    } else if (name == kCompletenessCheck && n == 0 && partial_) {
+      r = {f.name, "ok", "date range: origins with no op in the range are not expected"};
     } else if (name == "replay (value and rights never below zero)" && partial_ && n == 0) {
       r = {f.name, "skipped", "the bundle covers a date range; replay needs every op"};
     }
@@ -1069,6 +1693,8 @@ Result<Report> Verifier::run() {
   check_files();
   const bool roster_ok = check_rosters();
   if (!roster_ok) {
+    for (FileCheck& f : file_checks_) hash_file(f);
+    add_file_findings();
     if (report_.findings.empty()) {
       add("roster_signature", "", 0, "", bundle::kRostersFile,
           "the bundle holds no roster: nothing can be authenticated");
@@ -1080,12 +1706,19 @@ Result<Report> Verifier::run() {
   }
   load_logs();
   report_.counts["origins"] = logs_.size();
-  verify_ops();
-  for (auto& log : logs_) check_log(*log);
+  check_ops();
+  add_file_findings();
+  if (!streamed_) {
+    for (auto& log : logs_) check_log(*log);
+  }
   check_equivocation_evidence();
   check_checkpoints();
   if (!partial_) {
-    replay();
+    if (streamed_) {
+      finish_streamed_replay();
+    } else {
+      replay();
+    }
     if (!taint_all_) {
       check_balances();
     } else {

@@ -244,7 +244,10 @@ int main(int argc, char** argv) {
   fence_release->add_flag("--yes", fence_yes, "confirm: you know no newer op of this node exists anywhere")->required();
 
   // audits (docs/audit-bundle.md)
-  auto* hq_checkpoint = hq->add_subcommand("checkpoint", "sign a Merkle checkpoint of every origin's log HQ holds (root key)");
+  auto* hq_checkpoint = hq->add_subcommand(
+      "checkpoint",
+      "sign a Merkle checkpoint of every origin's log HQ holds, and the tree head set listing "
+      "every origin and its log length (root key)");
   outpost::node::ExportOptions export_opts;
   std::string export_from, export_to;
   auto* export_audit = app.add_subcommand("export-audit", "write an audit bundle for outpost-audit verify");

@@ -186,19 +186,24 @@ Result<crypto::SigningKey> read_root_key(const std::string& hq_dir, const TrustA
   return root;
 }
 
-// Computes the checkpoint of `origin` at `head_seq`, checking the log against the origin's
-// newest earlier checkpoint (if any).
+// A head HQ signed before (a checkpoint, or an origin's line in a tree head set) that the log
+// must still hash to.
+struct SignedHead {
+  std::uint64_t tree_size = 0;
+  sync::Hash32 root{};
+  sync::Hash32 head_hash{};
+  std::string what;  // "checkpoint", "tree head set v3"
+};
+
+// Computes the checkpoint of `origin` at `head_seq`, checking the log against every head HQ
+// signed for it before (its newest checkpoint, its line in the newest tree head set).
 Result<sync::Checkpoint> compute_checkpoint(storage::Store& store, const TrustAnchors& anchors,
                                             const NodeId& origin, std::uint64_t head_seq,
-                                            const StoredCheckpoint* previous) {
-  std::optional<sync::Checkpoint> prev;
-  if (previous != nullptr) {
-    auto decoded = sync::decode_checkpoint(previous->body);
-    if (!decoded.is_ok()) return decoded.status().with_context("stored checkpoint is damaged");
-    prev = *decoded;
-    if (prev->tree_size > head_seq) {
-      return Status::corruption("checkpoint of " + sync::id_hex(origin) + " at seq " +
-                                std::to_string(prev->tree_size) + " is beyond the log's head " +
+                                            const std::vector<SignedHead>& signed_before) {
+  for (const SignedHead& h : signed_before) {
+    if (h.tree_size > head_seq) {
+      return Status::corruption("the " + h.what + " of " + sync::id_hex(origin) + " at seq " +
+                                std::to_string(h.tree_size) + " is beyond the log's head " +
                                 std::to_string(head_seq));
     }
   }
@@ -208,11 +213,12 @@ Result<sync::Checkpoint> compute_checkpoint(storage::Store& store, const TrustAn
     acc.append(sync::merkle_op_leaf_hash(s.signed_bytes, s.sig));
     last = s.hash;
     // Invariant: a log only grows, so it still hashes to every head HQ signed before.
-    if (prev && acc.size() == prev->tree_size &&
-        (acc.root() != prev->root || last != prev->head_hash)) {
-      return Status::corruption("the log of " + sync::id_hex(origin) +
-                                " no longer matches the checkpoint HQ signed at seq " +
-                                std::to_string(prev->tree_size));
+    for (const SignedHead& h : signed_before) {
+      if (acc.size() == h.tree_size && (acc.root() != h.root || last != h.head_hash)) {
+        return Status::corruption("the log of " + sync::id_hex(origin) +
+                                  " no longer matches the " + h.what + " HQ signed at seq " +
+                                  std::to_string(h.tree_size));
+      }
     }
     return Status::ok();
   }));
@@ -227,6 +233,24 @@ Result<sync::Checkpoint> compute_checkpoint(storage::Store& store, const TrustAn
   cp.root = acc.root();
   cp.head_hash = last;
   return cp;
+}
+
+// The newest tree head set HQ stored, checked against the root key (the database is HQ's own,
+// but a set that no longer verifies must not be extended). nullopt when there is none.
+Result<std::optional<sync::SignedTreeHeadSet>> load_newest_tree_heads(storage::Store& store,
+                                                                      const TrustAnchors& anchors) {
+  OUTPOST_ASSIGN_OR_RETURN(auto row, store.latest_tree_head_set());
+  if (!row) return std::optional<sync::SignedTreeHeadSet>();
+  auto s = sync::verify_tree_head_set(row->body, crypto::ByteView(row->sig), anchors.root_key);
+  if (!s.is_ok()) {
+    return s.status().with_context("stored tree head set v" + std::to_string(row->version) +
+                                   " is damaged");
+  }
+  if (s->set.version != row->version || s->set.network_id != anchors.network_id) {
+    return Status::corruption("stored tree head set v" + std::to_string(row->version) +
+                              " does not match its row");
+  }
+  return std::optional<sync::SignedTreeHeadSet>(std::move(s).value());
 }
 
 Status prepare_out_dir(const std::string& out) {
@@ -293,36 +317,99 @@ Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
   OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey root, read_root_key(hq_dir, *anchors));
 
   std::vector<sync::SignedCheckpoint> fresh;
+  std::optional<sync::SignedTreeHeadSet> fresh_set;
+  sync::TreeHeadSet set;
   Json list = Json::array();
   {
     OUTPOST_ASSIGN_OR_RETURN(ReadSnapshot snap, ReadSnapshot::begin(store->db()));
     OUTPOST_ASSIGN_OR_RETURN(auto vv, store->version_vector());
     OUTPOST_ASSIGN_OR_RETURN(auto stored, load_checkpoints(*store));
+    OUTPOST_ASSIGN_OR_RETURN(auto roster, load_roster(*store, *anchors));
+    if (!roster) return Status::corruption(hq_dir + " holds no roster");
+    OUTPOST_ASSIGN_OR_RETURN(auto previous_set, load_newest_tree_heads(*store, *anchors));
     std::map<NodeId, const StoredCheckpoint*> newest;
     for (const auto& c : stored) newest[c.origin] = &c;  // rows ascend by (origin, seq)
+    // Every node of the roster has a head, the ones with no op at HQ an empty one.
+    std::map<NodeId, sync::TreeHead> heads;
+    for (const auto& sc : roster->certificates) {
+      heads[sc.cert.node_id] = sync::TreeHead{sc.cert.node_id, 0, sync::merkle_empty_root(), {}};
+    }
     const std::uint64_t now_ms = clock.now_ms();
     for (const auto& [origin, head_seq] : vv) {
+      if (!heads.count(origin)) {
+        return Status::corruption("HQ holds ops of " + sync::id_hex(origin) +
+                                  ", which its roster v" + std::to_string(roster->version) +
+                                  " does not list");
+      }
       if (head_seq == 0) continue;
       auto it = newest.find(origin);
       const StoredCheckpoint* previous = it == newest.end() ? nullptr : it->second;
       if (previous != nullptr && previous->seq == head_seq) {
+        auto cp = sync::decode_checkpoint(previous->body);
+        if (!cp.is_ok()) return cp.status().with_context("stored checkpoint is damaged");
+        heads[origin] = sync::TreeHead{origin, head_seq, cp->root, cp->head_hash};
         list.push_back({{"origin", sync::id_hex(origin)}, {"seq", head_seq}, {"new", false}});
         continue;
       }
+      std::vector<SignedHead> before;
+      if (previous != nullptr) {
+        auto cp = sync::decode_checkpoint(previous->body);
+        if (!cp.is_ok()) return cp.status().with_context("stored checkpoint is damaged");
+        before.push_back(SignedHead{cp->tree_size, cp->root, cp->head_hash, "checkpoint"});
+      }
+      if (previous_set) {
+        const sync::TreeHead* h = previous_set->set.find(origin);
+        if (h != nullptr && h->tree_size > 0) {
+          const std::string what = "tree head set v" + std::to_string(previous_set->set.version);
+          before.push_back(SignedHead{h->tree_size, h->root, h->head_hash, what});
+        }
+      }
       OUTPOST_ASSIGN_OR_RETURN(sync::Checkpoint cp,
-                               compute_checkpoint(*store, *anchors, origin, head_seq, previous));
+                               compute_checkpoint(*store, *anchors, origin, head_seq, before));
       cp.issued = sync::Hlc{now_ms, 0};
       fresh.push_back(sync::sign_checkpoint(cp, root));
+      heads[origin] = sync::TreeHead{origin, head_seq, cp.root, cp.head_hash};
       list.push_back({{"origin", sync::id_hex(origin)},
                       {"seq", head_seq},
                       {"root", crypto::to_hex(cp.root)},
                       {"new", true}});
     }
+    // The chain-wide tree head set: a new version whenever a head or the roster moved.
+    set.network_id = anchors->network_id;
+    set.roster_version = roster->version;
+    for (auto& [origin, h] : heads) set.heads.push_back(h);
+    if (previous_set && previous_set->set.heads == set.heads &&
+        previous_set->set.roster_version == set.roster_version) {
+      set = previous_set->set;
+    } else {
+      set.version = previous_set ? previous_set->set.version + 1 : 1;
+      set.issued = sync::Hlc{now_ms, 0};
+      if (previous_set) {
+        Status st = sync::check_tree_head_successor(previous_set->set, set);
+        if (!st.is_ok()) {
+          return Status::corruption("HQ's log no longer extends its newest tree head set: " +
+                                    st.message());
+        }
+      }
+      fresh_set = sync::sign_tree_head_set(set, root);
+    }
   }
   std::vector<storage::StoredSigned> rows;
   for (const auto& s : fresh) rows.push_back({s.cp.origin, s.cp.tree_size, s.body, s.sig});
   OUTPOST_RETURN_IF_ERROR(store->put_checkpoints(rows));
-  return Json{{"signed", fresh.size()}, {"checkpoints", list}};
+  if (fresh_set) {
+    OUTPOST_RETURN_IF_ERROR(
+        store->put_tree_head_set(fresh_set->set.version, fresh_set->body, fresh_set->sig)
+            .with_context("another `outpost hq checkpoint` ran at the same time; run it again"));
+  }
+  return Json{{"signed", fresh.size()},
+              {"checkpoints", list},
+              {"tree_heads",
+               {{"version", set.version},
+                {"new", fresh_set.has_value()},
+                {"roster_version", set.roster_version},
+                {"origins", set.heads.size()},
+                {"ops", set.total_ops()}}}};
 }
 
 Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
@@ -440,6 +527,19 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
   files.push_back(cps_entry);
   counts["checkpoints"] = ncp;
 
+  // Tree head sets: every version HQ signed (a range bundle too: the verifier checks the heads
+  // that fall inside the range).
+  OUTPOST_ASSIGN_OR_RETURN(FileSink ths, FileSink::create(out, bundle::kTreeHeadsFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto th_versions, store->tree_head_set_versions());
+  for (std::uint64_t v : th_versions) {
+    OUTPOST_ASSIGN_OR_RETURN(auto t, store->get_tree_head_set(v));
+    if (!t) return Status::corruption("tree head set v" + std::to_string(v) + " vanished");
+    OUTPOST_RETURN_IF_ERROR(write_frame(ths, t->body, t->sig));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json ths_entry, ths.close());
+  files.push_back(ths_entry);
+  counts["tree_heads"] = th_versions.size();
+
   // Equivocation evidence: second ops HQ received for a held (origin, seq).
   OUTPOST_ASSIGN_OR_RETURN(FileSink eq, FileSink::create(out, bundle::kEquivocationsFile));
   OUTPOST_ASSIGN_OR_RETURN(auto evidence, store->equivocations());
@@ -531,6 +631,12 @@ std::string checkpoint_text(const Json& result) {
            (c["new"].get<bool>() ? "  root " + c["root"].get<std::string>() : "  (unchanged)") +
            "\n";
   }
+  const Json& t = result["tree_heads"];
+  out += std::string(t["new"].get<bool>() ? "signed" : "unchanged:") + " tree head set v" +
+         std::to_string(t["version"].get<std::uint64_t>()) + " (roster v" +
+         std::to_string(t["roster_version"].get<std::uint64_t>()) + "): " +
+         std::to_string(t["origins"].get<std::uint64_t>()) + " origins, " +
+         std::to_string(t["ops"].get<std::uint64_t>()) + " ops\n";
   return out;
 }
 
@@ -541,7 +647,8 @@ std::string export_text(const Json& result) {
                     std::to_string(c["ops"].get<std::uint64_t>()) + " ops of " +
                     std::to_string(c["origins"].get<std::uint64_t>()) + " origins, " +
                     std::to_string(c["rosters"].get<std::uint64_t>()) + " roster versions, " +
-                    std::to_string(c["checkpoints"].get<std::uint64_t>()) + " checkpoints";
+                    std::to_string(c["checkpoints"].get<std::uint64_t>()) + " checkpoints, " +
+                    std::to_string(c["tree_heads"].get<std::uint64_t>()) + " tree head sets";
   if (c.contains("members")) {
     out += ", balances of " + std::to_string(c["members"].get<std::uint64_t>()) + " members";
   } else {

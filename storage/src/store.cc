@@ -73,6 +73,11 @@ CREATE TABLE equivocations(origin BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB
   body BLOB NOT NULL, sig BLOB NOT NULL, seen_ms INTEGER NOT NULL,
   PRIMARY KEY(origin, seq, hash)) WITHOUT ROWID;
 )sql",
+    // 4: HQ tree head sets: root-signed, chain-wide (every origin's log length and head), one row
+    // per version (docs/audit-bundle.md, "Tree head set").
+    R"sql(
+CREATE TABLE tree_heads(version INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -781,6 +786,60 @@ Status Store::put_checkpoints(const std::vector<StoredSigned>& rows) {
   }
   return txn.commit();
 }
+
+// ==== HQ tree head sets (schema 4): table tree_heads. Kept as one block; see store.h. ====
+
+namespace {
+Result<std::optional<StoredTreeHeadSet>> read_tree_head_row(Statement& s) {
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<StoredTreeHeadSet>();
+  StoredTreeHeadSet t;
+  t.version = static_cast<std::uint64_t>(s.int64(0));
+  t.body = s.blob(1);
+  if (!to_array(s.blob(2), t.sig)) return Status::corruption("stored tree head set row is damaged");
+  return std::optional<StoredTreeHeadSet>(std::move(t));
+}
+}  // namespace
+
+Status Store::put_tree_head_set(std::uint64_t version, sync::ByteView body,
+                                const crypto::Signature& sig) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("INSERT INTO tree_heads(version, body, sig) VALUES(?1, ?2, ?3)"));
+  s.bind(1, static_cast<std::int64_t>(version)).bind_blob(2, body).bind_blob(3, bv(sig));
+  Status st = s.run();
+  if (st.code() == Code::kInvalidArgument) {
+    return Status::invalid("tree head set v" + std::to_string(version) + " is already stored");
+  }
+  return st;
+}
+
+Result<std::optional<StoredTreeHeadSet>> Store::latest_tree_head_set() {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s,
+      db_->prepare("SELECT version, body, sig FROM tree_heads ORDER BY version DESC LIMIT 1"));
+  return read_tree_head_row(s);
+}
+
+Result<std::optional<StoredTreeHeadSet>> Store::get_tree_head_set(std::uint64_t version) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      Statement s, db_->prepare("SELECT version, body, sig FROM tree_heads WHERE version=?1"));
+  s.bind(1, static_cast<std::int64_t>(version));
+  return read_tree_head_row(s);
+}
+
+Result<std::vector<std::uint64_t>> Store::tree_head_set_versions() {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT version FROM tree_heads ORDER BY version"));
+  std::vector<std::uint64_t> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(static_cast<std::uint64_t>(s.int64(0)));
+  }
+  return out;
+}
+
+// ==== end of HQ tree head sets ====
 
 Status Store::checkpoint_wal() { return db_->exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
 

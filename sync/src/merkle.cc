@@ -124,6 +124,17 @@ MerkleTree::MerkleTree(std::span<const Hash32> leaves) {
   }
 }
 
+void MerkleTree::append(const Hash32& leaf_hash) {
+  if (levels_.empty()) levels_.emplace_back();
+  levels_[0].push_back(leaf_hash);
+  // Each level with an even count just closed a pair: its parent is new.
+  for (std::size_t h = 0; levels_[h].size() % 2 == 0; ++h) {
+    if (levels_.size() == h + 1) levels_.emplace_back();
+    const std::vector<Hash32>& below = levels_[h];
+    levels_[h + 1].push_back(merkle_node_hash(below[below.size() - 2], below.back()));
+  }
+}
+
 Hash32 MerkleTree::range_root(std::uint64_t lo, std::uint64_t hi) const {
   const std::uint64_t n = hi - lo;
   if (std::has_single_bit(n) && lo % n == 0) {

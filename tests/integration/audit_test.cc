@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -266,11 +267,20 @@ class AuditTest : public ::testing::Test {
     test::write_file(path, m.dump(2));
   }
 
+  // Verifies with the pipeline and with the stages one after another, and expects the same
+  // report from both (the pipeline's fast path gives up at the first op it cannot accept).
   static Report verify(const std::string& bundle, std::optional<crypto::PublicKey> key = {}) {
     audit::VerifyOptions o;
     o.root = key ? *key : root();
     auto r = audit::verify_bundle(bundle, o);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    o.pipeline = false;
+    auto serial = audit::verify_bundle(bundle, o);
+    EXPECT_TRUE(serial.is_ok()) << serial.status().to_string();
+    if (r.is_ok() && serial.is_ok()) {
+      EXPECT_EQ(audit::report_json(*r).dump(2), audit::report_json(*serial).dump(2))
+          << "the pipeline and the serial stages disagree";
+    }
     return r.is_ok() ? *r : Report{};
   }
   static std::multiset<std::string> kinds(const Report& r) {
@@ -317,6 +327,126 @@ class AuditTest : public ::testing::Test {
     write_bytes(file, data);
   }
 
+  // The chain's root signing key, as HQ holds it: for cases where HQ itself signs something wrong.
+  static crypto::SigningKey root_signing_key() {
+    auto seed = crypto::read_key_file(h().hq + "/root.key", node::kRootKeyKind);
+    EXPECT_TRUE(seed.is_ok()) << seed.status().to_string();
+    auto key = crypto::SigningKey::from_seed(seed->view());
+    EXPECT_TRUE(key.is_ok());
+    return std::move(key).value();
+  }
+
+  // The signed records of a bundle file, and the file written back from (edited) records.
+  struct Record {
+    Bytes body;
+    crypto::Signature sig{};
+  };
+  static std::vector<Record> read_records(const std::string& path) {
+    const auto data = read_bytes(path);
+    std::vector<Record> out;
+    std::size_t offset = 0;
+    while (offset < data.size()) {
+      auto f = sync::read_frame(data, offset, sync::kTreeHeadSetBytesMax);
+      EXPECT_TRUE(f.is_ok()) << f.status().to_string();
+      if (!f.is_ok()) break;
+      out.push_back(Record{Bytes(f->body.begin(), f->body.end()), f->sig});
+    }
+    return out;
+  }
+  static void write_records(const std::string& path, const std::vector<Record>& records) {
+    sync::ByteWriter w;
+    for (const Record& r : records) sync::write_frame(w, r.body, r.sig);
+    write_bytes(path, w.bytes());
+  }
+  static std::vector<sync::TreeHeadSet> tree_head_sets(const std::string& bundle) {
+    std::vector<sync::TreeHeadSet> out;
+    for (const Record& r : read_records(bundle + "/tree_heads.bin")) {
+      auto set = sync::decode_tree_head_set(r.body);
+      EXPECT_TRUE(set.is_ok()) << set.status().to_string();
+      if (set.is_ok()) out.push_back(*set);
+    }
+    return out;
+  }
+  // Replaces tree_heads.bin by `sets`, each signed with the real root key (HQ lying).
+  static void write_tree_head_sets(const std::string& bundle,
+                                   const std::vector<sync::TreeHeadSet>& sets) {
+    const crypto::SigningKey root = root_signing_key();
+    std::vector<Record> records;
+    for (const auto& set : sets) {
+      const sync::SignedTreeHeadSet s = sync::sign_tree_head_set(set, root);
+      records.push_back(Record{s.body, s.sig});
+    }
+    write_records(bundle + "/tree_heads.bin", records);
+  }
+  // Removes every checkpoint of `origin` from checkpoints.bin.
+  static void drop_checkpoints(const std::string& bundle, const NodeId& origin) {
+    std::vector<Record> kept;
+    for (const Record& r : read_records(bundle + "/checkpoints.bin")) {
+      auto cp = sync::decode_checkpoint(r.body);
+      ASSERT_TRUE(cp.is_ok());
+      if (cp->origin != origin) kept.push_back(r);
+    }
+    write_records(bundle + "/checkpoints.bin", kept);
+  }
+  // Removes a file from the bundle and from the manifest's file list.
+  static void drop_file(const std::string& bundle, const std::string& rel) {
+    fs::remove(bundle + "/" + rel);
+    const std::string path = bundle + "/manifest.json";
+    Json m = Json::parse(test::read_file(path));
+    Json files = Json::array();
+    for (const auto& f : m["files"]) {
+      if (f["path"] != rel) files.push_back(f);
+    }
+    m["files"] = files;
+    test::write_file(path, m.dump(2));
+  }
+  // Removes an origin as a careful forger would: its ops file, its manifest entry, its lines of
+  // ops.jsonl and its checkpoints; then fixes the manifest's digests.
+  static void drop_origin(const std::string& bundle, const NodeId& origin) {
+    const std::string hex = sync::id_hex(origin);
+    drop_file(bundle, "ops/" + hex + ".ops");
+    const std::string path = bundle + "/manifest.json";
+    Json m = Json::parse(test::read_file(path));
+    Json origins = Json::array();
+    for (const auto& o : m["origins"]) {
+      if (o["origin"] != hex) origins.push_back(o);
+    }
+    m["origins"] = origins;
+    test::write_file(path, m.dump(2));
+    std::string jsonl, line;
+    std::istringstream in(test::read_file(bundle + "/ops.jsonl"));
+    while (std::getline(in, line)) {
+      if (Json::parse(line)["origin"] != hex) jsonl += line + "\n";
+    }
+    test::write_file(bundle + "/ops.jsonl", jsonl);
+    drop_checkpoints(bundle, origin);
+    rewrite_balances(bundle);
+    rehash(bundle);
+  }
+  // Writes balances.json as the remaining ops give it (what a forger who removed ops would do).
+  static void rewrite_balances(const std::string& bundle) {
+    sync::Replica replica;
+    for (const auto& it : fs::directory_iterator(bundle + "/ops")) {
+      for (const FrameAt& f : op_frames(it.path().string())) {
+        ASSERT_TRUE(replica.apply(f.op.op).is_ok());
+      }
+    }
+    Json members = Json::array();
+    for (const auto& [id, m] : replica.members()) {
+      members.push_back(sync::bundle::balance_json(id, m));
+    }
+    const std::string path = bundle + "/balances.json";
+    Json j = Json::parse(test::read_file(path));
+    j["members"] = members;
+    test::write_file(path, j.dump());
+  }
+  static const audit::CheckResult* check_named(const Report& r, const std::string& prefix) {
+    for (const auto& c : r.checks) {
+      if (c.name.rfind(prefix, 0) == 0) return &c;
+    }
+    return nullptr;
+  }
+
   test::TempDir tmp_{"outpost-audit-case"};
 };
 
@@ -332,6 +462,14 @@ TEST_F(AuditTest, CleanBundleVerifiesClean) {
   EXPECT_EQ(r.counts["checkpoints_matched"], 6u);
   EXPECT_EQ(r.counts["members_compared"], 5u);
   EXPECT_EQ(r.counts["members_not_compared"], 0u);
+  // Two rounds of `hq checkpoint`, two tree head sets; the newest lists all four nodes and every
+  // op HQ held then (all but A:13).
+  EXPECT_EQ(r.counts["tree_heads"], 2u);
+  EXPECT_EQ(r.counts["tree_heads_signature_ok"], 2u);
+  ASSERT_TRUE(r.tree_head.is_object());
+  EXPECT_EQ(r.tree_head["version"], 2u);
+  EXPECT_EQ(r.tree_head["origins"], 4u);
+  EXPECT_EQ(r.tree_head["ops"], h().ops - 1);
 }
 
 TEST_F(AuditTest, VerifyGivesTheSameAnswerWithOneWorker) {
@@ -464,38 +602,219 @@ TEST_F(AuditTest, AlteredCheckpointRootFailsItsSignature) {
   expect_only(verify(b), "checkpoint_signature", nullptr, 0);
 }
 
-TEST_F(AuditTest, CheckpointSignedOverAnotherRootIsRootMismatch) {
+TEST_F(AuditTest, CheckpointSignedOverAnotherRootIsCheckpointConflict) {
   const std::string b = copy_bundle();
   const std::string file = b + "/checkpoints.bin";
-  const auto data = read_bytes(file);
-  auto seed = crypto::read_key_file(h().hq + "/root.key", node::kRootKeyKind);
-  ASSERT_TRUE(seed.is_ok());
-  auto root_key = crypto::SigningKey::from_seed(seed->view());
-  ASSERT_TRUE(root_key.is_ok());
-  // HQ (holding the real root key) signs a head that is not the tree of A's ops.
-  Bytes out;
-  std::size_t offset = 0;
+  // HQ (holding the real root key) signs a head that is not the tree of A's ops; its tree head
+  // set holds the true head for the same size, so HQ contradicts itself.
+  std::vector<Record> records = read_records(file);
   std::optional<sync::Checkpoint> lied;
-  while (offset < data.size()) {
-    auto f = sync::read_frame(data, offset, 1024);
-    ASSERT_TRUE(f.is_ok());
-    auto cp = sync::decode_checkpoint(f->body);
+  for (Record& r : records) {
+    auto cp = sync::decode_checkpoint(r.body);
     ASSERT_TRUE(cp.is_ok());
-    sync::ByteWriter w;
     if (!lied && cp->origin == h().a_id) {
       cp->root[0] ^= 0x01;
       lied = *cp;
-      const sync::SignedCheckpoint s = sync::sign_checkpoint(*cp, *root_key);
-      sync::write_frame(w, s.body, s.sig);
-    } else {
-      sync::write_frame(w, f->body, f->sig);
+      const sync::SignedCheckpoint s = sync::sign_checkpoint(*cp, root_signing_key());
+      r = Record{s.body, s.sig};
     }
-    out.insert(out.end(), w.bytes().begin(), w.bytes().end());
   }
   ASSERT_TRUE(lied.has_value());
-  write_bytes(file, out);
+  write_records(file, records);
   rehash(b);
-  expect_only(verify(b), "checkpoint_root_mismatch", &h().a_id, lied->tree_size);
+  const Report r = verify(b);
+  expect_only(r, "checkpoint_conflict", &h().a_id, lied->tree_size);
+  EXPECT_NE(r.findings[0].reason.find("the ops match the tree head set v1's"), std::string::npos)
+      << dump(r);
+}
+
+TEST_F(AuditTest, HeadSignedOverAnotherRootEverywhereIsRootMismatch) {
+  const std::string b = copy_bundle();
+  // HQ lies consistently: A's newest checkpoint and its line in the newest tree head set both
+  // carry a root that is not the tree of A's ops.
+  std::vector<Record> records = read_records(b + "/checkpoints.bin");
+  std::uint64_t newest = 0;
+  for (const Record& r : records) {
+    auto cp = sync::decode_checkpoint(r.body);
+    ASSERT_TRUE(cp.is_ok());
+    if (cp->origin == h().a_id) newest = std::max(newest, cp->tree_size);
+  }
+  sync::Hash32 lie{};
+  for (Record& r : records) {
+    auto cp = sync::decode_checkpoint(r.body);
+    if (cp->origin != h().a_id || cp->tree_size != newest) continue;
+    cp->root[0] ^= 0x01;
+    lie = cp->root;
+    const sync::SignedCheckpoint s = sync::sign_checkpoint(*cp, root_signing_key());
+    r = Record{s.body, s.sig};
+  }
+  write_records(b + "/checkpoints.bin", records);
+  auto sets = tree_head_sets(b);
+  ASSERT_EQ(sets.size(), 2u);
+  for (auto& head : sets[1].heads) {
+    if (head.origin == h().a_id) {
+      ASSERT_EQ(head.tree_size, newest);
+      head.root = lie;
+    }
+  }
+  write_tree_head_sets(b, sets);
+  rehash(b);
+  expect_only(verify(b), "checkpoint_root_mismatch", &h().a_id, newest);
+}
+
+// --- completeness: HQ's tree head sets ---
+
+TEST_F(AuditTest, OriginRemovedWithItsManifestEntryAndCheckpointsIsMissingOrigin) {
+  const std::string b = copy_bundle();
+  drop_origin(b, h().b_id);
+  const Report r = verify(b);
+  expect_only(r, "missing_origin", &h().b_id, 5);  // all five of B's ops were checkpointed
+  EXPECT_NE(r.findings[0].reason.find("store-b"), std::string::npos) << dump(r);
+  const audit::CheckResult* c = check_named(r, "completeness");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, "failed");
+}
+
+TEST_F(AuditTest, OriginRemovedTogetherWithTheTreeHeadSetsIsTreeHeadsMissing) {
+  const std::string b = copy_bundle();
+  drop_origin(b, h().b_id);
+  drop_file(b, "tree_heads.bin");
+  rehash(b);
+  expect_only(verify(b), "tree_heads_missing", nullptr, 0);
+}
+
+TEST_F(AuditTest, RemovedTreeHeadSetsAreTreeHeadsMissing) {
+  const std::string b = copy_bundle();
+  drop_file(b, "tree_heads.bin");
+  rehash(b);
+  const Report r = verify(b);
+  expect_only(r, "tree_heads_missing", nullptr, 0);
+  EXPECT_TRUE(r.tree_head.is_null());
+}
+
+TEST_F(AuditTest, BundleWithNoSignedHeadAtAllSaysCompletenessIsNotProven) {
+  // Nothing HQ-signed is left to say what must be present, so nothing can be found missing: the
+  // report stays free of findings but says, in the completeness check and the text, that
+  // completeness is not proven (docs/audit-bundle.md, "Completeness").
+  const std::string b = copy_bundle();
+  drop_origin(b, h().b_id);
+  drop_file(b, "tree_heads.bin");
+  write_bytes(b + "/checkpoints.bin", {});  // emptied: the verifier expects the file
+  rehash(b);
+  const Report r = verify(b);
+  EXPECT_TRUE(r.clean()) << dump(r);
+  const audit::CheckResult* c = check_named(r, "completeness");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, "skipped");
+  EXPECT_NE(dump(r).find("completeness: NOT PROVEN"), std::string::npos) << dump(r);
+  EXPECT_TRUE(audit::report_json(r)["tree_head"].is_null());
+}
+
+TEST_F(AuditTest, AlteredTreeHeadSetFailsItsSignature) {
+  const std::string b = copy_bundle();
+  const std::string file = b + "/tree_heads.bin";
+  auto data = read_bytes(file);
+  data[4 + 53 + 16] ^= 0x01;  // tree size of the first set's first head
+  write_bytes(file, data);
+  rehash(b);
+  expect_only(verify(b), "tree_heads_signature", nullptr, 0);
+}
+
+TEST_F(AuditTest, LogCutBelowItsTreeHeadIsMissingCheckpointedOpsEvenWithoutCheckpoints) {
+  const std::string b = copy_bundle();
+  drop_checkpoints(b, h().a_id);  // only the tree head sets vouch for A's log now
+  const std::string file = ops_file(b, h().a_id);
+  const auto frames = op_frames(file);
+  ASSERT_EQ(frames.size(), 13u);  // set v1 holds 10 of A's ops, v2 12
+  auto data = read_bytes(file);
+  data.resize(frames[10].offset);  // keep A:1..10
+  write_bytes(file, data);
+  rehash(b);
+  const Report r = verify(b);
+  expect_only(r, "missing_checkpointed_ops", &h().a_id, 11);
+  EXPECT_NE(r.findings[0].reason.find("tree head set v2"), std::string::npos) << dump(r);
+}
+
+TEST_F(AuditTest, TreeHeadSetThatLeavesOutARosterNodeIsTreeHeadsRoster) {
+  const std::string b = copy_bundle();
+  auto sets = tree_head_sets(b);
+  ASSERT_EQ(sets.size(), 2u);
+  sync::TreeHeadSet newest = sets[1];
+  std::erase_if(newest.heads, [&](const sync::TreeHead& t) { return t.origin == h().c_id; });
+  write_tree_head_sets(b, {newest});
+  rehash(b);
+  expect_only(verify(b), "tree_heads_roster", &h().c_id, 0);
+}
+
+TEST_F(AuditTest, LaterTreeHeadSetThatShrinksALogIsTreeHeadsSuccessor) {
+  const std::string b = copy_bundle();
+  auto sets = tree_head_sets(b);
+  ASSERT_EQ(sets.size(), 2u);
+  // v1 now claims B's five ops (true: they are B's first five), v2 only the first four.
+  auto b_line = [&](sync::TreeHeadSet& s) -> sync::TreeHead& {
+    for (auto& t : s.heads) {
+      if (t.origin == h().b_id) return t;
+    }
+    ADD_FAILURE() << "no line for B";
+    return s.heads[0];
+  };
+  std::swap(b_line(sets[0]), b_line(sets[1]));
+  write_tree_head_sets(b, sets);
+  rehash(b);
+  expect_only(verify(b), "tree_heads_successor", &h().b_id, 4);
+}
+
+TEST_F(AuditTest, TwoTreeHeadSetsWithOneVersionAreTreeHeadsConflict) {
+  const std::string b = copy_bundle();
+  auto sets = tree_head_sets(b);
+  ASSERT_EQ(sets.size(), 2u);
+  sync::TreeHeadSet twin = sets[1];
+  twin.issued.wall_ms += 1;
+  sets.push_back(twin);
+  write_tree_head_sets(b, sets);
+  rehash(b);
+  expect_only(verify(b), "tree_heads_conflict", nullptr, 2);
+}
+
+TEST_F(AuditTest, HqCheckpointSignsANewTreeHeadSetOnlyWhenAHeadMoves) {
+  sync::ManualClock clock(kDay1Ms);
+  const std::string hq = tmp_.file("hq");
+  ASSERT_TRUE(node::hq_init(hq, "hq", 3650, clock).is_ok());
+  auto first = node::hq_checkpoint(hq, clock);
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  // A fresh HQ holds no op, yet its set lists it (an empty log): every roster node has a line.
+  EXPECT_EQ((*first)["tree_heads"]["version"], 1u);
+  EXPECT_EQ((*first)["tree_heads"]["new"], true);
+  EXPECT_EQ((*first)["tree_heads"]["origins"], 1u);
+  EXPECT_EQ((*first)["tree_heads"]["ops"], 0u);
+  auto again = node::hq_checkpoint(hq, clock);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ((*again)["tree_heads"]["version"], 1u);
+  EXPECT_EQ((*again)["tree_heads"]["new"], false);
+  {
+    auto ledger = Ledger::open(hq, clock);
+    ASSERT_TRUE(ledger.is_ok());
+    auto r = (*ledger)->enroll({"req-1", "40000001", "Ann Lee", "", ""});
+    ASSERT_TRUE(r.is_ok() && !r->refused);
+  }
+  auto moved = node::hq_checkpoint(hq, clock);
+  ASSERT_TRUE(moved.is_ok()) << moved.status().to_string();
+  EXPECT_EQ((*moved)["tree_heads"]["version"], 2u);
+  EXPECT_EQ((*moved)["tree_heads"]["new"], true);
+  EXPECT_EQ((*moved)["tree_heads"]["ops"], 1u);
+  EXPECT_NE(node::checkpoint_text(*moved).find("signed tree head set v2"), std::string::npos);
+
+  // Storage keeps one body per version: a second `hq checkpoint` that lost a race is refused.
+  auto store = node::open_data_dir_store(hq);
+  ASSERT_TRUE(store.is_ok());
+  auto latest = (*store)->latest_tree_head_set();
+  ASSERT_TRUE(latest.is_ok() && latest->has_value());
+  EXPECT_EQ((*latest)->version, 2u);
+  EXPECT_EQ((*store)->put_tree_head_set(2, (*latest)->body, (*latest)->sig).code(),
+            Code::kInvalidArgument);
+  auto versions = (*store)->tree_head_set_versions();
+  ASSERT_TRUE(versions.is_ok());
+  EXPECT_EQ(*versions, (std::vector<std::uint64_t>{1, 2}));
 }
 
 TEST_F(AuditTest, AlteredExportedBalanceIsBalanceMismatch) {
@@ -708,6 +1027,15 @@ TEST_F(AuditTest, ExplainTracesAMembersBalanceThroughEveryOrigin) {
   ASSERT_FALSE(r->trace.empty());
   EXPECT_EQ(r->traced_final["wallet"]["value"], r->trace.back().wallet);
   EXPECT_EQ(r->traced_final, r->traced_exported);
+  o.pipeline = false;  // the serial stages trace the same ops, in the same order
+  auto serial = audit::verify_bundle(h().bundle, o);
+  ASSERT_TRUE(serial.is_ok());
+  ASSERT_EQ(serial->trace.size(), r->trace.size());
+  for (std::size_t i = 0; i < r->trace.size(); ++i) {
+    EXPECT_EQ(serial->trace[i].op, r->trace[i].op);
+    EXPECT_EQ(serial->trace[i].wallet, r->trace[i].wallet);
+    EXPECT_EQ(serial->trace[i].rights_at_origin, r->trace[i].rights_at_origin);
+  }
   auto by_card = audit::find_member(h().bundle, "40000001");
   ASSERT_TRUE(by_card.is_ok());
   EXPECT_EQ(*by_card, h().m1);
@@ -782,9 +1110,18 @@ TEST_F(AuditTest, CheckpointExportVerifyProveAndExplainThroughTheBinaries) {
   EXPECT_TRUE(outpost_cli({"--data", hq, "export-audit", "--out", tmp_.file("x"), "--from",
                            "2024-02-30"}).exit.exited_with(2));
 
+  auto cp_json = outpost_cli({"--data", hq, "--json", "hq", "checkpoint"});
+  ASSERT_TRUE(cp_json.exit.exited_with(0)) << cp_json.describe();
+  EXPECT_EQ(Json::parse(cp_json.out)["tree_heads"]["version"], 2u) << "nothing moved since v2";
+  EXPECT_EQ(Json::parse(cp_json.out)["tree_heads"]["new"], false);
+
   auto v = audit_cli({"verify", out, "--root", root_hex});
   ASSERT_TRUE(v.exit.exited_with(0)) << v.describe();
   EXPECT_NE(v.out.find("RESULT: CLEAN"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("completeness: HQ tree head set v2"), std::string::npos) << v.out;
+  auto vj = audit_cli({"verify", out, "--root", root_hex, "--json"});
+  ASSERT_TRUE(vj.exit.exited_with(0)) << vj.describe();
+  EXPECT_EQ(Json::parse(vj.out)["tree_head"]["ops"], 4u);
 
   const Json manifest = Json::parse(test::read_file(out + "/manifest.json"));
   const std::string origin = manifest["origins"][0]["origin"].get<std::string>();

@@ -1,8 +1,10 @@
-// RFC 6962 Merkle trees (sync/merkle.h) and HQ checkpoints (sync/checkpoint.h). Golden vectors
-// are the Certificate Transparency test vectors for the leaves "", 00, 10, 2021, 3031, 40414243,
-// 5051..57, 6061..6f, recomputed by hand from RFC 6962 §2.1 with Python's hashlib (an encoder
-// independent of this code); every proof of every tree of 1..40 leaves is checked against a
-// straightforward recursive reference written from the RFC text.
+// RFC 6962 Merkle trees (sync/merkle.h), HQ checkpoints and tree head sets (sync/checkpoint.h).
+// Golden vectors are the Certificate Transparency test vectors for the leaves "", 00, 10, 2021,
+// 3031, 40414243, 5051..57, 6061..6f, recomputed by hand from RFC 6962 §2.1 with Python's hashlib
+// (an encoder independent of this code); every proof of every tree of 1..40 leaves is checked
+// against a straightforward recursive reference written from the RFC text. The checkpoint and
+// tree head set bytes are written from docs/audit-bundle.md's tables (the tree head set's were
+// also produced by a Python struct.pack encoder of that table, byte for byte the same).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -239,6 +241,26 @@ TEST(MerkleProofs, ConsistencyOfEveryPrefixUpTo40VerifiesAndWrongHeadsFail) {
   }
 }
 
+TEST(MerkleProofs, TreeGrownLeafByLeafEqualsTheTreeBuiltAtOnce) {
+  std::vector<Hash32> leaves;
+  for (int i = 0; i < 70; ++i) {
+    const std::string s = std::to_string(i);
+    leaves.push_back(merkle_leaf_hash(crypto::view(s)));
+  }
+  MerkleTree grown;
+  EXPECT_EQ(grown.size(), 0u);
+  for (std::size_t n = 1; n <= leaves.size(); ++n) {
+    grown.append(leaves[n - 1]);
+    const MerkleTree built(std::span<const Hash32>(leaves.data(), n));
+    ASSERT_EQ(grown.size(), n);
+    for (std::size_t m = 1; m <= n; ++m) {
+      ASSERT_EQ(grown.root(m), built.root(m)) << n << " leaves, root at " << m;
+      ASSERT_EQ(grown.consistency_proof(m, n), built.consistency_proof(m, n)) << n << "/" << m;
+    }
+    ASSERT_EQ(grown.inclusion_proof(n - 1, n), built.inclusion_proof(n - 1, n));
+  }
+}
+
 TEST(MerkleAccumulator, FrontierRestoresTheTreeAndKeepsAppending) {
   const auto leaves = numbered_leaves(40);
   MerkleAccumulator acc;
@@ -336,6 +358,175 @@ TEST(CheckpointFormat, DecoderRefusesWrongMagicFormatLengthAndZeroSize) {
   bad = body;
   std::fill(bad.begin() + 37, bad.begin() + 45, 0);  // tree size 0
   EXPECT_EQ(decode_checkpoint(bad).status().code(), Code::kCorruption);
+}
+
+TreeHeadSet golden_tree_head_set() {
+  TreeHeadSet set;
+  for (std::size_t i = 0; i < 16; ++i) set.network_id[i] = static_cast<std::uint8_t>(0x10 + i);
+  set.version = 7;
+  set.issued = Hlc{1709208000123, 772};
+  set.roster_version = 5;
+  TreeHead a;
+  for (std::size_t i = 0; i < 16; ++i) a.origin[i] = static_cast<std::uint8_t>(0xa0 + i);
+  a.tree_size = 258;
+  a.root = h32("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
+  for (std::size_t i = 0; i < 32; ++i) a.head_hash[i] = static_cast<std::uint8_t>(0xd0 + i);
+  TreeHead b;  // a node with no op at HQ: the empty tree
+  for (std::size_t i = 0; i < 16; ++i) b.origin[i] = static_cast<std::uint8_t>(0xb0 + i);
+  b.root = merkle_empty_root();
+  set.heads = {a, b};
+  return set;
+}
+
+// Pins every byte of the tree head set encoding (docs/audit-bundle.md, "Tree head set").
+const char* kTreeHeadSetHex =
+    "4f505448"                                                          // magic "OPTH"
+    "01"                                                                // format 1
+    "101112131415161718191a1b1c1d1e1f"                                  // network id
+    "0700000000000000"                                                  // version 7
+    "7b56bcf48d010000"                                                  // issued wall_ms
+    "04030000"                                                          // issued logical
+    "0500000000000000"                                                  // roster version 5
+    "02000000"                                                          // 2 heads
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"                                  // origin
+    "0201000000000000"                                                  // tree size 258
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"  // root
+    "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"  // head hash
+    "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"                                  // origin
+    "0000000000000000"                                                  // tree size 0
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  // SHA-256("")
+    "0000000000000000000000000000000000000000000000000000000000000000";  // no head
+
+TEST(TreeHeadSetFormat, EncodingMatchesGoldenBytes) {
+  const Bytes body = encode_tree_head_set(golden_tree_head_set());
+  EXPECT_EQ(crypto::to_hex(body), kTreeHeadSetHex);
+  EXPECT_EQ(body.size(), kTreeHeadSetHeaderBytes + 2 * kTreeHeadBytes);
+  auto back = decode_tree_head_set(body);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(*back, golden_tree_head_set());
+  EXPECT_EQ(back->total_ops(), 258u);
+  ASSERT_NE(back->find(golden_tree_head_set().heads[1].origin), nullptr);
+  EXPECT_EQ(back->find(golden_tree_head_set().heads[1].origin)->tree_size, 0u);
+  EXPECT_EQ(back->find(NodeId{}), nullptr);
+}
+
+TEST(TreeHeadSetFormat, RootSignatureVerifiesAndAnyAlteredByteFails) {
+  std::vector<std::uint8_t> seed(32);
+  for (std::size_t i = 0; i < 32; ++i) seed[i] = static_cast<std::uint8_t>(i + 1);
+  auto root = crypto::SigningKey::from_seed(seed);
+  ASSERT_TRUE(root.is_ok());
+  const SignedTreeHeadSet s = sign_tree_head_set(golden_tree_head_set(), *root);
+  auto ok = verify_tree_head_set(s.body, s.sig, root->public_key());
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->set, golden_tree_head_set());
+  EXPECT_EQ(ok->body, s.body);
+  for (std::size_t i = 0; i < s.body.size(); ++i) {
+    Bytes bad = s.body;
+    bad[i] ^= 0x01;
+    EXPECT_EQ(verify_tree_head_set(bad, s.sig, root->public_key()).status().code(),
+              Code::kPermission)
+        << "byte " << i;
+  }
+  EXPECT_EQ(verify_tree_head_set(s.body, s.sig, crypto::SigningKey::generate().public_key())
+                .status()
+                .code(),
+            Code::kPermission);
+  Bytes huge(kTreeHeadSetBytesMax + 1, 0);
+  EXPECT_EQ(verify_tree_head_set(huge, s.sig, root->public_key()).status().code(),
+            Code::kCorruption);
+}
+
+TEST(TreeHeadSetFormat, DecoderRefusesEveryBrokenRule) {
+  const Bytes body = hx(kTreeHeadSetHex);
+  ASSERT_TRUE(decode_tree_head_set(body).is_ok());
+  auto code = [](Bytes b) { return decode_tree_head_set(b).status().code(); };
+  auto put_u32 = [](Bytes& b, std::size_t at, std::uint32_t v) {
+    for (std::size_t i = 0; i < 4; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  };
+  Bytes bad = body;
+  bad[0] = 'X';
+  EXPECT_EQ(code(bad), Code::kCorruption) << "magic";
+  bad = body;
+  bad[4] = 2;
+  EXPECT_EQ(code(bad), Code::kUnsupported) << "format";
+  bad = body;
+  bad.push_back(0);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "trailing byte";
+  bad = body;
+  bad.pop_back();
+  EXPECT_EQ(code(bad), Code::kCorruption) << "cut";
+  bad = Bytes(body.begin(), body.begin() + 40);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "cut in the header";
+  bad = body;
+  put_u32(bad, 49, 0);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "no heads";
+  bad = body;
+  put_u32(bad, 49, 3);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "count above the heads present";
+  bad = body;
+  put_u32(bad, 49, 0xffffffffu);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "count above kOriginsMax, before any allocation";
+  bad = body;
+  std::fill(bad.begin() + 21, bad.begin() + 29, 0);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "version 0";
+  bad = body;
+  std::fill(bad.begin() + 41, bad.begin() + 49, 0);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "roster version 0";
+  bad = body;
+  std::fill(bad.begin() + 5, bad.begin() + 21, 0);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "zero network";
+  // The two heads swapped: origins no longer ascend.
+  bad = body;
+  std::copy(body.begin() + 53 + 88, body.end(), bad.begin() + 53);
+  std::copy(body.begin() + 53, body.begin() + 53 + 88, bad.begin() + 53 + 88);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "order";
+  // The second head names the first's origin.
+  bad = body;
+  std::copy(body.begin() + 53, body.begin() + 53 + 16, bad.begin() + 53 + 88);
+  EXPECT_EQ(code(bad), Code::kCorruption) << "duplicate origin";
+  bad = body;
+  bad[53 + 88 + 24] ^= 0x01;  // root of the empty log
+  EXPECT_EQ(code(bad), Code::kCorruption) << "empty log with a non-empty root";
+  bad = body;
+  bad[53 + 88 + 56] = 0x01;  // head hash of the empty log
+  EXPECT_EQ(code(bad), Code::kCorruption) << "empty log with a head";
+}
+
+TEST(TreeHeadSetSuccessor, KeepsEveryOriginAndNeverShrinksOrRewritesALog) {
+  const TreeHeadSet prev = golden_tree_head_set();
+  TreeHeadSet next = prev;
+  next.version = 8;
+  next.heads[0].tree_size = 300;
+  next.heads[0].root[0] ^= 1;
+  next.heads[1].tree_size = 4;  // the empty log grew
+  next.heads[1].head_hash[0] = 1;
+  EXPECT_TRUE(check_tree_head_successor(prev, next).is_ok());
+  TreeHead c;
+  c.origin.fill(0xc0);
+  c.root = merkle_empty_root();
+  next.heads.push_back(c);  // a node enrolled since
+  next.roster_version = 6;
+  EXPECT_TRUE(check_tree_head_successor(prev, next).is_ok());
+
+  TreeHeadSet bad = next;
+  bad.version = 7;
+  EXPECT_FALSE(check_tree_head_successor(prev, bad).is_ok()) << "same version";
+  bad = next;
+  bad.roster_version = 4;
+  EXPECT_FALSE(check_tree_head_successor(prev, bad).is_ok()) << "older roster";
+  bad = next;
+  bad.heads.erase(bad.heads.begin() + 1);
+  EXPECT_FALSE(check_tree_head_successor(prev, bad).is_ok()) << "dropped origin";
+  bad = next;
+  bad.heads[0].tree_size = 257;
+  EXPECT_FALSE(check_tree_head_successor(prev, bad).is_ok()) << "shrunk log";
+  bad = next;
+  bad.heads[0] = prev.heads[0];
+  bad.heads[0].head_hash[5] ^= 1;
+  EXPECT_FALSE(check_tree_head_successor(prev, bad).is_ok()) << "same size, other head";
+  bad = next;
+  bad.network_id[0] ^= 1;
+  EXPECT_FALSE(check_tree_head_successor(prev, bad).is_ok()) << "other network";
 }
 
 TEST(BundleFrames, CutOrOversizeFramesAreCorruptionAndLeaveTheOffset) {

@@ -36,6 +36,9 @@ struct VerifyOptions {
   Progress progress;         // optional
   // When set, the report's `trace` lists every replayed op of this member (`explain`).
   std::optional<sync::MemberId> trace_member;
+  // Checks each log and replays it while the workers verify signatures (see verify.cc). Off runs
+  // the stages one after another; the report is the same (tests compare both ways).
+  bool pipeline = true;
 };
 inline constexpr unsigned kWorkersMax = 16;
 
@@ -83,6 +86,9 @@ struct Report {
   std::vector<TraceLine> trace;
   Json traced_final;     // recomputed, or null when the member has no replayed op
   Json traced_exported;  // from balances.json, or null
+  // The newest HQ tree head set the bundle holds (what the completeness check rests on):
+  // {"version", "issued_ms", "roster_version", "origins", "ops"}, or null when there is none.
+  Json tree_head;
   bool clean() const { return findings.empty(); }
 };
 

@@ -1,7 +1,8 @@
 // The node's side of audits (docs/audit-bundle.md): HQ signs checkpoints (RFC 6962 tree heads of
-// each origin's log) with the root key, and any node exports an audit bundle of what it holds
-// for `outpost-audit verify`. Used by the `outpost` CLI. Functions open the data dir's database
-// themselves and read a consistent snapshot; the daemon may keep running. Not thread-safe.
+// each origin's log) and chain-wide tree head sets with the root key, and any node exports an
+// audit bundle of what it holds for `outpost-audit verify`. Used by the `outpost` CLI. Functions
+// open the data dir's database themselves and read a consistent snapshot; the daemon may keep
+// running. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +17,14 @@
 namespace outpost::node {
 
 // `outpost hq checkpoint`: on the HQ data dir holding root.key, signs a checkpoint at the current
-// head of every origin whose head has none yet and stores it (table checkpoints). Before signing,
-// checks that the log still hashes to the origin's previous checkpoint (kCorruption otherwise:
-// HQ's own log changed under a signed head). Returns {"checkpoints": [...], "signed": n}.
-// kPermission if the dir has no root key or it is not the pinned one.
+// head of every origin whose head has none yet (table checkpoints), then, when any head or the
+// roster moved, a new version of the chain-wide tree head set: every node of HQ's roster with its
+// log length, root and head (table tree_heads). Before signing, checks that each log still hashes
+// to the origin's previous checkpoint and its line in the previous set (kCorruption otherwise:
+// HQ's own log changed under a signed head). Returns {"checkpoints": [...], "signed": n,
+// "tree_heads": {"version", "new", "roster_version", "origins", "ops"}}. kPermission if the dir
+// has no root key or it is not the pinned one; kInvalidArgument if a concurrent run stored the
+// same set version first.
 Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock);
 
 // Progress of a long export: ops written so far and the total expected.

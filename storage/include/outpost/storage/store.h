@@ -19,7 +19,7 @@
 namespace outpost::storage {
 
 // Schema version this binary writes. History in storage/src/store.cc (kMigrations).
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 // PRAGMA application_id of an Outpost database ("OPST").
 inline constexpr std::int32_t kApplicationId = 0x4f505354;
 
@@ -60,6 +60,14 @@ using StoredRoster = StoredDocument;
 struct StoredSigned {
   sync::NodeId origin{};
   std::uint64_t seq = 0;
+  sync::Bytes body;
+  crypto::Signature sig{};
+};
+
+// An HQ tree head set as stored: its canonical body and the root's signature
+// (docs/audit-bundle.md, "Tree head set").
+struct StoredTreeHeadSet {
+  std::uint64_t version = 0;
   sync::Bytes body;
   crypto::Signature sig{};
 };
@@ -133,6 +141,18 @@ class Store {
   // Stores checkpoints the caller signed; one already stored for (origin, seq) is kept. One
   // transaction: all or none.
   Status put_checkpoints(const std::vector<StoredSigned>& rows);
+
+  // ---- HQ tree head sets (schema 4; docs/audit-bundle.md, "Tree head set") ----
+  // Stores a set the caller signed or verified. kInvalidArgument if that version is already
+  // stored (two `hq checkpoint` runs raced: one version never names two different sets).
+  Status put_tree_head_set(std::uint64_t version, sync::ByteView body,
+                           const crypto::Signature& sig);
+  // The highest stored version, or nullopt when HQ never signed one.
+  Result<std::optional<StoredTreeHeadSet>> latest_tree_head_set();
+  Result<std::optional<StoredTreeHeadSet>> get_tree_head_set(std::uint64_t version);
+  // Every stored version, ascending.
+  Result<std::vector<std::uint64_t>> tree_head_set_versions();
+  // ---- end of tree head sets ----
 
   // Copies the WAL into the database file and truncates it (at a clean shutdown).
   Status checkpoint_wal();

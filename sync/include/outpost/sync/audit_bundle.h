@@ -21,6 +21,7 @@ inline constexpr const char* kProofFormat = "outpost-inclusion-proof";
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kRostersFile = "rosters.bin";
 inline constexpr const char* kCheckpointsFile = "checkpoints.bin";
+inline constexpr const char* kTreeHeadsFile = "tree_heads.bin";
 inline constexpr const char* kEquivocationsFile = "equivocations.bin";
 inline constexpr const char* kBalancesFile = "balances.json";
 inline constexpr const char* kOpsJsonFile = "ops.jsonl";

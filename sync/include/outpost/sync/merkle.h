@@ -47,7 +47,12 @@ bool merkle_verify_consistency(std::uint64_t m, std::uint64_t n, const Hash32& r
 // O(log^2 n) hashes instead of O(n). Memory: about 2n hashes.
 class MerkleTree {
  public:
+  MerkleTree() = default;
   explicit MerkleTree(std::span<const Hash32> leaves);
+
+  // Appends one leaf and every node it completes (one hash per leaf, amortized): a tree grown
+  // leaf by leaf equals the tree built from all of them at once.
+  void append(const Hash32& leaf_hash);
 
   std::uint64_t size() const { return levels_.empty() ? 0 : levels_[0].size(); }
   // Head of the tree of the first `tree_size` leaves (tree_size <= size(), checked).
