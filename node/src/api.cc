@@ -535,7 +535,22 @@ Result<Json> checkpoints_json(storage::Store& store) {
                    {"held_seq", held_seq},
                    {"ops_after", held_seq > cp->tree_size ? held_seq - cp->tree_size : 0}});
   }
-  return Json{{"checkpoints", arr}};
+  Json set = Json();
+  auto newest = store.latest_tree_head_set();
+  if (!newest.is_ok()) return newest.status();
+  if (newest->has_value()) {
+    const storage::StoredTreeHeadSet& heads = **newest;
+    auto decoded = sync::decode_tree_head_set(heads.body);
+    if (!decoded.is_ok()) return decoded.status().with_context("stored tree head set v" + std::to_string(heads.version));
+    Json lines = Json::object();
+    for (const auto& h : decoded->heads) lines[sync::id_hex(h.origin)] = h.tree_size;
+    set = {{"version", decoded->version},
+           {"issued_ms", decoded->issued.wall_ms},
+           {"roster_version", decoded->roster_version},
+           {"ops", decoded->total_ops()},
+           {"tree_size_by_origin", lines}};
+  }
+  return Json{{"checkpoints", arr}, {"tree_head_set", set}};
 }
 }  // namespace
 

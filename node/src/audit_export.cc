@@ -412,6 +412,38 @@ Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
                 {"ops", set.total_ops()}}}};
 }
 
+Result<sync::SignedTreeHeadSet> accept_tree_head_set(storage::Store& store, const TrustAnchors& anchors,
+                                                      std::uint64_t roster_version_held, sync::ByteView body,
+                                                      sync::ByteView sig) {
+  OUTPOST_ASSIGN_OR_RETURN(sync::SignedTreeHeadSet offered,
+                           sync::verify_tree_head_set(body, sig, anchors.root_key));
+  if (offered.set.network_id != anchors.network_id) {
+    return Status::permission("tree head set belongs to network " + crypto::to_hex(offered.set.network_id));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto held, load_newest_tree_heads(store, anchors));
+  if (held && offered.set.version <= held->set.version) {
+    return Status::refused("tree head set v" + std::to_string(offered.set.version) + " is not newer than v" +
+                           std::to_string(held->set.version));
+  }
+  if (offered.set.roster_version > roster_version_held) {
+    // Its export would name a roster this node cannot show (tree_heads_roster); the roster comes
+    // first in every session, so a later offer succeeds.
+    return Status::refused("tree head set v" + std::to_string(offered.set.version) + " names roster v" +
+                           std::to_string(offered.set.roster_version) + ", newer than the held v" +
+                           std::to_string(roster_version_held));
+  }
+  if (held) {
+    Status st = sync::check_tree_head_successor(held->set, offered.set);
+    if (!st.is_ok()) {
+      return Status::corruption("HQ's tree head set v" + std::to_string(offered.set.version) +
+                                " does not extend the held v" + std::to_string(held->set.version) + ": " +
+                                st.message());
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(store.put_tree_head_set(offered.set.version, offered.body, offered.sig));
+  return offered;
+}
+
 Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
                           sync::Clock& clock) {
   std::optional<std::uint64_t> from_ms, to_ms;

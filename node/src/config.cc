@@ -113,6 +113,19 @@ Status get_rebalance(const toml::table& t, RebalanceConfig& out) {
   return Status::ok();
 }
 
+Status get_checkpoint(const toml::table& t, CheckpointConfig& out) {
+  auto* n = t.get("checkpoint");
+  if (!n) return Status::ok();
+  auto* sub = n->as_table();
+  if (!sub) return Status::invalid("config: 'checkpoint' must be a table");
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(*sub, {"interval_ms"}, "checkpoint."));
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "interval_ms", "checkpoint.", 0, 86'400'000, out.interval_ms));
+  if (out.interval_ms != 0 && out.interval_ms < 100) {
+    return Status::invalid("config: 'checkpoint.interval_ms' must be 0 (off) or 100..86400000");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& base_dir) {
@@ -124,7 +137,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     o << "config: " << e.description() << " at line " << e.source().begin.line;
     return Status::invalid(o.str());
   }
-  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms", "rebalance"}, ""));
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms", "rebalance", "checkpoint"}, ""));
   Config c;
   OUTPOST_RETURN_IF_ERROR(get_string(t, "data_dir", "", c.data_dir));
   if (c.data_dir.empty()) return Status::invalid("config: 'data_dir' is required");
@@ -146,6 +159,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     c.sync_interval_ms = static_cast<std::uint32_t>(*v);
   }
   OUTPOST_RETURN_IF_ERROR(get_rebalance(t, c.rebalance));
+  OUTPOST_RETURN_IF_ERROR(get_checkpoint(t, c.checkpoint));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "api", c.api));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "admin", c.admin));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "peer", c.peer));

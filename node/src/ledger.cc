@@ -11,6 +11,7 @@
 #include <set>
 
 #include "outpost/base/limits.h"
+#include "outpost/node/audit_export.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
 
@@ -159,7 +160,39 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
   }
   OUTPOST_RETURN_IF_ERROR(l->reload_roster());
   OUTPOST_RETURN_IF_ERROR(l->reload_signed_rules());
+  OUTPOST_ASSIGN_OR_RETURN(auto heads, l->store_->latest_tree_head_set());
+  l->tree_head_version_ = heads ? heads->version : 0;
   return l;
+}
+
+Status Ledger::accept_tree_heads(sync::ByteView body, sync::ByteView sig) {
+  OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
+  if (!anchors) return Status::not_found("this node is not enrolled; it cannot check HQ's tree head sets");
+  OUTPOST_ASSIGN_OR_RETURN(sync::SignedTreeHeadSet accepted,
+                           accept_tree_head_set(*store_, *anchors, roster_ ? roster_->version : 0, body, sig));
+  tree_head_version_ = accepted.set.version;
+  OUTPOST_ASSIGN_OR_RETURN(auto vv, store_->version_vector());
+  for (const auto& h : accepted.set.heads) {
+    auto held = vv.find(h.origin);
+    if (h.tree_size == 0 || held == vv.end() || held->second < h.tree_size) continue;
+    OUTPOST_ASSIGN_OR_RETURN(auto op, store_->get_op(h.origin, h.tree_size));
+    if (op && op->hash != h.head_hash) {
+      raise_alert("checkpoint_mismatch", sync::id_hex(h.origin),
+                  "HQ's tree head set v" + std::to_string(accepted.set.version) + " names another op at seq " +
+                      std::to_string(h.tree_size) + " of this origin than the one held here");
+    }
+  }
+  log(LogLevel::kInfo, "accepted HQ's tree head set", {{"version", std::to_string(tree_head_version_)},
+                                                       {"origins", std::to_string(accepted.set.heads.size())}});
+  return Status::ok();
+}
+
+Result<bool> Ledger::refresh_tree_heads() {
+  OUTPOST_ASSIGN_OR_RETURN(auto heads, store_->latest_tree_head_set());
+  const std::uint64_t newest = heads ? heads->version : 0;
+  if (newest == tree_head_version_) return false;
+  tree_head_version_ = newest;
+  return true;
 }
 
 Status Ledger::reload_signed_rules() {

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "outpost/base/version.h"
+#include "outpost/node/audit_export.h"
 #include "outpost/node/job_thread.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/session.h"
@@ -57,29 +58,36 @@ class LedgerSyncStore final : public sync::SyncStore {
     return l_.observe_peer_hello(name, is_hq, vv_get(hello.vv, l_.node_id()));
   }
   std::uint64_t blob_version(sync::BlobKind kind) override {
-    if (kind == sync::BlobKind::kRoster) return l_.roster() ? l_.roster()->version : 0;
-    if (kind == sync::BlobKind::kRules) return l_.signed_rules_version();
+    switch (kind) {
+      case sync::BlobKind::kRoster: return l_.roster() ? l_.roster()->version : 0;
+      case sync::BlobKind::kRules: return l_.signed_rules_version();
+      case sync::BlobKind::kTreeHeads: return l_.tree_head_version();
+    }
     return 0;
   }
   std::optional<sync::BlobMsg> blob(sync::BlobKind kind) override {
-    Result<std::optional<storage::StoredDocument>> doc = std::optional<storage::StoredDocument>();
-    if (kind == sync::BlobKind::kRoster) doc = l_.store().latest_roster();
-    if (kind == sync::BlobKind::kRules) doc = l_.store().latest_rules();
-    if (!doc.is_ok() || !*doc) return std::nullopt;
     sync::BlobMsg b;
     b.kind = kind;
-    b.version = (*doc)->version;
-    b.body = (*doc)->body;
-    b.sig.assign((*doc)->sig.begin(), (*doc)->sig.end());
-    return b;
+    auto fill = [&b](const auto& doc) -> std::optional<sync::BlobMsg> {
+      if (!doc.is_ok() || !*doc) return std::nullopt;
+      b.version = (*doc)->version;
+      b.body = (*doc)->body;
+      b.sig.assign((*doc)->sig.begin(), (*doc)->sig.end());
+      return b;
+    };
+    switch (kind) {
+      case sync::BlobKind::kRoster: return fill(l_.store().latest_roster());
+      case sync::BlobKind::kRules: return fill(l_.store().latest_rules());
+      case sync::BlobKind::kTreeHeads: return fill(l_.store().latest_tree_head_set());
+    }
+    return std::nullopt;
   }
   Status offer_blob(const sync::BlobMsg& b) override {
-    if (b.kind == sync::BlobKind::kRules) {
-      Status st = l_.accept_rules(b.body, b.sig);
-      if (st.code() == Code::kRefused) return Status::ok();  // stale offer
+    if (b.kind == sync::BlobKind::kRules || b.kind == sync::BlobKind::kTreeHeads) {
+      Status st = b.kind == sync::BlobKind::kRules ? l_.accept_rules(b.body, b.sig) : l_.accept_tree_heads(b.body, b.sig);
+      if (st.code() == Code::kRefused) return Status::ok();  // stale (or not yet usable) offer
       return st;
     }
-    if (b.kind != sync::BlobKind::kRoster) return Status::ok();  // checkpoints: not yet
     Status st = l_.accept_roster(b.body, b.sig);
     if (st.code() == Code::kRefused) return Status::ok();  // stale offer
     if (st.is_ok()) {
@@ -162,7 +170,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         rebalance_timer(io), rng(std::random_device{}()),
         verified(std::make_shared<VerifiedSignatures>()),
         verifier(std::make_unique<JobThread>(kVerifierQueueMax)),
-        verify_helper(std::make_unique<JobThread>(1)) {}
+        verify_helper(std::make_unique<JobThread>(1)),
+        checkpoint_timer(io),
+        checkpointer(std::make_unique<JobThread>(1)) {}
 
   asio::io_context& io;
   LedgerWorker& worker;
@@ -183,6 +193,11 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   std::shared_ptr<VerifiedSignatures> verified;
   std::unique_ptr<JobThread> verifier;
   std::unique_ptr<JobThread> verify_helper;  // takes half of each batch (preverify)
+  // HQ: signs checkpoints and tree head sets on its own thread and connection (hq_checkpoint),
+  // so that neither the io thread nor the worker waits for the Merkle work.
+  asio::steady_timer checkpoint_timer;
+  std::unique_ptr<JobThread> checkpointer;
+  bool checkpoint_running = false;  // io thread only
 
   // io thread only
   std::map<std::uint64_t, std::shared_ptr<Conn>> conns;
@@ -522,6 +537,49 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     });
   }
 
+  void schedule_checkpoint() {
+    if (config.role != "hq" || config.checkpoint.interval_ms == 0 || stopping) return;
+    checkpoint_timer.expires_after(std::chrono::milliseconds(config.checkpoint.interval_ms));
+    auto self = shared_from_this();
+    checkpoint_timer.async_wait([self](const boost::system::error_code& ec) {
+      if (ec || self->stopping) return;
+      self->checkpoint_once();
+    });
+  }
+
+  void checkpoint_once() {
+    if (checkpoint_running) return schedule_checkpoint();
+    checkpoint_running = true;
+    std::weak_ptr<Impl> weak_self = shared_from_this();
+    const std::string dir = config.data_dir;
+    auto job = [weak_self, dir](bool cancelled) {
+      auto self = weak_self.lock();
+      if (cancelled || !self) return;
+      auto r = hq_checkpoint(dir, self->clock);
+      asio::post(self->io, [self, r = std::move(r)] {
+        self->checkpoint_running = false;
+        if (!r.is_ok()) {
+          const bool no_root = r.status().code() == Code::kNotFound || r.status().code() == Code::kPermission;
+          log(no_root ? LogLevel::kInfo : LogLevel::kWarn,
+              no_root ? "no root key here: HQ checkpoints are signed where it is kept (outpost hq checkpoint)"
+                      : "cannot sign checkpoints",
+              {{"reason", r.status().message()}});
+          if (no_root) return;  // stop trying: the key will not appear while we run
+          return self->schedule_checkpoint();
+        }
+        if ((*r)["tree_heads"].value("new", false)) {
+          log(LogLevel::kInfo, "signed a new tree head set",
+              {{"version", std::to_string((*r)["tree_heads"].value("version", 0))},
+               {"checkpoints", std::to_string((*r).value("signed", 0))}});
+          self->refresh_roster();  // also re-reads the tree head version on the worker
+          self->pump_all();        // the worker runs the refresh first: sessions offer the new set
+        }
+        self->schedule_checkpoint();
+      });
+    };
+    if (!checkpointer->submit(std::move(job))) checkpoint_running = false;
+  }
+
   // The rebalancer: every rebalance.interval_ms, one bounded page of members on the worker; the
   // move ops it makes are pushed to the peers at once.
   void schedule_rebalance() {
@@ -574,6 +632,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       auto rules = ledger.refresh_rules();
       if (!rules.is_ok()) {
         log(LogLevel::kWarn, "cannot re-read the program rules", {{"reason", rules.status().message()}});
+      }
+      auto heads = ledger.refresh_tree_heads();
+      if (!heads.is_ok()) {
+        log(LogLevel::kWarn, "cannot re-read HQ's tree head set", {{"reason", heads.status().message()}});
       }
       if (ledger.roster() != self->current_roster()) self->set_roster(ledger.roster());
     };
@@ -820,6 +882,7 @@ PeerManager::~PeerManager() {
   // Joined here, while impl_ is still held: a verifier job never drops the last reference.
   impl_->verifier->stop();
   impl_->verify_helper->stop();
+  impl_->checkpointer->stop();
 }
 
 Status PeerManager::start() {
@@ -848,6 +911,7 @@ Status PeerManager::start() {
   for (std::size_t i = 0; i < impl_->slots.size(); ++i) impl_->dial(static_cast<int>(i));
   impl_->schedule_pump_timer();
   impl_->schedule_rebalance();
+  impl_->schedule_checkpoint();
   return Status::ok();
 }
 
@@ -857,6 +921,8 @@ void PeerManager::stop() {
   impl_->verify_helper->stop();
   impl_->pump_timer.cancel();
   impl_->rebalance_timer.cancel();
+  impl_->checkpoint_timer.cancel();
+  impl_->checkpointer->stop();
   if (impl_->listener) impl_->listener->close();
   for (auto& s : impl_->slots) {
     if (s.timer) s.timer->cancel();

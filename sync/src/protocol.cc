@@ -40,6 +40,7 @@ struct Encoder {
     write_vv(w, m.vv);
     w.str16(std::string_view(m.software_version).substr(0, kSoftwareVersionBytesMax));
     w.u32(m.schema_version);
+    w.u64(m.tree_heads_version);
   }
   void operator()(const OpsMsg& m) {
     w.u32(static_cast<std::uint32_t>(m.ops.size()));
@@ -104,7 +105,8 @@ Result<Message> decode_message(ByteView bytes) {
         return bad("HELLO");
       }
       // The reported versions are optional: a HELLO of an earlier build ends after the vv.
-      if (!r.at_end() && (!r.str16(m.software_version, kSoftwareVersionBytesMax) || !r.u32(m.schema_version))) {
+      if (!r.at_end() && (!r.str16(m.software_version, kSoftwareVersionBytesMax) || !r.u32(m.schema_version) ||
+                          !r.u64(m.tree_heads_version))) {
         return bad("HELLO");
       }
       out = std::move(m);

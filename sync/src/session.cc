@@ -43,6 +43,7 @@ SessionOutput SyncSession::start(std::uint64_t now_ms) {
   h.node = store_.self();
   h.roster_version = store_.blob_version(BlobKind::kRoster);
   h.rules_version = store_.blob_version(BlobKind::kRules);
+  h.tree_heads_version = store_.blob_version(BlobKind::kTreeHeads);
   h.wall_ms = now_ms;
   h.vv = std::move(vv).value();
   h.software_version = store_.software_version();
@@ -53,9 +54,19 @@ SessionOutput SyncSession::start(std::uint64_t now_ms) {
 
 SessionOutput SyncSession::pump() { return pump_impl(false); }
 
+std::uint64_t& SyncSession::peer_version(BlobKind kind) {
+  switch (kind) {
+    case BlobKind::kRoster: return peer_roster_version_;
+    case BlobKind::kRules: return peer_rules_version_;
+    case BlobKind::kTreeHeads: break;
+  }
+  return peer_tree_heads_version_;
+}
+
 void SyncSession::offer_documents(SessionOutput& out) {
-  for (BlobKind kind : {BlobKind::kRoster, BlobKind::kRules}) {
-    std::uint64_t& theirs = kind == BlobKind::kRoster ? peer_roster_version_ : peer_rules_version_;
+  // The roster first: a peer accepts a tree head set only once it holds the roster it names.
+  for (BlobKind kind : {BlobKind::kRoster, BlobKind::kRules, BlobKind::kTreeHeads}) {
+    std::uint64_t& theirs = peer_version(kind);
     if (store_.blob_version(kind) <= theirs) continue;
     auto b = store_.blob(kind);
     if (!b) continue;
@@ -148,6 +159,7 @@ SessionOutput SyncSession::on_decoded(Result<Message> decoded, std::size_t wire_
     out.events.push_back(std::move(ev));
     peer_roster_version_ = h->roster_version;
     peer_rules_version_ = h->rules_version;
+    peer_tree_heads_version_ = h->tree_heads_version;
     out.merge(pump());
     return out;
   }
@@ -182,11 +194,8 @@ SessionOutput SyncSession::on_decoded(Result<Message> decoded, std::size_t wire_
     Status st = store_.offer_blob(*blob);
     if (!st.is_ok()) return fail(5, "document refused: " + st.message());
     // The peer holds what it sent.
-    if (blob->kind == BlobKind::kRoster) {
-      peer_roster_version_ = std::max(peer_roster_version_, blob->version);
-    } else if (blob->kind == BlobKind::kRules) {
-      peer_rules_version_ = std::max(peer_rules_version_, blob->version);
-    }
+    std::uint64_t& theirs = peer_version(blob->kind);
+    theirs = std::max(theirs, blob->version);
     return out;
   }
   if (auto* rq = std::get_if<RightsRequestMsg>(&msg)) {

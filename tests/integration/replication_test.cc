@@ -334,5 +334,50 @@ TEST(ReplicationTest, RebalancerMovesIdleRightsToWhereTheMemberShopsSoAnOfflineS
   }
 }
 
+#ifdef OUTPOST_AUDIT_CLI
+// HQ's daemon signs tree head sets on its own ([checkpoint] interval_ms) and sync carries them to
+// the stores, so that a store's own audit bundle proves what HQ holds of every log.
+TEST(ReplicationTest, HqSignsTreeHeadSetsWhileRunningAndStoresCarryThemIntoTheirAuditBundles) {
+  Chain chain;
+  chain.extra_config = "[checkpoint]\ninterval_ms = 200\n";
+  ASSERT_TRUE(chain.start(2));
+  ASSERT_TRUE(chain.wait_links(chain.hq(), 2));
+  auto s1 = chain.pos(chain.store(1));
+  auto r = s1.post("/v1/members", {{"request_id", rid("e")}, {"card", "40004444"}, {"name", "Ida"}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  r = s1.post("/v1/members/40004444/topup", {{"request_id", rid("t")}, {"amount_minor", 900}});
+  ASSERT_EQ(r.status, 200) << r.describe();
+  const std::string s1_origin = r.json()["op"].get<std::string>().substr(0, 32);
+  ASSERT_FALSE(chain.wait_converged().is_null());
+
+  // store-2 holds a set (from HQ, over sync) that covers both of store-1's ops.
+  Json cps;
+  bool carried = false;
+  for (int i = 0; i < kConvergePolls && !carried; ++i) {
+    auto res = chain.admin(chain.store(2)).get("/admin/v1/checkpoints");
+    if (res.status == 200) cps = res.json();
+    carried = res.status == 200 && cps["tree_head_set"].is_object() &&
+              cps["tree_head_set"]["tree_size_by_origin"].value(s1_origin, 0) == 2;
+    if (!carried) std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_TRUE(carried) << "store-2 never got HQ's tree head set covering store-1's ops: " << cps.dump();
+  EXPECT_TRUE(cps["checkpoints"].empty()) << "stores receive the set, not per-origin checkpoints";
+
+  // store-2's own audit bundle verifies clean from the root key alone, completeness proven.
+  const std::string bundle = chain.store(2).node->dir() + "/bundle";
+  auto ex = chain.store(2).node->cli({"export-audit", "--out", bundle});
+  ASSERT_TRUE(ex.exit.exited_with(0)) << ex.describe();
+  auto roster = chain.hq().node->cli({"--json", "roster", "show"});
+  ASSERT_TRUE(roster.exit.exited_with(0)) << roster.describe();
+  const std::string root_hex = Json::parse(roster.out)["root_public_key"].get<std::string>();
+  auto v = run_command(OUTPOST_AUDIT_CLI, {"verify", bundle, "--root", root_hex, "--json"});
+  ASSERT_TRUE(v.exit.exited_with(0)) << v.describe();
+  Json report = Json::parse(v.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << v.out;
+  ASSERT_TRUE(report["tree_head"].is_object()) << "completeness not proven: " << v.out;
+  EXPECT_GE(report["tree_head"]["ops"].get<std::uint64_t>(), 2u) << v.out;
+}
+#endif
+
 }  // namespace
 }  // namespace outpost::test

@@ -155,6 +155,15 @@ TEST(ConfigTest, RebalanceTableIsReadAndEachBadValueIsRefusedByName) {
   EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "rebalance = 3\n", "rebalance"));
 }
 
+TEST(ConfigTest, CheckpointIntervalIsReadAndZeroTurnsItOff) {
+  auto c = parse_config(std::string(kMinimal) + "[checkpoint]\ninterval_ms = 0\n", "/etc/outpost");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->checkpoint.interval_ms, 0u);
+  EXPECT_EQ(parse_config(kMinimal, "/etc/outpost")->checkpoint.interval_ms, 60'000u);
+  EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[checkpoint]\ninterval_ms = 50\n", "checkpoint.interval_ms"));
+  EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[checkpoint]\nevery = 5\n", "checkpoint.every"));
+}
+
 TEST(ConfigTest, HostnameInsteadOfNumericAddressIsRefused) {
   EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[api]\nlisten = \"localhost:8080\"\n", "api.listen"));
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/audit_export.h"
 #include "outpost/node/backup.h"
 #include "outpost/node/ledger.h"
 #include "test_util.h"
@@ -600,6 +601,113 @@ TEST_F(IdentityTest, RebalancerMovesIdleWalletRightsToTheStoreTheMemberNowUsesAn
     ASSERT_TRUE(v.is_ok());
     EXPECT_TRUE(v->ok()) << v->findings.front();
   }
+}
+
+// --- HQ tree head sets carried by sync (Ledger::accept_tree_heads) ---
+
+TEST_F(IdentityTest, StoreAcceptsOnlyNewerRootSignedTreeHeadSetsThatExtendTheHeldOne) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto roster = hq_roster();
+  ASSERT_TRUE(store->accept_roster(roster.body, roster.sig).code() != Code::kPermission);
+  auto ops = make_ops(*store, 3);
+  {
+    auto hq = open(hq_);
+    ASSERT_TRUE(hq->ingest(ops).is_ok());
+  }
+  ASSERT_TRUE(hq_checkpoint(hq_, clock_).is_ok());
+  auto hq = open(hq_);
+  auto v1 = hq->store().latest_tree_head_set();
+  ASSERT_TRUE(v1.is_ok() && v1->has_value());
+  ASSERT_TRUE(store->accept_tree_heads((*v1)->body, (*v1)->sig).is_ok());
+  EXPECT_EQ(store->tree_head_version(), 1u);
+  EXPECT_EQ(store->accept_tree_heads((*v1)->body, (*v1)->sig).code(), Code::kRefused) << "same version again";
+
+  // HQ gets one more op and signs v2; the store takes it, and v1 afterwards is stale.
+  auto member = store->resolve_member("40000001");
+  ASSERT_TRUE(store->topup(new_request_id(), *member, 100, "").is_ok());
+  ASSERT_TRUE(hq->ingest(*store->store().ops_of_origin(store->node_id(), 4, 10)).is_ok());
+  hq.reset();
+  ASSERT_TRUE(hq_checkpoint(hq_, clock_).is_ok());
+  hq = open(hq_);
+  auto v2 = hq->store().latest_tree_head_set();
+  ASSERT_TRUE(v2.is_ok() && v2->has_value());
+  EXPECT_EQ((*v2)->version, 2u);
+  ASSERT_TRUE(store->accept_tree_heads((*v2)->body, (*v2)->sig).is_ok());
+  EXPECT_EQ(store->accept_tree_heads((*v1)->body, (*v1)->sig).code(), Code::kRefused);
+  // Tampered, or signed by another chain's root: refused, nothing stored.
+  sync::Bytes tampered = (*v2)->body;
+  tampered.back() ^= 1;
+  EXPECT_EQ(store->accept_tree_heads(tampered, (*v2)->sig).code(), Code::kPermission);
+  const std::string other = tmp_.file("other-hq");
+  ASSERT_TRUE(hq_init(other, "other", kHqValidDaysDefault, clock_).is_ok());
+  ASSERT_TRUE(hq_checkpoint(other, clock_).is_ok());
+  auto foreign = open(other)->store().latest_tree_head_set();
+  ASSERT_TRUE(foreign.is_ok() && foreign->has_value());
+  EXPECT_EQ(store->accept_tree_heads((*foreign)->body, (*foreign)->sig).code(), Code::kPermission);
+  EXPECT_EQ(store->tree_head_version(), 2u);
+  // Restarted, the store still knows which set it holds.
+  store.reset();
+  EXPECT_EQ(open(store_)->tree_head_version(), 2u);
+}
+
+TEST_F(IdentityTest, RootSignedTreeHeadSetThatShrinksALogIsRefusedAndOneNamingAnotherOpRaisesAnAlert) {
+  enroll(store_, "store-1");
+  auto store = open(store_);
+  auto roster = hq_roster();
+  (void)store->accept_roster(roster.body, roster.sig);
+  auto ops = make_ops(*store, 3);
+  {
+    auto hq = open(hq_);
+    ASSERT_TRUE(hq->ingest(ops).is_ok());
+  }
+  ASSERT_TRUE(hq_checkpoint(hq_, clock_).is_ok());
+  auto hq = open(hq_);
+  auto v1 = hq->store().latest_tree_head_set();
+  ASSERT_TRUE(v1.is_ok() && v1->has_value());
+  ASSERT_TRUE(store->accept_tree_heads((*v1)->body, (*v1)->sig).is_ok());
+  auto seed = crypto::read_key_file(hq_ + "/root.key", kRootKeyKind);
+  ASSERT_TRUE(seed.is_ok());
+  auto root = crypto::SigningKey::from_seed(seed->view());
+  ASSERT_TRUE(root.is_ok());
+  auto set = sync::decode_tree_head_set((*v1)->body);
+  ASSERT_TRUE(set.is_ok());
+  sync::TreeHead* mine = nullptr;
+  for (auto& h : set->heads) {
+    if (h.origin == store->node_id()) mine = &h;
+  }
+  ASSERT_NE(mine, nullptr);
+  ASSERT_EQ(mine->tree_size, 3u);
+  // v2 claims HQ holds only 2 of the store's ops: HQ signing two histories.
+  sync::TreeHeadSet shrunk = *set;
+  shrunk.version = 2;
+  for (auto& h : shrunk.heads) {
+    if (h.origin == store->node_id()) h = sync::TreeHead{h.origin, 2, ops[0].hash, ops[1].hash};
+  }
+  auto bad = sync::sign_tree_head_set(shrunk, *root);
+  EXPECT_EQ(store->accept_tree_heads(bad.body, bad.sig).code(), Code::kCorruption);
+  EXPECT_EQ(store->tree_head_version(), 1u);
+  // v2 that extends v1 by a head this store holds under another hash: stored, and an alert.
+  auto member = store->resolve_member("40000001");
+  ASSERT_TRUE(store->topup(new_request_id(), *member, 100, "").is_ok());
+  sync::TreeHeadSet other = *set;
+  other.version = 2;
+  for (auto& h : other.heads) {
+    if (h.origin == store->node_id()) h = sync::TreeHead{h.origin, 4, ops[1].hash, ops[0].hash};
+  }
+  auto forked = sync::sign_tree_head_set(other, *root);
+  ASSERT_TRUE(store->accept_tree_heads(forked.body, forked.sig).is_ok());
+  auto alerts = store->store().recent_alerts(10);
+  ASSERT_TRUE(alerts.is_ok());
+  ASSERT_FALSE(alerts->empty());
+  EXPECT_EQ(alerts->front().kind, "checkpoint_mismatch");
+  // A set naming a roster newer than the store holds waits (kRefused), nothing stored.
+  sync::TreeHeadSet later = other;
+  later.version = 3;
+  later.roster_version = 99;
+  auto early = sync::sign_tree_head_set(later, *root);
+  EXPECT_EQ(store->accept_tree_heads(early.body, early.sig).code(), Code::kRefused);
+  EXPECT_EQ(store->tree_head_version(), 2u);
 }
 
 }  // namespace

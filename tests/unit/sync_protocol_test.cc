@@ -53,7 +53,7 @@ std::string hex(const Bytes& b) { return crypto::to_hex(b); }
 
 // --- golden bytes ------------------------------------------------------------------------------
 
-TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndReportedSoftwareVersion) {
+TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndItsOptionalTail) {
   HelloMsg h;
   h.node = id_of(0x11);
   h.roster_version = 3;
@@ -62,6 +62,7 @@ TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndReportedSoftwareVe
   h.vv = {{id_of(0x22), 5}};
   h.software_version = "0.1.0";
   h.schema_version = 3;
+  h.tree_heads_version = 9;
   EXPECT_EQ(hex(encode_message(h)),
             "0101"                              // type HELLO, protocol version 1
             "11111111111111111111111111111111"  // node id
@@ -71,7 +72,8 @@ TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndReportedSoftwareVe
             "01000000"                          // vv count
             "22222222222222222222222222222222" "0500000000000000"
             "0500" "302e312e30"                 // software version "0.1.0"
-            "03000000");                        // schema version
+            "03000000"                          // schema version
+            "0900000000000000");                // tree head set version
 }
 
 TEST(SyncProtocolGolden, HelloOfAnEarlierBuildWithoutTheReportedVersionsStillDecodes) {
@@ -136,7 +138,7 @@ TEST(SyncProtocolDecode, EveryTruncationAndTrailingByteIsRefused) {
     ASSERT_TRUE(decode_message(good).is_ok()) << message_name(m);
     for (std::size_t n = 0; n < good.size(); ++n) {
       // A HELLO cut exactly after its vv is an earlier build's HELLO, which is valid.
-      if (std::holds_alternative<HelloMsg>(m) && n == good.size() - 2 - 5 - 4) continue;
+      if (std::holds_alternative<HelloMsg>(m) && n == good.size() - 2 - 5 - 4 - 8) continue;
       Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
       EXPECT_FALSE(decode_message(cut).is_ok()) << message_name(m) << " cut to " << n << " bytes";
     }
@@ -175,10 +177,11 @@ TEST(SyncProtocolDecode, UnknownTypeVersionAndEveryOverBoundCountAreRefused) {
   HelloMsg h;
   h.node = id_of(1);
   Bytes long_version = encode_message(h);
-  long_version.resize(long_version.size() - 6);
+  long_version.resize(long_version.size() - 2 - 4 - 8);
   ByteWriter w;
   w.str16(std::string(33, 'v'));
   w.u32(1);
+  w.u64(1);
   for (auto b : w.take()) long_version.push_back(b);
   EXPECT_EQ(decode_message(long_version).status().code(), Code::kCorruption);
 }

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "outpost/base/status.h"
+#include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/sync/checkpoint.h"
 #include "outpost/sync/hlc.h"
 
 namespace outpost::node {
@@ -26,6 +28,15 @@ namespace outpost::node {
 // has no root key or it is not the pinned one; kInvalidArgument if a concurrent run stored the
 // same set version first.
 Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock);
+
+// A tree head set offered by a peer over sync (BLOB kind 3, docs/sync-protocol.md): verifies it
+// against the pinned root and network, refuses (kRefused: ignore it) a version not newer than the
+// stored one or one naming a roster newer than this node holds (offered again later), checks
+// that it extends the stored one (check_tree_head_successor; kCorruption: HQ signed two
+// histories), and stores it. kPermission for a foreign signature or network.
+Result<sync::SignedTreeHeadSet> accept_tree_head_set(storage::Store& store, const TrustAnchors& anchors,
+                                                      std::uint64_t roster_version_held, sync::ByteView body,
+                                                      sync::ByteView sig);
 
 // Progress of a long export: ops written so far and the total expected.
 using ExportProgress = std::function<void(std::uint64_t done, std::uint64_t total)>;

@@ -35,6 +35,13 @@ struct RebalanceConfig {
   std::uint32_t members_per_tick = 256;  // bounds one tick's work; the next tick goes on from there
 };
 
+// HQ only: every interval_ms the daemon signs checkpoints and a new tree head set of what it
+// holds (as `outpost hq checkpoint` does) when its data dir holds root.key; 0 turns it off.
+// Sync then carries the set to every store (docs/sync-protocol.md).
+struct CheckpointConfig {
+  std::uint32_t interval_ms = 60'000;
+};
+
 struct Config {
   std::string data_dir;
   std::string role = "store";  // store | hq
@@ -48,6 +55,7 @@ struct Config {
   std::string ports_file;
   std::uint32_t sync_interval_ms = 1000;
   RebalanceConfig rebalance;
+  CheckpointConfig checkpoint;
 };
 
 // Loads and validates a config file. Relative data_dir paths are resolved against the file's

@@ -255,6 +255,16 @@ class Ledger {
   // Puts the newest stored signed rules in force when another process (`outpost hq rules`)
   // stored a version other than the one in force. Returns whether they changed.
   Result<bool> refresh_rules();
+  // --- HQ tree head sets, carried by sync (docs/sync-protocol.md, BLOB kind 3) ---
+  // Version of the newest tree head set held; 0 when none.
+  std::uint64_t tree_head_version() const { return tree_head_version_; }
+  // Verifies and stores an offered set (node::accept_tree_head_set; kRefused: ignore it) and
+  // compares its heads with this node's own copies of those ops: a head whose op differs here
+  // raises a `checkpoint_mismatch` alert (HQ and this node hold different histories).
+  Status accept_tree_heads(sync::ByteView body, sync::ByteView sig);
+  // Re-reads the newest stored version (after `outpost hq checkpoint` in another process or on
+  // the daemon's checkpoint thread). Returns whether it changed.
+  Result<bool> refresh_tree_heads();
   // OK unless the roster revokes this node; then kPermission with a message for the operator.
   // Every op this node would sign is refused with it.
   Status signing_allowed() const;
@@ -312,6 +322,7 @@ class Ledger {
 
   sync::ProgramRules rules_;
   std::string rules_source_ = "default";
+  std::uint64_t tree_head_version_ = 0;
   bool is_hq_ = false;
   bool awaiting_peer_ = false;       // meta "restored_awaiting_peer"
   std::uint64_t own_seq_floor_ = 0;  // meta "own_seq_floor": highest own seq a peer holds

@@ -23,7 +23,7 @@ enum class MsgType : std::uint8_t {
   kHello = 1,         // version vector and metadata versions; first message each way
   kOps = 2,           // a batch of signed ops, per origin in seq order
   kAck = 3,           // receiver's version vector entries after durably applying a batch
-  kBlob = 4,          // an HQ-signed document (roster, rules, checkpoint) by kind
+  kBlob = 4,          // an HQ-signed document (roster, rules, tree head set) by kind
   kRightsRequest = 5,  // ask the peer to move escrow rights to us
   kRightsReply = 6,    // answer to a rights request (sent after the move op)
   kError = 7,          // the sender closes the session after this, with a reason
@@ -35,9 +35,12 @@ struct HelloMsg {
   std::uint64_t rules_version = 0;
   std::uint64_t wall_ms = 0;  // sender's wall clock, for skew reporting only
   VersionVector vv;
-  // Reported only (outpost-top shows them); a HELLO may end before them (then "" and 0).
+  // Optional tail (a HELLO of an earlier build ends after the vv; then "", 0, 0): the software
+  // and schema version (reported only; outpost-top shows them) and the version of the newest HQ
+  // tree head set the sender holds (so a peer offers only a newer one).
   std::string software_version;  // at most kSoftwareVersionBytesMax bytes
   std::uint32_t schema_version = 0;
+  std::uint64_t tree_heads_version = 0;
 };
 inline constexpr std::size_t kSoftwareVersionBytesMax = 32;
 
@@ -49,7 +52,8 @@ struct AckMsg {
   VersionVector vv;
 };
 
-enum class BlobKind : std::uint8_t { kRoster = 1, kRules = 2, kCheckpoint = 3 };
+// kTreeHeads: HQ's chain-wide tree head set (sync/checkpoint.h, docs/audit-bundle.md).
+enum class BlobKind : std::uint8_t { kRoster = 1, kRules = 2, kTreeHeads = 3 };
 
 struct BlobMsg {
   BlobKind kind = BlobKind::kRoster;

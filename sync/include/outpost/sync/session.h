@@ -43,8 +43,9 @@ class SyncStore {
   // from it how much of this node's own log the peer holds: DESIGN.md failure model 7). An error
   // closes the session.
   virtual Status on_peer_hello(const HelloMsg& /*hello*/) { return Status::ok(); }
-  // HQ-signed documents (roster, rules): the version held, the document, and an offer of a
-  // newer one from the peer (verified by the store; older or equal versions are ignored).
+  // HQ-signed documents (roster, rules, tree head set): the version held, the document, and an
+  // offer of a newer one from the peer (verified by the store; older or equal versions are
+  // ignored).
   virtual std::uint64_t blob_version(BlobKind) { return 0; }
   virtual std::optional<BlobMsg> blob(BlobKind) { return std::nullopt; }
   virtual Status offer_blob(const BlobMsg&) { return Status::ok(); }
@@ -120,7 +121,7 @@ class SyncSession {
  private:
   SessionOutput fail(std::uint16_t code, const std::string& why);
   SessionOutput pump_impl(bool ignore_window);
-  // Sends each document (roster, rules) this node holds in a newer version than the peer is
+  // Sends each document (roster, rules, tree head set) this node holds in a newer version than the peer is
   // known to hold, so a roster accepted mid-session (an enrollment, a revocation) travels at once.
   void offer_documents(SessionOutput& out);
   void send(SessionOutput& out, const Message& m);
@@ -132,6 +133,9 @@ class SyncSession {
   std::size_t inflight_ = 0;
   std::uint64_t peer_roster_version_ = 0;  // highest roster version the peer is known to hold
   std::uint64_t peer_rules_version_ = 0;
+  std::uint64_t peer_tree_heads_version_ = 0;
+  // The version of `kind` the peer is known to hold.
+  std::uint64_t& peer_version(BlobKind kind);
   std::uint64_t peer_wall_ms_ = 0;
   std::uint64_t hello_local_ms_ = 0;
   bool closed_ = false;
