@@ -512,6 +512,15 @@ void read_checkpoints(const Json& cps, Overview& o) {
     o.notes.push_back("checkpoints answer not understood");
     return;
   }
+  if (const Json* set = field(cps, "tree_head_set"); set && set->is_object()) {
+    o.tree_heads_version = get_u64(*set, "version").value_or(0);
+    o.tree_heads_issued_ms = get_u64(*set, "issued_ms").value_or(0);
+    if (const Json* by = field(*set, "tree_size_by_origin"); by && by->is_object()) {
+      for (auto it = by->begin(); it != by->end() && o.tree_heads.size() < kCheckpointsShownMax; ++it) {
+        if (it->is_number_integer() && it->get<std::int64_t>() >= 0) o.tree_heads[it.key()] = it->get<std::uint64_t>();
+      }
+    }
+  }
   for (const auto& c : *list) {
     std::string origin = get_str(c, "origin");
     auto size = get_u64(c, "tree_size");
@@ -941,12 +950,20 @@ std::vector<std::string> node_detail_lines(const Overview& o, const NodeRow& r, 
   if (r.node_id.empty()) {
     line("  unknown (node id not known)");
   } else if (auto cp = o.checkpoints.find(r.node_id); cp == o.checkpoints.end()) {
-    line("  none yet (HQ signs them with: outpost hq checkpoint)");
+    line(o.tree_heads_version ? "  no per-origin checkpoint here (HQ keeps those)"
+                              : "  none yet (HQ signs them every minute, or: outpost hq checkpoint)");
   } else {
     const CheckpointInfo& c = cp->second;
     line("  up to seq " + std::to_string(c.tree_size) + ", signed " +
          (c.issued_ms ? format_date_time(c.issued_ms) : std::string("?")) + ", root " + short_id(c.root) + "; " +
          std::to_string(c.ops_after) + " op" + (c.ops_after == 1 ? "" : "s") + " held here after it");
+  }
+  if (!r.node_id.empty() && o.tree_heads_version) {
+    auto in_set = o.tree_heads.find(r.node_id);
+    line("  HQ's tree head set v" + std::to_string(o.tree_heads_version) + " (signed " +
+         (o.tree_heads_issued_ms ? format_date_time(o.tree_heads_issued_ms) : std::string("?")) + "): " +
+         (in_set == o.tree_heads.end() ? std::string("does not list it (enrolled later?)")
+                                       : "vouches for " + std::to_string(in_set->second) + " of its ops"));
   }
 
   if (!r.is_self) {

@@ -185,6 +185,16 @@ TEST(TuiDetail, CheckpointsOfTheNodesOwnLogAreShownAndAnOlderNodeGetsANote) {
   // HQ's own row has none yet.
   std::string hq = joined(node_detail_lines(o, o.rows[0], nullptr, 100));
   EXPECT_NE(hq.find("none yet"), std::string::npos) << hq;
+  // With HQ's tree head set held, every listed node's detail says how much of its log it covers.
+  s.checkpoints["tree_head_set"] = Json{{"version", 4}, {"issued_ms", kNow - 1000}, {"roster_version", 3}, {"ops", 13},
+                                        {"tree_size_by_origin", {{kS1, 10}, {kHq, 3}}}};
+  Overview with_set = must_build(s);
+  EXPECT_EQ(with_set.tree_heads_version, 4u);
+  std::string d = joined(node_detail_lines(with_set, *row_named(with_set, "store-1"), nullptr, 100));
+  EXPECT_NE(d.find("tree head set v4"), std::string::npos) << d;
+  EXPECT_NE(d.find("vouches for 10 of its ops"), std::string::npos) << d;
+  std::string d2 = joined(node_detail_lines(with_set, *row_named(with_set, "store-2"), nullptr, 100));
+  EXPECT_NE(d2.find("does not list it"), std::string::npos) << d2;
   Json j = overview_json(o, kNow);
   bool found = false;
   for (const auto& n : j["nodes"]) {

@@ -102,6 +102,10 @@ struct Overview {
   std::vector<std::string> notes;             // what is unavailable (older node), for the header
   std::optional<std::uint64_t> alerts_total;  // alerts held by the node (up to its last 200)
   std::map<std::string, CheckpointInfo> checkpoints;  // by origin node id
+  // HQ's newest chain-wide tree head set as the viewed node holds it (0: none).
+  std::uint64_t tree_heads_version = 0;
+  std::uint64_t tree_heads_issued_ms = 0;
+  std::map<std::string, std::uint64_t> tree_heads;  // origin node id -> log length it vouches for
 };
 
 // What the previous refreshes saw of each node while its link was up, so a node whose link
