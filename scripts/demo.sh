@@ -3,8 +3,8 @@
 # through the CLI, HQ-signed program rules reaching every store, then a scripted day through the
 # POS API: enrollments, purchases, top-ups, a store losing its link, offline spends there (one
 # served from local rights, one refused for lack of them), an online spend served by the rights
-# broker, the link coming back, convergence, and `outpost log verify` on every node. Leaves the
-# chain running unless --no-keep. Never leaves stray processes on failure.
+# broker, the link coming back, convergence, `outpost log verify` on every node, and an auditor's
+# offline `outpost-audit verify` of HQ's signed export. Leaves the chain running unless --no-keep. Never leaves stray processes on failure.
 #
 # Usage: scripts/demo.sh [--no-keep] [--dir DIR]
 #        scripts/demo.sh --stop DIR      stop a chain left running
@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-targets=(outpost outpostd); [[ -d admin-tui/src ]] && ls admin-tui/src/*.cc >/dev/null 2>&1 && targets+=(outpost-top)
+targets=(outpost outpostd outpost-audit); [[ -d admin-tui/src ]] && ls admin-tui/src/*.cc >/dev/null 2>&1 && targets+=(outpost-top)
 scripts/build.sh release "${targets[@]}" >&2
 BIN="$ROOT/build/release"
 OUTPOST="$BIN/node/outpost"
@@ -214,6 +214,15 @@ bold "Every node verifies its signed log"
 for n in hq "${STORES[@]}"; do
   say "$(printf '%-8s' "$n") $("$OUTPOST" --data "$DEMO_DIR/$n" log verify | tail -1)"
 done
+
+bold "An auditor verifies the chain offline, with HQ's root public key alone"
+ROOT_KEY=$("$OUTPOST" --data "$DEMO_DIR/hq" --json roster show | jq -r .root_public_key)
+say "$("$OUTPOST" --data "$DEMO_DIR/hq" hq checkpoint | head -1)"
+"$OUTPOST" --data "$DEMO_DIR/hq" export-audit --out "$DEMO_DIR/audit-bundle" >/dev/null
+say "bundle exported to $DEMO_DIR/audit-bundle"
+"$BIN/audit/outpost-audit" verify "$DEMO_DIR/audit-bundle" --root "$ROOT_KEY" --no-progress >"$DEMO_DIR/audit-report.txt" \
+  || die "the audit found problems: $DEMO_DIR/audit-report.txt"
+say "$(grep -m1 'RESULT' "$DEMO_DIR/audit-report.txt")  (full report: $DEMO_DIR/audit-report.txt)"
 
 bold "Done"
 if [[ $KEEP -eq 1 ]]; then
