@@ -4,7 +4,8 @@
 # POS API: enrollments, purchases, top-ups, a store losing its link, offline spends there (one
 # served from local rights, one refused for lack of them), an online spend served by the rights
 # broker, the link coming back, convergence, `outpost log verify` on every node, and an auditor's
-# offline `outpost-audit verify` of HQ's signed export. Leaves the chain running unless --no-keep. Never leaves stray processes on failure.
+# offline `outpost-audit verify` of HQ's signed export. Leaves the chain running unless
+# --no-keep. Never leaves stray processes on failure.
 #
 # Usage: scripts/demo.sh [--no-keep] [--dir DIR]
 #        scripts/demo.sh --stop DIR      stop a chain left running
