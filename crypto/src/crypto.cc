@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "outpost/base/files.h"
 #include "outpost/base/limits.h"
 
 namespace outpost::crypto {
@@ -200,6 +201,8 @@ Status write_key_file(const std::string& path, std::string_view kind, ByteView s
   if (st.is_ok() && ::fsync(fd) != 0) st = Status::io_error("fsync " + path);
   ::close(fd);
   wipe({reinterpret_cast<std::uint8_t*>(line.data()), line.size()});
+  // The new directory entry too: a key file that vanishes after a power loss loses the identity.
+  if (st.is_ok()) st = fsync_parent_dir(path);
   if (!st.is_ok()) ::unlink(path.c_str());
   return st;
 }

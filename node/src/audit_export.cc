@@ -15,6 +15,7 @@
 #include <map>
 #include <vector>
 
+#include "outpost/base/files.h"
 #include "outpost/base/limits.h"
 #include "outpost/node/identity.h"
 #include "outpost/sync/audit_bundle.h"
@@ -114,13 +115,6 @@ Status write_frame(FileSink& sink, sync::ByteView body, const crypto::Signature&
   return sink.write(w.bytes());
 }
 
-Status fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error("open " + dir + ": " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  ::close(fd);
-  return rc == 0 ? Status::ok() : Status::io_error("fsync " + dir + ": " + std::strerror(errno));
-}
 
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   y -= m <= 2 ? 1 : 0;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "outpost/base/files.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/log.h"
 
@@ -19,16 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string in_dir(const std::string& dir, const std::string& file) { return (fs::path(dir) / file).string(); }
-
-Status fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error("cannot open directory " + dir + ": " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::io_error("cannot fsync directory " + dir + ": " + std::strerror(err));
-  return Status::ok();
-}
 
 void remove_quietly(const std::string& path) {
   std::error_code ec;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "outpost/base/files.h"
 #include "outpost/base/limits.h"
 
 namespace outpost::storage {
@@ -581,13 +582,36 @@ Result<StoredDocument> row_to_document(const Statement& s, const char* what) {
   return r;
 }
 
-Result<std::optional<StoredDocument>> latest_document(Database& db, const char* table, const char* what) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s, db.prepare(std::string("SELECT version, body, sig FROM ") + table +
-                                                   " ORDER BY version DESC LIMIT 1"));
+Result<std::optional<StoredDocument>> read_document(Statement& s, const char* what) {
   OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
   if (!row) return std::optional<StoredDocument>();
   OUTPOST_ASSIGN_OR_RETURN(StoredDocument r, row_to_document(s, what));
   return std::optional<StoredDocument>(std::move(r));
+}
+
+Result<std::optional<StoredDocument>> latest_document(Database& db, const char* table, const char* what) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db.prepare(std::string("SELECT version, body, sig FROM ") + table +
+                                                   " ORDER BY version DESC LIMIT 1"));
+  return read_document(s, what);
+}
+
+Result<std::optional<StoredDocument>> get_document(Database& db, const char* table, const char* what,
+                                                   std::uint64_t version) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db.prepare(std::string("SELECT version, body, sig FROM ") + table + " WHERE version=?1"));
+  s.bind(1, static_cast<std::int64_t>(version));
+  return read_document(s, what);
+}
+
+Result<std::vector<std::uint64_t>> document_versions(Database& db, const char* table) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db.prepare(std::string("SELECT version FROM ") + table + " ORDER BY version"));
+  std::vector<std::uint64_t> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(static_cast<std::uint64_t>(s.int64(0)));
+  }
+  return out;
 }
 
 }  // namespace
@@ -605,25 +629,10 @@ Status Store::put_rules(std::uint64_t version, sync::ByteView body, const crypto
 Result<std::optional<StoredDocument>> Store::latest_rules() { return latest_document(*db_, "rules", "rules"); }
 
 Result<std::optional<StoredRoster>> Store::get_roster(std::uint64_t version) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s,
-                           db_->prepare("SELECT version, body, sig FROM rosters WHERE version=?1"));
-  s.bind(1, static_cast<std::int64_t>(version));
-  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-  if (!row) return std::optional<StoredRoster>();
-  OUTPOST_ASSIGN_OR_RETURN(StoredRoster r, row_to_document(s, "roster"));
-  return std::optional<StoredRoster>(std::move(r));
+  return get_document(*db_, "rosters", "roster", version);
 }
 
-Result<std::vector<std::uint64_t>> Store::roster_versions() {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT version FROM rosters ORDER BY version"));
-  std::vector<std::uint64_t> out;
-  while (true) {
-    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back(static_cast<std::uint64_t>(s.int64(0)));
-  }
-  return out;
-}
+Result<std::vector<std::uint64_t>> Store::roster_versions() { return document_versions(*db_, "rosters"); }
 
 Status Store::add_terminal(const Terminal& t, const crypto::Hash32& token_hash) {
   OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO terminals(name, role, token_hash, "
@@ -789,74 +798,24 @@ Status Store::put_checkpoints(const std::vector<StoredSigned>& rows) {
 
 // ==== HQ tree head sets (schema 4): table tree_heads. Kept as one block; see store.h. ====
 
-namespace {
-Result<std::optional<StoredTreeHeadSet>> read_tree_head_row(Statement& s) {
-  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-  if (!row) return std::optional<StoredTreeHeadSet>();
-  StoredTreeHeadSet t;
-  t.version = static_cast<std::uint64_t>(s.int64(0));
-  t.body = s.blob(1);
-  if (!to_array(s.blob(2), t.sig)) return Status::corruption("stored tree head set row is damaged");
-  return std::optional<StoredTreeHeadSet>(std::move(t));
-}
-}  // namespace
-
 Status Store::put_tree_head_set(std::uint64_t version, sync::ByteView body,
                                 const crypto::Signature& sig) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      Statement s, db_->prepare("INSERT INTO tree_heads(version, body, sig) VALUES(?1, ?2, ?3)"));
-  s.bind(1, static_cast<std::int64_t>(version)).bind_blob(2, body).bind_blob(3, bv(sig));
-  Status st = s.run();
-  if (st.code() == Code::kInvalidArgument) {
-    return Status::invalid("tree head set v" + std::to_string(version) + " is already stored");
-  }
-  return st;
+  return put_document(*db_, "tree_heads", "tree head set", version, body, sig);
 }
 
 Result<std::optional<StoredTreeHeadSet>> Store::latest_tree_head_set() {
-  OUTPOST_ASSIGN_OR_RETURN(
-      Statement s,
-      db_->prepare("SELECT version, body, sig FROM tree_heads ORDER BY version DESC LIMIT 1"));
-  return read_tree_head_row(s);
+  return latest_document(*db_, "tree_heads", "tree head set");
 }
 
 Result<std::optional<StoredTreeHeadSet>> Store::get_tree_head_set(std::uint64_t version) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      Statement s, db_->prepare("SELECT version, body, sig FROM tree_heads WHERE version=?1"));
-  s.bind(1, static_cast<std::int64_t>(version));
-  return read_tree_head_row(s);
+  return get_document(*db_, "tree_heads", "tree head set", version);
 }
 
-Result<std::vector<std::uint64_t>> Store::tree_head_set_versions() {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s,
-                           db_->prepare("SELECT version FROM tree_heads ORDER BY version"));
-  std::vector<std::uint64_t> out;
-  while (true) {
-    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back(static_cast<std::uint64_t>(s.int64(0)));
-  }
-  return out;
-}
+Result<std::vector<std::uint64_t>> Store::tree_head_set_versions() { return document_versions(*db_, "tree_heads"); }
 
 // ==== end of HQ tree head sets ====
 
 Status Store::checkpoint_wal() { return db_->exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
-
-namespace {
-// Makes a new directory entry (a file just created or renamed in `path`'s directory) durable.
-Status sync_parent_dir(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error("cannot open directory " + dir + ": " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::io_error("cannot fsync directory " + dir + ": " + std::strerror(err));
-  return Status::ok();
-}
-}  // namespace
 
 Status Store::backup_to(const std::string& path,
                         const std::vector<std::pair<std::string, std::string>>& meta_in_copy) {
@@ -887,7 +846,7 @@ Status Store::backup_to(const std::string& path,
     return Status::ok();
   };
   Status st = finish();
-  if (st.is_ok()) st = sync_parent_dir(path);
+  if (st.is_ok()) st = fsync_parent_dir(path);
   if (!st.is_ok()) {
     ::unlink(path.c_str());
     ::unlink((path + "-wal").c_str());

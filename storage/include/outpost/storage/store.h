@@ -48,13 +48,16 @@ struct PinAttempts {
 };
 
 // An HQ-signed, versioned document as stored: its canonical body and the root's signature
-// (a roster, docs/roster-format.md, or program rules, docs/program-rules.md).
+// (a roster, docs/roster-format.md; program rules, docs/program-rules.md; a tree head set,
+// docs/audit-bundle.md). Tables rosters, rules and tree_heads share this shape.
 struct StoredDocument {
   std::uint64_t version = 0;
   sync::Bytes body;
   crypto::Signature sig{};
 };
 using StoredRoster = StoredDocument;
+// An HQ tree head set as stored (docs/audit-bundle.md, "Tree head set").
+using StoredTreeHeadSet = StoredDocument;
 
 // A signed record keyed by (origin, seq): an HQ checkpoint or a piece of equivocation evidence.
 struct StoredSigned {
@@ -64,13 +67,7 @@ struct StoredSigned {
   crypto::Signature sig{};
 };
 
-// An HQ tree head set as stored: its canonical body and the root's signature
-// (docs/audit-bundle.md, "Tree head set").
-struct StoredTreeHeadSet {
-  std::uint64_t version = 0;
-  sync::Bytes body;
-  crypto::Signature sig{};
-};
+
 
 struct StoredRequest {
   sync::NodeId origin{};
