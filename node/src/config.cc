@@ -92,13 +92,22 @@ Status get_int(const toml::table& t, const char* key, const std::string& where, 
   return Status::ok();
 }
 
-Status get_rebalance(const toml::table& t, RebalanceConfig& out) {
-  auto* n = t.get("rebalance");
-  if (!n) return Status::ok();
+// The optional table `name` of `t` with no key outside `allowed`; nullptr when absent.
+Result<const toml::table*> optional_table(const toml::table& t, const char* name, const std::set<std::string>& allowed) {
+  auto* n = t.get(name);
+  if (!n) return static_cast<const toml::table*>(nullptr);
   auto* sub = n->as_table();
-  if (!sub) return Status::invalid("config: 'rebalance' must be a table");
-  OUTPOST_RETURN_IF_ERROR(unknown_keys(
-      *sub, {"enabled", "interval_ms", "idle_ms", "recent_ms", "keep_percent", "members_per_tick"}, "rebalance."));
+  if (!sub) return Status::invalid(std::string("config: '") + name + "' must be a table");
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(*sub, allowed, std::string(name) + "."));
+  return static_cast<const toml::table*>(sub);
+}
+
+Status get_rebalance(const toml::table& t, RebalanceConfig& out) {
+  OUTPOST_ASSIGN_OR_RETURN(const toml::table* sub,
+                           optional_table(t, "rebalance",
+                                          {"enabled", "interval_ms", "idle_ms", "recent_ms", "keep_percent",
+                                           "members_per_tick"}));
+  if (!sub) return Status::ok();
   if (auto* e = sub->get("enabled")) {
     auto v = e->value<bool>();
     if (!e->is_boolean() || !v) return Status::invalid("config: 'rebalance.enabled' must be true or false");
@@ -114,11 +123,8 @@ Status get_rebalance(const toml::table& t, RebalanceConfig& out) {
 }
 
 Status get_checkpoint(const toml::table& t, CheckpointConfig& out) {
-  auto* n = t.get("checkpoint");
-  if (!n) return Status::ok();
-  auto* sub = n->as_table();
-  if (!sub) return Status::invalid("config: 'checkpoint' must be a table");
-  OUTPOST_RETURN_IF_ERROR(unknown_keys(*sub, {"interval_ms"}, "checkpoint."));
+  OUTPOST_ASSIGN_OR_RETURN(const toml::table* sub, optional_table(t, "checkpoint", {"interval_ms"}));
+  if (!sub) return Status::ok();
   OUTPOST_RETURN_IF_ERROR(get_int(*sub, "interval_ms", "checkpoint.", 0, 86'400'000, out.interval_ms));
   if (out.interval_ms != 0 && out.interval_ms < 100) {
     return Status::invalid("config: 'checkpoint.interval_ms' must be 0 (off) or 100..86400000");
