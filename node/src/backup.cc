@@ -104,6 +104,7 @@ Result<Json> backup_data_dir(const std::string& dir, const std::string& out_file
   if (!id.is_ok()) return Status::corruption("data dir " + dir + " has a damaged node id");
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, (*copy)->head(*id));
   OUTPOST_ASSIGN_OR_RETURN(std::uint64_t ops, (*copy)->op_count());
+  OUTPOST_RETURN_IF_ERROR((*copy)->make_single_file());  // reading it opened it in WAL mode
   copy->reset();
   std::error_code ec;
   const auto bytes = fs::file_size(out_file, ec);

@@ -817,6 +817,8 @@ Result<std::vector<std::uint64_t>> Store::tree_head_set_versions() { return docu
 
 Status Store::checkpoint_wal() { return db_->exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
 
+Status Store::make_single_file() { return db_->exec("PRAGMA journal_mode=DELETE"); }
+
 Status Store::backup_to(const std::string& path,
                         const std::vector<std::pair<std::string, std::string>>& meta_in_copy) {
   struct stat sb {};
@@ -842,8 +844,7 @@ Status Store::backup_to(const std::string& path,
       OUTPOST_RETURN_IF_ERROR(s.run());
     }
     OUTPOST_RETURN_IF_ERROR(txn.commit());
-    OUTPOST_RETURN_IF_ERROR(copy->exec("PRAGMA journal_mode=DELETE"));
-    return Status::ok();
+    return copy->exec("PRAGMA journal_mode=DELETE");
   };
   Status st = finish();
   if (st.is_ok()) st = fsync_parent_dir(path);

@@ -457,6 +457,13 @@ TEST_F(IdentityTest, RestoredStoreSignsNothingUntilItHasItsOwnNewerOpsBackThenCo
   }
   // A backup never overwrites a file.
   EXPECT_EQ(backup_data_dir(store_, backup).status().code(), Code::kInvalidArgument);
+  // The backup is one self-contained file: no WAL beside it, rollback-journal format (SQLite
+  // header bytes 18 and 19 are 1; 2 would mean WAL).
+  EXPECT_FALSE(std::filesystem::exists(backup + "-wal"));
+  const std::string header = test::read_file(backup).substr(0, 20);
+  ASSERT_EQ(header.size(), 20u);
+  EXPECT_EQ(header[18], 1);
+  EXPECT_EQ(header[19], 1);
 
   auto restored = restore_data_dir(store_, backup, clock_);
   ASSERT_TRUE(restored.is_ok()) << restored.status().to_string();

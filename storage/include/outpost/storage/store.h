@@ -159,6 +159,10 @@ class Store {
   // fsync'd). kInvalidArgument if `path` exists; kIoError if it cannot be written (a partial
   // copy is removed).
   Status backup_to(const std::string& path, const std::vector<std::pair<std::string, std::string>>& meta_in_copy);
+  // Copies the WAL into the database file and switches this connection's database to rollback-
+  // journal mode, so that the file alone is the whole database (a backup that was opened as a
+  // Store to read it). The next Store::open switches it back to WAL.
+  Status make_single_file();
 
   // --- HQ-signed rosters: every accepted version is kept (audits, later peers) ---
   // Stores a roster the caller has verified (sync::verify_roster) and found newer. kInvalidArgument
