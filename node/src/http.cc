@@ -5,6 +5,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <mutex>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -91,9 +92,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpHandler handler;
   std::atomic<std::size_t> connections{0};
   bool closed = false;
-  // Sessions waiting for a request (io thread only). close() cancels their reads so that idle
-  // keep-alive connections close at once instead of holding up a shutdown until their deadline.
+  // Sessions waiting for a request. close() cancels their reads so that idle keep-alive
+  // connections close at once instead of holding up a shutdown until their deadline. Guarded by
+  // reading_mu: a session may end on another thread than the io thread (its last reference can
+  // be a Responder copy in a ledger worker task whose client went away meanwhile).
+  std::mutex reading_mu;
   std::unordered_set<Session*> reading;
+  void set_reading(Session* s, bool on) {
+    std::lock_guard<std::mutex> lock(reading_mu);
+    if (on) {
+      reading.insert(s);
+    } else {
+      reading.erase(s);
+    }
+  }
 
   void accept();
 };
@@ -110,7 +122,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   ~Session() {
-    server_->reading.erase(this);
+    server_->set_reading(this, false);
     server_->connections--;
   }
 
@@ -121,7 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read() {
     if (server_->closed) return close();
-    server_->reading.insert(this);
+    server_->set_reading(this, true);
     parser_.emplace();
     parser_->body_limit(limits::kHttpBodyBytesMax);
     parser_->header_limit(kHeaderBytesMax);
@@ -131,7 +143,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec) {
-    server_->reading.erase(this);
+    server_->set_reading(this, false);
     if (ec == http::error::end_of_stream) return close();
     if (ec == http::error::body_limit) {
       keep_alive_ = false;
@@ -262,7 +274,12 @@ void HttpServer::close() {
   impl_->closed = true;
   beast::error_code ec;
   impl_->acceptor.close(ec);
-  std::vector<Session*> idle(impl_->reading.begin(), impl_->reading.end());
+  // Every session in `reading` has a read pending, which holds a reference to it: alive here.
+  std::vector<Session*> idle;
+  {
+    std::lock_guard<std::mutex> lock(impl_->reading_mu);
+    idle.assign(impl_->reading.begin(), impl_->reading.end());
+  }
   for (Session* s : idle) s->cancel_read();
 }
 

@@ -349,9 +349,11 @@ TEST_F(TuiChainTest, OverviewShowsNodesLaggingStoreAndMemberRightsPerNode) {
   tmux.keys({"Enter"});
   bool member = tmux.wait_screen(
       [](const std::string& s) {
+        // The whole view, down to the ops list: a capture can catch a screen half drawn.
         return s.find("Escrow rights per node") != std::string::npos &&
                line_with(s, "  store-1   ").find("100.00") != std::string::npos &&
-               line_with(s, "  hq   ").find("20.00") != std::string::npos;
+               line_with(s, "  hq   ").find("20.00") != std::string::npos && s.find("Recent ops") != std::string::npos &&
+               (s.find("store-1:3") != std::string::npos || s.find("  none") != std::string::npos);
       },
       &screen);
   ASSERT_TRUE(member) << "screen:\n" << screen;
