@@ -1079,17 +1079,23 @@ Status Ledger::check_fence(std::uint64_t own_head_seq) const {
 
 Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer) {
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
-  if (own_seq_at_peer > own_seq_floor_) {
+  // A HELLO's vector is only a claim. HQ's is trusted to fence a store; any peer's may fence HQ
+  // (stores are where HQ's own ops also live). A rogue store claiming a seq it cannot deliver can
+  // thus not stop another store from signing; it only raises the alert below.
+  const bool trusted = peer_is_hq || is_hq_;
+  if (trusted && own_seq_at_peer > own_seq_floor_) {
     OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, std::to_string(own_seq_at_peer)));
     own_seq_floor_ = own_seq_at_peer;
   }
   if (own_seq_at_peer > head.seq) {
     raise_alert("own_seq_behind", sync::id_hex(node_id_),
-                peer_name + " holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
+                peer_name + " says it holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
                     ", this node only up to " + std::to_string(head.seq) +
-                    ": restored from an older copy? It signs nothing until it has them back");
-    log(LogLevel::kWarn, "a peer holds more of this node's own ops; signing is fenced until they are back",
-        {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)}});
+                    (trusted ? ": restored from an older copy? It signs nothing until it has them back"
+                             : ": restored from an older copy, or a false claim (not HQ: not fenced on it)"));
+    log(LogLevel::kWarn, "a peer holds more of this node's own ops",
+        {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)},
+         {"fenced", trusted ? "yes" : "no"}});
   }
   if (awaiting_peer_ && (peer_is_hq || is_hq_)) {
     OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));

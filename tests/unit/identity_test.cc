@@ -515,9 +515,14 @@ TEST_F(IdentityTest, CopyPutBackWithoutRestoreIsFencedOnceAPeerShowsItHoldsMore)
   enroll(store_, "store-1");
   auto store = open(store_);
   make_ops(*store, 2);
-  // A peer says it holds seq 4 of ours (e.g. the database was copied back by hand).
-  ASSERT_TRUE(store->observe_peer_hello("store-2", false, 4).is_ok());
   auto member = store->resolve_member("40000001");
+  // Another store claims it holds seq 4 of ours: only an alert (a rogue store could claim seqs
+  // it can never deliver and stop this store for good).
+  ASSERT_TRUE(store->observe_peer_hello("store-2", false, 4).is_ok());
+  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+  EXPECT_EQ(store->store().recent_alerts(10)->front().kind, "own_seq_behind");
+  // HQ says so (e.g. the database was copied back by hand): fenced.
+  ASSERT_TRUE(store->observe_peer_hello("hq-central", true, 4).is_ok());
   EXPECT_EQ(store->topup(new_request_id(), *member, 100, "").status().code(), Code::kUnavailable);
   // The floor is persisted: a restart does not lift it.
   store.reset();

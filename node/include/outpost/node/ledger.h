@@ -277,8 +277,9 @@ class Ledger {
   // newest ops, which its peers hold. This "seq fence" keeps it from signing until it knows:
   //  - a database restored with `outpost restore` is marked; it signs nothing until it has heard
   //    from HQ (an HQ node: from any peer) which of its own ops the chain holds;
-  //  - whenever a peer's HELLO shows more of this node's own ops than it holds (a copy restored
-  //    by other means), it signs nothing until it has ingested them back.
+  //  - whenever HQ's HELLO (at HQ: any peer's) shows more of this node's own ops than it holds
+  //    (a copy restored by other means), it signs nothing until it has ingested them back. Other
+  //    peers' claims only raise an alert: a rogue store could claim seqs it cannot deliver.
   // Both are persisted, so a restart does not lift them. Every op this node would sign is
   // refused with kUnavailable and a message for the operator while fenced.
   Status check_fence(std::uint64_t own_head_seq) const;
