@@ -1,7 +1,7 @@
 // Noise (crypto/src/noise.cc): XX and IK handshakes between two in-memory parties, transport
 // ciphers, failure paths (tampering, replay, reordering, wrong prologue or key, nonce
 // exhaustion), HMAC-BLAKE2b against an independent RFC 2104 computation, and the published
-// test vectors from ../shared when present.
+// test vectors in tests/vectors/noise (a missing file fails the test).
 #include <gtest/gtest.h>
 #include <sodium.h>
 
@@ -557,12 +557,10 @@ TEST_F(NoiseTest, FixedEphemeralMakesHandshakeDeterministic) {
 // The published vectors (Noise wiki format) for the two protocols Outpost implements, run
 // through the same API a link uses: every handshake and transport ciphertext, and the hash.
 TEST_F(NoiseTest, PublishedXxAndIkVectorsMatchByteForByte) {
-  const std::filesystem::path path = std::filesystem::path(OUTPOST_SOURCE_DIR) / ".." / "shared" /
-                                     "vectors" / "noise" / "cacophony.txt";
-  if (!std::filesystem::exists(path)) {
-    GTEST_SKIP() << "Noise test vectors not found at " << path.string()
-                 << " (they live beside the repository in ../shared)";
-  }
+  const std::filesystem::path path =
+      std::filesystem::path(OUTPOST_SOURCE_DIR) / "tests" / "vectors" / "noise" / "cacophony.txt";
+  ASSERT_TRUE(std::filesystem::exists(path))
+      << "Noise test vectors missing: " << path.string() << " (see tests/vectors/noise/README.md)";
   nlohmann::json doc;
   try {
     std::ifstream in(path);
