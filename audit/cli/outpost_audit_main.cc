@@ -141,12 +141,14 @@ int run_consistency(const ConsistencyArgs& a, const outpost::crypto::PublicKey& 
     }
     return h;
   };
+  // A record that is not root-signed makes the pair unproven (1); anything else is bad input (2).
+  auto failed = [](const outpost::Status& st) {
+    return st.code() == outpost::Code::kPermission ? kExitFindings : kExitUsage;
+  };
   auto old = read_heads(a.old_file, "OLD");
-  if (!old.is_ok()) return old.status().code() == outpost::Code::kPermission ? kExitFindings
-                                                                            : kExitUsage;
+  if (!old.is_ok()) return failed(old.status());
   auto now = read_heads(a.new_file, "NEW");
-  if (!now.is_ok()) return now.status().code() == outpost::Code::kPermission ? kExitFindings
-                                                                            : kExitUsage;
+  if (!now.is_ok()) return failed(now.status());
   outpost::Result<std::vector<audit::ConsistencyProof>> proofs =
       std::vector<audit::ConsistencyProof>();
   if (!a.bundle.empty()) {

@@ -29,6 +29,13 @@ bool has_magic(sync::ByteView body, const std::array<std::uint8_t, 4>& magic) {
   return body.size() >= magic.size() && std::equal(magic.begin(), magic.end(), body.begin());
 }
 
+// A record that fails to verify: kPermission when its signature does not verify (altered bytes),
+// kInvalidArgument for anything else (it does not decode).
+Status head_error(const Status& st, const std::string& what) {
+  return Status(st.code() == Code::kPermission ? Code::kPermission : Code::kInvalidArgument,
+                what + ": " + st.message());
+}
+
 // Reads every record of the file and keeps what each states: a checkpoint or a tree head set.
 struct HeadRecords {
   std::vector<sync::SignedCheckpoint> checkpoints;
@@ -53,19 +60,17 @@ Result<HeadRecords> read_head_records(const std::string& path, const crypto::Pub
     const crypto::ByteView sig(frame->sig);
     if (cp) {
       auto c = sync::verify_checkpoint(frame->body, sig, root);
-      if (!c.is_ok()) return Status(c.status().code() == Code::kPermission ? Code::kPermission
-                                                                           : Code::kInvalidArgument,
-                                    what + ": " + c.status().message());
+      if (!c.is_ok()) return head_error(c.status(), what);
       out.checkpoints.push_back(std::move(c).value());
     } else {
       auto s = sync::verify_tree_head_set(frame->body, sig, root);
-      if (!s.is_ok()) return Status(s.status().code() == Code::kPermission ? Code::kPermission
-                                                                           : Code::kInvalidArgument,
-                                    what + ": " + s.status().message());
+      if (!s.is_ok()) return head_error(s.status(), what);
       out.sets.push_back(std::move(s).value());
     }
   }
-  if (out.checkpoints.empty() && out.sets.empty()) return Status::invalid(path + " holds no record");
+  if (out.checkpoints.empty() && out.sets.empty()) {
+    return Status::invalid(path + " holds no record");
+  }
   if (!out.checkpoints.empty() && !out.sets.empty()) {
     return Status::invalid(path + " holds both checkpoints and tree head sets: give one kind");
   }
@@ -118,8 +123,8 @@ Result<SignedHeads> largest_checkpoint(const std::string& path,
   SignedHeads h;
   h.network_id = best->cp.network_id;
   h.issued_ms = best->cp.issued.wall_ms;
-  h.heads.push_back(sync::TreeHead{best->cp.origin, best->cp.tree_size, best->cp.root,
-                                   best->cp.head_hash});
+  h.heads.push_back(
+      sync::TreeHead{best->cp.origin, best->cp.tree_size, best->cp.root, best->cp.head_hash});
   return h;
 }
 
@@ -132,8 +137,7 @@ const sync::TreeHead* find_head(const SignedHeads& h, const NodeId& origin) {
 
 // The leaf hashes of ops 1 .. n of `origin` in the bundle, or nullopt when it lacks one.
 std::optional<std::vector<Hash32>> bundle_leaves(const std::string& dir,
-                                                 const internal::OriginEntry& e,
-                                                 std::uint64_t n) {
+                                                 const internal::OriginEntry& e, std::uint64_t n) {
   auto data = read_whole_file(internal::bundle_path(dir, e.file), bundle::kBinaryFileBytesMax);
   if (!data.is_ok()) return std::nullopt;
   std::vector<Hash32> leaves;
@@ -179,13 +183,15 @@ std::string check_origin(const sync::TreeHead& o, const SignedHeads& now,
     return c.origin == o.origin && c.old_size == o.tree_size && c.new_size == n->tree_size;
   });
   if (p == proofs.end()) {
-    return "origin " + hex + ": no consistency proof from " + std::to_string(o.tree_size) +
-           " to " + std::to_string(n->tree_size) + " ops (the proof file lacks it, or the "
+    return "origin " + hex + ": no consistency proof from " + std::to_string(o.tree_size) + " to " +
+           std::to_string(n->tree_size) +
+           " ops (the proof file lacks it, or the "
            "bundle lacks the ops)";
   }
   if (!sync::merkle_verify_consistency(o.tree_size, n->tree_size, o.root, n->root, p->path)) {
     return "origin " + hex + ": the consistency proof from " + std::to_string(o.tree_size) +
-           " to " + std::to_string(n->tree_size) + " ops does not verify: NEW's log does not "
+           " to " + std::to_string(n->tree_size) +
+           " ops does not verify: NEW's log does not "
            "extend OLD's (or the proof or the bundle's ops were altered)";
   }
   passed = "origin " + hex + ": " + std::to_string(n->tree_size) + " ops extend the " +

@@ -37,8 +37,8 @@ struct RawFrame {
 // Every frame of a bundle file; kCorruption when one is cut short.
 Result<std::vector<RawFrame>> read_frames(const std::string& dir, const std::string& rel,
                                           std::size_t body_max) {
-  OUTPOST_ASSIGN_OR_RETURN(auto data, read_whole_file(internal::bundle_path(dir, rel),
-                                                      bundle::kBinaryFileBytesMax));
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto data, read_whole_file(internal::bundle_path(dir, rel), bundle::kBinaryFileBytesMax));
   std::vector<RawFrame> out;
   std::size_t offset = 0;
   while (offset < data.size()) {
@@ -67,8 +67,9 @@ Result<std::pair<sync::TreeHeadSet, RawFrame>> newest_tree_head_set(const std::s
     if (set.is_ok() && (!newest || set->version > newest->first.version)) newest.emplace(*set, f);
   }
   if (!newest) {
-    return Status::not_found("the bundle holds no HQ tree head set (HQ signs one with `outpost hq "
-                             "checkpoint`)");
+    return Status::not_found(
+        "the bundle holds no HQ tree head set (HQ signs one with `outpost hq "
+        "checkpoint`)");
   }
   return std::move(*newest);
 }
@@ -93,9 +94,9 @@ Result<std::pair<std::uint64_t, RawFrame>> newest_roster(const std::string& dir,
 // The leaf hashes of ops 1 .. tree_size of one origin's file and the frame of op `seq`;
 // kCorruption when one is missing.
 Result<std::pair<std::vector<Hash32>, RawFrame>> log_leaves(const std::string& dir,
-                                                           const internal::OriginEntry& entry,
-                                                           std::uint64_t tree_size,
-                                                           std::uint64_t seq) {
+                                                            const internal::OriginEntry& entry,
+                                                            std::uint64_t tree_size,
+                                                            std::uint64_t seq) {
   OUTPOST_ASSIGN_OR_RETURN(auto ops, read_frames(dir, entry.file, limits::kOpSignedBytesMax));
   std::vector<Hash32> leaves(tree_size);
   std::vector<bool> have(tree_size, false);
@@ -132,8 +133,9 @@ Result<Json> prove_inclusion(const std::string& dir, const sync::NodeId& origin,
   }
   if (!entry->error.empty()) return Status::invalid("manifest: " + entry->error);
   if (entry->prefix_size != 0) {
-    return Status::unsupported("inclusion proofs need a complete bundle (this one covers a date "
-                               "range); export without --from/--to");
+    return Status::unsupported(
+        "inclusion proofs need a complete bundle (this one covers a date "
+        "range); export without --from/--to");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto set, newest_tree_head_set(dir));
   const sync::TreeHead* head = set.first.find(origin);
@@ -142,7 +144,8 @@ Result<Json> prove_inclusion(const std::string& dir, const sync::NodeId& origin,
     return Status::not_found("tree head set v" + std::to_string(set.first.version) +
                              ", the newest in the bundle, covers " + std::to_string(tree_size) +
                              " ops of origin " + sync::id_hex(origin) + ", not seq " +
-                             std::to_string(seq) + "; HQ signs a new one with `outpost hq "
+                             std::to_string(seq) +
+                             "; HQ signs a new one with `outpost hq "
                              "checkpoint`");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto log, log_leaves(dir, *entry, tree_size, seq));
@@ -197,9 +200,10 @@ Result<ProofParts> parse_proof(const Json& proof) {
     return Status::invalid("not an " + std::string(bundle::kProofFormat) + " document");
   }
   if (proof.value("version", 0) == 1) {
-    return Status::unsupported("proof version 1 carries a checkpoint, which names no roster, so "
-                               "the revocations it is checked against cannot be pinned; make a "
-                               "new proof with `outpost-audit prove`");
+    return Status::unsupported(
+        "proof version 1 carries a checkpoint, which names no roster, so "
+        "the revocations it is checked against cannot be pinned; make a "
+        "new proof with `outpost-audit prove`");
   }
   if (proof.value("version", 0) != kProofVersion) {
     return Status::unsupported("proof version " + proof.value("version", Json()).dump() +

@@ -1736,18 +1736,21 @@ void Verifier::finish_checks(bool roster_ok) {
 void Verifier::judge_completeness(bool roster_ok) {
   report_.allow_incomplete = opt_.allow_incomplete;
   std::string why;
-  const auto check = std::find_if(report_.checks.begin(), report_.checks.end(),
-                                  [](const CheckResult& c) { return c.name == kCompletenessCheck; });
+  const auto check =
+      std::find_if(report_.checks.begin(), report_.checks.end(),
+                   [](const CheckResult& c) { return c.name == kCompletenessCheck; });
   if (!roster_ok) {
     why = "no roster verifies under the given root key";
   } else if (check != report_.checks.end() && check->status == "failed") {
     why = "the completeness check has findings";
   } else if (tree_heads_.empty()) {
-    why = "the bundle holds no HQ-signed tree head set, so nothing says which origins and how many "
-          "ops must be present";
+    why =
+        "the bundle holds no HQ-signed tree head set, so nothing says which origins and how many "
+        "ops must be present";
   } else if (partial_) {
-    why = "a date-range bundle: an origin left out entirely cannot be told from one with no op in "
-          "the range";
+    why =
+        "a date-range bundle: an origin left out entirely cannot be told from one with no op in "
+        "the range";
   } else if (!uncovered_nodes_.empty()) {
     why = std::to_string(uncovered_nodes_.size()) + " node(s) of roster v" +
           std::to_string(roster_->version) + " (" + uncovered_nodes_.front() +

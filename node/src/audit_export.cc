@@ -254,8 +254,9 @@ Result<std::string> completeness_warning(storage::Store& store, const TrustAncho
                                          const sync::Roster* roster, bool partial) {
   OUTPOST_ASSIGN_OR_RETURN(auto newest, load_newest_tree_heads(store, anchors));
   if (!newest) {
-    return std::string("this node holds no HQ tree head set (HQ signs one with `outpost hq "
-                       "checkpoint`; a store receives it over sync)");
+    return std::string(
+        "this node holds no HQ tree head set (HQ signs one with `outpost hq "
+        "checkpoint`; a store receives it over sync)");
   }
   if (partial) return std::string("a date-range bundle never proves that no origin was removed");
   std::string missing;
@@ -711,9 +712,10 @@ std::string export_text(const Json& result) {
          " --root " + m["root_public_key"].get<std::string>() +
          "\n(take the root key from your own records, not from the bundle)\n";
   if (result.contains("completeness_warning") && result["completeness_warning"].is_string()) {
-    out += "warning: the bundle cannot prove completeness, so verify will exit 3 unless given "
-           "--allow-incomplete: " +
-           result["completeness_warning"].get<std::string>() + "\n";
+    out +=
+        "warning: the bundle cannot prove completeness, so verify will exit 3 unless given "
+        "--allow-incomplete: " +
+        result["completeness_warning"].get<std::string>() + "\n";
   }
   return out;
 }

@@ -5,10 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "../unit/test_util.h"
 #include "outpost/audit/consistency.h"
@@ -55,8 +54,8 @@ std::vector<Record> read_records(const std::string& path) {
 void write_records(const std::string& path, const std::vector<Record>& records) {
   sync::ByteWriter w;
   for (const Record& r : records) sync::write_frame(w, r.body, r.sig);
-  test::write_file(path, std::string_view(reinterpret_cast<const char*>(w.bytes().data()),
-                                          w.bytes().size()));
+  test::write_file(
+      path, std::string_view(reinterpret_cast<const char*>(w.bytes().data()), w.bytes().size()));
 }
 
 struct Chain {
@@ -99,7 +98,8 @@ class AuditProofTest : public ::testing::Test {
       if (!req.is_ok()) return req.status().to_string();
       auto enr = node::hq_enroll(ch.hq, name, sync::NodeRole::kStore, *req, 730, clock);
       if (!enr.is_ok()) return "hq_enroll: " + enr.status().to_string();
-      if (auto st = node::install_enrollment(dir, *enr); !st.is_ok()) return st.status().to_string();
+      auto installed = node::install_enrollment(dir, *enr);
+      if (!installed.is_ok()) return installed.status().to_string();
     }
     auto la = Ledger::open(ch.a, clock);
     auto lc = Ledger::open(ch.c, clock);
@@ -283,8 +283,8 @@ TEST_F(AuditProofTest, VerifyProofExitCodesAreZeroValidOneInvalidTwoMalformed) {
   auto ok = audit_cli({"verify-proof", good, "--root", c().root_hex});
   EXPECT_TRUE(ok.exit.exited_with(0)) << ok.describe();
   EXPECT_NE(ok.out.find("tree head set v3"), std::string::npos) << ok.out;
-  auto newer = audit_cli({"verify-proof", good, "--root", c().root_hex,
-                          "--min-tree-head-version", "4"});
+  auto newer =
+      audit_cli({"verify-proof", good, "--root", c().root_hex, "--min-tree-head-version", "4"});
   EXPECT_TRUE(newer.exit.exited_with(1)) << newer.describe();
   const std::string revoked = tmp_.file("revoked.json");
   test::write_file(revoked, prove(c().c_id, 3).dump());
@@ -372,8 +372,8 @@ TEST_F(ConsistencyCliTest, TamperedProofIsNotConsistent) {
 }
 
 TEST_F(ConsistencyCliTest, CheckpointsOfTwoDifferentLogsAreNotConsistent) {
-  auto r = run({first_checkpoint_file(c().a_id), first_checkpoint_file(c().c_id), "--bundle",
-                c().bundle});
+  auto r = run(
+      {first_checkpoint_file(c().a_id), first_checkpoint_file(c().c_id), "--bundle", c().bundle});
   EXPECT_TRUE(r.exit.exited_with(1)) << r.describe();
   EXPECT_NE(r.out.find("different logs"), std::string::npos) << r.out;
 }
@@ -383,8 +383,8 @@ TEST_F(ConsistencyCliTest, NewerHeadGivenFirstIsTheWrongOrder) {
   EXPECT_TRUE(r.exit.exited_with(1)) << r.describe();
   EXPECT_NE(r.out.find("wrong order"), std::string::npos) << r.out;
   const std::string hex = sync::id_hex(c().a_id);
-  auto cps = run({c().bundle + "/checkpoints.bin", first_checkpoint_file(c().a_id), "--origin",
-                  hex, "--bundle", c().bundle});
+  auto cps = run({c().bundle + "/checkpoints.bin", first_checkpoint_file(c().a_id), "--origin", hex,
+                  "--bundle", c().bundle});
   EXPECT_TRUE(cps.exit.exited_with(1)) << cps.describe();
   EXPECT_NE(cps.out.find("wrong order"), std::string::npos) << cps.out;
 }
@@ -401,8 +401,8 @@ TEST_F(ConsistencyCliTest, MalformedInputsAreUsageErrorsAndAForgedHeadIsNotConsi
   EXPECT_TRUE(run({v1, v3, "--proof", proof}).exit.exited_with(2)) << "not JSON";
   test::write_file(proof, "{\"format\": \"outpost-consistency-proof\", \"version\": 1}");
   EXPECT_TRUE(run({v1, v3, "--proof", proof}).exit.exited_with(2)) << "no proofs array";
-  EXPECT_TRUE(run({c().bundle + "/checkpoints.bin", v3, "--bundle", c().bundle})
-                  .exit.exited_with(2))
+  EXPECT_TRUE(
+      run({c().bundle + "/checkpoints.bin", v3, "--bundle", c().bundle}).exit.exited_with(2))
       << "checkpoints of several origins need --origin";
   // A head whose bytes were altered is not signed by the root: not consistent (exit 1).
   std::vector<Record> rec = read_records(v1);

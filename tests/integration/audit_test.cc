@@ -1291,8 +1291,8 @@ TEST_F(AuditTest, BundleWithAnOriginRemovedAndItsSignedHeadsEmptiedExitsThreeUnl
   // Findings still win over the flag.
   test::write_file(b + "/balances.json", "{");
   rehash(b);
-  EXPECT_TRUE(audit_cli({"verify", b, "--root", h().root_hex, "--allow-incomplete"})
-                  .exit.exited_with(1));
+  EXPECT_TRUE(
+      audit_cli({"verify", b, "--root", h().root_hex, "--allow-incomplete"}).exit.exited_with(1));
 }
 
 TEST_F(AuditTest, HqBundleProvesCompletenessOnlyAfterHqCheckpoint) {

@@ -19,7 +19,7 @@ namespace outpost::audit {
 // A signed head read from a file: one checkpoint (one origin) or one tree head set (every origin
 // HQ knew), verified under the root key.
 struct SignedHeads {
-  bool is_set = false;             // a tree head set, else a checkpoint
+  bool is_set = false;  // a tree head set, else a checkpoint
   sync::NetworkId network_id{};
   std::uint64_t version = 0;         // the set's version (0 for a checkpoint)
   std::uint64_t roster_version = 0;  // the roster the set names (0 for a checkpoint)
