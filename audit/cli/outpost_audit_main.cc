@@ -1,16 +1,19 @@
 // `outpost-audit`: verifies an Outpost audit bundle offline with the chain's root public key
 // alone (docs/audit-bundle.md). Exit codes: 0 clean (or the command succeeded), 1 findings (or an
-// invalid proof, or nothing to prove), 2 usage error or a bundle that cannot be read at all.
+// invalid proof, inconsistent heads, or nothing to prove), 2 usage error or an input that cannot
+// be read as what it should be, 3 (`verify`) no findings but completeness not proven.
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 
+#include "outpost/audit/consistency.h"
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
@@ -66,6 +69,105 @@ int print_status_error(const std::string& what, const Status& st) {
   return kExitUsage;
 }
 
+// Reads and parses a JSON file of at most kJsonFileBytesMax; prints why and returns nullopt when
+// it cannot.
+std::optional<Json> read_json_file(const std::string& path, const std::string& what) {
+  auto data = outpost::audit::read_whole_file(path, outpost::sync::bundle::kJsonFileBytesMax);
+  if (!data.is_ok()) {
+    print_status_error("cannot read the " + what, data.status());
+    return std::nullopt;
+  }
+  try {
+    return Json::parse(data->begin(), data->end());
+  } catch (const std::exception& e) {
+    usage_error(path + " is not JSON: " + e.what());
+    return std::nullopt;
+  }
+}
+
+// Prints each passed check as "ok", the failure as "FAIL", then `verdict_ok` or `verdict_bad`.
+void print_checks(const std::vector<std::string>& checks, bool valid, const std::string& failure,
+                  const char* verdict_ok, const char* verdict_bad) {
+  for (const auto& c : checks) std::cout << "ok    " << c << "\n";
+  if (!valid) std::cout << "FAIL  " << failure << "\n";
+  std::cout << (valid ? verdict_ok : verdict_bad) << "\n";
+}
+
+// `verify-proof PROOF --root KEY`: 0 valid, 1 invalid, 2 unreadable or not a proof document.
+int run_verify_proof(const std::string& proof_file, const outpost::crypto::PublicKey& root,
+                     std::uint64_t min_tree_head_version, bool json) {
+  auto doc = read_json_file(proof_file, "proof");
+  if (!doc) return kExitUsage;
+  auto r = outpost::audit::verify_inclusion_proof(*doc, root, min_tree_head_version);
+  if (!r.is_ok()) return print_status_error("not a proof", r.status());
+  if (json) {
+    std::cout << Json{{"valid", r->valid},
+                      {"checks", r->checks},
+                      {"failure", r->failure},
+                      {"tree_head_version", r->tree_head_version},
+                      {"tree_head_issued_ms", r->tree_head_issued_ms},
+                      {"tree_head_roster_version", r->tree_head_roster_version},
+                      {"roster_version", r->roster_version}}
+                     .dump()
+              << "\n";
+  } else {
+    print_checks(r->checks, r->valid, r->failure, "PROOF VALID", "PROOF INVALID");
+  }
+  return r->valid ? kExitClean : kExitFindings;
+}
+
+struct ConsistencyArgs {
+  std::string old_file, new_file, proof_file, bundle, origin_hex;
+  bool json = false;
+};
+
+// `consistency OLD NEW`: 0 consistent; 1 not consistent, or a head not signed by the root key;
+// 2 usage error, or a file that is not what it should be.
+int run_consistency(const ConsistencyArgs& a, const outpost::crypto::PublicKey& root) {
+  namespace audit = outpost::audit;
+  if (a.proof_file.empty() == a.bundle.empty()) {
+    return usage_error("give the proof with exactly one of --proof FILE or --bundle DIR");
+  }
+  std::optional<outpost::sync::NodeId> origin;
+  if (!a.origin_hex.empty()) {
+    auto id = outpost::sync::parse_id(a.origin_hex);
+    if (!id.is_ok()) return usage_error("--origin must be 32 hex digits");
+    origin = *id;
+  }
+  auto read_heads = [&](const std::string& path, const char* which) {
+    auto h = audit::read_signed_heads(path, root, origin);
+    if (!h.is_ok()) {
+      std::cerr << "outpost-audit: " << which << ": " << h.status().message() << "\n";
+    }
+    return h;
+  };
+  // A record that is not root-signed makes the pair unproven (1); anything else is bad input (2).
+  auto failed = [](const outpost::Status& st) {
+    return st.code() == outpost::Code::kPermission ? kExitFindings : kExitUsage;
+  };
+  auto old = read_heads(a.old_file, "OLD");
+  if (!old.is_ok()) return failed(old.status());
+  auto now = read_heads(a.new_file, "NEW");
+  if (!now.is_ok()) return failed(now.status());
+  outpost::Result<std::vector<audit::ConsistencyProof>> proofs =
+      std::vector<audit::ConsistencyProof>();
+  if (!a.bundle.empty()) {
+    proofs = audit::consistency_proofs_from_bundle(a.bundle, *old, *now);
+  } else if (auto doc = read_json_file(a.proof_file, "proof")) {
+    proofs = audit::parse_consistency_proofs(*doc);
+  } else {
+    return kExitUsage;
+  }
+  if (!proofs.is_ok()) return print_status_error("cannot use the proof", proofs.status());
+  const audit::ConsistencyResult r = audit::check_consistency(*old, *now, *proofs, origin);
+  if (a.json) {
+    std::cout << audit::consistency_json(*old, *now, *proofs, r).dump(2) << "\n";
+  } else {
+    print_checks(r.checks, r.valid, r.failure, "CONSISTENT", "NOT CONSISTENT");
+  }
+  return r.valid ? kExitClean : kExitFindings;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,11 +178,13 @@ int main(int argc, char** argv) {
   CLI::App app{"outpost-audit: verify an Outpost audit bundle offline, with the chain's root "
                "public key alone"};
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 clean, 1 findings (or an invalid proof), 2 usage error or unreadable "
-             "bundle. Bundle format and every check: docs/audit-bundle.md.");
+  app.footer("Exit codes: 0 clean, 1 findings (or an invalid proof, or inconsistent heads), 2 "
+             "usage error or unreadable input, 3 (verify) no findings but completeness not proven "
+             "(--allow-incomplete accepts it). Bundle format and every check: "
+             "docs/audit-bundle.md.");
 
   std::string bundle, root_text, member, op_ref, proof_file;
-  bool json = false, no_progress = false;
+  bool json = false, no_progress = false, allow_incomplete = false;
   unsigned workers = std::max(1u, std::min(std::thread::hardware_concurrency(),
                                            outpost::audit::kWorkersMax));
   auto add_root = [&](CLI::App* c, bool required) {
@@ -98,6 +202,10 @@ int main(int argc, char** argv) {
   verify->add_option("--workers", workers, "signature-verification threads (default: cores)")
       ->check(CLI::Range(1u, outpost::audit::kWorkersMax));
   verify->add_flag("--no-progress", no_progress, "no progress output on stderr");
+  verify->add_flag("--allow-incomplete", allow_incomplete,
+                   "exit 0 (not 3) for a bundle without findings whose completeness is not "
+                   "proven (no HQ tree head set, a date range, nodes enrolled after the newest "
+                   "set); the report still says so");
 
   auto* explain = app.add_subcommand("explain", "show how a member's balance follows from its ops");
   explain->add_option("BUNDLE", bundle, "bundle directory")->required();
@@ -115,6 +223,30 @@ int main(int argc, char** argv) {
   verify_proof->add_option("PROOF", proof_file, "proof file written by prove")->required();
   add_root(verify_proof, true);
   verify_proof->add_flag("--json", json, "print the result as JSON");
+  std::uint64_t min_tree_head_version = 0;
+  verify_proof->add_option("--min-tree-head-version", min_tree_head_version,
+                           "refuse a proof against a tree head set older than this version (the "
+                           "newest you know HQ signed)");
+
+  ConsistencyArgs cons;
+  auto* consistency = app.add_subcommand(
+      "consistency", "check that NEW's signed heads extend OLD's (RFC 6962 consistency proofs)");
+  consistency->add_option("OLD", cons.old_file,
+                          "the older signed head: a file of signed records (a bundle's "
+                          "tree_heads.bin or checkpoints.bin, or one record of them)")
+      ->required();
+  consistency->add_option("NEW", cons.new_file, "the newer signed head, in the same form")
+      ->required();
+  add_root(consistency, true);
+  consistency->add_option("--proof", cons.proof_file,
+                          "consistency proof file (a saved --json result of this command)");
+  consistency->add_option("--bundle", cons.bundle,
+                          "compute the proofs from this bundle's ops instead (need not be trusted)");
+  consistency->add_option("--origin", cons.origin_hex,
+                          "compare this origin only (32 hex digits); picks its checkpoint from a "
+                          "checkpoints file");
+  consistency->add_flag("--json", cons.json,
+                        "print the result as JSON (a consistency proof document)");
 
   try {
     app.parse(argc, argv);
@@ -149,27 +281,8 @@ int main(int argc, char** argv) {
     root = *key;
   }
 
-  if (*verify_proof) {
-    auto data = outpost::audit::read_whole_file(proof_file, outpost::sync::bundle::kJsonFileBytesMax);
-    if (!data.is_ok()) return print_status_error("cannot read the proof", data.status());
-    Json doc;
-    try {
-      doc = Json::parse(data->begin(), data->end());
-    } catch (const std::exception& e) {
-      return usage_error(proof_file + " is not JSON: " + e.what());
-    }
-    auto r = outpost::audit::verify_inclusion_proof(doc, root);
-    if (!r.is_ok()) return print_status_error("not a proof", r.status());
-    if (json) {
-      std::cout << Json{{"valid", r->valid}, {"checks", r->checks}, {"failure", r->failure}}.dump()
-                << "\n";
-    } else {
-      for (const auto& c : r->checks) std::cout << "ok    " << c << "\n";
-      if (!r->valid) std::cout << "FAIL  " << r->failure << "\n";
-      std::cout << (r->valid ? "PROOF VALID\n" : "PROOF INVALID\n");
-    }
-    return r->valid ? kExitClean : kExitFindings;
-  }
+  if (*verify_proof) return run_verify_proof(proof_file, root, min_tree_head_version, json);
+  if (*consistency) return run_consistency(cons, root);
 
   outpost::audit::VerifyOptions options;
   options.workers = workers;
@@ -222,9 +335,10 @@ int main(int argc, char** argv) {
   }
 
   options.root = root;
+  options.allow_incomplete = allow_incomplete;
   auto report = outpost::audit::verify_bundle(bundle, options);
   if (!report.is_ok()) return print_status_error("cannot read the bundle", report.status());
   std::cout << (json ? outpost::audit::report_json(*report).dump(2) + "\n"
                      : outpost::audit::report_text(*report));
-  return report->clean() ? kExitClean : kExitFindings;
+  return report->exit_code();
 }

@@ -105,16 +105,17 @@ Result<std::uint64_t> json_u64(const Json& j, const char* key, const std::string
   return j[key].get<std::uint64_t>();
 }
 
-Result<OriginEntry> parse_origin(const Json& j, bool partial) {
+// Parses one manifest origin entry into `e`; on an error, `e` keeps what was parsed before it
+// (the origin, the file).
+Status parse_origin(const Json& j, bool partial, OriginEntry& e) {
   const std::string what = "manifest origin entry";
   if (!j.is_object()) return Status::invalid(what + " is not an object");
-  OriginEntry e;
   OUTPOST_ASSIGN_OR_RETURN(std::string hex, json_string(j, "origin", what));
   OUTPOST_ASSIGN_OR_RETURN(e.origin, hex_array<16>(hex, what + " origin"));
   OUTPOST_ASSIGN_OR_RETURN(std::string file, json_string(j, "file", what));
   OUTPOST_ASSIGN_OR_RETURN(e.file, checked_relative_path(file));
   if (j.contains("name") && j["name"].is_string()) e.name = j["name"].get<std::string>();
-  if (!partial) return e;
+  if (!partial) return Status::ok();
   OUTPOST_ASSIGN_OR_RETURN(e.first_seq, json_u64(j, "first_seq", what));
   if (e.first_seq == 0) return Status::invalid(what + ": first_seq must be >= 1");
   if (!j.contains("prefix") || !j["prefix"].is_object()) {
@@ -135,7 +136,7 @@ Result<OriginEntry> parse_origin(const Json& j, bool partial) {
   }
   OUTPOST_ASSIGN_OR_RETURN(std::string prev, json_string(p, "prev_hash", what + " prefix"));
   OUTPOST_ASSIGN_OR_RETURN(e.prefix_prev, hex_array<32>(prev, what + " prefix prev_hash"));
-  return e;
+  return Status::ok();
 }
 
 }  // namespace
@@ -146,11 +147,14 @@ Result<std::vector<OriginEntry>> bundle_origins(const std::string& dir, const Js
   std::set<sync::NodeId> seen;
   std::set<std::string> files;
   for (const auto& j : manifest["origins"]) {
-    OUTPOST_ASSIGN_OR_RETURN(OriginEntry e, parse_origin(j, partial));
-    if (!seen.insert(e.origin).second) {
-      return Status::invalid("manifest lists origin " + sync::id_hex(e.origin) + " twice");
+    OriginEntry e;
+    if (Status st = parse_origin(j, partial, e); !st.is_ok()) {
+      e.error = st.message();
+    } else if (seen.count(e.origin)) {
+      e.error = "the manifest lists origin " + sync::id_hex(e.origin) + " twice";
     }
-    files.insert(e.file);
+    if (e.origin != sync::NodeId{}) seen.insert(e.origin);
+    if (!e.file.empty()) files.insert(e.file);
     out.push_back(std::move(e));
   }
   std::error_code ec;
@@ -188,6 +192,7 @@ Result<sync::MemberId> find_member(const std::string& dir, const std::string& id
   OUTPOST_ASSIGN_OR_RETURN(Json manifest, internal::read_manifest(dir));
   OUTPOST_ASSIGN_OR_RETURN(auto origins, internal::bundle_origins(dir, manifest));
   for (const auto& o : origins) {
+    if (!o.error.empty()) continue;
     auto data = read_whole_file(internal::bundle_path(dir, o.file), bundle::kBinaryFileBytesMax);
     if (!data.is_ok()) continue;
     std::size_t offset = 0;

@@ -31,11 +31,15 @@ struct OriginEntry {
   std::vector<crypto::Hash32> frontier;
   crypto::Hash32 prefix_prev{};
   bool listed = true;  // false: found in ops/ but not in the manifest
+  // Not empty: the manifest's entry is malformed (why), and the log cannot be read as announced.
+  // `origin` is all zero when the entry does not even name one.
+  std::string error;
 };
 
 // The origins of a bundle: the manifest's list, then any ops/*.ops file it does not list. In a
-// complete bundle (no range) every origin starts at seq 1 whatever the manifest says.
-// kInvalidArgument for a malformed entry.
+// complete bundle (no range) every origin starts at seq 1 whatever the manifest says. A malformed
+// entry (or a second entry for one origin) is returned with `error` set, so that one bad entry
+// spoils only its own origin.
 Result<std::vector<OriginEntry>> bundle_origins(const std::string& dir, const Json& manifest);
 
 // A string member of a JSON object, or kInvalidArgument naming it.

@@ -52,6 +52,11 @@ Json report_json(const Report& r) {
               {"version", 1},
               {"bundle", r.bundle},
               {"clean", r.clean()},
+              {"result", r.result()},
+              {"completeness",
+               {{"proven", r.completeness_proven},
+                {"reason", r.completeness_proven ? Json() : Json(r.completeness_reason)},
+                {"allow_incomplete", r.allow_incomplete}}},
               {"partial", r.partial},
               {"counts", r.counts},
               {"tree_head", r.tree_head},
@@ -83,8 +88,10 @@ std::string report_text(const Report& r) {
         << count(r.tree_head, "roster_version") << ") vouches for "
         << count(r.tree_head, "origins") << " origins and " << count(r.tree_head, "ops")
         << " ops; ops signed after it are not covered\n";
-  } else {
-    out << "completeness: NOT PROVEN: the bundle holds no HQ-signed tree head set\n";
+  }
+  if (!r.completeness_proven) {
+    out << "completeness: NOT PROVEN: " << r.completeness_reason
+        << (r.allow_incomplete ? " (accepted with --allow-incomplete)" : "") << "\n";
   }
   if (!r.findings.empty()) {
     out << "\nFINDINGS (" << r.findings.size() << "):\n";
@@ -96,10 +103,19 @@ std::string report_text(const Report& r) {
     out << "\nnotes:\n";
     for (const auto& n : r.notes) out << "  - " << n << "\n";
   }
-  out << "\nRESULT: "
-      << (r.clean() ? "CLEAN: no findings"
-                    : "FAILED: " + std::to_string(r.findings.size()) + " finding(s)")
-      << "\n";
+  const std::string result = r.result();
+  out << "\nRESULT: ";
+  if (result == "findings") {
+    out << "FAILED: " << r.findings.size() << " finding(s)";
+  } else if (result == "incomplete") {
+    out << "INCOMPLETE: no findings, but completeness is NOT PROVEN (pass --allow-incomplete to "
+           "accept such a bundle)";
+  } else if (result == "incomplete_allowed") {
+    out << "CLEAN: no findings; completeness NOT PROVEN, accepted with --allow-incomplete";
+  } else {
+    out << "CLEAN: no findings";
+  }
+  out << "\n";
   return out.str();
 }
 

@@ -183,6 +183,25 @@ void check_op(OpEntry& e, const NodeId& file_origin,
   e.status = crypto::verify(it->second, e.bytes, e.sig) ? OpStatus::kOk : OpStatus::kBadSignature;
 }
 
+// JSON equality where an object's key order does not matter (balances.json is written by any
+// exporter; JSON objects are unordered). Arrays still compare in order.
+bool same_json(const Json& a, const Json& b) {
+  if (!a.is_object() || !b.is_object()) {
+    if (!a.is_array() || !b.is_array()) return a == b;
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!same_json(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.size() != b.size()) return false;
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    auto other = b.find(it.key());
+    if (other == b.end() || !same_json(*it, *other)) return false;
+  }
+  return true;
+}
+
 // Whether applying `op` can lower its origin's rights (the ops an origin must check first).
 bool lowers_rights(const Op& op) {
   switch (op.kind) {
@@ -347,6 +366,7 @@ class Verifier {
   void finish_streamed_replay();
   void check_balances();
   void finish_checks(bool roster_ok);
+  void judge_completeness(bool roster_ok);
 
   std::string dir_;
   VerifyOptions opt_;
@@ -359,6 +379,7 @@ class Verifier {
   std::map<NodeId, crypto::PublicKey> keys_;
   std::vector<std::unique_ptr<OriginLog>> logs_;
   std::map<NodeId, OriginLog*> by_origin_;
+  std::set<NodeId> unreadable_origins_;  // named by a malformed manifest entry
   std::set<MemberId> tainted_;
   bool taint_all_ = false;  // an op of unknown member was rejected: no member can be compared
   std::string taint_all_reason_;
@@ -381,6 +402,7 @@ class Verifier {
   std::uint64_t tree_heads_read_ = 0;
   std::vector<sync::SignedTreeHeadSet> tree_heads_;
   std::map<std::uint64_t, std::set<NodeId>> roster_nodes_;
+  std::vector<std::string> uncovered_nodes_;  // names of roster nodes the newest set lacks
 };
 
 // 1. Every listed file exists with the listed size and SHA-256. The manifest itself is not
@@ -553,6 +575,19 @@ void Verifier::load_logs() {
     add("manifest_mismatch", "", 0, "", bundle::kManifestFile, origins.status().message());
   }
   for (auto& e : list) {
+    if (!e.error.empty()) {
+      // One malformed entry spoils its own origin only: the others are verified as usual, and
+      // this origin is not reported again as missing (check_missing_origin).
+      const bool named = e.origin != NodeId{};
+      const bool loaded = named && by_origin_.count(e.origin) > 0;  // a second entry
+      add("manifest_mismatch", named ? sync::id_hex(e.origin) : "", 0, "", bundle::kManifestFile,
+          e.error + (loaded ? "" : "; this log is not verified"));
+      if (loaded) continue;
+      if (named) unreadable_origins_.insert(e.origin);
+      taint_all_ = true;
+      taint_all_reason_ = "a log the manifest announces could not be read: its members are unknown";
+      continue;
+    }
     auto log = std::make_unique<OriginLog>();
     log->hex = sync::id_hex(e.origin);
     log->entry = std::move(e);
@@ -810,7 +845,7 @@ void Verifier::check_reversal(OriginLog& log, const OpEntry& e, std::set<std::ui
   auto finding = reversal_finding(log, e, reversed);
   if (!finding) return;
   add_op(log, finding->first, e.op.seq, &e.op.member, finding->second);
-  if (finding->first == "double_reversal") reject = true;
+  reject = true;
 }
 
 // 4. One origin's log, walked in seq order.
@@ -841,12 +876,13 @@ void Verifier::check_log(OriginLog& log) {
         break;
     }
     if (e.status != OpStatus::kOk) {
-      if (e.decoded) {
-        taint(e.op.member);
-      } else {
-        taint_all_ = true;
-        taint_all_reason_ = "an op that does not decode names no member";
-      }
+      // An op that is not authenticated names no member that can be trusted (the member field
+      // may be the byte that was altered), so the missing op's effect may be on anyone's state.
+      if (e.decoded) taint(e.op.member);
+      taint_all_ = true;
+      taint_all_reason_ = e.decoded ? "an op that is not authenticated (" + log.hex + ":" +
+                                          std::to_string(e.seq) + ") names no trusted member"
+                                    : "an op that does not decode names no member";
     }
   });
   if (unknown > 0) {
@@ -952,19 +988,24 @@ void Verifier::check_log(OriginLog& log) {
     bool reject = !ok;
     if (ok) {
       const Op& op = chosen->op;
+      // Each finding of the op's own below also keeps it (and the rest of its origin) out of the
+      // replay: its effect is not one the origin could have made (docs/audit-bundle.md).
       if (prev != nullptr && prev->status == OpStatus::kOk && op.prev != prev->hash) {
         add_op(log, "prev_mismatch", s, &op.member,
                "prev does not match the hash of op " + std::to_string(s - 1) +
                    ": the chain is broken here");
+        reject = true;
       } else if (prev == nullptr && s == first && first > 1 && op.prev != log.entry.prefix_prev) {
         add_op(log, "prev_mismatch", s, &op.member,
                "prev does not match the hash of op " + std::to_string(s - 1) +
                    " the manifest's prefix names");
+        reject = true;
       }
       if (prev != nullptr && prev->status == OpStatus::kOk && op.hlc <= prev->op.hlc) {
         add_op(log, "hlc_backwards", s, &op.member,
                "HLC " + op.hlc.to_string() + " is not after op " + std::to_string(s - 1) + "'s " +
                    prev->op.hlc.to_string());
+        reject = true;
       }
       if (log.cutoff && s > *log.cutoff) {
         add_op(log, "revoked_op", s, &op.member,
@@ -978,6 +1019,7 @@ void Verifier::check_log(OriginLog& log) {
           add_op(log, "duplicate_request_id", s, &op.member,
                  "request_id '" + op.request_id + "' was already applied by op " +
                      std::to_string(it->second) + " of this origin");
+          reject = true;
         }
       }
       if (op.kind == OpKind::kReverse) check_reversal(log, *chosen, reversed, reject);
@@ -1238,7 +1280,7 @@ void Verifier::check_tree_head_sets() {
                            {"origins", newest.heads.size()},
                            {"ops", newest.total_ops()}};
   report_.counts["tree_head_version"] = newest.version;
-  std::vector<std::string> later;
+  std::vector<std::string>& later = uncovered_nodes_;
   for (const auto& sc : roster_->certificates) {
     if (newest.find(sc.cert.node_id) == nullptr) later.push_back(sc.cert.name);
   }
@@ -1258,6 +1300,7 @@ void Verifier::check_tree_head_sets() {
 // HQ signed heads for `origin` but the bundle has no log of it at all.
 void Verifier::check_missing_origin(const NodeId& origin, const std::vector<HeadClaim>& claims) {
   if (!keys_.count(origin)) return;  // checkpoint_unknown_origin says it already
+  if (unreadable_origins_.count(origin)) return;  // its manifest_mismatch says it already
   const HeadClaim* newest = nullptr;
   for (const HeadClaim& c : claims) {
     // A date-range bundle leaves out origins with no op in the range; the exporter keeps only
@@ -1612,7 +1655,7 @@ void Verifier::check_balances() {
     for (const char* key : {"points", "wallet", "spend_by_month", "spend_reversed_by_month",
                             "visits_by_month", "card"}) {
       const Json got = it->second.contains(key) ? it->second[key] : Json();
-      if (got != mine[key]) {
+      if (!same_json(got, mine[key])) {
         diff += std::string(diff.empty() ? "" : "; ") + key + ": exported " + got.dump() +
                 ", recomputed " + mine[key].dump();
       }
@@ -1677,12 +1720,46 @@ void Verifier::finish_checks(bool roster_ok) {
            "no HQ-signed tree head set in the bundle: nothing proves that no origin or log tail "
            "was removed"};
     } else if (name == kCompletenessCheck && n == 0 && partial_) {
-      r = {f.name, "ok", "date range: origins with no op in the range are not expected"};
+      r = {f.name, "ok",
+           "date range: checked for the exported origins only (origins with no op in the range "
+           "are not expected)"};
     } else if (name == "replay (value and rights never below zero)" && partial_ && n == 0) {
       r = {f.name, "skipped", "the bundle covers a date range; replay needs every op"};
     }
     report_.checks.push_back(std::move(r));
   }
+  judge_completeness(roster_ok);
+}
+
+// Whether the bundle proves that nothing HQ vouched for was removed, and if not, why (the first
+// reason that applies). `verify` exits kExitIncomplete on a clean bundle that does not.
+void Verifier::judge_completeness(bool roster_ok) {
+  report_.allow_incomplete = opt_.allow_incomplete;
+  std::string why;
+  const auto check =
+      std::find_if(report_.checks.begin(), report_.checks.end(),
+                   [](const CheckResult& c) { return c.name == kCompletenessCheck; });
+  if (!roster_ok) {
+    why = "no roster verifies under the given root key";
+  } else if (check != report_.checks.end() && check->status == "failed") {
+    why = "the completeness check has findings";
+  } else if (tree_heads_.empty()) {
+    why =
+        "the bundle holds no HQ-signed tree head set, so nothing says which origins and how many "
+        "ops must be present";
+  } else if (partial_) {
+    why =
+        "a date-range bundle: an origin left out entirely cannot be told from one with no op in "
+        "the range";
+  } else if (!uncovered_nodes_.empty()) {
+    why = std::to_string(uncovered_nodes_.size()) + " node(s) of roster v" +
+          std::to_string(roster_->version) + " (" + uncovered_nodes_.front() +
+          (uncovered_nodes_.size() > 1 ? ", ..." : "") + ") have no line in tree head set v" +
+          std::to_string(tree_heads_.back().set.version) +
+          ": their logs could be missing unseen (run `outpost hq checkpoint` and export again)";
+  }
+  report_.completeness_proven = why.empty();
+  report_.completeness_reason = std::move(why);
 }
 
 Result<Report> Verifier::run() {
@@ -1733,6 +1810,17 @@ Result<Report> Verifier::run() {
 }
 
 }  // namespace
+
+std::string Report::result() const {
+  if (!clean()) return "findings";
+  if (!completeness_proven) return allow_incomplete ? "incomplete_allowed" : "incomplete";
+  return "clean";
+}
+
+int Report::exit_code() const {
+  const std::string r = result();
+  return r == "findings" ? kExitFindings : r == "incomplete" ? kExitIncomplete : kExitClean;
+}
 
 Result<Report> verify_bundle(const std::string& dir, const VerifyOptions& options) {
   Verifier v(dir, options);

@@ -247,6 +247,30 @@ Result<std::optional<sync::SignedTreeHeadSet>> load_newest_tree_heads(storage::S
   return std::optional<sync::SignedTreeHeadSet>(std::move(s).value());
 }
 
+// Why `outpost-audit verify` will not be able to prove the bundle complete (and will exit 3
+// without --allow-incomplete), or "" when it will: the same rules as the verifier's
+// (docs/audit-bundle.md, "Completeness verdict"), judged on what this node holds.
+Result<std::string> completeness_warning(storage::Store& store, const TrustAnchors& anchors,
+                                         const sync::Roster* roster, bool partial) {
+  OUTPOST_ASSIGN_OR_RETURN(auto newest, load_newest_tree_heads(store, anchors));
+  if (!newest) {
+    return std::string(
+        "this node holds no HQ tree head set (HQ signs one with `outpost hq "
+        "checkpoint`; a store receives it over sync)");
+  }
+  if (partial) return std::string("a date-range bundle never proves that no origin was removed");
+  std::string missing;
+  if (roster == nullptr) return missing;
+  for (const auto& sc : roster->certificates) {
+    if (newest->set.find(sc.cert.node_id) == nullptr) {
+      missing += (missing.empty() ? "" : ", ") + sc.cert.name;
+    }
+  }
+  if (missing.empty()) return missing;
+  return "tree head set v" + std::to_string(newest->set.version) + " does not cover " + missing +
+         ", enrolled after it (run `outpost hq checkpoint` at HQ, then export again)";
+}
+
 Status prepare_out_dir(const std::string& out) {
   std::error_code ec;
   if (out.empty()) return Status::invalid("export-audit needs --out DIR");
@@ -627,7 +651,11 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
   (void)mf_entry;
   OUTPOST_RETURN_IF_ERROR(fsync_dir(join(out, bundle::kOpsDir)));
   OUTPOST_RETURN_IF_ERROR(fsync_dir(out));
-  return Json{{"bundle", out}, {"manifest", manifest}};
+  OUTPOST_ASSIGN_OR_RETURN(std::string incomplete,
+                           completeness_warning(*store, *anchors, roster.get(), partial));
+  return Json{{"bundle", out},
+              {"manifest", manifest},
+              {"completeness_warning", incomplete.empty() ? Json() : Json(incomplete)}};
 }
 
 ExportProgress stderr_progress() {
@@ -683,6 +711,12 @@ std::string export_text(const Json& result) {
   out += "\nverify it with: outpost-audit verify " + result["bundle"].get<std::string>() +
          " --root " + m["root_public_key"].get<std::string>() +
          "\n(take the root key from your own records, not from the bundle)\n";
+  if (result.contains("completeness_warning") && result["completeness_warning"].is_string()) {
+    out +=
+        "warning: the bundle cannot prove completeness, so verify will exit 3 unless given "
+        "--allow-incomplete: " +
+        result["completeness_warning"].get<std::string>() + "\n";
+  }
   return out;
 }
 

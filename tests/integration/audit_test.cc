@@ -470,6 +470,9 @@ TEST_F(AuditTest, CleanBundleVerifiesClean) {
   EXPECT_EQ(r.tree_head["version"], 2u);
   EXPECT_EQ(r.tree_head["origins"], 4u);
   EXPECT_EQ(r.tree_head["ops"], h().ops - 1);
+  EXPECT_TRUE(r.completeness_proven) << r.completeness_reason;
+  EXPECT_EQ(r.result(), "clean");
+  EXPECT_EQ(r.exit_code(), audit::kExitClean);
 }
 
 TEST_F(AuditTest, VerifyGivesTheSameAnswerWithOneWorker) {
@@ -708,6 +711,9 @@ TEST_F(AuditTest, BundleWithNoSignedHeadAtAllSaysCompletenessIsNotProven) {
   EXPECT_EQ(c->status, "skipped");
   EXPECT_NE(dump(r).find("completeness: NOT PROVEN"), std::string::npos) << dump(r);
   EXPECT_TRUE(audit::report_json(r)["tree_head"].is_null());
+  EXPECT_FALSE(r.completeness_proven);
+  EXPECT_EQ(r.exit_code(), audit::kExitIncomplete) << "not proven is not clean";
+  EXPECT_EQ(audit::report_json(r)["result"], "incomplete");
 }
 
 TEST_F(AuditTest, AlteredTreeHeadSetFailsItsSignature) {
@@ -836,6 +842,37 @@ TEST_F(AuditTest, AlteredExportedBalanceIsBalanceMismatch) {
   EXPECT_EQ(r.findings[0].member, sync::id_hex(h().m1));
 }
 
+TEST_F(AuditTest, BalancesWrittenWithKeysInAnotherOrderStillMatch) {
+  // JSON objects are unordered: an exporter that writes members' keys, and the rights of each
+  // account, in another order than this one's describes the same balances.
+  const std::string b = copy_bundle();
+  const std::string file = b + "/balances.json";
+  Json j = Json::parse(test::read_file(file));
+  auto reversed = [](const Json& object) {
+    std::vector<std::pair<std::string, Json>> items;
+    for (const auto& [k, v] : object.items()) items.emplace_back(k, v);
+    Json out = Json::object();
+    for (auto it = items.rbegin(); it != items.rend(); ++it) out[it->first] = it->second;
+    return out;
+  };
+  bool two_nodes = false;
+  Json members = Json::array();
+  for (const auto& m : j["members"]) {
+    Json entry = reversed(m);
+    for (const char* acct : {"points", "wallet"}) {
+      two_nodes = two_nodes || m[acct]["rights"].size() > 1;
+      entry[acct] = Json{{"rights", reversed(m[acct]["rights"])}, {"value", m[acct]["value"]}};
+    }
+    members.push_back(entry);
+  }
+  ASSERT_TRUE(two_nodes) << "some account must hold rights at two nodes";
+  j["members"] = members;
+  test::write_file(file, j.dump());
+  rehash(b);
+  const Report r = verify(b);
+  EXPECT_TRUE(r.clean()) << dump(r);
+}
+
 TEST_F(AuditTest, WrongRootKeyFailsEveryRosterAndStops) {
   const Report r = verify(h().bundle, crypto::SigningKey::generate().public_key());
   const std::vector<std::string> five(5, "roster_signature");
@@ -948,6 +985,141 @@ TEST_F(AuditTest, SpendBeyondTheOriginsRightsIsNegativeRights) {
   }
 }
 
+// --- rights after a move (the per-op check also covers moves) ---
+
+TEST_F(AuditTest, MoveBeyondTheOriginsRightsIsNegativeRightsAtThatSeq) {
+  const std::string b = copy_bundle();
+  sync::Op op = next_op(b, h().a_id);
+  op.kind = sync::OpKind::kMove;
+  op.member = h().m1;
+  op.amount = 1'000'000;  // far more of m1's wallet rights than A holds
+  op.target = h().b_id;
+  append(ops_file(b, h().a_id), sync::sign_op(op, node_key(h().a)));
+  rehash(b);
+  const Report r = verify(b);
+  // A move changes no value, only where the rights sit; the node never applied it.
+  EXPECT_EQ(kinds(r), (std::multiset<std::string>{"balance_mismatch", "negative_rights"}))
+      << dump(r);
+  for (const auto& f : r.findings) {
+    if (f.kind == "negative_rights") {
+      EXPECT_EQ(f.origin, sync::id_hex(h().a_id)) << dump(r);
+      EXPECT_EQ(f.seq, op.seq) << "found at the move itself, not only in the final state";
+    }
+  }
+}
+
+TEST_F(AuditTest, MoveBeyondTheOriginsRightsHiddenByLaterCreditsIsStillNegativeRights) {
+  const std::string b = copy_bundle();
+  sync::Op move = next_op(b, h().a_id);
+  move.kind = sync::OpKind::kMove;
+  move.member = h().m1;
+  move.amount = 1'000'000;
+  move.target = h().b_id;
+  append(ops_file(b, h().a_id), sync::sign_op(move, node_key(h().a)));
+  sync::Op topup = next_op(b, h().a_id);  // credits A enough that its final rights are >= 0
+  topup.member = h().m1;
+  topup.amount = 1'000'000;
+  topup.request_id = "tamper-2";
+  append(ops_file(b, h().a_id), sync::sign_op(topup, node_key(h().a)));
+  rehash(b);
+  const Report r = verify(b);
+  EXPECT_EQ(kinds(r), (std::multiset<std::string>{"balance_mismatch", "negative_rights"}))
+      << dump(r);
+  for (const auto& f : r.findings) {
+    if (f.kind == "negative_rights") {
+      EXPECT_EQ(f.seq, move.seq) << dump(r);
+    }
+  }
+}
+
+// --- an op with a finding of its own is not replayed (docs/audit-bundle.md, "Findings") ---
+
+TEST_F(AuditTest, AlteredMemberOfAMoveIsOneBadSignatureNotNegativeRightsAtTheReceiver) {
+  // The move of m1's wallet rights from A to B has its member byte altered: the op no longer
+  // verifies, so nothing says which member it was about. B's spends of the moved rights must not
+  // then be reported as overdrafts.
+  const std::string b = copy_bundle();
+  const std::string file = ops_file(b, h().a_id);
+  const auto frames = op_frames(file);
+  const FrameAt* move = nullptr;
+  for (const FrameAt& f : frames) {
+    if (f.op.op.kind == sync::OpKind::kMove) move = &f;
+  }
+  ASSERT_NE(move, nullptr);
+  auto data = read_bytes(file);
+  data[move->offset + 4 + 74] ^= 0x01;  // member, offset 74 of the signed bytes
+  write_bytes(file, data);
+  rehash(b);
+  const Report r = verify(b);
+  expect_only(r, "bad_signature", &h().a_id, move->op.op.seq);
+  const audit::CheckResult* c = check_named(r, "balances");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, "skipped") << "an unauthenticated op names no member to trust";
+}
+
+TEST_F(AuditTest, SpendThatReusesARequestIdIsNotReplayed) {
+  // A second spend under an applied request id is a finding of its own; replaying it anyway
+  // would add overdraft findings that only restate it.
+  const std::string b = copy_bundle();
+  const auto frames = op_frames(ops_file(b, h().a_id));
+  sync::Op op = next_op(b, h().a_id);
+  op.kind = sync::OpKind::kSpend;
+  op.member = h().m1;
+  op.amount = 1'000'000;
+  op.request_id = frames[0].op.op.request_id;
+  append(ops_file(b, h().a_id), sync::sign_op(op, node_key(h().a)));
+  rehash(b);
+  const Report r = verify(b);
+  expect_only(r, "duplicate_request_id", &h().a_id, op.seq);
+  EXPECT_EQ(r.counts["ops_replayed"], h().ops) << "every op but the reused request id";
+}
+
+TEST_F(AuditTest, OneOriginsMalformedRangePrefixSpoilsOnlyThatOrigin) {
+  const std::string b = copy_bundle(true);
+  const std::string path = b + "/manifest.json";
+  Json m = Json::parse(test::read_file(path));
+  std::size_t origins = 0;
+  for (auto& o : m["origins"]) {
+    ++origins;
+    if (o["origin"] == sync::id_hex(h().a_id)) {
+      o["prefix"]["size"] = o["prefix"]["size"].get<std::uint64_t>() + 1;  // not first_seq - 1
+    }
+  }
+  ASSERT_GE(origins, 2u);
+  test::write_file(path, m.dump(2));
+  const Report r = verify(b);
+  expect_only(r, "manifest_mismatch", &h().a_id, 0);
+  EXPECT_EQ(r.counts["origins"], origins - 1) << "every other origin's log is still verified";
+}
+
+// --- completeness not proven: exit 3 unless --allow-incomplete ---
+
+TEST_F(AuditTest, NodeEnrolledAfterTheNewestTreeHeadSetLeavesCompletenessNotProven) {
+  // HQ enrolls a node after it signed its newest tree head set: nothing signed covers that node's
+  // log yet, so its removal could not be seen.
+  const std::string b = copy_bundle();
+  std::vector<Record> rosters = read_records(b + "/rosters.bin");
+  auto newest = sync::decode_roster(rosters.back().body);
+  ASSERT_TRUE(newest.is_ok());
+  sync::Roster next = *newest;
+  next.version += 1;
+  sync::Certificate cert = next.certificates.back().cert;
+  crypto::random_bytes(cert.node_id);
+  cert.name = "store-late";
+  cert.signing_key = crypto::SigningKey::generate().public_key();
+  ASSERT_TRUE(next.put_certificate(sync::sign_certificate(cert, root_signing_key())).is_ok());
+  const sync::SignedRoster signed_next = sync::sign_roster(next, root_signing_key());
+  rosters.push_back(Record{signed_next.body, signed_next.sig});
+  write_records(b + "/rosters.bin", rosters);
+  rehash(b);
+  const Report r = verify(b);
+  EXPECT_TRUE(r.clean()) << dump(r);
+  EXPECT_FALSE(r.completeness_proven);
+  EXPECT_NE(r.completeness_reason.find("store-late"), std::string::npos) << r.completeness_reason;
+  EXPECT_EQ(r.result(), "incomplete");
+  EXPECT_EQ(r.exit_code(), audit::kExitIncomplete);
+}
+
 TEST_F(AuditTest, MissingManifestMakesTheBundleUnreadable) {
   const std::string b = copy_bundle();
   fs::remove(b + "/manifest.json");
@@ -972,6 +1144,9 @@ TEST_F(AuditTest, DateRangeBundleVerifiesFromItsPrefix) {
       EXPECT_EQ(c.status, "skipped");
     }
   }
+  // A whole origin with no op left in the range cannot be told from a removed one.
+  EXPECT_FALSE(r.completeness_proven);
+  EXPECT_NE(r.completeness_reason.find("date-range"), std::string::npos) << r.completeness_reason;
 }
 
 TEST_F(AuditTest, DateRangeBundleWithAForgedPrefixIsPrefixMismatch) {
@@ -995,7 +1170,7 @@ TEST_F(AuditTest, DateRangeBundleWithAForgedPrefixIsPrefixMismatch) {
 TEST_F(AuditTest, InclusionProofOfAnOpVerifiesAndAnAlteredOneDoesNot) {
   auto proof = audit::prove_inclusion(h().bundle, h().a_id, 5);
   ASSERT_TRUE(proof.is_ok()) << proof.status().to_string();
-  EXPECT_EQ((*proof)["tree_size"], 12u);  // A's newest checkpoint
+  EXPECT_EQ((*proof)["tree_size"], 12u);  // A's line in the newest tree head set
   auto ok = audit::verify_inclusion_proof(*proof, root());
   ASSERT_TRUE(ok.is_ok());
   EXPECT_TRUE(ok->valid) << ok->failure;
@@ -1077,12 +1252,72 @@ TEST_F(AuditTest, AuditCliExitCodesAreZeroCleanOneFindingsTwoUsage) {
   EXPECT_TRUE(audit_cli({"verify", h().bundle, "--root", "abcd"}).exit.exited_with(2));
   EXPECT_TRUE(audit_cli({"verify", tmp_.file("nope"), "--root", h().root_hex}).exit.exited_with(2));
   EXPECT_TRUE(audit_cli({"frobnicate"}).exit.exited_with(2));
-  for (const char* sub : {"verify", "explain", "prove", "verify-proof"}) {
+  for (const char* sub : {"verify", "explain", "prove", "verify-proof", "consistency"}) {
     auto help = audit_cli({sub, "--help"});
     EXPECT_TRUE(help.exit.exited_with(0)) << sub;
     EXPECT_NE(help.out.find(sub), std::string::npos) << help.out;
   }
   EXPECT_TRUE(audit_cli({"--help"}).exit.exited_with(0));
+}
+
+TEST_F(AuditTest, BundleWithAnOriginRemovedAndItsSignedHeadsEmptiedExitsThreeUnlessAllowed) {
+  // The forger removes store B and empties both signed head files: nothing HQ signed is left to
+  // show the removal, so verify cannot prove completeness and must not exit 0 by default.
+  const std::string b = copy_bundle();
+  drop_origin(b, h().b_id);
+  write_bytes(b + "/tree_heads.bin", {});
+  write_bytes(b + "/checkpoints.bin", {});
+  rehash(b);
+  auto text = audit_cli({"verify", b, "--root", h().root_hex, "--no-progress"});
+  EXPECT_TRUE(text.exit.exited_with(3)) << text.describe();
+  EXPECT_NE(text.out.find("completeness: NOT PROVEN"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("RESULT: INCOMPLETE"), std::string::npos) << text.out;
+  auto json = audit_cli({"verify", b, "--root", h().root_hex, "--json", "--no-progress"});
+  EXPECT_TRUE(json.exit.exited_with(3)) << json.describe();
+  Json rep = Json::parse(json.out);
+  EXPECT_EQ(rep["result"], "incomplete");
+  EXPECT_EQ(rep["completeness"]["proven"], false);
+  EXPECT_TRUE(rep["completeness"]["reason"].is_string());
+
+  auto allowed = audit_cli({"verify", b, "--root", h().root_hex, "--allow-incomplete", "--json"});
+  EXPECT_TRUE(allowed.exit.exited_with(0)) << allowed.describe();
+  rep = Json::parse(allowed.out);
+  EXPECT_EQ(rep["result"], "incomplete_allowed");
+  EXPECT_EQ(rep["completeness"]["allow_incomplete"], true);
+  auto allowed_text = audit_cli({"verify", b, "--root", h().root_hex, "--allow-incomplete"});
+  EXPECT_TRUE(allowed_text.exit.exited_with(0)) << allowed_text.describe();
+  EXPECT_NE(allowed_text.out.find("accepted with --allow-incomplete"), std::string::npos)
+      << allowed_text.out;
+  // Findings still win over the flag.
+  test::write_file(b + "/balances.json", "{");
+  rehash(b);
+  EXPECT_TRUE(
+      audit_cli({"verify", b, "--root", h().root_hex, "--allow-incomplete"}).exit.exited_with(1));
+}
+
+TEST_F(AuditTest, HqBundleProvesCompletenessOnlyAfterHqCheckpoint) {
+  // An HQ that never signed a tree head set exports a bundle that cannot prove completeness: the
+  // exporter warns, verify exits 3. After `hq checkpoint` the same chain's bundle exits 0.
+  const std::string hq = tmp_.file("hq");
+  auto init = outpost_cli({"--data", hq, "--json", "hq", "init", "--name", "hq"});
+  ASSERT_TRUE(init.exit.exited_with(0)) << init.describe();
+  const std::string root_hex = Json::parse(init.out)["root_public_key"].get<std::string>();
+  ASSERT_TRUE(outpost_cli({"--data", hq, "member", "add", "--card", "40001234", "--name", "Ann"})
+                  .exit.exited_with(0));
+  const std::string before = tmp_.file("before");
+  auto ex = outpost_cli({"--data", hq, "export-audit", "--out", before});
+  ASSERT_TRUE(ex.exit.exited_with(0)) << ex.describe();
+  EXPECT_NE(ex.out.find("cannot prove completeness"), std::string::npos) << ex.out;
+  auto v = audit_cli({"verify", before, "--root", root_hex, "--no-progress"});
+  EXPECT_TRUE(v.exit.exited_with(3)) << v.describe();
+
+  ASSERT_TRUE(outpost_cli({"--data", hq, "hq", "checkpoint"}).exit.exited_with(0));
+  const std::string after = tmp_.file("after");
+  auto ex2 = outpost_cli({"--data", hq, "--json", "export-audit", "--out", after});
+  ASSERT_TRUE(ex2.exit.exited_with(0)) << ex2.describe();
+  EXPECT_TRUE(Json::parse(ex2.out)["completeness_warning"].is_null()) << ex2.out;
+  auto v2 = audit_cli({"verify", after, "--root", root_hex, "--no-progress"});
+  EXPECT_TRUE(v2.exit.exited_with(0)) << v2.describe();
 }
 
 TEST_F(AuditTest, CheckpointExportVerifyProveAndExplainThroughTheBinaries) {

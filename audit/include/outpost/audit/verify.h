@@ -21,10 +21,13 @@ namespace outpost::audit {
 
 using Json = nlohmann::ordered_json;
 
-// Exit codes of `outpost-audit`.
+// Exit codes of `outpost-audit` (docs/audit-bundle.md, "Exit codes").
 inline constexpr int kExitClean = 0;
 inline constexpr int kExitFindings = 1;
 inline constexpr int kExitUsage = 2;
+// `verify`: no finding, but the bundle does not prove that nothing was removed (see
+// Report::completeness_proven), and the auditor did not pass --allow-incomplete.
+inline constexpr int kExitIncomplete = 3;
 
 // Reports progress of a long stage ("signatures", "replay", ...) from the calling thread.
 using Progress =
@@ -39,6 +42,9 @@ struct VerifyOptions {
   // Checks each log and replays it while the workers verify signatures (see verify.cc). Off runs
   // the stages one after another; the report is the same (tests compare both ways).
   bool pipeline = true;
+  // Accepts a bundle whose completeness is not proven (`--allow-incomplete`): the report says so,
+  // and its result is "incomplete_allowed" instead of "incomplete".
+  bool allow_incomplete = false;
 };
 inline constexpr unsigned kWorkersMax = 16;
 
@@ -89,7 +95,20 @@ struct Report {
   // The newest HQ tree head set the bundle holds (what the completeness check rests on):
   // {"version", "issued_ms", "roster_version", "origins", "ops"}, or null when there is none.
   Json tree_head;
+  // Whether the bundle proves that no origin and no log tail HQ vouched for was removed: a trusted
+  // tree head set covers every node of the newest trusted roster, the completeness check found
+  // nothing, and the bundle is not a date range. When not, `completeness_reason` says why.
+  bool completeness_proven = false;
+  std::string completeness_reason;
+  bool allow_incomplete = false;  // VerifyOptions::allow_incomplete, for the renderings
+  // No finding (completeness aside).
   bool clean() const { return findings.empty(); }
+  // "findings", "incomplete" (no finding, completeness not proven), "incomplete_allowed" (the
+  // same, accepted by the auditor) or "clean".
+  std::string result() const;
+  // The exit code of `outpost-audit verify` for this report: kExitFindings, kExitIncomplete or
+  // kExitClean, as result() says.
+  int exit_code() const;
 };
 
 // Verifies the bundle in `dir` against options.root. Findings are results, not errors: the

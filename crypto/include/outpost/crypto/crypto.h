@@ -108,9 +108,9 @@ class SigningKey {
 // Returns true iff `sig` is a valid Ed25519 signature of `message` under `pk`.
 bool verify(const PublicKey& pk, ByteView message, const Signature& sig);
 
-// Key files: one line "outpost-key v1 KIND HEX CHECK\n", CHECK being the first 8 bytes of
-// BLAKE2b("outpost-key" || KIND || secret) in hex, so a damaged file is detected rather than
-// loaded as a different key. Files are created with mode 0600.
+// Key files: one line "outpost-key v1 KIND HEX CHECK\n" (docs/security.md, "Key files"), CHECK
+// being BLAKE2b with an 8-byte output length (not truncated) of "outpost-key" || KIND || secret in
+// hex, so a damaged file is detected rather than loaded as a different key. Mode 0600.
 
 // Writes `secret` to a new file at `path` (fails if it exists), mode 0600, fsync'd.
 Status write_key_file(const std::string& path, std::string_view kind, ByteView secret);
