@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora of the fuzz targets in tests/fuzz/corpus/ from real encodings:
-# fuzz_seeds writes the ops, sync messages, session scripts, documents and Merkle proofs of the
-# fixed fuzz world (tests/fuzz/fuzz_world.h; the files come out the same on every run), and a
-# small chain made with the `outpost` CLI is exported as audit bundles, which fuzz_seeds packs as
-# bundle_fuzz inputs (those differ on every run: new keys, new clock). Run after a format change
-# and commit the corpus. The link corpus (link_fuzz) is kept by hand. docs/testing.md, "Fuzzing".
+# fuzz_seeds writes the ops, sync messages, session scripts, documents, Merkle proofs and key
+# files of the fixed fuzz world (tests/fuzz/fuzz_world.h; the same files on every run), and a
+# small chain made with the `outpost` CLI is exported as audit bundles and inclusion proofs, which
+# fuzz_seeds packs as bundle_fuzz and proof_fuzz inputs (those differ on every run: new keys, new
+# clock). Run it after a format change and commit the corpus. The link corpus (link_fuzz) is kept
+# by hand. docs/testing.md, "Fuzzing".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh fuzz fuzz_seeds
-scripts/build.sh release outpost
+scripts/build.sh release outpost outpost-audit
 seeds="$PWD/build/fuzz/tests/fuzz/fuzz_seeds"
 cli="$PWD/build/release/node/outpost"
+audit_cli="$PWD/build/release/audit/outpost-audit"
 corpus="$PWD/tests/fuzz/corpus"
 
-for name in op sync_message sync_session documents merkle bundle; do
+for name in op sync_message sync_session documents merkle key_file bundle proof; do
   rm -rf "${corpus:?}/$name"
 done
 "$seeds" world "$corpus"
@@ -47,6 +49,10 @@ run export-audit --out "$tmp/today" --from "$(date -u +%F)" >/dev/null
 run export-audit --out "$tmp/tomorrow" --from "$(date -u -d tomorrow +%F)" >/dev/null
 
 "$seeds" bundle "$root" "$tmp/full" "$corpus/bundle/full" 40000001 "$node:3"
+for seq in 1 5 9; do
+  "$audit_cli" prove "$tmp/full" "$node:$seq" >"$tmp/proof-$seq.json"
+  "$seeds" proof "$root" "$tmp/proof-$seq.json" "$corpus/proof/op-$seq"
+done
 "$seeds" bundle "$root" "$tmp/today" "$corpus/bundle/date-range" "$m2"
 "$seeds" bundle "$root" "$tmp/tomorrow" "$corpus/bundle/date-range-empty"
 # A bundle of a chain with one op, and one without its tree head sets and checkpoints.

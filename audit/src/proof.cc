@@ -83,6 +83,11 @@ Result<Json> prove_inclusion(const std::string& dir, const sync::NodeId& origin,
   }
   const std::uint64_t tree_size = newest->first.tree_size;
   OUTPOST_ASSIGN_OR_RETURN(auto ops, read_frames(dir, entry->file, limits::kOpSignedBytesMax));
+  // The checkpoint is not checked yet: its tree size bounds nothing until the ops are there.
+  if (tree_size > ops.size()) {
+    return Status::corruption("the bundle lacks ops of " + sync::id_hex(origin) + " up to seq " +
+                              std::to_string(tree_size) + " (run outpost-audit verify)");
+  }
   std::vector<Hash32> leaves(tree_size);
   std::vector<bool> have(tree_size, false);
   const RawFrame* target = nullptr;

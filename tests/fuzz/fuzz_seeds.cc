@@ -1,9 +1,11 @@
 // Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/NAME) from real encodings:
 //   fuzz_seeds world OUT_DIR
-//       the world's ops, sync messages, session scripts, documents and Merkle proofs
+//       the world's ops, sync messages, session scripts, documents, Merkle proofs, key files
 //       (fuzz_world.h; deterministic: Ed25519 signatures are, so the files are the same each run)
 //   fuzz_seeds bundle ROOT_HEX BUNDLE_DIR OUT_FILE [MEMBER [OP_REF]]
 //       packs an exported audit bundle (`outpost export-audit`) as one bundle_fuzz input
+//   fuzz_seeds proof ROOT_HEX PROOF_JSON OUT_FILE
+//       prefixes an inclusion proof (`outpost-audit prove`) with its root key: a proof_fuzz input
 // scripts/fuzz-seeds.sh runs both. Not a fuzz target: it links no libFuzzer.
 #include <algorithm>
 #include <cstdio>
@@ -222,18 +224,57 @@ void merkle_seeds(const fs::path& dir) {
   write(dir / "frontier-11", frontier);
 }
 
+void key_file_seeds(const fs::path& dir) {
+  const World& w = fuzz::world();
+  fs::create_directories(dir);
+  for (const char* name : {"ed25519-seed", "x25519-private", "root-ed25519-seed"}) {
+    fs::remove(dir / name);
+  }
+  auto ok = [](const Status& st) {
+    if (!st.is_ok()) {
+      std::cerr << "fuzz_seeds: " << st.to_string() << "\n";
+      std::exit(1);
+    }
+  };
+  ok(crypto::write_signing_key(dir / "ed25519-seed", *w.nodes[1].key));
+  const auto noise = fuzz::run_from<32>(0x60);
+  ok(crypto::write_key_file(dir / "x25519-private", "x25519-private", noise));
+  ok(crypto::write_key_file(dir / "root-ed25519-seed", "root-ed25519-seed", w.root->seed()));
+  write(dir / "root-hex", fuzz::view(crypto::to_hex(w.root->public_key()) + "\n"));
+}
+
+Result<std::array<std::uint8_t, 32>> root_of(const char* hex) {
+  auto root = crypto::from_hex(hex);
+  if (!root.is_ok() || root->size() != 32) return Status::invalid("ROOT_HEX must be 64 hex digits");
+  std::array<std::uint8_t, 32> out{};
+  std::copy(root->begin(), root->end(), out.begin());
+  return out;
+}
+
+int pack_proof(int argc, char** argv) {
+  auto root = argc == 5 ? root_of(argv[2]) : Status::invalid("usage");
+  if (!root.is_ok()) {
+    std::cerr << "usage: fuzz_seeds proof ROOT_HEX PROOF_JSON OUT_FILE\n";
+    return 2;
+  }
+  std::ifstream in(argv[3], std::ios::binary);
+  const std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write(argv[4], concat(*root, fuzz::view(json)));
+  return 0;
+}
+
 int pack_bundle(int argc, char** argv) {
   if (argc < 5) {
     std::cerr << "usage: fuzz_seeds bundle ROOT_HEX BUNDLE_DIR OUT_FILE [MEMBER [OP_REF]]\n";
     return 2;
   }
   fuzz::Archive a;
-  auto root = crypto::from_hex(argv[2]);
-  if (!root.is_ok() || root->size() != a.root.size()) {
+  auto root = root_of(argv[2]);
+  if (!root.is_ok()) {
     std::cerr << "fuzz_seeds: ROOT_HEX must be 64 hex digits\n";
     return 2;
   }
-  std::copy(root->begin(), root->end(), a.root.begin());
+  a.root = *root;
   const fs::path bundle = argv[3];
   std::vector<fs::path> files;
   for (const auto& it : fs::recursive_directory_iterator(bundle)) {
@@ -256,9 +297,10 @@ int pack_bundle(int argc, char** argv) {
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "bundle") return pack_bundle(argc, argv);
+  if (mode == "proof") return pack_proof(argc, argv);
   if (mode != "world" || argc != 3) {
     std::cerr << "usage: fuzz_seeds world OUT_DIR | fuzz_seeds bundle ROOT_HEX BUNDLE_DIR "
-                 "OUT_FILE [MEMBER [OP_REF]]\n";
+                 "OUT_FILE [MEMBER [OP_REF]] | fuzz_seeds proof ROOT_HEX PROOF_JSON OUT_FILE\n";
     return 2;
   }
   const fs::path out = argv[2];
@@ -267,5 +309,6 @@ int main(int argc, char** argv) {
   session_seeds(out / "sync_session");
   document_seeds(out / "documents");
   merkle_seeds(out / "merkle");
+  key_file_seeds(out / "key_file");
   return 0;
 }

@@ -4,6 +4,7 @@
 // quietly making the fuzzers start from garbage.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -11,12 +12,14 @@
 #include <variant>
 #include <vector>
 
+#include "outpost/audit/proof.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/op.h"
 #include "outpost/sync/protocol.h"
 #include "outpost/sync/roster.h"
 #include "outpost/sync/rules.h"
+#include "test_util.h"
 
 namespace outpost::sync {
 namespace {
@@ -48,6 +51,47 @@ TEST(FuzzRegression, VersionVectorWithOriginsOutOfOrderIsRefused) {
   AckMsg m;
   m.vv = {{*parse_id(a), 1}, {*parse_id(b), 2}};
   EXPECT_TRUE(decode_message(encode_message(m)).is_ok());
+}
+
+// bundle_fuzz: `outpost-audit prove` sized its Merkle leaves by the tree size of the newest
+// checkpoint in checkpoints.bin, read before anything checks it, so a bundle naming a tree of
+// 2^40 ops made it allocate 32 TiB and die (std::bad_alloc) instead of refusing the bundle.
+TEST(FuzzRegression, ProofFromABundleWhoseCheckpointClaimsAHugeTreeIsRefusedNotAllocated) {
+  test::TempDir tmp("outpost-fuzz-regression");
+  const std::string dir = tmp.path();
+  std::array<std::uint8_t, 32> seed{};
+  seed.fill(7);
+  const auto key = crypto::SigningKey::from_seed(seed).value();
+  Op op;
+  op.kind = OpKind::kTopup;
+  op.origin.fill(0x11);
+  op.seq = 1;
+  op.member.fill(0x22);
+  op.account = Account::kWallet;
+  op.amount = 100;
+  const SignedOp signed_op = sign_op(op, key);
+  ByteWriter ops;
+  write_signed_op(ops, signed_op);
+  Checkpoint cp;
+  cp.network_id.fill(0x33);
+  cp.origin = op.origin;
+  cp.tree_size = std::uint64_t{1} << 40;
+  cp.root = signed_op.hash;
+  cp.head_hash = signed_op.hash;
+  const SignedCheckpoint scp = sign_checkpoint(cp, key);
+  ByteWriter cps;
+  write_frame(cps, scp.body, scp.sig);
+  const std::string origin = id_hex(op.origin);
+  std::filesystem::create_directories(dir + "/ops");
+  auto text = [](const Bytes& b) { return std::string(b.begin(), b.end()); };
+  test::write_file(dir + "/ops/" + origin + ".ops", text(ops.bytes()));
+  test::write_file(dir + "/checkpoints.bin", text(cps.bytes()));
+  test::write_file(dir + "/manifest.json",
+                   R"({"format": "outpost-audit-bundle", "version": 1, "files": [],
+                       "origins": [{"origin": ")" + origin + R"(", "file": "ops/)" + origin +
+                       R"(.ops"}]})");
+  auto proof = audit::prove_inclusion(dir, op.origin, 1);
+  EXPECT_EQ(proof.status().code(), Code::kCorruption) << proof.status().to_string();
 }
 
 // --- the committed seed corpora (tests/fuzz/corpus/NAME) still decode -------------------------
