@@ -137,10 +137,12 @@ Result<Json> prove_inclusion(const std::string& dir, const sync::NodeId& origin,
 
 Result<ProofResult> verify_inclusion_proof(const Json& proof, const crypto::PublicKey& root) {
   const std::string what = "proof";
-  if (!proof.is_object() || proof.value("format", "") != bundle::kProofFormat) {
+  // Members are read as Json and compared, never converted: a member of another type is a
+  // mismatch, not an exception.
+  if (!proof.is_object() || proof.value("format", Json()) != bundle::kProofFormat) {
     return Status::invalid("not an " + std::string(bundle::kProofFormat) + " document");
   }
-  if (proof.value("version", 0) != kProofVersion) {
+  if (proof.value("version", Json()) != kProofVersion) {
     return Status::unsupported("proof version " + proof.value("version", Json()).dump() +
                                " is not supported");
   }
@@ -189,8 +191,8 @@ Result<ProofResult> verify_inclusion_proof(const Json& proof, const crypto::Publ
                      std::to_string(cp->cp.tree_size) + " is signed by the root key");
   auto op = sync::decode_op(op_bytes);
   if (!op.is_ok()) return fail("op: " + op.status().message());
-  if (op->origin != cp->cp.origin || op->seq != seq || proof.value("origin", "") !=
-                                                           sync::id_hex(op->origin)) {
+  if (op->origin != cp->cp.origin || op->seq != seq ||
+      proof.value("origin", Json()) != sync::id_hex(op->origin)) {
     return fail("op: its origin and seq are not the ones the proof and checkpoint name");
   }
   if (op_sig_bytes.size() != 64) return fail("op: the signature must be 64 bytes");

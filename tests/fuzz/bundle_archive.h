@@ -23,8 +23,8 @@
 namespace outpost::fuzz {
 
 inline constexpr std::array<const char*, 9> kArchiveNames = {
-    "manifest.json",     "rosters.bin",   "checkpoints.bin", "tree_heads.bin", "equivocations.bin",
-    "balances.json",     "ops.jsonl",     "@member",         "@prove"};
+    "manifest.json", "rosters.bin", "checkpoints.bin", "tree_heads.bin", "equivocations.bin",
+    "balances.json", "ops.jsonl",   "@member",         "@prove"};
 
 struct ArchiveEntry {
   std::string name;

@@ -4,8 +4,8 @@
 // (read_frame). The whole input is tried as each document. On success:
 //   - the decoder's own shape rules hold (validate_*), and encoding the result gives back exactly
 //     the input (canonical: one document, one encoding, one signature);
-//   - the successor checks run against the world's own documents and never crash, and a roster
-//     or tree head set always succeeds itself only when newer;
+//   - the successor checks run against the world's own documents and never crash, and no roster
+//     or tree head set may succeed itself (a successor must be newer);
 //   - verify_* with the world's root key agree with the decoder and never crash.
 // read_frame walks the input as a bundle file: every frame lies inside it and the walk ends.
 // Any crash, sanitizer report or broken invariant (FUZZ_CHECK) is a finding.

@@ -31,7 +31,8 @@ using fuzz::World;
 void write(const fs::path& path, ByteView bytes) {
   fs::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   if (!out) {
     std::cerr << "fuzz_seeds: cannot write " << path << "\n";
     std::exit(1);
@@ -120,17 +121,20 @@ void message_seeds(const fs::path& dir) {
 // Builds sync_session_fuzz scripts (the action bytes of Script::step there).
 struct ScriptBytes {
   Bytes b;
-  ScriptBytes(std::uint8_t self, std::uint8_t own_ops, std::uint8_t flags) : b{self, own_ops, flags} {}
+  ScriptBytes(std::uint8_t self, std::uint8_t own_ops, std::uint8_t flags)
+      : b{self, own_ops, flags} {}
   ScriptBytes& add(std::initializer_list<std::uint8_t> bytes) {
     b.insert(b.end(), bytes);
     return *this;
   }
   // HELLO from world node `who`, knowing `seqs` (mask bit i: node i), all documents at v1.
-  ScriptBytes& hello(std::uint8_t who, std::uint8_t mask, std::initializer_list<std::uint8_t> seqs) {
+  ScriptBytes& hello(std::uint8_t who, std::uint8_t mask,
+                     std::initializer_list<std::uint8_t> seqs) {
     add({1, who, mask}).add(seqs);
     return add({0x15, 0});
   }
-  ScriptBytes& ops(std::uint8_t origin, std::uint8_t from, std::uint8_t count, std::uint8_t flip = 0) {
+  ScriptBytes& ops(std::uint8_t origin, std::uint8_t from, std::uint8_t count,
+                   std::uint8_t flip = 0) {
     return add({2, origin, from, count, flip});
   }
   ScriptBytes& ack(std::uint8_t mask, std::initializer_list<std::uint8_t> seqs) {
@@ -138,7 +142,9 @@ struct ScriptBytes {
     return add({0});
   }
   ScriptBytes& blob(std::uint8_t which) { return add({4, which, 0}); }
-  ScriptBytes& rights(std::uint8_t id, std::uint8_t amount) { return add({5, id, 1, 0, amount, 0}); }
+  ScriptBytes& rights(std::uint8_t id, std::uint8_t amount) {
+    return add({5, id, 1, 0, amount, 0});
+  }
   ScriptBytes& raw(ByteView bytes) {
     add({0, static_cast<std::uint8_t>(bytes.size()), static_cast<std::uint8_t>(bytes.size() >> 8)});
     b.insert(b.end(), bytes.begin(), bytes.end());
@@ -200,7 +206,8 @@ void merkle_seeds(const fs::path& dir) {
   auto leaves_of = [](std::uint8_t count_minus_1, std::uint8_t seed) {
     std::vector<sync::Hash32> leaves;
     for (std::size_t i = 0; i <= count_minus_1; ++i) {
-      const std::uint8_t in[3] = {seed, static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8)};
+      const std::uint8_t in[3] = {seed, static_cast<std::uint8_t>(i),
+                                  static_cast<std::uint8_t>(i >> 8)};
       leaves.push_back(sync::merkle_leaf_hash(ByteView(in, 3)));
     }
     return leaves;

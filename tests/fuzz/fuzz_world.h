@@ -30,12 +30,12 @@ using sync::Bytes;
 using sync::ByteView;
 
 // A broken invariant is a finding: print it and abort, so libFuzzer saves the input.
-#define FUZZ_CHECK(expr)                                                                  \
-  do {                                                                                    \
-    if (!(expr)) {                                                                        \
+#define FUZZ_CHECK(expr)                                                                      \
+  do {                                                                                        \
+    if (!(expr)) {                                                                            \
       std::fprintf(stderr, "fuzz invariant broken: %s (%s:%d)\n", #expr, __FILE__, __LINE__); \
-      std::abort();                                                                       \
-    }                                                                                     \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 inline constexpr std::uint64_t kNowMs = 1'800'000'000'000;
@@ -63,9 +63,9 @@ struct WorldNode {
 struct World {
   std::unique_ptr<crypto::SigningKey> root;
   sync::NetworkId network = run_from<16>(0x10);
-  std::vector<WorldNode> nodes;   // [0] HQ, [1..3] stores
-  sync::SignedRoster roster;      // v1: every node
-  sync::SignedRoster roster_v2;   // v2: revokes the last store after its seq 2
+  std::vector<WorldNode> nodes;  // [0] HQ, [1..3] stores
+  sync::SignedRoster roster;     // v1: every node
+  sync::SignedRoster roster_v2;  // v2: revokes the last store after its seq 2
   sync::SignedRules rules;
   std::vector<sync::SignedCheckpoint> checkpoints;  // one per node, at its head
   sync::SignedTreeHeadSet tree_heads;               // v1 over every log
@@ -187,7 +187,8 @@ struct World {
 
   static std::vector<sync::Hash32> leaves_of(const WorldNode& n) {
     std::vector<sync::Hash32> leaves;
-    for (const auto& op : n.log) leaves.push_back(sync::merkle_op_leaf_hash(op.signed_bytes, op.sig));
+    for (const auto& op : n.log)
+      leaves.push_back(sync::merkle_op_leaf_hash(op.signed_bytes, op.sig));
     return leaves;
   }
 

@@ -74,7 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   if (size >= 64) {
     auto loaded = sync::load_signed_op(input.first(size - 64), input.last(64));
     FUZZ_CHECK(loaded.is_ok() == sync::decode_op(input.first(size - 64)).is_ok());
-    if (loaded.is_ok()) FUZZ_CHECK(loaded->hash == sync::op_hash(loaded->signed_bytes, loaded->sig));
+    if (loaded.is_ok())
+      FUZZ_CHECK(loaded->hash == sync::op_hash(loaded->signed_bytes, loaded->sig));
   }
   if (size <= 64) fuzz_op_ref(input);
   return 0;

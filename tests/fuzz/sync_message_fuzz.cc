@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   }
   FUZZ_CHECK(sync::message_name(*msg) != nullptr);
   const Bytes again = sync::encode_message(*msg);
-  const bool same = again.size() == input.size() && std::equal(again.begin(), again.end(), input.begin());
+  const bool same =
+      again.size() == input.size() && std::equal(again.begin(), again.end(), input.begin());
   FUZZ_CHECK(same || is_short_hello(*msg, input, again));
   auto twice = sync::decode_message(again);
   FUZZ_CHECK(twice.is_ok() && twice->index() == msg->index());
