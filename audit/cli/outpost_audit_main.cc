@@ -300,7 +300,9 @@ int main(int argc, char** argv) {
         if (manifest.is_ok()) m = Json::parse(manifest->begin(), manifest->end());
       } catch (const std::exception&) {
       }
-      auto key = outpost::audit::parse_root_key(m.value("root_public_key", ""));
+      // Any manifest, any type: a key that is not a string is no key.
+      const Json named = m.is_object() ? m.value("root_public_key", Json()) : Json();
+      auto key = outpost::audit::parse_root_key(named.is_string() ? named.get<std::string>() : "");
       if (!key.is_ok()) return usage_error("pass --root KEY (the bundle names no usable root key)");
       root = *key;
       std::cerr << "outpost-audit: warning: no --root given; using the root key the bundle "

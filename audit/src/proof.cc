@@ -98,6 +98,13 @@ Result<std::pair<std::vector<Hash32>, RawFrame>> log_leaves(const std::string& d
                                                             std::uint64_t tree_size,
                                                             std::uint64_t seq) {
   OUTPOST_ASSIGN_OR_RETURN(auto ops, read_frames(dir, entry.file, limits::kOpSignedBytesMax));
+  // The tree head is not checked yet: its tree size bounds nothing until the ops are there, so
+  // it must not size an allocation.
+  if (tree_size > ops.size()) {
+    return Status::corruption("the bundle lacks ops of " + sync::id_hex(entry.origin) +
+                              " up to seq " + std::to_string(tree_size) +
+                              " (run outpost-audit verify)");
+  }
   std::vector<Hash32> leaves(tree_size);
   std::vector<bool> have(tree_size, false);
   const RawFrame* target = nullptr;
@@ -196,16 +203,18 @@ struct ProofParts {
 
 Result<ProofParts> parse_proof(const Json& proof) {
   const std::string what = "proof";
-  if (!proof.is_object() || proof.value("format", "") != bundle::kProofFormat) {
+  // Members are read as Json and compared, never converted: a member of another type is a
+  // mismatch, not an exception.
+  if (!proof.is_object() || proof.value("format", Json()) != bundle::kProofFormat) {
     return Status::invalid("not an " + std::string(bundle::kProofFormat) + " document");
   }
-  if (proof.value("version", 0) == 1) {
+  if (proof.value("version", Json()) == 1) {
     return Status::unsupported(
         "proof version 1 carries a checkpoint, which names no roster, so "
         "the revocations it is checked against cannot be pinned; make a "
         "new proof with `outpost-audit prove`");
   }
-  if (proof.value("version", 0) != kProofVersion) {
+  if (proof.value("version", Json()) != kProofVersion) {
     return Status::unsupported("proof version " + proof.value("version", Json()).dump() +
                                " is not supported");
   }

@@ -1605,7 +1605,7 @@ void Verifier::check_balances() {
     return;
   }
   const Json& j = balances_.doc;
-  if (!j.is_object() || j.value("format", "") != bundle::kBalancesFormat ||
+  if (!j.is_object() || j.value("format", Json()) != bundle::kBalancesFormat ||
       !j.contains("members") || !j["members"].is_array()) {
     add("malformed_file", "", 0, "", file, "not an " + std::string(bundle::kBalancesFormat) +
                                                " file with a members array");

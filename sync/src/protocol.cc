@@ -25,7 +25,9 @@ bool read_vv(ByteReader& r, VersionVector& vv) {
     NodeId id{};
     std::uint64_t seq = 0;
     if (!r.raw(id) || !r.u64(seq)) return false;
-    if (!vv.emplace(id, seq).second) return false;  // duplicate origin: not canonical
+    // Strictly ascending origins, as write_vv writes them: one vector has one encoding.
+    if (!vv.empty() && !(vv.rbegin()->first < id)) return false;
+    vv.emplace_hint(vv.end(), id, seq);
   }
   return true;
 }
