@@ -974,9 +974,9 @@ Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops
                 "batch refused: " + report.status().message());
   }
   if (found.own_seq_proven > 0) {
-    OUTPOST_RETURN_IF_ERROR(raise_own_seq_floor(
-        found.own_seq_proven, "a peer delivered this node's own op seq " + std::to_string(found.own_seq_proven) +
-                                  ", correctly signed"));
+    const std::string why = "a peer delivered this node's own op seq " +
+                            std::to_string(found.own_seq_proven) + ", correctly signed";
+    OUTPOST_RETURN_IF_ERROR(raise_own_seq_floor(found.own_seq_proven, why));
   }
   if (report.is_ok()) OUTPOST_RETURN_IF_ERROR(lift_restore_wait_if_met());
   return report;
@@ -1110,9 +1110,10 @@ Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq,
     raise_alert("own_seq_behind", sync::id_hex(node_id_),
                 peer_name + " says it holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
                     ", this node only up to " + std::to_string(head.seq) +
-                    (peer_is_hq ? ": restored from an older copy? It signs nothing until it has them back"
-                                : ": restored from an older copy, or a false claim (not HQ: fenced only once "
-                                  "it delivers them)"));
+                    (peer_is_hq
+                         ? ": restored from an older copy? It signs nothing until it has them back"
+                         : ": restored from an older copy, or a false claim (not HQ: fenced only "
+                           "once it delivers them)"));
     log(LogLevel::kWarn, "a peer holds more of this node's own ops",
         {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)},
          {"fenced", peer_is_hq ? "yes" : "no"}});
@@ -1131,7 +1132,9 @@ Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq,
   awaiting_peer_ = false;
   restore_claims_.clear();
   log(LogLevel::kInfo, "restored node heard from a peer which of its own ops the chain holds",
-      {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)}});
+      {{"peer", peer_name},
+       {"peer_seq", std::to_string(own_seq_at_peer)},
+       {"own_seq", std::to_string(head.seq)}});
   return Status::ok();
 }
 
@@ -1159,7 +1162,9 @@ Status Ledger::raise_own_seq_floor(std::uint64_t seq, const std::string& why) {
               why + ", this node only up to " + std::to_string(head.seq) +
                   ": restored from an older copy? It signs nothing until it has them back");
   log(LogLevel::kWarn, "a peer delivered own ops this node does not hold",
-      {{"own_seq_proven", std::to_string(seq)}, {"own_seq", std::to_string(head.seq)}, {"fenced", "yes"}});
+      {{"own_seq_proven", std::to_string(seq)},
+       {"own_seq", std::to_string(head.seq)},
+       {"fenced", "yes"}});
   return Status::ok();
 }
 

@@ -20,8 +20,8 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
-#include <memory>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <span>
@@ -103,13 +103,15 @@ class HandshakeSlots {
   // Takes a slot for `source`, or returns the reason there is none.
   std::variant<Ticket, std::string> acquire(const std::string& source) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (total_ >= limits::kLinkHandshakesInFlightMax) return std::string("too many handshakes in flight");
+    if (total_ >= limits::kLinkHandshakesInFlightMax)
+      return std::string("too many handshakes in flight");
     std::size_t& mine = by_source_[source];
     if (mine >= limits::kLinkHandshakesPerSourceMax) {
       return std::string("too many handshakes in flight from this address");
     }
     const bool known = known_.count(source) > 0;
-    const std::size_t open = limits::kLinkHandshakesInFlightMax - limits::kLinkHandshakesReservedForKnown;
+    const std::size_t open =
+        limits::kLinkHandshakesInFlightMax - limits::kLinkHandshakesReservedForKnown;
     const bool reserved = unreserved_ >= open;
     if (reserved && !known) {
       if (mine == 0) by_source_.erase(source);

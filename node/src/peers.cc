@@ -54,7 +54,8 @@ class LedgerSyncStore final : public sync::SyncStore {
   // that names another node than the authenticated one; who the peer is comes from its
   // certificate, never from the HELLO.
   Status on_peer_hello(const sync::HelloMsg& hello) override {
-    return l_.observe_peer_hello(peer_.name, peer_.role == sync::NodeRole::kHq, vv_get(hello.vv, l_.node_id()));
+    const bool is_hq = peer_.role == sync::NodeRole::kHq;
+    return l_.observe_peer_hello(peer_.name, is_hq, vv_get(hello.vv, l_.node_id()));
   }
   std::uint64_t blob_version(sync::BlobKind kind) override {
     switch (kind) {
@@ -435,8 +436,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     auto out = std::make_shared<SessionOutput>();
     t.mutating = false;
     t.run = [self, c, out, now](Ledger& ledger) {
-      c->store = std::make_unique<LedgerSyncStore>(ledger, self->on_roster_accepted, c->link->peer_certificate());
-      c->session = std::make_unique<SyncSession>(*c->store, c->link->peer_id());  // bound to the link
+      c->store = std::make_unique<LedgerSyncStore>(ledger, self->on_roster_accepted,
+                                                   c->link->peer_certificate());
+      // Bound to the link: a HELLO naming another node than it authenticated is refused.
+      c->session = std::make_unique<SyncSession>(*c->store, c->link->peer_id());
       *out = c->session->start(now);
     };
     t.done = [self, c, out](bool) { asio::post(self->io, [self, c, out] { self->apply_output(c, std::move(*out)); }); };

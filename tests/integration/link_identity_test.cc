@@ -83,7 +83,8 @@ class LinkIdentityTest : public ::testing::Test {
 
   // Opens a link as the rogue store to `port`, waits for the node's HELLO (returned) and sends
   // a HELLO that names `claimed` and carries `vv`.
-  std::optional<sync::HelloMsg> open_session(RawPeer& peer, std::uint16_t port, const sync::NodeId& claimed,
+  std::optional<sync::HelloMsg> open_session(RawPeer& peer, std::uint16_t port,
+                                             const sync::NodeId& claimed,
                                              sync::VersionVector vv = {}) {
     if (auto c = peer.connect(port); !c) {
       ADD_FAILURE() << "connect: " << c.message();
@@ -127,7 +128,8 @@ class LinkIdentityTest : public ::testing::Test {
   testing::AssertionResult hq_and_store_converged() {
     for (int i = 0; i < kConvergePolls; ++i) {
       Json a = chain_.version_vector(chain_.hq());
-      if (!a.is_null() && a == chain_.version_vector(chain_.store(1))) return testing::AssertionSuccess();
+      if (!a.is_null() && a == chain_.version_vector(chain_.store(1)))
+        return testing::AssertionSuccess();
       std::this_thread::sleep_for(kPoll);
     }
     return testing::AssertionFailure() << "HQ and store-1 did not converge";
@@ -140,13 +142,17 @@ class LinkIdentityTest : public ::testing::Test {
     Json all = alerts_of(n);
     Json newest;
     for (const auto& a : all["alerts"]) {
-      if (a.value("kind", "") == kind && (newest.is_null() || a.value("id", 0) > newest.value("id", 0))) newest = a;
+      if (a.value("kind", "") == kind &&
+          (newest.is_null() || a.value("id", 0) > newest.value("id", 0)))
+        newest = a;
     }
     return newest;
   }
 
   int pos_enroll(ChainNode& n, const std::string& card) {
-    return chain_.pos(n).post("/v1/members", {{"request_id", rid("e")}, {"card", card}, {"name", "Eve"}}).status;
+    return chain_.pos(n)
+        .post("/v1/members", {{"request_id", rid("e")}, {"card", card}, {"name", "Eve"}})
+        .status;
   }
 
   // Connects as the rogue store (a few tries, no waiting between them), sends its ops and
@@ -168,7 +174,8 @@ class LinkIdentityTest : public ::testing::Test {
       }
       auto ack = peer.next<sync::AckMsg>();
       if (!ack) return testing::AssertionFailure() << "no ACK";
-      if (ack->vv.at(rogue_id_) != ops_.size()) return testing::AssertionFailure() << "ops not applied";
+      if (ack->vv.at(rogue_id_) != ops_.size())
+        return testing::AssertionFailure() << "ops not applied";
       return testing::AssertionSuccess();
     }
     return testing::AssertionFailure() << "an enrolled peer could not connect: " << why;
@@ -206,8 +213,8 @@ TEST_F(LinkIdentityTest, HelloClaimingHqsIdIsRefusedAndDoesNotLiftARestoredStore
     ASSERT_TRUE(open_session(peer, store.node->peer_port(), hq_id, {{store_id, 1}}));
     auto err = peer.next<sync::ErrorMsg>();
     ASSERT_TRUE(err.has_value()) << "a HELLO claiming HQ's id was not refused";
-    const std::string want =
-        "claims node " + sync::id_hex(hq_id) + " but the link authenticated node " + sync::id_hex(rogue_id_);
+    const std::string want = "claims node " + sync::id_hex(hq_id) +
+                             " but the link authenticated node " + sync::id_hex(rogue_id_);
     EXPECT_NE(err->message.find(want), std::string::npos) << err->message;
     EXPECT_TRUE(peer.wait_closed()) << "the session stayed open after the refusal";
   }
@@ -247,9 +254,11 @@ TEST_F(LinkIdentityTest, StoreClaimingAHugeSeqOfAnotherNodesOwnLogFencesNeitherA
     ASSERT_TRUE(open_session(peer, victim->node->peer_port(), rogue_id_, {{victim_id, 1'000'000}}));
     // Our HELLO named roster version 0: the victim offers its roster once it handled the HELLO.
     ASSERT_TRUE(peer.next<sync::BlobMsg>().has_value());
-    EXPECT_EQ(pos_enroll(*victim, std::to_string(++card)), 200) << "a store's claim fenced " << victim->name;
+    EXPECT_EQ(pos_enroll(*victim, std::to_string(++card)), 200)
+        << "a store's claim fenced " << victim->name;
     EXPECT_FALSE(fence_of(*victim)["fenced"].get<bool>()) << fence_of(*victim).dump();
-    EXPECT_GE(alerts_of(*victim)["counts"].value("own_seq_behind", 0), 1) << "the false claim went unreported";
+    EXPECT_GE(alerts_of(*victim)["counts"].value("own_seq_behind", 0), 1)
+        << "the false claim went unreported";
   }
 }
 
@@ -300,8 +309,10 @@ TEST_F(LinkIdentityTest, BadlySignedForkOfAnHonestStoresOpIsBlamedOnTheSenderNot
   EXPECT_NE(err->message.find("bad signature"), std::string::npos) << err->message;
   EXPECT_TRUE(peer.wait_closed());
   Json alerts = alerts_of(hq);
-  EXPECT_EQ(alerts["counts"].value("equivocation", 0), 0) << "the honest store was framed: " << alerts.dump();
-  EXPECT_EQ(newest_alert(hq, "bad_signature").value("node", ""), sync::id_hex(rogue_id_)) << alerts.dump();
+  EXPECT_EQ(alerts["counts"].value("equivocation", 0), 0)
+      << "the honest store was framed: " << alerts.dump();
+  EXPECT_EQ(newest_alert(hq, "bad_signature").value("node", ""), sync::id_hex(rogue_id_))
+      << alerts.dump();
   EXPECT_EQ(seq_at(hq, honest), 1u);
   auto verify = hq.node->cli({"log", "verify"});
   EXPECT_TRUE(verify.exit.exited_with(0)) << verify.describe();
@@ -326,7 +337,8 @@ TEST_F(LinkIdentityTest, FloodFromManyAddressesLeavesTheReservedSlotsToAPeerSeen
   start(0, 2);
   ASSERT_TRUE(rogue_syncs_with_hq());  // 127.0.0.1 is now a known address
   std::vector<std::unique_ptr<SilentConnection>> flood;
-  const std::size_t sources = limits::kLinkHandshakesInFlightMax / limits::kLinkHandshakesPerSourceMax + 4;
+  const std::size_t sources =
+      limits::kLinkHandshakesInFlightMax / limits::kLinkHandshakesPerSourceMax + 4;
   for (std::size_t s = 0; s < sources; ++s) {
     const std::string from = "127.0.1." + std::to_string(s + 1);
     for (std::size_t i = 0; i < limits::kLinkHandshakesPerSourceMax; ++i) {

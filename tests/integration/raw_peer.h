@@ -45,16 +45,19 @@ class RawPeer {
     auto identity = node::load_identity(data_dir_, **store);
     if (!identity.is_ok()) return testing::AssertionFailure() << identity.status().to_string();
     auto anchors = node::load_trust_anchors(**store);
-    if (!anchors.is_ok() || !*anchors) return testing::AssertionFailure() << "store is not enrolled";
+    if (!anchors.is_ok() || !*anchors)
+      return testing::AssertionFailure() << "store is not enrolled";
     auto roster = node::load_roster(**store, **anchors);
     if (!roster.is_ok() || !*roster) return testing::AssertionFailure() << "store has no roster";
     std::shared_ptr<const sync::Roster> r = *roster;
     auto ctx = node::make_link_context(*identity, [r] { return r; });
     std::promise<Result<std::shared_ptr<node::Link>>> done;
     auto fut = done.get_future();
-    node::async_connect(io_, node::Endpoint{"127.0.0.1", port}, ctx,
-                        [&done](Result<std::shared_ptr<node::Link>> l) { done.set_value(std::move(l)); });
-    if (fut.wait_for(kHangGuard) != std::future_status::ready) return testing::AssertionFailure() << "connect hung";
+    node::async_connect(
+        io_, node::Endpoint{"127.0.0.1", port}, ctx,
+        [&done](Result<std::shared_ptr<node::Link>> l) { done.set_value(std::move(l)); });
+    if (fut.wait_for(kHangGuard) != std::future_status::ready)
+      return testing::AssertionFailure() << "connect hung";
     auto link = fut.get();
     if (!link.is_ok()) return testing::AssertionFailure() << link.status().to_string();
     link_ = *link;
@@ -109,7 +112,8 @@ class RawPeer {
  private:
   std::string data_dir_;
   boost::asio::io_context io_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{boost::asio::make_work_guard(io_)};
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      boost::asio::make_work_guard(io_)};
   std::thread thread_;
   std::shared_ptr<node::Link> link_;
   std::mutex mu_;

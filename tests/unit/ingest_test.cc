@@ -21,7 +21,7 @@ namespace outpost::node {
 namespace {
 
 constexpr std::uint64_t kNowMs = 1'790'000'000'000;  // 2026-09-21
-constexpr std::size_t kManyOps = 10;  // a batch well past "a few ops"
+constexpr std::size_t kManyOps = 10;                 // a batch well past "a few ops"
 
 class IngestTest : public ::testing::Test {
  protected:
@@ -47,22 +47,26 @@ class IngestTest : public ::testing::Test {
   std::unique_ptr<Ledger> open(const std::string& dir) { return open(dir, clock_); }
 
   // Makes `n` ops at `ledger` (a member enrollment, then top-ups) and returns its whole log.
-  static std::vector<sync::SignedOp> make_ops(Ledger& ledger, std::size_t n, const std::string& card = "40000001") {
+  static std::vector<sync::SignedOp> make_ops(Ledger& ledger, std::size_t n,
+                                              const std::string& card = "40000001") {
     EnrollRequest e{new_request_id(), card, "Ann", "", ""};
     EXPECT_TRUE(ledger.enroll(e).is_ok());
     auto member = ledger.resolve_member(card);
-    for (std::size_t i = 1; i < n; ++i) EXPECT_TRUE(ledger.topup(new_request_id(), *member, 100, "").is_ok());
+    for (std::size_t i = 1; i < n; ++i)
+      EXPECT_TRUE(ledger.topup(new_request_id(), *member, 100, "").is_ok());
     auto ops = ledger.store().ops_of_origin(ledger.node_id(), 1, 1000);
     EXPECT_TRUE(ops.is_ok());
     return *ops;
   }
 
-  static std::uint64_t head_of(Ledger& l, const sync::NodeId& origin) { return l.store().head(origin)->seq; }
+  static std::uint64_t head_of(Ledger& l, const sync::NodeId& origin) {
+    return l.store().head(origin)->seq;
+  }
   static std::vector<storage::Alert> alerts(Ledger& l) { return *l.store().recent_alerts(100); }
   static std::size_t count_alerts(Ledger& l, const std::string& kind) {
     auto all = alerts(l);
-    return static_cast<std::size_t>(
-        std::count_if(all.begin(), all.end(), [&](const storage::Alert& a) { return a.kind == kind; }));
+    return static_cast<std::size_t>(std::count_if(
+        all.begin(), all.end(), [&](const storage::Alert& a) { return a.kind == kind; }));
   }
   static bool fenced(Ledger& l) { return (*l.fence_json())["fenced"].get<bool>(); }
 
@@ -73,7 +77,8 @@ class IngestTest : public ::testing::Test {
 };
 
 // Bug caught: the signature check skipped for batches of more than a few ops.
-TEST_F(IngestTest, BadSignatureInTheMiddleOrAtTheEndOfAManyOpBatchRefusesItWholeAndBlamesTheSender) {
+TEST_F(IngestTest,
+       BadSignatureInTheMiddleOrAtTheEndOfAManyOpBatchRefusesItWholeAndBlamesTheSender) {
   auto store = open(store_);
   const auto ops = make_ops(*store, kManyOps);
   auto hq = open(hq_);
@@ -84,7 +89,8 @@ TEST_F(IngestTest, BadSignatureInTheMiddleOrAtTheEndOfAManyOpBatchRefusesItWhole
     const std::size_t alerts_before = count_alerts(*hq, "bad_signature");
     auto r = hq->ingest(batch, sender_);
     ASSERT_FALSE(r.is_ok()) << "a batch with a bad signature was applied";
-    EXPECT_NE(r.status().message().find("bad signature on op " + sync::op_ref_string(store->node_id(), bad_at + 1)),
+    EXPECT_NE(r.status().message().find("bad signature on op " +
+                                        sync::op_ref_string(store->node_id(), bad_at + 1)),
               std::string::npos)
         << r.status().to_string();
     EXPECT_EQ(head_of(*hq, store->node_id()), 0u) << "ops before the bad one were applied";
@@ -114,7 +120,8 @@ TEST_F(IngestTest, PreverifiedBatchStillRefusesAnOpWhoseSignatureDoesNotMatchIts
     batch[bad_at].sig[7] ^= 0x01;  // the hash field still names the good op
     ASSERT_FALSE(hq->ingest(batch, sender_).is_ok()) << "the fast path let a bad signature through";
     EXPECT_EQ(head_of(*hq, store->node_id()), 0u);
-    for (const auto& op : ops) verified->add(op.hash, store->public_key());  // refill what was taken
+    for (const auto& op : ops)
+      verified->add(op.hash, store->public_key());  // refill what was taken
   }
   ASSERT_TRUE(hq->ingest(ops, sender_).is_ok());
   EXPECT_EQ(head_of(*hq, store->node_id()), kManyOps);
@@ -148,10 +155,12 @@ TEST_F(IngestTest, BadlySignedForkIsABadSignatureOfTheSenderNeverEvidenceAgainst
     SCOPED_TRACE("forgery " + std::to_string(i));
     auto r = hq->ingest({forgeries[i]}, sender_);
     ASSERT_FALSE(r.is_ok()) << "a badly signed fork was accepted";
-    EXPECT_EQ(*hq->store().equivocation_count(), 0u) << "a forgery was kept as evidence against the origin";
+    EXPECT_EQ(*hq->store().equivocation_count(), 0u)
+        << "a forgery was kept as evidence against the origin";
     EXPECT_EQ(count_alerts(*hq, "equivocation"), 0u);
     EXPECT_EQ(alerts(*hq).front().kind, "bad_signature");
-    EXPECT_EQ(alerts(*hq).front().node, sync::id_hex(sender_)) << "blamed on the origin, not the sender";
+    EXPECT_EQ(alerts(*hq).front().node, sync::id_hex(sender_))
+        << "blamed on the origin, not the sender";
   }
   EXPECT_EQ(head_of(*hq, store->node_id()), 3u);
 
@@ -177,9 +186,11 @@ TEST_F(IngestTest, NextLocalOpIsStampedAfterAPeerOpStampedAheadOfTheLocalClock) 
   auto hq = open(hq_);
   ASSERT_TRUE(hq->ingest(ops, store->node_id()).is_ok());
   ASSERT_TRUE(hq->enroll(EnrollRequest{new_request_id(), "40000009", "Hal", "", ""}).is_ok());
-  auto last_local = [&] { return hq->store().ops_of_origin(hq->node_id(), 1, 1000)->back().op.hlc; };
-  EXPECT_GT(last_local(), newest) << "local op " << last_local().to_string() << " sorts before the ingested "
-                                  << newest.to_string();
+  auto last_local = [&] {
+    return hq->store().ops_of_origin(hq->node_id(), 1, 1000)->back().op.hlc;
+  };
+  EXPECT_GT(last_local(), newest) << "local op " << last_local().to_string()
+                                  << " sorts before the ingested " << newest.to_string();
   // The observation is durable: after a restart the next op still sorts after it.
   hq.reset();
   hq = open(hq_);
@@ -226,7 +237,8 @@ TEST_F(IngestTest, OwnOpCorrectlySignedBeyondAGapFencesUntilTheOpsUpToItAreBack)
   ASSERT_FALSE(store->ingest({sync::sign_op(far, *forger)}, sender_).is_ok());
   EXPECT_FALSE(fenced(*store)) << "a forged op of our own origin fenced us";
 
-  ASSERT_FALSE(store->ingest({held_by_peers[4]}, sender_).is_ok()) << "seq 5 without seq 4 is a gap";
+  ASSERT_FALSE(store->ingest({held_by_peers[4]}, sender_).is_ok())
+      << "seq 5 without seq 4 is a gap";
   EXPECT_TRUE(fenced(*store)) << "our own correctly signed seq 5 did not fence us";
   EXPECT_EQ((*store->fence_json())["own_seq_floor"], 5);
   auto member = store->resolve_member("40000001");
