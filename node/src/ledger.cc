@@ -953,23 +953,37 @@ bool VerifiedSignatures::take(const sync::Hash32& hash, const crypto::PublicKey&
 }
 
 Status Ledger::verify_received(const sync::SignedOp& sop, const crypto::PublicKey& key) {
-  if (verified_ && verified_->take(sop.hash, key)) return Status::ok();
+  // An entry of the fast path vouches only for the exact bytes it was made for: the hash is
+  // recomputed from the bytes about to be stored, never taken from the op's own `hash` field.
+  if (verified_) {
+    const sync::Hash32 hash = sync::op_hash(sop.signed_bytes, sop.sig);
+    if (crypto::ct_equal(hash, sop.hash) && verified_->take(hash, key)) return Status::ok();
+  }
   return sync::verify_op(sop, key);
 }
 
-Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops) {
-  std::optional<sync::NodeId> bad_signature;
-  auto report = ingest_batch(ops, bad_signature);
-  // Raised after the batch's savepoint rolled back, so the alert survives the refusal.
-  if (!report.is_ok() && bad_signature) {
-    raise_alert("bad_signature", sync::id_hex(*bad_signature),
+Result<sync::IngestReport> Ledger::ingest(const std::vector<sync::SignedOp>& ops,
+                                          const std::optional<sync::NodeId>& from) {
+  IngestFindings found;
+  auto report = ingest_batch(ops, found);
+  // Recorded after the batch's savepoint rolled back, so they survive the refusal. A bad
+  // signature is the sender's doing (the origin's key did not sign those bytes): the alert
+  // names the sender, and the op only in its message.
+  if (!report.is_ok() && found.bad_signature) {
+    raise_alert("bad_signature", from ? sync::id_hex(*from) : "",
                 "batch refused: " + report.status().message());
   }
+  if (found.own_seq_proven > 0) {
+    const std::string why = "a peer delivered this node's own op seq " +
+                            std::to_string(found.own_seq_proven) + ", correctly signed";
+    OUTPOST_RETURN_IF_ERROR(raise_own_seq_floor(found.own_seq_proven, why));
+  }
+  if (report.is_ok()) OUTPOST_RETURN_IF_ERROR(lift_restore_wait_if_met());
   return report;
 }
 
 Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp>& ops,
-                                                std::optional<sync::NodeId>& bad_signature) {
+                                                IngestFindings& found) {
   OUTPOST_ASSIGN_OR_RETURN(storage::Savepoint sp, storage::Savepoint::begin(store_->db()));
   sync::IngestReport report;
   sync::Hlc newest{};
@@ -990,7 +1004,7 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       // origin before calling it equivocation (anyone can send garbage).
       auto key = origin_key(op.origin);
       if (!key || !verify_received(sop, *key).is_ok()) {
-        if (key) bad_signature = op.origin;
+        found.bad_signature = key.has_value();
         return Status::corruption("op " + ref + " conflicts with the held op and has a bad signature");
       }
       evidence.push_back(sop);
@@ -1000,6 +1014,11 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       continue;
     }
     if (op.seq != head.seq + 1) {
+      // Our own op beyond a gap, correctly signed: we did sign that seq (restored from an older
+      // copy), so it must not be signed again. Proof, unlike a HELLO's claim.
+      if (op.origin == node_id_ && sync::verify_op(sop, key_.public_key()).is_ok()) {
+        found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
+      }
       return Status::corruption("op " + ref + " leaves a gap after seq " + std::to_string(head.seq));
     }
     auto key = origin_key(op.origin);
@@ -1010,9 +1029,10 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
     }
     if (!key) return Status::corruption("op " + ref + " is from an unknown origin");
     if (Status st = verify_received(sop, *key); !st.is_ok()) {
-      bad_signature = op.origin;
+      found.bad_signature = true;
       return st;
     }
+    if (op.origin == node_id_) found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
     if ((roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) ||
         (op_allowed_ && !op_allowed_(op.origin, op.seq))) {
       return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
@@ -1079,11 +1099,10 @@ Status Ledger::check_fence(std::uint64_t own_head_seq) const {
 
 Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer) {
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
-  // A HELLO's vector is only a claim. HQ's is trusted to fence a store; any peer's may fence HQ
-  // (stores are where HQ's own ops also live). A rogue store claiming a seq it cannot deliver can
-  // thus not stop another store from signing; it only raises the alert below.
-  const bool trusted = peer_is_hq || is_hq_;
-  if (trusted && own_seq_at_peer > own_seq_floor_) {
+  // A HELLO's vector is only a claim. HQ's (by its authenticated certificate) fences a store.
+  // No store's claim fences anyone, HQ included: a rogue store could claim seqs it can never
+  // deliver and stop a node for good. The ops themselves, correctly signed, fence (ingest).
+  if (peer_is_hq && own_seq_at_peer > own_seq_floor_) {
     OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, std::to_string(own_seq_at_peer)));
     own_seq_floor_ = own_seq_at_peer;
   }
@@ -1091,18 +1110,61 @@ Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq,
     raise_alert("own_seq_behind", sync::id_hex(node_id_),
                 peer_name + " says it holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
                     ", this node only up to " + std::to_string(head.seq) +
-                    (trusted ? ": restored from an older copy? It signs nothing until it has them back"
-                             : ": restored from an older copy, or a false claim (not HQ: not fenced on it)"));
+                    (peer_is_hq
+                         ? ": restored from an older copy? It signs nothing until it has them back"
+                         : ": restored from an older copy, or a false claim (not HQ: fenced only "
+                           "once it delivers them)"));
     log(LogLevel::kWarn, "a peer holds more of this node's own ops",
         {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)},
-         {"fenced", trusted ? "yes" : "no"}});
+         {"fenced", peer_is_hq ? "yes" : "no"}});
   }
-  if (awaiting_peer_ && (peer_is_hq || is_hq_)) {
+  if (!awaiting_peer_) return Status::ok();
+  if (!peer_is_hq && !is_hq_) return Status::ok();  // a store waits for HQ itself
+  if (!peer_is_hq && own_seq_at_peer > head.seq) {
+    // HQ restored: this peer holds more of HQ's ops. Wait until sync brought them back, so that
+    // a false claim cannot end the wait (nor hold it: another peer's claim may end it).
+    if (restore_claims_.size() < limits::kRosterNodesMax || restore_claims_.count(peer_name)) {
+      restore_claims_[peer_name] = own_seq_at_peer;
+    }
+    return Status::ok();
+  }
+  OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));
+  awaiting_peer_ = false;
+  restore_claims_.clear();
+  log(LogLevel::kInfo, "restored node heard from a peer which of its own ops the chain holds",
+      {{"peer", peer_name},
+       {"peer_seq", std::to_string(own_seq_at_peer)},
+       {"own_seq", std::to_string(head.seq)}});
+  return Status::ok();
+}
+
+Status Ledger::lift_restore_wait_if_met() {
+  if (!awaiting_peer_ || restore_claims_.empty()) return Status::ok();
+  OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
+  for (const auto& [peer, claim] : restore_claims_) {
+    if (claim > head.seq) continue;
     OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));
     awaiting_peer_ = false;
-    log(LogLevel::kInfo, "restored node heard from a peer which of its own ops the chain holds",
-        {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)}});
+    log(LogLevel::kInfo, "restored node got back its own ops a peer held",
+        {{"peer", peer}, {"own_seq", std::to_string(head.seq)}});
+    restore_claims_.clear();
+    break;
   }
+  return Status::ok();
+}
+
+Status Ledger::raise_own_seq_floor(std::uint64_t seq, const std::string& why) {
+  OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
+  if (seq <= head.seq || seq <= own_seq_floor_) return Status::ok();
+  OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, std::to_string(seq)));
+  own_seq_floor_ = seq;
+  raise_alert("own_seq_behind", sync::id_hex(node_id_),
+              why + ", this node only up to " + std::to_string(head.seq) +
+                  ": restored from an older copy? It signs nothing until it has them back");
+  log(LogLevel::kWarn, "a peer delivered own ops this node does not hold",
+      {{"own_seq_proven", std::to_string(seq)},
+       {"own_seq", std::to_string(head.seq)},
+       {"fenced", "yes"}});
   return Status::ok();
 }
 

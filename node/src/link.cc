@@ -20,10 +20,13 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string_view>
+#include <variant>
 
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
@@ -69,6 +72,90 @@ sync::ChannelConfig channel_config(const LinkContext& c) {
   cfg.rekey_after_messages = c.options.rekey_after_messages;
   return cfg;
 }
+
+// The source a connection counts against for handshake slots: its IP address, an IPv4-mapped
+// IPv6 address as IPv4, other IPv6 addresses by their /64 prefix.
+std::string source_of(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const tcp::endpoint ep = socket.remote_endpoint(ec);
+  if (ec) return "?";
+  const asio::ip::address a = ep.address();
+  if (a.is_v4()) return a.to_string();
+  const asio::ip::address_v6 v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  asio::ip::address_v6::bytes_type b = v6.to_bytes();
+  std::fill(b.begin() + 8, b.end(), 0);
+  return asio::ip::address_v6(b).to_string() + "/64";
+}
+
+// The handshake slots of one listener (limits.h, "Links"): at most kLinkHandshakesInFlightMax
+// in all, kLinkHandshakesPerSourceMax per source, and kLinkHandshakesReservedForKnown only for
+// sources that completed a handshake here before. Thread-safe: slots are taken on the accept
+// strand and given back on the links' strands.
+class HandshakeSlots {
+ public:
+  // A slot taken for a source; give it back with release().
+  struct Ticket {
+    std::string source;
+    bool reserved = false;  // taken from the slots kept for known sources
+  };
+
+  // Takes a slot for `source`, or returns the reason there is none.
+  std::variant<Ticket, std::string> acquire(const std::string& source) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (total_ >= limits::kLinkHandshakesInFlightMax)
+      return std::string("too many handshakes in flight");
+    std::size_t& mine = by_source_[source];
+    if (mine >= limits::kLinkHandshakesPerSourceMax) {
+      return std::string("too many handshakes in flight from this address");
+    }
+    const bool known = known_.count(source) > 0;
+    const std::size_t open =
+        limits::kLinkHandshakesInFlightMax - limits::kLinkHandshakesReservedForKnown;
+    const bool reserved = unreserved_ >= open;
+    if (reserved && !known) {
+      if (mine == 0) by_source_.erase(source);
+      return std::string("the remaining handshake slots are kept for known peers");
+    }
+    ++mine;
+    ++total_;
+    if (!reserved) ++unreserved_;
+    return Ticket{source, reserved};
+  }
+
+  void release(const Ticket& t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_source_.find(t.source);
+    OUTPOST_CHECK(it != by_source_.end() && it->second > 0 && total_ > 0);
+    if (--it->second == 0) by_source_.erase(it);
+    --total_;
+    if (!t.reserved) --unreserved_;
+  }
+
+  // Records that `source` completed a handshake (an admitted peer): it may use the reserve.
+  void remember(const std::string& source) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!known_.insert(source).second) return;
+    known_order_.push_back(source);
+    while (known_order_.size() > limits::kLinkKnownAddressesMax) {
+      known_.erase(known_order_.front());
+      known_order_.pop_front();
+    }
+  }
+
+  std::size_t in_flight() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return total_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::size_t> by_source_;  // only sources holding a slot
+  std::size_t total_ = 0;
+  std::size_t unreserved_ = 0;  // slots held outside the reserve
+  std::set<std::string> known_;
+  std::deque<std::string> known_order_;
+};
 
 Status check_options(const LinkOptions& o) {
   if (o.handshake_timeout_ms <= 0 || o.idle_timeout_ms <= 0 || o.keepalive_ms <= 0 ||
@@ -648,28 +735,42 @@ struct LinkListener::Impl : std::enable_shared_from_this<LinkListener::Impl> {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       log(LogLevel::kWarn, "link accept failed", {{"error", ec.message()}});
-    } else if (in_flight_.load() >= limits::kLinkHandshakesInFlightMax) {
-      log(LogLevel::kWarn, "link refused at accept: too many handshakes in flight",
-          {{"address", address_of(socket)}});
-      boost::system::error_code ignored;
-      socket.close(ignored);
     } else {
-      start_link(std::move(socket));
+      auto slot = slots_.acquire(source_of(socket));
+      if (auto* why = std::get_if<std::string>(&slot)) {
+        refused_at_accept(*why, address_of(socket));
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      } else {
+        start_link(std::move(socket), std::get<HandshakeSlots::Ticket>(std::move(slot)));
+      }
     }
     do_accept();
   }
 
-  void start_link(tcp::socket socket) {
+  // Logs a connection closed at accept: the first of a burst, then at most one line a second
+  // with the count, so that a flood cannot fill the log.
+  void refused_at_accept(const std::string& why, const std::string& address) {
+    ++refused_unlogged_;
+    const auto now = SteadyClock::now();
+    if (refused_unlogged_ > 1 && now - refused_logged_at_ < std::chrono::seconds(1)) return;
+    log(LogLevel::kWarn, "link refused at accept: " + why,
+        {{"address", address}, {"refused_since_last_line", std::to_string(refused_unlogged_)}});
+    refused_unlogged_ = 0;
+    refused_logged_at_ = now;
+  }
+
+  void start_link(tcp::socket socket, HandshakeSlots::Ticket ticket) {
     auto channel =
         sync::SecureChannel::create(crypto::NoiseRole::kResponder, channel_config(context_));
     OUTPOST_CHECK(channel.is_ok());  // checked in listen()
-    in_flight_.fetch_add(1);
     auto link = std::make_shared<Link::Impl>(std::move(socket), context_,
                                              std::move(channel).value(), /*initiator=*/false);
     std::weak_ptr<Link::Impl> weak = link;
-    asio::post(link->ex_, [link, weak, self = shared_from_this()] {
-      link->start_accepted([self, weak](const Status& st, std::shared_ptr<Link> handed) {
-        self->in_flight_.fetch_sub(1);
+    asio::post(link->ex_, [link, weak, ticket = std::move(ticket), self = shared_from_this()] {
+      link->start_accepted([self, weak, ticket](const Status& st, std::shared_ptr<Link> handed) {
+        self->slots_.release(ticket);
+        if (st.is_ok()) self->slots_.remember(ticket.source);
         if (!st.is_ok()) {
           if (self->on_reject_ && !self->closed_.load()) {
             auto l = weak.lock();
@@ -712,7 +813,9 @@ struct LinkListener::Impl : std::enable_shared_from_this<LinkListener::Impl> {
   LinkContext context_;
   LinkHandler on_link_;
   RejectHandler on_reject_;
-  std::atomic<std::size_t> in_flight_{0};
+  HandshakeSlots slots_;
+  std::size_t refused_unlogged_ = 0;  // accept strand only
+  SteadyClock::time_point refused_logged_at_{};
   std::atomic<bool> closed_{false};
   Endpoint local_;
   std::mutex mu_;
@@ -749,6 +852,6 @@ Endpoint LinkListener::local_endpoint() const { return impl_->local_; }
 
 void LinkListener::close() { impl_->close(); }
 
-std::size_t LinkListener::handshakes_in_flight() const { return impl_->in_flight_.load(); }
+std::size_t LinkListener::handshakes_in_flight() const { return impl_->slots_.in_flight(); }
 
 }  // namespace outpost::node

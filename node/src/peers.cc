@@ -31,31 +31,31 @@ std::uint64_t vv_get(const VersionVector& vv, const sync::NodeId& id) {
   return it == vv.end() ? 0 : it->second;
 }
 
-// The node's data as a sync::SyncStore. Used only on the worker thread.
+// The node's data as a sync::SyncStore, for the session of one link: `peer` is the certificate
+// that link authenticated, and every decision about who the peer is (fence, alerts) uses it.
+// Used only on the worker thread.
 class LedgerSyncStore final : public sync::SyncStore {
  public:
-  LedgerSyncStore(Ledger& ledger, std::function<void()> on_roster) : l_(ledger), on_roster_(std::move(on_roster)) {}
+  LedgerSyncStore(Ledger& ledger, std::function<void()> on_roster, sync::Certificate peer)
+      : l_(ledger), on_roster_(std::move(on_roster)), peer_(std::move(peer)) {}
   sync::NodeId self() const override { return l_.node_id(); }
   Result<VersionVector> version_vector() override { return l_.store().version_vector(); }
   Result<std::vector<sync::SignedOp>> ops_from(const sync::NodeId& origin, std::uint64_t from_seq,
                                                std::size_t max_ops) override {
     return l_.store().ops_of_origin(origin, from_seq, max_ops);
   }
-  Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override { return l_.ingest(ops); }
+  Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override {
+    return l_.ingest(ops, peer_.node_id);
+  }
   std::string software_version() const override { return kSoftwareVersion; }
   std::uint32_t schema_version() const override { return static_cast<std::uint32_t>(storage::kSchemaVersion); }
   // Runs inside the worker task that handles the HELLO, so no op is signed between learning what
-  // the peer holds of this node's log and fencing on it.
+  // the peer holds of this node's log and fencing on it. The session already refused a HELLO
+  // that names another node than the authenticated one; who the peer is comes from its
+  // certificate, never from the HELLO.
   Status on_peer_hello(const sync::HelloMsg& hello) override {
-    std::string name = sync::id_hex(hello.node).substr(0, 8);
-    bool is_hq = false;
-    if (auto roster = l_.roster()) {
-      if (const sync::SignedCertificate* sc = roster->find(hello.node)) {
-        name = sc->cert.name;
-        is_hq = sc->cert.role == sync::NodeRole::kHq;
-      }
-    }
-    return l_.observe_peer_hello(name, is_hq, vv_get(hello.vv, l_.node_id()));
+    const bool is_hq = peer_.role == sync::NodeRole::kHq;
+    return l_.observe_peer_hello(peer_.name, is_hq, vv_get(hello.vv, l_.node_id()));
   }
   std::uint64_t blob_version(sync::BlobKind kind) override {
     switch (kind) {
@@ -101,6 +101,7 @@ class LedgerSyncStore final : public sync::SyncStore {
  private:
   Ledger& l_;
   std::function<void()> on_roster_;
+  sync::Certificate peer_;
 };
 
 struct ConnSnapshot {
@@ -132,7 +133,8 @@ struct Conn {
   std::string address;
   std::uint64_t connected_ms = 0;
   bool closed = false;
-  std::unique_ptr<SyncSession> session;  // worker thread only
+  std::unique_ptr<LedgerSyncStore> store;  // worker thread only; outlives the session
+  std::unique_ptr<SyncSession> session;    // worker thread only
   ConnSnapshot snap;                     // guarded by Impl::mu
 };
 
@@ -180,7 +182,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   sync::Clock& clock;
   LinkContext ctx;
   std::unique_ptr<LinkListener> listener;
-  std::unique_ptr<LedgerSyncStore> sync_store;  // worker thread only
+  std::function<void()> on_roster_accepted;  // worker thread only
   asio::steady_timer pump_timer;
   asio::steady_timer rebalance_timer;
   sync::MemberId rebalance_cursor{};  // worker thread only
@@ -429,13 +431,15 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           if (c) self->on_closed(c, reason);
         });
     // Create the session on the worker thread and send HELLO.
-    auto store = sync_store.get();
     std::uint64_t now = clock.now_ms();
     LedgerWorker::Task t;
     auto out = std::make_shared<SessionOutput>();
     t.mutating = false;
-    t.run = [c, store, out, now](Ledger&) {
-      c->session = std::make_unique<SyncSession>(*store);
+    t.run = [self, c, out, now](Ledger& ledger) {
+      c->store = std::make_unique<LedgerSyncStore>(ledger, self->on_roster_accepted,
+                                                   c->link->peer_certificate());
+      // Bound to the link: a HELLO naming another node than it authenticated is refused.
+      c->session = std::make_unique<SyncSession>(*c->store, c->link->peer_id());
       *out = c->session->start(now);
     };
     t.done = [self, c, out](bool) { asio::post(self->io, [self, c, out] { self->apply_output(c, std::move(*out)); }); };
@@ -460,7 +464,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     for (auto id : ids) rights_timeout(id);
     LedgerWorker::Task t;
-    t.run = [c](Ledger&) { c->session.reset(); };
+    t.run = [c](Ledger&) {
+      c->session.reset();
+      c->store.reset();
+    };
     (void)worker.submit(std::move(t));
     if (c->slot >= 0) {
       Slot& s = slots[c->slot];
@@ -859,10 +866,10 @@ PeerManager::PeerManager(asio::io_context& io, LedgerWorker& worker, const Confi
                          LinkContext context)
     : impl_(std::make_shared<Impl>(io, worker, config, clock, std::move(context))) {
   std::weak_ptr<Impl> weak = impl_;
-  impl_->sync_store = std::make_unique<LedgerSyncStore>(worker.ledger_unsafe(), [weak] {
+  impl_->on_roster_accepted = [weak] {
     // Runs on the worker thread right after a newer roster was accepted.
     if (auto self = weak.lock()) self->set_roster(self->worker.ledger_unsafe().roster());
-  });
+  };
   impl_->set_roster(worker.ledger_unsafe().roster());
   worker.ledger_unsafe().set_verified_signatures(impl_->verified);
   std::weak_ptr<Impl> w2 = impl_;

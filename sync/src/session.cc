@@ -147,6 +147,10 @@ SessionOutput SyncSession::on_decoded(Result<Message> decoded, std::size_t wire_
   if (auto* h = std::get_if<HelloMsg>(&msg)) {
     if (peer_) return fail(3, "second HELLO");
     if (h->node == store_.self()) return fail(3, "peer claims our own node id");
+    if (authenticated_peer_ && h->node != *authenticated_peer_) {
+      return fail(3, "HELLO claims node " + id_hex(h->node) + " but the link authenticated node " +
+                         id_hex(*authenticated_peer_));
+    }
     if (Status st = store_.on_peer_hello(*h); !st.is_ok()) return fail(1, "cannot handle HELLO: " + st.message());
     peer_ = h->node;
     peer_vv_ = h->vv;

@@ -193,7 +193,7 @@ TEST_F(IdentityTest, BatchWithABadSignatureIsRefusedWholeAndRaisesABadSignatureA
   auto ops = make_ops(*store, 3);
   ops[1].sig[5] ^= 0x01;
   auto hq = open(hq_);
-  auto r = hq->ingest(ops);
+  auto r = hq->ingest(ops, store->node_id());  // the store sent it itself
   ASSERT_FALSE(r.is_ok());
   auto vv = hq->store().version_vector();
   ASSERT_TRUE(vv.is_ok());

@@ -305,6 +305,28 @@ TEST(SyncSessionTest, AnythingBeforeHelloASecondHelloOrOurOwnIdIsAProtocolError)
   }
 }
 
+// Issue 11 item 1: a HELLO is only a claim; a session bound to the node its link authenticated
+// refuses a HELLO naming any other node, before the store sees it (no fence, no peer state).
+TEST(SyncSessionTest, BoundSessionRefusesAHelloClaimingAnotherNodeBeforeTheStoreSeesIt) {
+  MemStore store(id_of(1));
+  store.logs[id_of(1)] = chain_of(id_of(1), key_of(1), 2);
+  SyncSession s(store, id_of(2));
+  auto out = s.on_message(hello_from(id_of(3), {{id_of(1), 1'000'000}}), 0);
+  EXPECT_TRUE(out.close);
+  ASSERT_EQ(count_of<ErrorMsg>(out), 1u);
+  EXPECT_EQ(count_of<OpsMsg>(out), 0u) << "ops sent to a peer whose HELLO was refused";
+  const std::string want = "claims node " + id_hex(id_of(3)) + " but the link authenticated node " + id_hex(id_of(2));
+  EXPECT_NE(out.close_reason.find(want), std::string::npos) << out.close_reason;
+  EXPECT_NE(std::get<ErrorMsg>(decoded(out)[0]).message.find(want), std::string::npos);
+  EXPECT_TRUE(store.hellos.empty()) << "the store acted on a claimed identity";
+  EXPECT_FALSE(s.established());
+  // The authenticated node itself is welcome.
+  SyncSession ok(store, id_of(2));
+  EXPECT_FALSE(ok.on_message(hello_from(id_of(2)), 0).close);
+  EXPECT_EQ(ok.peer(), id_of(2));
+  EXPECT_EQ(store.hellos.size(), 1u);
+}
+
 TEST(SyncSessionTest, StartSendsHelloWithOurVectorAndReportedVersions) {
   MemStore store(id_of(1));
   store.logs[id_of(1)] = chain_of(id_of(1), key_of(1), 3);

@@ -100,7 +100,25 @@ static_assert(3 * kLinkKeepaliveMs <= kLinkIdleTimeoutMs);
 // far below this; a peer that stops reading cannot make us buffer without bound).
 inline constexpr std::size_t kLinkSendQueueBytesMax = 4 * kLinkMessageBytesMax;
 // Inbound connections allowed to be in their handshake at once; more are closed at accept.
+// Before its handshake a connection is anonymous, so these slots are what a flood of silent
+// connections aims at (each holds a slot for kLinkHandshakeTimeoutMs); the two bounds below
+// keep one source, or many unknown ones, from taking all of them (docs/security.md).
 inline constexpr std::size_t kLinkHandshakesInFlightMax = 64;
+// In-flight handshakes from one source address (an IPv6 source counts by its /64, which one
+// host usually owns whole). An honest node dials a peer once at a time and redials only after
+// the previous attempt ended, so a few cover several nodes behind one NAT address; a flood from
+// one address then holds at most these and every other address still gets in.
+inline constexpr std::size_t kLinkHandshakesPerSourceMax = 4;
+// Slots that only addresses which completed a handshake on this listener before may take: a
+// flood spread over many addresses still leaves these for the peers this node already knows.
+inline constexpr std::size_t kLinkHandshakesReservedForKnown = 16;
+// Addresses remembered as known (at most one per enrolled node is needed; the oldest go first).
+inline constexpr std::size_t kLinkKnownAddressesMax = kRosterNodesMax;
+static_assert(kLinkHandshakesReservedForKnown + 8 * kLinkHandshakesPerSourceMax <=
+                  kLinkHandshakesInFlightMax,
+              "unknown sources must share the unreserved slots among at least 8 addresses");
+static_assert(kLinkHandshakesReservedForKnown >= 4 * kLinkHandshakesPerSourceMax,
+              "the reserve must admit several known peers at once");
 // Close reasons carried in a CLOSE frame (longer ones are cut).
 inline constexpr std::size_t kLinkCloseReasonBytesMax = 200;
 

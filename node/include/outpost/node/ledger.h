@@ -192,10 +192,16 @@ class Ledger {
 
   // --- replication (called by the sync session on the worker thread) ---
   // Verifies and applies ops received from a peer, all or nothing (a savepoint): signature
-  // under the origin's key, revocation cut-off, seq contiguity and chain. Equivocations are
-  // kept as evidence and raised as alerts, never applied. Durable when the enclosing
+  // under the origin's key, revocation cut-off, seq contiguity and chain. Equivocations (a
+  // correctly signed second op at a held seq, or a correctly signed forked successor) are kept
+  // as evidence and raised as alerts against their origin, never applied. An op whose signature
+  // fails refuses the batch with a `bad_signature` alert against `from`, the authenticated peer
+  // that sent it (none when unknown), never against the origin it names. A correctly signed op
+  // of this node's own origin above its head proves the chain holds that seq: the node fences
+  // up to it (see check_fence) when the batch does not bring it back. Durable when the enclosing
   // transaction (the worker's batch) commits.
-  Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops);
+  Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops,
+                                    const std::optional<sync::NodeId>& from = std::nullopt);
   // Rights broker, holder side: moves min(amount, rights held here) to `to` with a move op.
   Result<std::uint64_t> grant_rights(const sync::NodeId& to, const sync::MemberId& member,
                                      sync::Account account, std::uint64_t amount);
@@ -274,17 +280,23 @@ class Ledger {
   // --- restored from a backup (DESIGN.md failure model 7; docs/operations.md, "Backup and
   // restore") ---
   // A node must never sign a seq it already used: after a restore its database may lack its own
-  // newest ops, which its peers hold. This "seq fence" keeps it from signing until it knows:
-  //  - a database restored with `outpost restore` is marked; it signs nothing until it has heard
-  //    from HQ (an HQ node: from any peer) which of its own ops the chain holds;
-  //  - whenever HQ's HELLO (at HQ: any peer's) shows more of this node's own ops than it holds
-  //    (a copy restored by other means), it signs nothing until it has ingested them back. Other
-  //    peers' claims only raise an alert: a rogue store could claim seqs it cannot deliver.
-  // Both are persisted, so a restart does not lift them. Every op this node would sign is
-  // refused with kUnavailable and a message for the operator while fenced.
+  // newest ops, which its peers hold. This "seq fence" keeps it from signing until it knows
+  // (docs/security.md, "Seq fence"):
+  //  - a database restored with `outpost restore` is marked; a store signs nothing until it has
+  //    heard from HQ which of its own ops the chain holds; an HQ node until a peer's claim is
+  //    met: the peer holds no more of HQ's ops than HQ does, or sync brought them back;
+  //  - whenever HQ's HELLO shows more of a store's own ops than it holds (a copy restored by
+  //    other means), the store signs nothing until it has ingested them back;
+  //  - whenever a peer delivers an op of this node's origin, correctly signed with its own key,
+  //    above its head that cannot be applied yet, it signs nothing until it has the ops up to it.
+  // A store's claim alone never fences (a rogue store could claim seqs it cannot deliver and stop
+  // a store, or HQ, for good): it raises an alert. "HQ" is the role in the certificate the
+  // link authenticated. The fence is persisted, so a restart does not lift it. Every op this node
+  // would sign is refused with kUnavailable and a message for the operator while fenced.
   Status check_fence(std::uint64_t own_head_seq) const;
-  // Records a peer's HELLO: `own_seq_at_peer` is this node's seq in the peer's version vector.
-  // Raises an `own_seq_behind` alert when the peer holds more than this node does.
+  // Records a peer's HELLO: `own_seq_at_peer` is this node's seq in the peer's version vector;
+  // `peer_name` and `peer_is_hq` come from the certificate the link authenticated, never from
+  // the HELLO. Raises an `own_seq_behind` alert when the peer holds more than this node does.
   Status observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer);
   // The fence state: {"fenced", "awaiting_peer", "own_seq", "own_seq_floor", "reason"}.
   Result<Json> fence_json();
@@ -295,10 +307,18 @@ class Ledger {
   static Status mark_restored(storage::Store& store);
 
  private:
-  // ingest() without the alert: sets `bad_signature` to the origin of an op whose signature
-  // fails under its origin's key.
+  // What ingest_batch() saw besides its result: recorded even when the batch is refused.
+  struct IngestFindings {
+    bool bad_signature = false;       // an op's signature failed under its origin's key
+    std::uint64_t own_seq_proven = 0;  // highest seq of a correctly signed op of our own origin
+  };
+  // ingest() without the alerts and the fence.
   Result<sync::IngestReport> ingest_batch(const std::vector<sync::SignedOp>& ops,
-                                          std::optional<sync::NodeId>& bad_signature);
+                                          IngestFindings& found);
+  // Fences up to `seq` when it is above both the held head and the floor (persisted).
+  Status raise_own_seq_floor(std::uint64_t seq, const std::string& why);
+  // HQ restored with the mark: stops waiting once the head meets a peer's claim.
+  Status lift_restore_wait_if_met();
   Ledger(std::unique_ptr<storage::Store> store, crypto::SigningKey key, sync::Clock& clock)
       : store_(std::move(store)), key_(std::move(key)), clock_(clock) {}
 
@@ -327,6 +347,9 @@ class Ledger {
   bool is_hq_ = false;
   bool awaiting_peer_ = false;       // meta "restored_awaiting_peer"
   std::uint64_t own_seq_floor_ = 0;  // meta "own_seq_floor": highest own seq a peer holds
+  // HQ restored with the mark: the own seq each peer (by certificate name) claimed to hold; the
+  // wait ends when the head reaches one of them. In memory only (the mark itself is persisted).
+  std::map<std::string, std::uint64_t> restore_claims_;
   std::uint64_t signed_rules_version_ = 0;
   std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;

@@ -107,8 +107,10 @@ void async_connect(boost::asio::io_context& io, const Endpoint& to, LinkContext 
                    std::function<void(Result<std::shared_ptr<Link>>)> done);
 
 // Accepts TCP connections, runs the handshake as responder and hands over admitted links. At
-// most limits::kLinkHandshakesInFlightMax handshakes run at once; more connections are closed
-// at accept. Destroy it on a thread that runs its io_context, or after that stopped.
+// most limits::kLinkHandshakesInFlightMax handshakes run at once, at most
+// kLinkHandshakesPerSourceMax from one source address, and kLinkHandshakesReservedForKnown of
+// them only for addresses that completed a handshake here before; a connection beyond these is
+// closed at accept. Destroy it on a thread that runs its io_context, or after that stopped.
 class LinkListener {
  public:
   using LinkHandler = std::function<void(std::shared_ptr<Link> link)>;

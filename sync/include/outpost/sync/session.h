@@ -40,8 +40,8 @@ class SyncStore {
   virtual std::string software_version() const { return ""; }
   virtual std::uint32_t schema_version() const { return 0; }
   // Sees the peer's HELLO before anything else of the session is handled (the daemon learns
-  // from it how much of this node's own log the peer holds: DESIGN.md failure model 7). An error
-  // closes the session.
+  // from it how much of this node's own log the peer holds: DESIGN.md failure model 7). In a
+  // session bound to an authenticated peer, hello.node is that peer. An error closes the session.
   virtual Status on_peer_hello(const HelloMsg& /*hello*/) { return Status::ok(); }
   // HQ-signed documents (roster, rules, tree head set): the version held, the document, and an
   // offer of a newer one from the peer (verified by the store; older or equal versions are
@@ -89,7 +89,12 @@ struct SessionStats {
 
 class SyncSession {
  public:
-  explicit SyncSession(SyncStore& store) : store_(store) {}
+  // `authenticated_peer`: the node the link authenticated (its certificate), when there is one.
+  // The session is then bound to it: a HELLO naming any other node is refused (ERROR, close),
+  // so nothing the session does can act on a node id the peer merely claims. The daemon always
+  // binds; an unbound session (tests, the simulator) takes the HELLO's node id as it comes.
+  explicit SyncSession(SyncStore& store, std::optional<NodeId> authenticated_peer = std::nullopt)
+      : store_(store), authenticated_peer_(authenticated_peer) {}
 
   // Returns the HELLO to send first.
   SessionOutput start(std::uint64_t now_ms);
@@ -127,6 +132,7 @@ class SyncSession {
   void send(SessionOutput& out, const Message& m);
 
   SyncStore& store_;
+  std::optional<NodeId> authenticated_peer_;
   std::optional<NodeId> peer_;
   VersionVector peer_vv_;
   VersionVector sent_;  // highest seq sent per origin; >= peer_vv_
