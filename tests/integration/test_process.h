@@ -73,6 +73,7 @@ struct ProcessOptions {
   std::string cwd;                                // working directory; empty = the test's
   std::map<std::string, std::string> extra_env;   // added to (or replacing in) the environment
   bool kill_with_parent = true;                   // PR_SET_PDEATHSIG=SIGKILL in the child
+  std::string stdin_file;                         // the child's stdin; empty = /dev/null
 };
 
 // Returns the whole content of `path`, or "" if it cannot be read.
@@ -204,6 +205,7 @@ class Process {
     envp.push_back(nullptr);
     const std::string out_path = stdout_path(), err_path = stderr_path();
     const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+    const std::string in_path = options.stdin_file.empty() ? "/dev/null" : options.stdin_file;
     const pid_t parent = ::getpid();
     const bool pdeathsig = options.kill_with_parent;
 
@@ -217,7 +219,7 @@ class Process {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(126);  // the parent died before prctl took effect
       }
-      int in = ::open("/dev/null", O_RDONLY);
+      int in = ::open(in_path.c_str(), O_RDONLY);
       int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (in < 0 || out < 0 || err < 0) ::_exit(126);
