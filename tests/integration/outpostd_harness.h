@@ -307,12 +307,12 @@ class OutpostNode {
   // Runs the `outpost` CLI with `--data DIR args...` (bounded); `input`, when given, is its stdin.
   CommandResult cli(std::vector<std::string> args, const std::optional<std::string>& input = std::nullopt) const {
     args.insert(args.begin(), {"--data", data_dir()});
-    ProcessOptions options;
+    std::string stdin_file;
     if (input) {
-      options.stdin_file = dir_.file("cli-stdin");
-      write_file(options.stdin_file, *input);
+      stdin_file = dir_.file("cli-stdin");
+      write_file(stdin_file, *input);
     }
-    return run_command(kCliPath, args, options);
+    return run_command(kCliPath, args, {}, kWaitBoundDefault, stdin_file);
   }
 
   // Creates the data dir, a POS and an admin terminal, and a config on ephemeral ports.
