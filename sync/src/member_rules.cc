@@ -53,8 +53,8 @@ std::optional<RuleRefusal> status_refusal(const MemberState& m, const Op& op) {
       break;
     case OpKind::kReverse:
       if (op.ref_kind == OpKind::kEarn) return std::nullopt;  // points taken back: always fine
-      refused_when_blocked = op.ref_kind == OpKind::kTopup;    // wallet value paid out
-      break;                                                   // spend, redeem: a refund
+      refused_when_blocked = op.ref_kind == OpKind::kTopup;   // wallet value paid out
+      break;                                                  // spend, redeem: a refund
     default:
       return std::nullopt;
   }
@@ -75,9 +75,8 @@ std::optional<RuleRefusal> profile_refusal(const MemberState& m,
                            "' reopens the account, which needs an explicit reopen"};
   }
   if (status->value == "closed" && m.wallet.value() != 0) {
-    return RuleRefusal{"wallet_not_empty",
-                       "the wallet holds " + std::to_string(m.wallet.value()) +
-                           "; refund it to zero before closing the account"};
+    return RuleRefusal{"wallet_not_empty", "the wallet holds " + std::to_string(m.wallet.value()) +
+                                               "; refund it to zero before closing the account"};
   }
   return std::nullopt;
 }

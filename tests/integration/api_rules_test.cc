@@ -16,10 +16,10 @@ namespace {
 
 struct Route {
   std::string method;
-  std::string path;        // {m}: a member id, {op}: an op ref
-  std::string allow;       // the Allow header of a 405 on this path
-  std::string bad_field;   // a POST body with an unknown field (a well-formed request otherwise)
-  std::string bad_type;    // a POST body with a field of the wrong JSON type
+  std::string path;       // {m}: a member id, {op}: an op ref
+  std::string allow;      // the Allow header of a 405 on this path
+  std::string bad_field;  // a POST body with an unknown field (a well-formed request otherwise)
+  std::string bad_type;   // a POST body with a field of the wrong JSON type
 };
 
 class ApiRulesTest : public ::testing::Test {
@@ -33,7 +33,8 @@ class ApiRulesTest : public ::testing::Test {
     ASSERT_TRUE(node_->init());
     ASSERT_TRUE(node_->start());
     member_ = enroll("41000001");
-    op_ = ok(pos().post("/v1/members/" + member_ + "/topup", {{"request_id", "setup-topup"}, {"amount_minor", 500}}))
+    op_ = ok(pos().post("/v1/members/" + member_ + "/topup",
+                        {{"request_id", "setup-topup"}, {"amount_minor", 500}}))
               .value("op", "");
   }
 
@@ -46,7 +47,8 @@ class ApiRulesTest : public ::testing::Test {
     return j.is_discarded() ? Json::object() : j;
   }
   std::string enroll(const std::string& card) {
-    return ok(pos().post("/v1/members", {{"request_id", "enroll-" + card}, {"card", card}, {"name", "M " + card}}))
+    return ok(pos().post("/v1/members",
+                         {{"request_id", "enroll-" + card}, {"card", card}, {"name", "M " + card}}))
         .value("member", "");
   }
   std::string fill(std::string path) const {
@@ -60,12 +62,15 @@ class ApiRulesTest : public ::testing::Test {
     Json s = ok(pos().get("/v1/status"));
     Json m = ok(pos().get("/v1/members/" + member_));
     Json n = ok(admin().get("/admin/v1/node"));
-    return std::to_string(s.value("ops", 0)) + " " + m.dump() + " " + std::to_string(n.value("partitioned", true));
+    return std::to_string(s.value("ops", 0)) + " " + m.dump() + " " +
+           std::to_string(n.value("partitioned", true));
   }
-  static testing::AssertionResult IsError(const HttpResult& r, int status, const std::string& code) {
+  static testing::AssertionResult IsError(const HttpResult& r, int status,
+                                          const std::string& code) {
     Json j = r.json();
     if (r.status != status || j.is_discarded() || j.value("error", "") != code) {
-      return testing::AssertionFailure() << "want " << status << " " << code << ", got " << r.describe();
+      return testing::AssertionFailure()
+             << "want " << status << " " << code << ", got " << r.describe();
     }
     return testing::AssertionSuccess();
   }
@@ -82,7 +87,8 @@ class ApiRulesTest : public ::testing::Test {
 const std::vector<Route> kPosRoutes = {
     {"GET", "/v1/status", "GET", "", ""},
     {"GET", "/v1/members?card=41000001", "GET, POST", "", ""},
-    {"POST", "/v1/members", "GET, POST", R"({"request_id":"x1","card":"41000009","name":"N","nick":"n"})",
+    {"POST", "/v1/members", "GET, POST",
+     R"({"request_id":"x1","card":"41000009","name":"N","nick":"n"})",
      R"({"request_id":"x1","card":41000009,"name":"N"})"},
     {"GET", "/v1/members/{m}", "GET", "", ""},
     {"GET", "/v1/members/{m}/history", "GET", "", ""},
@@ -94,11 +100,14 @@ const std::vector<Route> kPosRoutes = {
      R"({"request_id":"x4","purchase_minor":"5"})"},
     {"POST", "/v1/members/{m}/redeem", "POST", R"({"request_id":"x5","points":1,"pin":"1234"})",
      R"({"request_id":"x5","points":[1]})"},
-    {"POST", "/v1/members/{m}/topup", "POST", R"({"request_id":"x6","amount_minor":5,"currency":"EUR"})",
+    {"POST", "/v1/members/{m}/topup", "POST",
+     R"({"request_id":"x6","amount_minor":5,"currency":"EUR"})",
      R"({"request_id":"x6","amount_minor":5,"receipt":{}})"},
-    {"POST", "/v1/members/{m}/spend", "POST", R"({"request_id":"x7","amount_minor":5,"pim":"1234"})",
+    {"POST", "/v1/members/{m}/spend", "POST",
+     R"({"request_id":"x7","amount_minor":5,"pim":"1234"})",
      R"({"request_id":"x7","amount_minor":5,"pin":1234})"},
-    {"POST", "/v1/ops/{op}/reverse", "POST", R"({"request_id":"x8","reason":"r"})", R"({"request_id":true})"},
+    {"POST", "/v1/ops/{op}/reverse", "POST", R"({"request_id":"x8","reason":"r"})",
+     R"({"request_id":true})"},
 };
 
 const std::vector<Route> kAdminRoutes = {
@@ -122,16 +131,19 @@ TEST_F(ApiRulesTest, EveryRouteChecksTheTokenBeforeItLooksAtTheBodyAndChangesNot
       SCOPED_TRACE(r.method + " " + r.path);
       const std::uint16_t port = is_admin ? node_->admin_port() : node_->api_port();
       const std::string path = fill(r.path);
-      for (const std::string& body : {std::string("\xff{not json"), std::string(R"({"state":0})"), r.bad_type}) {
+      for (const std::string& body :
+           {std::string("\xff{not json"), std::string(R"({"state":0})"), r.bad_type}) {
         EXPECT_TRUE(IsError(HttpClient(port).request(r.method, path, body), 401, "unauthorized"));
-        EXPECT_TRUE(IsError(HttpClient(port, "opt_" + std::string(64, '0')).request(r.method, path, body), 401,
-                            "unauthorized"));
+        EXPECT_TRUE(
+            IsError(HttpClient(port, "opt_" + std::string(64, '0')).request(r.method, path, body),
+                    401, "unauthorized"));
       }
       // Also a wrong method: authentication comes first.
       EXPECT_TRUE(IsError(HttpClient(port).request("DELETE", path, ""), 401, "unauthorized"));
     }
   }
-  EXPECT_TRUE(IsError(HttpClient(node_->admin_port(), node_->pos_token()).post_raw("/admin/v1/links", R"({"state":0})"),
+  EXPECT_TRUE(IsError(HttpClient(node_->admin_port(), node_->pos_token())
+                          .post_raw("/admin/v1/links", R"({"state":0})"),
                       403, "forbidden"));
   EXPECT_EQ(state(), before);
   ExpectNoErrorLogged();
@@ -154,7 +166,8 @@ TEST_F(ApiRulesTest, EveryKnownPathWithAnotherMethodIs405WithAnAllowHeader) {
       }
     }
   }
-  for (auto [port, path] : {std::pair{node_->api_port(), "/v1/health"}, {node_->admin_port(), "/admin/v1/health"}}) {
+  for (auto [port, path] :
+       {std::pair{node_->api_port(), "/v1/health"}, {node_->admin_port(), "/admin/v1/health"}}) {
     auto res = HttpClient(port).request("POST", path, "{}");
     EXPECT_TRUE(IsError(res, 405, "method_not_allowed")) << path;
     EXPECT_EQ(res.headers["allow"], "GET") << path;
@@ -171,9 +184,12 @@ TEST_F(ApiRulesTest, EveryBodyWithAnUnknownOrMistypedFieldIs400AndChangesNothing
       SCOPED_TRACE(r.path);
       HttpClient client = is_admin ? admin() : pos();
       const std::string path = fill(r.path);
-      EXPECT_TRUE(IsError(client.post_raw(path, r.bad_field), 400, "invalid_argument")) << r.bad_field;
-      EXPECT_TRUE(IsError(client.post_raw(path, r.bad_type), 400, "invalid_argument")) << r.bad_type;
-      for (const char* body : {"", "[]", "\"up\"", "{\"state\":\"up\"", "{\"a\":1,\"a\":1}", "null"}) {
+      EXPECT_TRUE(IsError(client.post_raw(path, r.bad_field), 400, "invalid_argument"))
+          << r.bad_field;
+      EXPECT_TRUE(IsError(client.post_raw(path, r.bad_type), 400, "invalid_argument"))
+          << r.bad_type;
+      for (const char* body :
+           {"", "[]", "\"up\"", "{\"state\":\"up\"", "{\"a\":1,\"a\":1}", "null"}) {
         EXPECT_TRUE(IsError(client.post_raw(path, body), 400, "invalid_argument")) << body;
       }
     }
@@ -186,8 +202,10 @@ TEST_F(ApiRulesTest, EveryBodyWithAnUnknownOrMistypedFieldIs400AndChangesNothing
 // that operation's stored answer, so a till was told a reversal happened when none did.
 TEST_F(ApiRulesTest, ReversalWithARequestIdUsedByAnotherOperationIs400AndWritesNothing) {
   const std::string other = enroll("41000002");
-  ok(pos().post("/v1/members/" + other + "/topup", {{"request_id", "other-topup"}, {"amount_minor", 300}}));
-  ok(pos().post("/v1/members/" + other + "/spend", {{"request_id", "other-spend"}, {"amount_minor", 100}}));
+  ok(pos().post("/v1/members/" + other + "/topup",
+                {{"request_id", "other-topup"}, {"amount_minor", 300}}));
+  ok(pos().post("/v1/members/" + other + "/spend",
+                {{"request_id", "other-spend"}, {"amount_minor", 100}}));
   const std::string second = ok(pos().post("/v1/members/" + member_ + "/topup",
                                            {{"request_id", "second-topup"}, {"amount_minor", 50}}))
                                  .value("op", "");
@@ -197,7 +215,8 @@ TEST_F(ApiRulesTest, ReversalWithARequestIdUsedByAnotherOperationIs400AndWritesN
     SCOPED_TRACE(used);
     auto r = pos().post("/v1/ops/" + op_ + "/reverse", {{"request_id", used}});
     EXPECT_TRUE(IsError(r, 400, "invalid_argument"));
-    EXPECT_NE(r.json().value("message", "").find("already used"), std::string::npos) << r.describe();
+    EXPECT_NE(r.json().value("message", "").find("already used"), std::string::npos)
+        << r.describe();
   }
   EXPECT_EQ(state(), before);
   // The same reversal asked again is still a replay of its first answer.

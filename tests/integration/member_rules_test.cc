@@ -23,8 +23,10 @@ Json ok(const HttpResult& r) {
 
 testing::AssertionResult IsError(const HttpResult& r, int status, const std::string& code) {
   Json j = r.json();
-  if (r.status != status || j.is_discarded() || j.value("error", "") != code || j.value("message", "").empty()) {
-    return testing::AssertionFailure() << "want " << status << " " << code << ", got " << r.describe();
+  if (r.status != status || j.is_discarded() || j.value("error", "") != code ||
+      j.value("message", "").empty()) {
+    return testing::AssertionFailure()
+           << "want " << status << " " << code << ", got " << r.describe();
   }
   return testing::AssertionSuccess();
 }
@@ -34,7 +36,8 @@ class MemberRulesTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(node_.init());
     ASSERT_TRUE(node_.start());
-    member_ = ok(pos().post("/v1/members", {{"request_id", "enroll"}, {"card", "42000001"}, {"name", "Ann"}}))
+    member_ = ok(pos().post("/v1/members",
+                            {{"request_id", "enroll"}, {"card", "42000001"}, {"name", "Ann"}}))
                   .value("member", "");
     ok(pos().post(path("topup"), {{"request_id", "t0"}, {"amount_minor", 1000}}));
     ok(pos().post(path("earn"), {{"request_id", "e0"}, {"purchase_minor", 5000}}));
@@ -52,16 +55,25 @@ class MemberRulesTest : public ::testing::Test {
   void ExpectEveryValueMoveRefused(const std::string& code) {
     const Json before = member();
     const auto n = ops();
-    EXPECT_TRUE(IsError(pos().post(path("earn"), {{"request_id", "x-earn"}, {"purchase_minor", 100}}), 409, code));
-    EXPECT_TRUE(IsError(pos().post(path("redeem"), {{"request_id", "x-redeem"}, {"points", 1}}), 409, code));
-    EXPECT_TRUE(IsError(pos().post(path("topup"), {{"request_id", "x-topup"}, {"amount_minor", 1}}), 409, code));
-    EXPECT_TRUE(IsError(pos().post(path("spend"), {{"request_id", "x-spend"}, {"amount_minor", 1}}), 409, code));
-    EXPECT_TRUE(IsError(pos().post("/v1/ops/" + topup_op_ + "/reverse", {{"request_id", "x-rev"}}), 409, code));
+    EXPECT_TRUE(IsError(
+        pos().post(path("earn"), {{"request_id", "x-earn"}, {"purchase_minor", 100}}), 409, code));
+    EXPECT_TRUE(IsError(pos().post(path("redeem"), {{"request_id", "x-redeem"}, {"points", 1}}),
+                        409, code));
+    EXPECT_TRUE(IsError(pos().post(path("topup"), {{"request_id", "x-topup"}, {"amount_minor", 1}}),
+                        409, code));
+    EXPECT_TRUE(IsError(pos().post(path("spend"), {{"request_id", "x-spend"}, {"amount_minor", 1}}),
+                        409, code));
+    EXPECT_TRUE(IsError(pos().post("/v1/ops/" + topup_op_ + "/reverse", {{"request_id", "x-rev"}}),
+                        409, code));
     for (const char* cmd : {"earn", "redeem", "topup", "spend"}) {
-      const char* flag = std::string(cmd) == "earn" ? "--purchase" : std::string(cmd) == "redeem" ? "--points" : "--amount";
+      const char* flag = std::string(cmd) == "earn"     ? "--purchase"
+                         : std::string(cmd) == "redeem" ? "--points"
+                                                        : "--amount";
       auto r = node_.cli({cmd, "42000001", flag, "1"});
       EXPECT_TRUE(r.exit.exited_with(1)) << cmd << ": " << r.describe();
-      EXPECT_NE(r.err.find(code == "member_blocked" ? "is blocked" : "is closed"), std::string::npos) << r.describe();
+      EXPECT_NE(r.err.find(code == "member_blocked" ? "is blocked" : "is closed"),
+                std::string::npos)
+          << r.describe();
     }
     EXPECT_EQ(ops(), n);
     EXPECT_EQ(member(), before);
@@ -74,8 +86,10 @@ class MemberRulesTest : public ::testing::Test {
 
 // Regression: status was a label; a blocked member could still earn, redeem, top up and spend.
 TEST_F(MemberRulesTest, BlockedMemberMovesNoValueByApiOrCliButGetsARefund) {
-  topup_op_ = ok(pos().post(path("topup"), {{"request_id", "t1"}, {"amount_minor", 200}})).value("op", "");
-  const std::string spend_op = ok(pos().post(path("spend"), {{"request_id", "s1"}, {"amount_minor", 50}})).value("op", "");
+  topup_op_ =
+      ok(pos().post(path("topup"), {{"request_id", "t1"}, {"amount_minor", 200}})).value("op", "");
+  const std::string spend_op =
+      ok(pos().post(path("spend"), {{"request_id", "s1"}, {"amount_minor", 50}})).value("op", "");
   ok(set_status("blocked", "block"));
   ExpectEveryValueMoveRefused("member_blocked");
   // Undoing a spend gives the member's money back: allowed while blocked.
@@ -88,7 +102,8 @@ TEST_F(MemberRulesTest, BlockedMemberMovesNoValueByApiOrCliButGetsARefund) {
 // Regression: a member with money in the wallet could be closed, and a closed one reopened by any
 // profile update.
 TEST_F(MemberRulesTest, ClosingNeedsAZeroWalletAndAClosedMemberIsReopenedOnlyOnPurpose) {
-  topup_op_ = ok(pos().post(path("topup"), {{"request_id", "t1"}, {"amount_minor", 200}})).value("op", "");
+  topup_op_ =
+      ok(pos().post(path("topup"), {{"request_id", "t1"}, {"amount_minor", 200}})).value("op", "");
   auto refused = set_status("closed", "close-1");
   ASSERT_TRUE(IsError(refused, 409, "wallet_not_empty"));
   EXPECT_EQ(refused.json().value("balance", -1), 1200);
@@ -97,7 +112,8 @@ TEST_F(MemberRulesTest, ClosingNeedsAZeroWalletAndAClosedMemberIsReopenedOnlyOnP
   ok(set_status("closed", "close-2"));
   ExpectEveryValueMoveRefused("member_closed");
   EXPECT_TRUE(IsError(set_status("active", "reopen-1"), 409, "member_closed"));
-  EXPECT_TRUE(node_.cli({"member", "update", "42000001", "--status", "active"}).exit.exited_with(1));
+  EXPECT_TRUE(
+      node_.cli({"member", "update", "42000001", "--status", "active"}).exit.exited_with(1));
   EXPECT_EQ(member().value("status", ""), "closed");
   auto cli = node_.cli({"member", "update", "42000001", "--status", "active", "--reopen"});
   EXPECT_TRUE(cli.exit.exited_with(0)) << cli.describe();
@@ -120,24 +136,29 @@ TEST_F(MemberRulesTest, CliSpendNeedsThePinOrARecordedOverride) {
   auto right = node_.cli({"spend", "42000001", "--amount", "10", "--pin-stdin"}, "4711\n");
   EXPECT_TRUE(right.exit.exited_with(0)) << right.describe();
   EXPECT_EQ(member().value("pin_failures", 9), 0) << "a right PIN restarts the count";
-  EXPECT_TRUE(node_.cli({"spend", "42000001", "--amount", "10", "--override-pin"}).exit.exited_with(2))
+  EXPECT_TRUE(
+      node_.cli({"spend", "42000001", "--amount", "10", "--override-pin"}).exit.exited_with(2))
       << "an override needs a reason";
-  auto over = node_.cli({"spend", "42000001", "--amount", "10", "--receipt", "R-9", "--override-pin", "--reason",
-                         "card holder known"});
+  auto over = node_.cli({"spend", "42000001", "--amount", "10", "--receipt", "R-9",
+                         "--override-pin", "--reason", "card holder known"});
   EXPECT_TRUE(over.exit.exited_with(0)) << over.describe();
   EXPECT_EQ(member()["wallet"].value("balance", -1), 980);
   Json history = ok(pos().get(path("history") + "?limit=1"));
-  EXPECT_EQ(history["ops"][0].value("receipt", ""), "R-9 | pin-override by operator: card holder known");
+  EXPECT_EQ(history["ops"][0].value("receipt", ""),
+            "R-9 | pin-override by operator: card holder known");
 }
 
 // Regression: any POS terminal could replace a member's PIN without knowing the old one.
 TEST_F(MemberRulesTest, PinChangesNeedTheOldPinOrAnAdminAndAreRecorded) {
   ok(pos().post(path("pin"), {{"request_id", "pin-1"}, {"pin", "4711"}}));
-  EXPECT_TRUE(IsError(pos().post(path("pin"), {{"request_id", "pin-2"}, {"pin", "1234"}}), 403, "pin_wrong"));
-  EXPECT_TRUE(IsError(pos().post(path("pin"), {{"request_id", "pin-3"}, {"pin", "1234"}, {"old_pin", "0000"}}), 403,
+  EXPECT_TRUE(IsError(pos().post(path("pin"), {{"request_id", "pin-2"}, {"pin", "1234"}}), 403,
                       "pin_wrong"));
-  EXPECT_TRUE(IsError(pos().post(path("spend"), {{"request_id", "s-1"}, {"amount_minor", 1}, {"pin", "1234"}}), 403,
-                      "pin_wrong"))
+  EXPECT_TRUE(IsError(
+      pos().post(path("pin"), {{"request_id", "pin-3"}, {"pin", "1234"}, {"old_pin", "0000"}}), 403,
+      "pin_wrong"));
+  EXPECT_TRUE(IsError(
+      pos().post(path("spend"), {{"request_id", "s-1"}, {"amount_minor", 1}, {"pin", "1234"}}), 403,
+      "pin_wrong"))
       << "the PIN must not have changed";
   ok(pos().post(path("pin"), {{"request_id", "pin-4"}, {"pin", "1234"}, {"old_pin", "4711"}}));
   ok(pos().post(path("spend"), {{"request_id", "s-2"}, {"amount_minor", 1}, {"pin", "1234"}}));
@@ -151,7 +172,8 @@ TEST_F(MemberRulesTest, PinChangesNeedTheOldPinOrAnAdminAndAreRecorded) {
   EXPECT_TRUE(cli.exit.exited_with(1)) << cli.describe();
   cli = node_.cli({"member", "pin", "42000001", "--old-pin-stdin", "--pin-stdin"}, "5555\n9999\n");
   EXPECT_TRUE(cli.exit.exited_with(0)) << cli.describe();
-  cli = node_.cli({"member", "pin", "42000001", "--admin", "--reason", "forgotten", "--pin-stdin"}, "2468\n");
+  cli = node_.cli({"member", "pin", "42000001", "--admin", "--reason", "forgotten", "--pin-stdin"},
+                  "2468\n");
   EXPECT_TRUE(cli.exit.exited_with(0)) << cli.describe();
   history = ok(pos().get(path("history") + "?limit=1"));
   EXPECT_EQ(history["ops"][0].value("receipt", ""), "pin-reset by operator: forgotten");
@@ -165,10 +187,12 @@ class ChainRulesTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(chain_.start(2));
     ASSERT_TRUE(chain_.wait_links(chain_.hq(), 2));
-    member_ = ok(chain_.pos(chain_.store(1)).post("/v1/members", {{"request_id", "enroll"}, {"card", "43000001"},
-                                                                  {"name", "Bo"}}))
+    member_ = ok(chain_.pos(chain_.store(1))
+                     .post("/v1/members",
+                           {{"request_id", "enroll"}, {"card", "43000001"}, {"name", "Bo"}}))
                   .value("member", "");
-    ok(chain_.pos(chain_.store(1)).post(path("topup"), {{"request_id", "t0"}, {"amount_minor", 500}}));
+    ok(chain_.pos(chain_.store(1))
+           .post(path("topup"), {{"request_id", "t0"}, {"amount_minor", 500}}));
   }
   std::string path(const std::string& action) { return "/v1/members/" + member_ + "/" + action; }
   void set_links(ChainNode& n, const char* state) {
@@ -193,45 +217,71 @@ class ChainRulesTest : public ::testing::Test {
 // Regression: wrong PINs were counted per store, so each store allowed its own five guesses.
 TEST_F(ChainRulesTest, WrongPinsAtTwoStoresAddUpAndLockTheWalletAtBoth) {
   ok(chain_.pos(chain_.store(1)).post(path("pin"), {{"request_id", "pin"}, {"pin", "4711"}}));
-  ASSERT_TRUE(wait_member(chain_.store(2), [](const Json& m) { return m.value("pin_set", false); }));
+  ASSERT_TRUE(
+      wait_member(chain_.store(2), [](const Json& m) { return m.value("pin_set", false); }));
   set_links(chain_.store(1), "down");
   set_links(chain_.store(2), "down");
   int n = 0;
   for (int store : {1, 1, 1, 2, 2}) {
-    auto r = chain_.pos(chain_.store(store)).post(
-        path("spend"), {{"request_id", "wrong-" + std::to_string(++n)}, {"amount_minor", 1}, {"pin", "0000"}});
+    auto r = chain_.pos(chain_.store(store))
+                 .post(path("spend"), {{"request_id", "wrong-" + std::to_string(++n)},
+                                       {"amount_minor", 1},
+                                       {"pin", "0000"}});
     EXPECT_TRUE(IsError(r, 403, "pin_wrong")) << "store-" << store;
   }
   set_links(chain_.store(1), "up");
   set_links(chain_.store(2), "up");
   for (int store : {1, 2}) {
     ChainNode& s = chain_.store(store);
-    ASSERT_TRUE(wait_member(s, [](const Json& m) { return m.value("pin_locked_until_ms", 0ULL) > 0; }));
-    auto r = chain_.pos(s).post(path("spend"), {{"request_id", "right-" + std::to_string(store)}, {"amount_minor", 1},
-                                                {"pin", "4711"}});
+    ASSERT_TRUE(
+        wait_member(s, [](const Json& m) { return m.value("pin_locked_until_ms", 0ULL) > 0; }));
+    auto r = chain_.pos(s).post(
+        path("spend"),
+        {{"request_id", "right-" + std::to_string(store)}, {"amount_minor", 1}, {"pin", "4711"}});
     EXPECT_TRUE(IsError(r, 423, "pin_locked")) << s.name;
   }
+  // The pin_failure ops are ordinary signed ops: HQ's log verifies, and so does an audit of it.
+  ChainNode& hq = chain_.hq();
+  ASSERT_TRUE(wait_member(hq, [](const Json& m) { return m.value("pin_failures", 0) == 5; }));
+  EXPECT_TRUE(hq.node->cli({"log", "verify"}).exit.exited_with(0));
+  auto roster = hq.node->cli({"--json", "roster", "show"});
+  ASSERT_TRUE(roster.exit.exited_with(0)) << roster.describe();
+  const std::string root = Json::parse(roster.out).value("root_public_key", "");
+  ASSERT_TRUE(hq.node->cli({"hq", "checkpoint"}).exit.exited_with(0));
+  const std::string bundle = hq.node->dir() + "/bundle";
+  ASSERT_TRUE(hq.node->cli({"export-audit", "--out", bundle}).exit.exited_with(0));
+  auto audit = run_command(OUTPOST_AUDIT_CLI, {"verify", "--root", root, "--no-progress", bundle});
+  EXPECT_TRUE(audit.exit.exited_with(0)) << audit.describe();
 }
 
 // The documented window: a store cut off from HQ does not know of a block made there until its
 // link returns; from then on it refuses.
 TEST_F(ChainRulesTest, BlockMadeAtHqIsEnforcedAtACutOffStoreOnceItsLinkReturns) {
-  ASSERT_TRUE(wait_member(chain_.hq(), [](const Json& m) { return m["wallet"].value("balance", 0) == 500; }));
+  ASSERT_TRUE(wait_member(chain_.hq(),
+                          [](const Json& m) { return m["wallet"].value("balance", 0) == 500; }));
   set_links(chain_.store(1), "down");
-  ok(chain_.pos(chain_.hq()).post(path("profile"), {{"request_id", "block"}, {"status", "blocked"}}));
-  EXPECT_TRUE(IsError(chain_.pos(chain_.hq()).post(path("topup"), {{"request_id", "hq-t"}, {"amount_minor", 5}}), 409,
-                      "member_blocked"));
-  ok(chain_.pos(chain_.store(1)).post(path("spend"), {{"request_id", "in-window"}, {"amount_minor", 5}}));
+  ok(chain_.pos(chain_.hq())
+         .post(path("profile"), {{"request_id", "block"}, {"status", "blocked"}}));
+  EXPECT_TRUE(IsError(
+      chain_.pos(chain_.hq()).post(path("topup"), {{"request_id", "hq-t"}, {"amount_minor", 5}}),
+      409, "member_blocked"));
+  ok(chain_.pos(chain_.store(1))
+         .post(path("spend"), {{"request_id", "in-window"}, {"amount_minor", 5}}));
   set_links(chain_.store(1), "up");
-  ASSERT_TRUE(wait_member(chain_.store(1), [](const Json& m) { return m.value("status", "") == "blocked"; }));
-  EXPECT_TRUE(IsError(chain_.pos(chain_.store(1)).post(path("spend"), {{"request_id", "late"}, {"amount_minor", 5}}),
+  ASSERT_TRUE(wait_member(chain_.store(1),
+                          [](const Json& m) { return m.value("status", "") == "blocked"; }));
+  EXPECT_TRUE(IsError(chain_.pos(chain_.store(1))
+                          .post(path("spend"), {{"request_id", "late"}, {"amount_minor", 5}}),
                       409, "member_blocked"));
 }
 
 TEST_F(ChainRulesTest, ReversingAnotherStoresOpIsRefusedWith409NotOriginAndChangesNothing) {
   const std::string op =
-      ok(chain_.pos(chain_.store(1)).post(path("earn"), {{"request_id", "e1"}, {"purchase_minor", 2000}})).value("op", "");
-  ASSERT_TRUE(wait_member(chain_.store(2), [](const Json& m) { return m["points"].value("balance", 0) > 0; }));
+      ok(chain_.pos(chain_.store(1))
+             .post(path("earn"), {{"request_id", "e1"}, {"purchase_minor", 2000}}))
+          .value("op", "");
+  ASSERT_TRUE(wait_member(chain_.store(2),
+                          [](const Json& m) { return m["points"].value("balance", 0) > 0; }));
   const Json before = ok(chain_.pos(chain_.store(2)).get("/v1/members/43000001"));
   const auto ops_before = ok(chain_.pos(chain_.store(2)).get("/v1/status")).value("ops", 0);
   auto r = chain_.pos(chain_.store(2)).post("/v1/ops/" + op + "/reverse", {{"request_id", "rev"}});

@@ -96,8 +96,10 @@ TEST(StatusRuleTest, BlockedAndClosedMembersMoveNoValueButGetRefundsWhileBlocked
   // Reversals, by what they do to the member.
   EXPECT_FALSE(sync::status_refusal(blocked, op_of(OpKind::kReverse, OpKind::kEarn)));
   EXPECT_FALSE(sync::status_refusal(closed, op_of(OpKind::kReverse, OpKind::kEarn)));
-  EXPECT_EQ(sync::status_refusal(blocked, op_of(OpKind::kReverse, OpKind::kTopup))->code, "member_blocked");
-  EXPECT_EQ(sync::status_refusal(closed, op_of(OpKind::kReverse, OpKind::kTopup))->code, "member_closed");
+  EXPECT_EQ(sync::status_refusal(blocked, op_of(OpKind::kReverse, OpKind::kTopup))->code,
+            "member_blocked");
+  EXPECT_EQ(sync::status_refusal(closed, op_of(OpKind::kReverse, OpKind::kTopup))->code,
+            "member_closed");
   for (OpKind refund : {OpKind::kSpend, OpKind::kRedeem}) {
     EXPECT_FALSE(sync::status_refusal(blocked, op_of(OpKind::kReverse, refund)));
     EXPECT_EQ(sync::status_refusal(closed, op_of(OpKind::kReverse, refund))->code, "member_closed");
@@ -118,14 +120,17 @@ TEST(StatusRuleTest, ClosingNeedsAZeroWalletAndReopeningAnExplicitFlag) {
   const std::vector<sync::FieldValue> reopen = {{Field::kStatus, "active"}};
   EXPECT_EQ(sync::profile_refusal(closed, reopen, false)->code, "member_closed");
   EXPECT_FALSE(sync::profile_refusal(closed, reopen, true));
-  EXPECT_FALSE(sync::profile_refusal(closed, {{Field::kName, "New"}}, false)) << "other fields stay editable";
+  EXPECT_FALSE(sync::profile_refusal(closed, {{Field::kName, "New"}}, false))
+      << "other fields stay editable";
 }
 
 TEST(PinLockRuleTest, FiveFailuresSinceTheResetMarkLockForTheWindowAfterTheNewest) {
   MemberState m = member_with_status("active");
   m.fields[Field::kPinHash].assign("hash", {1000, 0}, node_id(1));
-  for (std::uint64_t t : {900, 950}) m.pin_failures.add({t, 0}, node_id(2));  // before the PIN was set
-  for (std::uint64_t t : {2000, 2100, 2200, 2300}) m.pin_failures.add({t, 0}, node_id(t == 2200 ? 2 : 1));
+  for (std::uint64_t t : {900, 950})
+    m.pin_failures.add({t, 0}, node_id(2));  // before the PIN was set
+  for (std::uint64_t t : {2000, 2100, 2200, 2300})
+    m.pin_failures.add({t, 0}, node_id(t == 2200 ? 2 : 1));
   EXPECT_EQ(sync::pin_lock(m, 2400).failures, 4u);
   EXPECT_FALSE(sync::pin_lock(m, 2400).locked());
   m.pin_failures.add({2400, 0}, node_id(3));
@@ -198,7 +203,9 @@ class LedgerRulesTest : public ::testing::Test {
     EXPECT_TRUE(sync::parse_op_ref(body.value("op", ""), origin, seq));
     return seq;
   }
-  std::string snapshot(Ledger& l) { return test::dump_sqlite(tmp_.file(l.node_name()) + "/" + node::kDbFile); }
+  std::string snapshot(Ledger& l) {
+    return test::dump_sqlite(tmp_.file(l.node_name()) + "/" + node::kDbFile);
+  }
   std::string pin_refusal(Ledger& l, const std::string& pin) {
     auto gate = l.check_pin(member_, OpKind::kSpend, &pin, clock_.now_ms());
     EXPECT_TRUE(gate.is_ok()) << gate.status().to_string();
@@ -246,7 +253,8 @@ TEST_F(LedgerRulesTest, BlockedMemberMovesNoValueAndTheBlockHoldsWhereverItIsKno
   auto granted = a_->grant_rights(b_->node_id(), member_, sync::Account::kWallet, 100);
   ASSERT_TRUE(granted.is_ok());
   EXPECT_EQ(*granted, 0u);
-  EXPECT_EQ(refusal(a_->move_rights("m1", member_, sync::Account::kWallet, 1, b_->node_id())), "member_blocked");
+  EXPECT_EQ(refusal(a_->move_rights("m1", member_, sync::Account::kWallet, 1, b_->node_id())),
+            "member_blocked");
   EXPECT_EQ(snapshot(*a_), before);
 }
 
@@ -258,7 +266,8 @@ TEST_F(LedgerRulesTest, ClosedMemberNeedsAnEmptyWalletAndAnExplicitReopen) {
   ok(a_->update_profile("close-2", member_, {{Field::kStatus, "closed"}}));
   EXPECT_EQ(refusal(a_->reverse("refund", a_->node_id(), seq_of(spend))), "member_closed")
       << "no refund into a closed wallet";
-  EXPECT_EQ(refusal(a_->update_profile("open-1", member_, {{Field::kStatus, "active"}})), "member_closed");
+  EXPECT_EQ(refusal(a_->update_profile("open-1", member_, {{Field::kStatus, "active"}})),
+            "member_closed");
   ok(a_->update_profile("open-2", member_, {{Field::kStatus, "active"}}, true));
   ok(a_->topup("t9", member_, 5, ""));
 }
@@ -303,7 +312,8 @@ TEST_F(LedgerRulesTest, WrongPinsAtTwoLedgersAddUpAndLockBothOnceTheyExchangeOps
   clock_.advance(limits::kPinLockoutMs);
   EXPECT_EQ(pin_refusal(*b_, "4711"), "") << "the lock ends kPinLockoutMs after the newest failure";
   exchange();
-  EXPECT_EQ(a_->member_json(member_)->value("pin_failures", 9), 0) << "the right PIN restarts the count chain-wide";
+  EXPECT_EQ(a_->member_json(member_)->value("pin_failures", 9), 0)
+      << "the right PIN restarts the count chain-wide";
 }
 
 // Item 18 of issue 11: the move guard at its boundary is a refusal, never the runtime check.
@@ -314,7 +324,8 @@ TEST_F(LedgerRulesTest, MoveOfExactlyTheRightsHeldSucceedsAndOneMoreIsRefused) {
   EXPECT_EQ(snapshot(*a_), before);
   ok(a_->move_rights("m1", member_, sync::Account::kWallet, 1000, b_->node_id()));
   EXPECT_EQ(a_->member_json(member_).value()["wallet"].value("rights_here", -1), 0);
-  EXPECT_EQ(refusal(a_->move_rights("m2", member_, sync::Account::kWallet, 1, b_->node_id())), "insufficient_rights");
+  EXPECT_EQ(refusal(a_->move_rights("m2", member_, sync::Account::kWallet, 1, b_->node_id())),
+            "insufficient_rights");
   ok(a_->topup("t1", member_, 30, ""));
   auto granted = a_->grant_rights(b_->node_id(), member_, sync::Account::kWallet, 31);
   ASSERT_TRUE(granted.is_ok());
