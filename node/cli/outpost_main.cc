@@ -1,6 +1,9 @@
 // `outpost`: the operator and cashier CLI. Works on a data dir directly (the daemon may run at the
 // same time: SQLite serializes writers). Exit codes: 0 success, 1 refused by a business rule,
 // 2 bad input or usage, 3 an I/O or internal failure. `--json` prints machine-readable output.
+#include <termios.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -13,6 +16,7 @@
 #include "outpost/node/backup.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/sync/op.h"
 
 namespace {
 
@@ -82,6 +86,69 @@ int print_reply(const Globals& g, const Reply& r) {
     std::cout << "\n";
   }
   return r.refused ? kExitRefused : kExitOk;
+}
+
+// Reads one PIN: a line of stdin when `from_stdin`, else typed at the terminal without echo
+// (`prompt` on stderr). Returns nullopt when there is neither (stdin is not a terminal).
+outpost::Result<std::optional<std::string>> read_pin(bool from_stdin, const char* prompt) {
+  const bool tty = ::isatty(STDIN_FILENO) == 1;
+  if (!from_stdin && !tty) return std::optional<std::string>();
+  termios saved{};
+  const bool hide = !from_stdin && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+  if (!from_stdin) std::cerr << prompt << std::flush;
+  if (hide) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string line;
+  const bool got = static_cast<bool>(std::getline(std::cin, line));
+  if (hide) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    std::cerr << "\n";
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (!got || line.empty()) return Status::invalid(std::string("no PIN given") + (from_stdin ? " on stdin" : ""));
+  OUTPOST_RETURN_IF_ERROR(outpost::node::validate_pin(line));
+  return std::optional<std::string>(line);
+}
+
+// Options of `spend` and `member pin` about the member's PIN (docs/api.md, "PIN").
+struct PinArgs {
+  bool pin_stdin = false;      // spend: the PIN; member pin: the new PIN
+  bool old_pin_stdin = false;  // member pin: the old PIN, on the line before the new one
+  bool override_pin = false;   // spend: pass the PIN by as the operator (recorded)
+  bool admin = false;          // member pin: reset without the old PIN as the operator (recorded)
+  std::string reason;
+};
+
+// The clearance of a spend or PIN change (`purpose`) past the member's PIN, asked as the
+// operator chose; a refusal (or the error) otherwise, already printed, with its exit code.
+struct Cleared {
+  std::optional<Ledger::PinClearance> clearance;
+  int exit_code = kExitOk;
+};
+Cleared clear_pin(const Globals& g, Ledger& ledger, const outpost::sync::MemberId& member,
+                  outpost::sync::OpKind purpose, const PinArgs& a, std::uint64_t now_ms) {
+  const bool spend = purpose == outpost::sync::OpKind::kSpend;
+  if (spend ? a.override_pin : a.admin) {
+    if (spend && a.reason.empty()) return {std::nullopt, report_error(g, Status::invalid("--override-pin needs --reason TEXT"))};
+    std::string note = spend ? "pin-override by operator: " + a.reason
+                             : "pin-reset by operator" + (a.reason.empty() ? std::string() : ": " + a.reason);
+    return {Ledger::pin_override(member, note), kExitOk};
+  }
+  auto info = ledger.member_json(member);
+  if (!info.is_ok()) return {std::nullopt, report_error(g, info.status())};
+  std::optional<std::string> pin;
+  if ((*info)["pin_set"].get<bool>()) {
+    auto read = read_pin(spend ? a.pin_stdin : a.old_pin_stdin, spend ? "PIN: " : "old PIN: ");
+    if (!read.is_ok()) return {std::nullopt, report_error(g, read.status())};
+    pin = *read;
+  }
+  auto gate = ledger.check_pin(member, purpose, pin ? &*pin : nullptr, now_ms);
+  if (!gate.is_ok()) return {std::nullopt, report_error(g, gate.status())};
+  if (gate->kind == Ledger::PinGate::Kind::kRefuse) return {std::nullopt, print_reply(g, gate->refusal)};
+  return {gate->clearance, kExitOk};
 }
 
 // Opens the ledger of the --data dir.
@@ -278,8 +345,19 @@ int main(int argc, char** argv) {
   mupd->add_option("--name", up_name, "new name");
   mupd->add_option("--phone", up_phone, "new phone");
   mupd->add_option("--birthday", up_birthday, "new birthday YYYY-MM-DD");
-  mupd->add_option("--status", up_status, "active, blocked or closed");
+  mupd->add_option("--status", up_status, "active, blocked or closed (closing needs a zero wallet)");
+  bool reopen = false;
+  mupd->add_flag("--reopen", reopen, "allow --status to reopen a closed member");
   add_request_opts(mupd);
+  PinArgs pin_args;
+  auto* mpin = member->add_subcommand("pin", "set or change the member's wallet PIN (4-8 digits; typed, or --pin-stdin)");
+  mpin->add_option("MEMBER", member_ref, "member id or card number")->required();
+  mpin->add_flag("--pin-stdin", pin_args.pin_stdin, "read the new PIN from stdin (after the old one with --old-pin-stdin)");
+  auto* old_pin_flag = mpin->add_flag("--old-pin-stdin", pin_args.old_pin_stdin, "read the current PIN from the first line of stdin");
+  mpin->add_flag("--admin", pin_args.admin, "reset without the old PIN, as the operator (recorded in the op)")
+      ->excludes(old_pin_flag);
+  mpin->add_option("--reason", pin_args.reason, "with --admin: why, recorded in the op");
+  add_request_opts(mpin);
 
   // money
   std::string amount_text;
@@ -298,6 +376,10 @@ int main(int argc, char** argv) {
   auto* spend = app.add_subcommand("spend", "pay from the member's wallet");
   spend->add_option("MEMBER", member_ref, "member id or card number")->required();
   spend->add_option("--amount", amount_text, "amount in minor units (integer)")->required();
+  auto* pin_stdin_flag = spend->add_flag("--pin-stdin", pin_args.pin_stdin, "read the member's PIN from stdin (else it is asked on a terminal)");
+  spend->add_flag("--override-pin", pin_args.override_pin, "spend without the PIN as the operator (needs --reason; recorded in the op)")
+      ->excludes(pin_stdin_flag);
+  spend->add_option("--reason", pin_args.reason, "why the PIN is overridden, recorded in the op's receipt");
   add_request_opts(spend);
   std::string op_ref;
   auto* reverse = app.add_subcommand("reverse", "reverse an earn, redeem, topup or spend op (once, at its origin)");
@@ -462,7 +544,24 @@ int main(int argc, char** argv) {
       if (up_phone) fields.push_back({Field::kPhone, *up_phone});
       if (up_birthday) fields.push_back({Field::kBirthday, *up_birthday});
       if (up_status) fields.push_back({Field::kStatus, *up_status});
-      return run_reply(ledger.update_profile(request_id, *id, fields));
+      if (reopen && !up_status) return report_error(g, Status::invalid("--reopen goes with --status"));
+      return run_reply(ledger.update_profile(request_id, *id, fields, reopen));
+    }
+    if (*mpin) {
+      auto id = resolve();
+      if (!id.is_ok()) return report_error(g, id.status());
+      auto prior = ledger.has_request(request_id);
+      if (!prior.is_ok()) return report_error(g, prior.status());
+      std::optional<Ledger::PinClearance> authority;
+      if (!*prior) {  // a repeated request_id is answered from its first execution
+        Cleared c = clear_pin(g, ledger, *id, outpost::sync::OpKind::kProfile, pin_args, clock.now_ms());
+        if (!c.clearance) return c.exit_code;
+        authority = c.clearance;
+      }
+      auto pin = read_pin(pin_args.pin_stdin, "new PIN: ");
+      if (!pin.is_ok()) return report_error(g, pin.status());
+      if (!*pin) return report_error(g, Status::invalid("give the new PIN on a terminal or with --pin-stdin"));
+      return run_reply(ledger.set_pin(request_id, *id, **pin, authority ? &*authority : nullptr));
     }
   }
 
@@ -475,7 +574,12 @@ int main(int argc, char** argv) {
     if (*earn) return run_reply(ledger.earn(request_id, *id, *amount, receipt));
     if (*redeem) return run_reply(ledger.redeem(request_id, *id, *amount, receipt));
     if (*topup) return run_reply(ledger.topup(request_id, *id, *amount, receipt));
-    return run_reply(ledger.spend(request_id, *id, *amount, receipt));
+    auto prior = ledger.has_request(request_id);
+    if (!prior.is_ok()) return report_error(g, prior.status());
+    if (*prior) return run_reply(ledger.spend(request_id, *id, *amount, receipt));  // a replay
+    Cleared c = clear_pin(g, ledger, *id, outpost::sync::OpKind::kSpend, pin_args, clock.now_ms());
+    if (!c.clearance) return c.exit_code;
+    return run_reply(ledger.spend(request_id, *id, *amount, receipt, &*c.clearance));
   }
 
   if (*reverse) {

@@ -30,40 +30,6 @@ std::vector<std::string> split_path(const std::string& path) {
   return out;
 }
 
-Result<Json> parse_body(const HttpRequest& req) {
-  if (req.body.empty()) return Status::invalid("request body must be a JSON object");
-  // A key given twice is refused: {"request_id":"a",...,"request_id":"b"} must not silently mean
-  // whichever one the parser keeps.
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  std::string duplicate;
-  auto on_event = [&](int, Json::parse_event_t event, Json& parsed) {
-    if (event == Json::parse_event_t::object_start) keys.emplace_back();
-    if (event == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (event == Json::parse_event_t::key && !keys.empty() && duplicate.empty() &&
-        !keys.back().insert(parsed.get<std::string>()).second) {
-      duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  try {
-    Json j = Json::parse(req.body, on_event);
-    if (!duplicate.empty()) return Status::invalid("field '" + duplicate + "' is given twice");
-    if (!j.is_object()) return Status::invalid("request body must be a JSON object");
-    return j;
-  } catch (const std::exception& e) {
-    return Status::invalid(std::string("malformed JSON: ") + e.what());
-  }
-}
-
-Result<std::string> get_string(const Json& j, const char* key, bool required) {
-  if (!j.contains(key)) {
-    if (required) return Status::invalid(std::string("missing field '") + key + "'");
-    return std::string();
-  }
-  if (!j[key].is_string()) return Status::invalid(std::string("field '") + key + "' must be a string");
-  return j[key].get<std::string>();
-}
-
 Result<std::uint64_t> get_amount(const Json& j, const char* key) {
   if (!j.contains(key)) return Status::invalid(std::string("missing field '") + key + "'");
   const Json& v = j[key];
@@ -80,15 +46,6 @@ Result<std::uint64_t> get_amount(const Json& j, const char* key) {
   if (x <= 0) return Status::invalid(std::string("field '") + key + "' must be positive");
   if (static_cast<std::uint64_t>(x) > limits::kAmountMax) return Status::invalid(std::string("field '") + key + "' is above the maximum");
   return static_cast<std::uint64_t>(x);
-}
-
-Status check_keys(const Json& j, std::initializer_list<const char*> allowed) {
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool ok = false;
-    for (const char* a : allowed) ok |= it.key() == a;
-    if (!ok) return Status::invalid("unknown field '" + it.key() + "'");
-  }
-  return Status::ok();
 }
 
 // Serializes a response body. Stored strings (names, receipts entered through the CLI or received
@@ -114,14 +71,92 @@ std::vector<std::string> pos_route_methods(const std::vector<std::string>& parts
   return {};
 }
 
-HttpResponse no_route(const HttpRequest& req, const std::vector<std::string>& allowed) {
+// The same for admin routes (docs/admin-api.md). /admin/v1/peers and /admin/v1/links are served by
+// the peer manager of an enrolled node.
+std::vector<std::string> admin_route_methods(const std::vector<std::string>& parts) {
+  if (parts.size() < 3 || parts[0] != "admin" || parts[1] != "v1") return {};
+  if (parts.size() == 3) {
+    for (const char* route : {"health", "node", "alerts", "members", "terminals", "roster", "checkpoints", "peers"}) {
+      if (parts[2] == route) return {"GET"};
+    }
+    if (parts[2] == "links") return {"POST"};
+  }
+  if (parts.size() == 4 && parts[2] == "members") return {"GET"};
+  return {};
+}
+
+bool is_health(const std::vector<std::string>& parts, bool admin) {
+  return admin ? parts.size() == 3 && parts[0] == "admin" && parts[1] == "v1" && parts[2] == "health"
+               : parts.size() == 2 && parts[0] == "v1" && parts[1] == "health";
+}
+
+// 404 for an unknown path, 405 with an Allow header for a known one with another method; nullopt
+// when `req.method` is allowed.
+std::optional<HttpResponse> no_route(const HttpRequest& req, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), req.method) != allowed.end()) return std::nullopt;
   if (allowed.empty()) return http_error(404, "unknown_route", "no route " + req.method + " " + req.path);
   std::string list;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  return http_error(405, "method_not_allowed", req.method + " not allowed on " + req.path + " (allowed: " + list + ")");
+  HttpResponse r = http_error(405, "method_not_allowed", req.method + " not allowed on " + req.path + " (allowed: " + list + ")");
+  r.allow = list;
+  return r;
+}
+
+// Runs a handler continuation outside the HTTP layer's own guard (on the ledger worker, after the
+// token was looked up): an exception becomes a 500 answer instead of ending the process.
+void guarded(const Responder& respond, const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    log(LogLevel::kError, "api handler failed", {{"error", e.what()}});
+    respond(http_error(500, "internal", "internal error while handling the request; see the node's log"));
+  }
 }
 
 }  // namespace
+
+Result<Json> parse_json_object(const std::string& body) {
+  if (body.empty()) return Status::invalid("request body must be a JSON object");
+  // A key given twice is refused: {"request_id":"a",...,"request_id":"b"} must not silently mean
+  // whichever one the parser keeps.
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  std::string duplicate;
+  auto on_event = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) keys.emplace_back();
+    if (event == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (event == Json::parse_event_t::key && !keys.empty() && duplicate.empty() &&
+        !keys.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
+  try {
+    Json j = Json::parse(body, on_event);
+    if (!duplicate.empty()) return Status::invalid("field '" + duplicate + "' is given twice");
+    if (!j.is_object()) return Status::invalid("request body must be a JSON object");
+    return j;
+  } catch (const std::exception& e) {
+    return Status::invalid(std::string("malformed JSON: ") + e.what());
+  }
+}
+
+Status check_fields(const Json& body, std::initializer_list<const char*> allowed) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    bool ok = false;
+    for (const char* a : allowed) ok |= it.key() == a;
+    if (!ok) return Status::invalid("unknown field '" + it.key() + "'");
+  }
+  return Status::ok();
+}
+
+Result<std::string> string_field(const Json& body, const char* key, bool required) {
+  if (!body.contains(key)) {
+    if (required) return Status::invalid(std::string("missing field '") + key + "'");
+    return std::string();
+  }
+  if (!body[key].is_string()) return Status::invalid(std::string("field '") + key + "' must be a string");
+  return body[key].get<std::string>();
+}
 
 std::optional<storage::Terminal> TokenCache::find(const crypto::Hash32& token_hash, std::uint64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -194,8 +229,7 @@ HttpResponse reply_response(const Reply& r) {
   return HttpResponse{status, dump_json(r.body)};
 }
 
-void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, const char* role,
-              std::function<HttpResponse(Ledger&)> fn, After after) {
+void Api::authenticate(const HttpRequest& req, const Responder& respond, const char* role, OnAuth on_ok) {
   const std::string prefix = "Bearer ";
   if (req.authorization.compare(0, prefix.size(), prefix) != 0 || req.authorization.size() == prefix.size()) {
     return respond(http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
@@ -208,33 +242,41 @@ void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, c
   auto forbidden = [](const storage::Terminal& t) {
     return http_error(403, "forbidden", "terminal " + t.name + " is not an admin terminal");
   };
-  // A token the database confirmed recently is checked here, on the io thread; any other goes to
-  // the worker, which asks the database and remembers a confirmed one.
-  const std::optional<storage::Terminal> known = tokens_.find(hash, clock_.now_ms());
-  if (known && want_admin && known->role != "admin") return respond(forbidden(*known));
+  // A token the database confirmed recently is checked here, on the calling thread; any other
+  // goes to the worker, which asks the database and remembers a confirmed one.
+  if (const std::optional<storage::Terminal> known = tokens_.find(hash, clock_.now_ms())) {
+    if (want_admin && known->role != "admin") return respond(forbidden(*known));
+    return guarded(respond, [&] { on_ok(*known); });
+  }
+  auto result = std::make_shared<HttpResponse>();
+  auto terminal = std::make_shared<storage::Terminal>();
+  LedgerWorker::Task task;
+  task.run = [this, result, terminal, hash](Ledger& ledger) {
+    auto t = ledger.store().find_terminal(hash);
+    if (!t.is_ok()) {
+      *result = status_response(t.status());
+    } else if (!*t) {
+      *result = http_error(401, "unauthorized", "token not recognized");
+    } else {
+      tokens_.remember(hash, **t, clock_.now_ms());
+      *terminal = **t;
+    }
+  };
+  task.done = [result, terminal, respond, want_admin, forbidden, on_ok = std::move(on_ok)](bool) {
+    if (result->status != 200) return respond(std::move(*result));
+    if (want_admin && terminal->role != "admin") return respond(forbidden(*terminal));
+    guarded(respond, [&] { on_ok(*terminal); });
+  };
+  if (!worker_.submit(std::move(task))) {
+    respond(http_error(503, "overloaded", "the node is shutting down or its queue is full; retry"));
+  }
+}
+
+void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn, After after) {
   auto result = std::make_shared<HttpResponse>();
   LedgerWorker::Task task;
   task.mutating = mutating;
-  task.run = [this, result, hash, want_admin, forbidden, confirmed = known.has_value(),
-              fn = std::move(fn)](Ledger& ledger) {
-    if (!confirmed) {
-      auto t = ledger.store().find_terminal(hash);
-      if (!t.is_ok()) {
-        *result = status_response(t.status());
-        return;
-      }
-      if (!*t) {
-        *result = http_error(401, "unauthorized", "token not recognized");
-        return;
-      }
-      tokens_.remember(hash, **t, clock_.now_ms());
-      if (want_admin && (*t)->role != "admin") {
-        *result = forbidden(**t);
-        return;
-      }
-    }
-    *result = fn(ledger);
-  };
+  task.run = [result, fn = std::move(fn)](Ledger& ledger) { *result = fn(ledger); };
   task.done = [result, respond, mutating, after](bool durable) {
     if (mutating && !durable && result->status == 200) {
       respond(http_error(503, "not_durable", "the operation could not be made durable; nothing was recorded, retry with the same request_id"));
@@ -250,193 +292,180 @@ void Api::run(const HttpRequest& req, const Responder& respond, bool mutating, c
 
 void Api::authorized(const HttpRequest& req, const Responder& respond, const char* role,
                      std::function<void()> on_ok) {
-  run(req, respond, false, role, [](Ledger&) { return HttpResponse{200, "{}"}; },
-      [on_ok](const HttpResponse& r, const Responder&) {
-        if (r.status != 200) return false;
-        on_ok();
-        return true;
-      });
+  authenticate(req, respond, role, [on_ok = std::move(on_ok)](const storage::Terminal&) { on_ok(); });
 }
 
+// Every route: the token first (nothing of the request is looked at before it is confirmed),
+// then the path and method (404, 405), then the body.
 void Api::handle_pos(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
-  const std::string& m = req.method;
-  if (parts.empty() || parts[0] != "v1") return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
-  const auto allowed = pos_route_methods(parts);
-  if (std::find(allowed.begin(), allowed.end(), m) == allowed.end()) return respond(no_route(req, allowed));
-  if (parts.size() == 2 && parts[1] == "health" && m == "GET") return respond(HttpResponse{200, R"({"ok":true})"});
+  if (is_health(parts, false)) {
+    if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));
+    return respond(HttpResponse{200, R"({"ok":true})"});
+  }
+  authenticate(req, respond, "pos", [this, req, respond, parts](const storage::Terminal& terminal) {
+    if (auto no = no_route(req, pos_route_methods(parts))) return respond(std::move(*no));
+    route_pos(req, respond, parts, terminal);
+  });
+}
 
-  if (parts.size() == 2 && parts[1] == "status" && m == "GET") {
-    return run(req, respond, false, "pos", [](Ledger& l) {
+void Api::route_pos(const HttpRequest& req, const Responder& respond, const std::vector<std::string>& parts,
+                    const storage::Terminal& terminal) {
+  const std::string& m = req.method;
+  if (parts[1] == "status") {
+    return submit(respond, false, [](Ledger& l) {
       auto j = l.status_json();
       return j.is_ok() ? ok_json(*j) : status_response(j.status());
     });
   }
-
-  // GET /v1/members?card=...|phone=...   POST /v1/members (enroll)
-  if (parts.size() == 2 && parts[1] == "members") {
-    if (m == "GET") {
-      std::string card = req.query.count("card") ? req.query.at("card") : "";
-      std::string phone = req.query.count("phone") ? req.query.at("phone") : "";
-      if (card.empty() == phone.empty()) return respond(http_error(400, "invalid_argument", "give exactly one of ?card= or ?phone="));
-      return run(req, respond, false, "pos", [card, phone](Ledger& l) {
-        auto ids = card.empty() ? l.find_by_phone(phone) : l.find_by_card(card);
-        if (!ids.is_ok()) return status_response(ids.status());
-        Json arr = Json::array();
-        for (const auto& id : *ids) {
-          auto j = l.member_json(id);
-          if (j.is_ok()) arr.push_back(*j);
-        }
-        Json out;
-        out["members"] = arr;
-        return ok_json(out);
-      });
-    }
-    if (m == "POST") {
-      auto body = parse_body(req);
-      if (!body.is_ok()) return respond(status_response(body.status()));
-      Status st = check_keys(*body, {"request_id", "card", "name", "phone", "birthday"});
-      if (!st.is_ok()) return respond(status_response(st));
-      EnrollRequest er;
-      auto rid = get_string(*body, "request_id", true);
-      auto card = get_string(*body, "card", true);
-      auto name = get_string(*body, "name", true);
-      auto phone = get_string(*body, "phone", false);
-      auto bday = get_string(*body, "birthday", false);
-      for (const auto* r : {&rid, &card, &name, &phone, &bday}) {
-        if (!r->is_ok()) return respond(status_response(r->status()));
-      }
-      er.request_id = *rid;
-      er.card = *card;
-      er.name = *name;
-      er.phone = *phone;
-      er.birthday = *bday;
-      return run(req, respond, true, "pos", [er](Ledger& l) {
-        auto r = l.enroll(er);
-        return r.is_ok() ? reply_response(*r) : status_response(r.status());
-      });
-    }
-    return respond(http_error(405, "method_not_allowed", m + " not allowed on " + req.path));
-  }
-
-  // /v1/members/{member}[/action]
-  if (parts.size() >= 3 && parts[1] == "members") {
-    const std::string ref = parts[2];
-    if (parts.size() == 3 && m == "GET") {
-      return run(req, respond, false, "pos", [ref](Ledger& l) {
-        auto id = l.resolve_member(ref);
-        if (!id.is_ok()) return status_response(id.status());
-        auto j = l.member_json(*id);
-        return j.is_ok() ? ok_json(*j) : status_response(j.status());
-      });
-    }
-    if (parts.size() == 4 && parts[3] == "history" && m == "GET") {
-      std::size_t limit = 50;
-      if (req.query.count("limit")) {
-        auto n = parse_amount(req.query.at("limit"), "limit");
-        if (!n.is_ok() || *n > limits::kHistoryRowsMax) return respond(http_error(400, "invalid_argument", "limit must be 1..1000"));
-        limit = *n;
-      }
-      return run(req, respond, false, "pos", [ref, limit](Ledger& l) {
-        auto id = l.resolve_member(ref);
-        if (!id.is_ok()) return status_response(id.status());
-        auto h = l.history_json(*id, limit);
-        if (!h.is_ok()) return status_response(h.status());
-        Json out;
-        out["member"] = sync::id_hex(*id);
-        out["ops"] = *h;
-        return ok_json(out);
-      });
-    }
-    if (parts.size() == 4 && m == "POST") {
-      const std::string action = parts[3];
-      auto body = parse_body(req);
-      if (!body.is_ok()) return respond(status_response(body.status()));
-      auto rid = get_string(*body, "request_id", true);
-      if (!rid.is_ok()) return respond(status_response(rid.status()));
-      std::string request_id = *rid;
-      if (action == "profile") {
-        Status st = check_keys(*body, {"request_id", "name", "phone", "birthday", "status"});
-        if (!st.is_ok()) return respond(status_response(st));
-        std::vector<sync::FieldValue> fields;
-        for (auto [key, field] : {std::pair{"name", sync::Field::kName}, {"phone", sync::Field::kPhone},
-                                  {"birthday", sync::Field::kBirthday}, {"status", sync::Field::kStatus}}) {
-          auto v = get_string(*body, key, false);
-          if (!v.is_ok()) return respond(status_response(v.status()));
-          if (body->contains(key)) fields.push_back({field, *v});
-        }
-        return run(req, respond, true, "pos", [ref, request_id, fields](Ledger& l) {
-          auto id = l.resolve_member(ref);
-          if (!id.is_ok()) return status_response(id.status());
-          auto r = l.update_profile(request_id, *id, fields);
-          return r.is_ok() ? reply_response(*r) : status_response(r.status());
-        });
-      }
-      if (action == "pin") {
-        Status st = check_keys(*body, {"request_id", "pin"});
-        if (!st.is_ok()) return respond(status_response(st));
-        auto pin = get_string(*body, "pin", true);
-        if (!pin.is_ok()) return respond(status_response(pin.status()));
-        if (Status valid = validate_pin(*pin); !valid.is_ok()) return respond(status_response(valid));
-        if (Status valid = validate_request_id(request_id); !valid.is_ok()) return respond(status_response(valid));
-        return set_pin(req, respond, ref, request_id, *pin);
-      }
-      const char* amount_key = action == "earn" ? "purchase_minor" : action == "redeem" ? "points" : "amount_minor";
-      if (action != "earn" && action != "redeem" && action != "topup" && action != "spend") {
-        return respond(http_error(404, "unknown_route", "no route POST " + req.path));
-      }
-      Status st = action == "spend" ? check_keys(*body, {"request_id", amount_key, "receipt", "pin"})
-                                    : check_keys(*body, {"request_id", amount_key, "receipt"});
-      if (!st.is_ok()) return respond(status_response(st));
-      auto amount = get_amount(*body, amount_key);
-      if (!amount.is_ok()) return respond(status_response(amount.status()));
-      auto receipt = get_string(*body, "receipt", false);
-      if (!receipt.is_ok()) return respond(status_response(receipt.status()));
-      if (receipt->size() > limits::kReceiptBytesMax) return respond(http_error(400, "invalid_argument", "receipt too long"));
-      auto pin = get_string(*body, "pin", false);
-      if (!pin.is_ok()) return respond(status_response(pin.status()));
-      std::optional<std::string> pin_opt;
-      if (body->contains("pin")) pin_opt = *pin;
-      if (action == "spend" || action == "redeem") {
-        Debit d;
-        d.action = action;
-        d.ref = ref;
-        d.request_id = request_id;
-        d.amount = *amount;
-        d.receipt = *receipt;
-        d.pin = pin_opt;
-        return debit(req, respond, std::move(d));
-      }
-      std::uint64_t amt = *amount;
-      std::string rc = *receipt;
-      return run(req, respond, true, "pos", [=](Ledger& l) {
-        auto id = l.resolve_member(ref);
-        if (!id.is_ok()) return status_response(id.status());
-        auto r = action == "earn" ? l.earn(request_id, *id, amt, rc) : l.topup(request_id, *id, amt, rc);
-        return r.is_ok() ? reply_response(*r) : status_response(r.status());
-      });
-    }
-    return respond(http_error(404, "unknown_route", "no route " + m + " " + req.path));
-  }
-
-  // POST /v1/ops/{origin}:{seq}/reverse
-  if (parts.size() == 4 && parts[1] == "ops" && parts[3] == "reverse" && m == "POST") {
-    sync::NodeId origin{};
-    std::uint64_t seq = 0;
-    if (!sync::parse_op_ref(parts[2], origin, seq)) return respond(http_error(400, "invalid_argument", "op must be ORIGIN:SEQ"));
-    auto body = parse_body(req);
-    if (!body.is_ok()) return respond(status_response(body.status()));
-    Status st = check_keys(*body, {"request_id"});
-    if (!st.is_ok()) return respond(status_response(st));
-    auto rid = get_string(*body, "request_id", true);
-    if (!rid.is_ok()) return respond(status_response(rid.status()));
-    std::string request_id = *rid;
-    return run(req, respond, true, "pos", [=](Ledger& l) {
-      auto r = l.reverse(request_id, origin, seq);
-      return r.is_ok() ? reply_response(*r) : status_response(r.status());
+  if (parts[1] == "ops") return reverse(req, respond, parts[2]);
+  if (parts.size() == 2) return m == "GET" ? find_members(req, respond, false) : enroll(req, respond);
+  const std::string ref = parts[2];
+  if (parts.size() == 3) {
+    return submit(respond, false, [ref](Ledger& l) {
+      auto id = l.resolve_member(ref);
+      if (!id.is_ok()) return status_response(id.status());
+      auto j = l.member_json(*id);
+      return j.is_ok() ? ok_json(*j) : status_response(j.status());
     });
   }
-  respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  if (parts[3] == "history") return history(req, respond, ref);
+  auto body = parse_json_object(req.body);
+  if (!body.is_ok()) return respond(status_response(body.status()));
+  if (parts[3] == "profile") return update_profile(respond, ref, *body);
+  if (parts[3] == "pin") return set_pin(req, respond, terminal, ref, *body);
+  member_action(req, respond, ref, parts[3], *body);
+}
+
+void Api::find_members(const HttpRequest& req, const Responder& respond, bool ids_only) {
+  std::string card = req.query.count("card") ? req.query.at("card") : "";
+  std::string phone = req.query.count("phone") ? req.query.at("phone") : "";
+  if (card.empty() == phone.empty()) return respond(http_error(400, "invalid_argument", "give exactly one of ?card= or ?phone="));
+  submit(respond, false, [card, phone, ids_only](Ledger& l) {
+    auto ids = card.empty() ? l.find_by_phone(phone) : l.find_by_card(card);
+    if (!ids.is_ok()) return status_response(ids.status());
+    Json arr = Json::array();
+    for (const auto& id : *ids) {
+      if (ids_only) {
+        arr.push_back(sync::id_hex(id));
+      } else if (auto j = l.member_json(id); j.is_ok()) {
+        arr.push_back(*j);
+      }
+    }
+    return ok_json(Json{{"members", arr}});
+  });
+}
+
+void Api::enroll(const HttpRequest& req, const Responder& respond) {
+  auto body = parse_json_object(req.body);
+  if (!body.is_ok()) return respond(status_response(body.status()));
+  Status st = check_fields(*body, {"request_id", "card", "name", "phone", "birthday"});
+  if (!st.is_ok()) return respond(status_response(st));
+  auto rid = string_field(*body, "request_id", true);
+  auto card = string_field(*body, "card", true);
+  auto name = string_field(*body, "name", true);
+  auto phone = string_field(*body, "phone", false);
+  auto bday = string_field(*body, "birthday", false);
+  for (const auto* r : {&rid, &card, &name, &phone, &bday}) {
+    if (!r->is_ok()) return respond(status_response(r->status()));
+  }
+  EnrollRequest er{*rid, *card, *name, *phone, *bday};
+  submit(respond, true, [er](Ledger& l) {
+    auto r = l.enroll(er);
+    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+  });
+}
+
+void Api::history(const HttpRequest& req, const Responder& respond, const std::string& ref) {
+  std::size_t limit = 50;
+  if (req.query.count("limit")) {
+    auto n = parse_amount(req.query.at("limit"), "limit");
+    if (!n.is_ok() || *n > limits::kHistoryRowsMax) return respond(http_error(400, "invalid_argument", "limit must be 1..1000"));
+    limit = *n;
+  }
+  submit(respond, false, [ref, limit](Ledger& l) {
+    auto id = l.resolve_member(ref);
+    if (!id.is_ok()) return status_response(id.status());
+    auto h = l.history_json(*id, limit);
+    if (!h.is_ok()) return status_response(h.status());
+    return ok_json(Json{{"member", sync::id_hex(*id)}, {"ops", *h}});
+  });
+}
+
+void Api::update_profile(const Responder& respond, const std::string& ref, const Json& body) {
+  Status st = check_fields(body, {"request_id", "name", "phone", "birthday", "status", "reopen"});
+  if (!st.is_ok()) return respond(status_response(st));
+  auto rid = string_field(body, "request_id", true);
+  if (!rid.is_ok()) return respond(status_response(rid.status()));
+  std::vector<sync::FieldValue> fields;
+  for (auto [key, field] : {std::pair{"name", sync::Field::kName}, {"phone", sync::Field::kPhone},
+                            {"birthday", sync::Field::kBirthday}, {"status", sync::Field::kStatus}}) {
+    auto v = string_field(body, key, false);
+    if (!v.is_ok()) return respond(status_response(v.status()));
+    if (body.contains(key)) fields.push_back({field, *v});
+  }
+  bool reopen = false;
+  if (body.contains("reopen")) {
+    if (!body["reopen"].is_boolean()) return respond(http_error(400, "invalid_argument", "field 'reopen' must be true or false"));
+    if (!body.contains("status")) return respond(http_error(400, "invalid_argument", "field 'reopen' goes with 'status'"));
+    reopen = body["reopen"].get<bool>();
+  }
+  submit(respond, true, [ref, request_id = *rid, fields, reopen](Ledger& l) {
+    auto id = l.resolve_member(ref);
+    if (!id.is_ok()) return status_response(id.status());
+    auto r = l.update_profile(request_id, *id, fields, reopen);
+    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+  });
+}
+
+void Api::member_action(const HttpRequest& req, const Responder& respond, const std::string& ref,
+                        const std::string& action, const Json& body) {
+  const char* amount_key = action == "earn" ? "purchase_minor" : action == "redeem" ? "points" : "amount_minor";
+  Status st = action == "spend" ? check_fields(body, {"request_id", amount_key, "receipt", "pin"})
+                                : check_fields(body, {"request_id", amount_key, "receipt"});
+  if (!st.is_ok()) return respond(status_response(st));
+  auto rid = string_field(body, "request_id", true);
+  if (!rid.is_ok()) return respond(status_response(rid.status()));
+  auto amount = get_amount(body, amount_key);
+  if (!amount.is_ok()) return respond(status_response(amount.status()));
+  auto receipt = string_field(body, "receipt", false);
+  if (!receipt.is_ok()) return respond(status_response(receipt.status()));
+  if (receipt->size() > limits::kReceiptBytesMax) return respond(http_error(400, "invalid_argument", "receipt too long"));
+  auto pin = string_field(body, "pin", false);
+  if (!pin.is_ok()) return respond(status_response(pin.status()));
+  if (action == "spend" || action == "redeem") {
+    Debit d;
+    d.action = action;
+    d.ref = ref;
+    d.request_id = *rid;
+    d.amount = *amount;
+    d.receipt = *receipt;
+    if (body.contains("pin")) d.pin = *pin;
+    return debit(req, respond, std::move(d));
+  }
+  submit(respond, true, [=, request_id = *rid, amt = *amount, rc = *receipt](Ledger& l) {
+    auto id = l.resolve_member(ref);
+    if (!id.is_ok()) return status_response(id.status());
+    auto r = action == "earn" ? l.earn(request_id, *id, amt, rc) : l.topup(request_id, *id, amt, rc);
+    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+  });
+}
+
+// POST /v1/ops/{origin}:{seq}/reverse
+void Api::reverse(const HttpRequest& req, const Responder& respond, const std::string& op_ref) {
+  sync::NodeId origin{};
+  std::uint64_t seq = 0;
+  if (!sync::parse_op_ref(op_ref, origin, seq)) return respond(http_error(400, "invalid_argument", "op must be ORIGIN:SEQ"));
+  auto body = parse_json_object(req.body);
+  if (!body.is_ok()) return respond(status_response(body.status()));
+  Status st = check_fields(*body, {"request_id"});
+  if (!st.is_ok()) return respond(status_response(st));
+  auto rid = string_field(*body, "request_id", true);
+  if (!rid.is_ok()) return respond(status_response(rid.status()));
+  submit(respond, true, [request_id = *rid, origin, seq](Ledger& l) {
+    auto r = l.reverse(request_id, origin, seq);
+    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+  });
 }
 
 namespace {
@@ -458,21 +487,24 @@ void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
   auto fn = [d, clock, has_broker, verify_hash](Ledger& l) {
     auto id = l.resolve_member(d.ref);
     if (!id.is_ok()) return status_response(id.status());
+    std::optional<Ledger::PinClearance> clearance;
     if (d.action == "spend") {
       auto prior = l.has_request(d.request_id);
       if (!prior.is_ok()) return status_response(prior.status());
-      if (!*prior) {
-        auto gate = l.pin_gate(*id, d.pin.has_value(), d.verdict ? &*d.verdict : nullptr, clock->now_ms());
+      if (!*prior) {  // a repeated request is answered from its first execution, without a PIN
+        auto gate = l.pin_gate(*id, sync::OpKind::kSpend, d.pin.has_value(), d.verdict ? &*d.verdict : nullptr,
+                               clock->now_ms());
         if (!gate.is_ok()) return status_response(gate.status());
         if (gate->kind == Ledger::PinGate::Kind::kRefuse) return reply_response(gate->refusal);
         if (gate->kind == Ledger::PinGate::Kind::kVerify) {
           *verify_hash = gate->hash;
           return HttpResponse{0, ""};  // no answer yet: `after` has the PIN checked first
         }
+        clearance = gate->clearance;
       }
     }
     auto r = d.action == "redeem" ? l.redeem(d.request_id, *id, d.amount, d.receipt)
-                                  : l.spend(d.request_id, *id, d.amount, d.receipt);
+                                  : l.spend(d.request_id, *id, d.amount, d.receipt, clearance ? &*clearance : nullptr);
     if (!r.is_ok()) return status_response(r.status());
     if (r->refused && d.retried) r->body["rights_request_tried"] = true;
     // The final answer is a refusal for lack of rights here (no broker, or after its attempt).
@@ -513,7 +545,7 @@ void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
             });
     return true;
   };
-  run(req, respond, true, "pos", fn, after);
+  submit(respond, true, fn, after);
 }
 
 namespace {
@@ -552,6 +584,26 @@ Result<Json> checkpoints_json(storage::Store& store) {
   }
   return Json{{"checkpoints", arr}, {"tree_head_set", set}};
 }
+
+// GET /admin/v1/alerts: the 200 newest alerts and a count per kind.
+Result<Json> alerts_json(storage::Store& store) {
+  OUTPOST_ASSIGN_OR_RETURN(auto alerts, store.recent_alerts(200));
+  Json arr = Json::array();
+  std::map<std::string, int> counts;
+  for (const auto& a : alerts) {
+    counts[a.kind]++;
+    arr.push_back({{"id", a.id}, {"at_ms", a.at_ms}, {"kind", a.kind}, {"node", a.node}, {"message", a.message}});
+  }
+  return Json{{"alerts", arr}, {"counts", counts}};
+}
+
+// GET /admin/v1/terminals: names and roles, never tokens.
+Result<Json> terminals_json(storage::Store& store) {
+  OUTPOST_ASSIGN_OR_RETURN(auto ts, store.list_terminals());
+  Json arr = Json::array();
+  for (const auto& t : ts) arr.push_back({{"name", t.name}, {"role", t.role}, {"created_ms", t.created_ms}});
+  return Json{{"terminals", arr}};
+}
 }  // namespace
 
 void Api::check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
@@ -572,56 +624,119 @@ void Api::check_pin_then_debit(const HttpRequest& req, const Responder& respond,
   }
 }
 
-void Api::set_pin(const HttpRequest& req, const Responder& respond, const std::string& ref,
-                  const std::string& request_id, const std::string& pin) {
-  // The token and the member are checked first, so that no unauthenticated or pointless request
-  // costs an Argon2id hash; the hash is made on the PIN thread and stored by the worker.
-  auto member = std::make_shared<sync::MemberId>();
-  auto find = [ref, member](Ledger& l) {
-    auto id = l.resolve_member(ref);
+void Api::set_pin(const HttpRequest& req, const Responder& respond, const storage::Terminal& terminal,
+                  const std::string& ref, const Json& body) {
+  Status st = check_fields(body, {"request_id", "pin", "old_pin"});
+  if (!st.is_ok()) return respond(status_response(st));
+  auto rid = string_field(body, "request_id", true);
+  auto pin = string_field(body, "pin", true);
+  auto old_pin = string_field(body, "old_pin", false);
+  for (const auto* r : {&rid, &pin, &old_pin}) {
+    if (!r->is_ok()) return respond(status_response(r->status()));
+  }
+  if (Status valid = validate_request_id(*rid); !valid.is_ok()) return respond(status_response(valid));
+  if (Status valid = validate_pin(*pin); !valid.is_ok()) return respond(status_response(valid));
+  PinChange c;
+  c.ref = ref;
+  c.request_id = *rid;
+  c.pin = *pin;
+  if (body.contains("old_pin")) {
+    if (Status valid = validate_pin(*old_pin); !valid.is_ok()) return respond(status_response(valid.with_context("old_pin")));
+    c.old_pin = *old_pin;
+  } else if (terminal.role == "admin") {
+    c.admin = terminal.name;  // an admin terminal may reset a PIN without the old one (recorded)
+  }
+  change_pin(req, respond, std::move(c));
+}
+
+// POST /v1/members/{member}/pin, in steps: the worker resolves the member and sees what the change
+// needs; the PIN thread hashes the new PIN (and checks the old one); the worker then decides
+// against the state of that moment and stores the new hash. No Argon2id work runs on the worker,
+// and none for a request refused at the first step.
+void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange c) {
+  if (c.pin_checks >= limits::kPinCheckAttemptsMax) {
+    return respond(http_error(503, "pin_changed", "the member's PIN changed while it was being checked; retry"));
+  }
+  sync::Clock* clock = &clock_;
+  auto verify_hash = std::make_shared<std::string>();  // set on the worker: check the old PIN against it
+  auto fn = [c, clock, verify_hash](Ledger& l) {
+    auto id = l.resolve_member(c.ref);
     if (!id.is_ok()) return status_response(id.status());
-    *member = *id;
-    return HttpResponse{200, ""};
+    auto prior = l.has_request(c.request_id);
+    if (!prior.is_ok()) return status_response(prior.status());
+    std::optional<Ledger::PinClearance> authority;
+    if (!c.admin.empty()) {
+      authority = Ledger::pin_override(*id, "pin-reset by admin terminal " + c.admin);
+    } else if (!*prior) {  // a repeated request is answered from its first execution
+      auto gate = l.pin_gate(*id, sync::OpKind::kProfile, c.old_pin.has_value(), c.verdict ? &*c.verdict : nullptr,
+                             clock->now_ms());
+      if (!gate.is_ok()) return status_response(gate.status());
+      if (gate->kind == Ledger::PinGate::Kind::kRefuse) return reply_response(gate->refusal);
+      if (gate->kind == Ledger::PinGate::Kind::kVerify) *verify_hash = gate->hash;
+      if (gate->kind == Ledger::PinGate::Kind::kPass) authority = gate->clearance;
+    }
+    if (c.new_hash.empty() || !verify_hash->empty()) return HttpResponse{0, ""};  // to the PIN thread first
+    auto r = l.set_pin_hash(c.request_id, *id, c.new_hash, authority ? &*authority : nullptr);
+    return r.is_ok() ? reply_response(*r) : status_response(r.status());
   };
-  auto hash_then_store = [this, req, request_id, pin, member](const HttpResponse& found, const Responder& respond) {
-    if (found.status != 200) return false;
-    auto job = [this, req, respond, request_id, pin, member](bool cancelled) {
+  After after = [this, req, c, verify_hash](const HttpResponse& resp, const Responder& respond) {
+    if (resp.status != 0) return false;
+    auto job = [this, req, respond, c, verify_hash](bool cancelled) mutable {
       if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
-      auto hash = crypto::hash_pin(pin);
-      if (!hash.is_ok()) return respond(status_response(hash.status()));
-      run(req, respond, true, "pos", [request_id, id = *member, h = *hash](Ledger& l) {
-        auto r = l.set_pin_hash(request_id, id, h);
-        return r.is_ok() ? reply_response(*r) : status_response(r.status());
-      });
+      if (c.new_hash.empty()) {
+        auto hash = crypto::hash_pin(c.pin);
+        if (!hash.is_ok()) return respond(status_response(hash.status()));
+        c.new_hash = *hash;
+      }
+      if (!verify_hash->empty()) {
+        c.verdict = Ledger::PinVerdict{*verify_hash, pin_verifier_(*verify_hash, *c.old_pin)};
+        c.pin_checks++;
+      }
+      change_pin(req, respond, std::move(c));
     };
     if (!pin_thread_->submit(std::move(job))) {
       respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
     }
     return true;
   };
-  run(req, respond, false, "pos", find, hash_then_store);
+  submit(respond, true, fn, after);
 }
 
 void Api::handle_admin(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
-  if (parts.size() < 2 || parts[0] != "admin" || parts[1] != "v1") {
-    return respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  if (is_health(parts, true)) {
+    if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));
+    return respond(HttpResponse{200, R"({"ok":true})"});
   }
-  if (parts.size() == 3 && parts[2] == "health" && req.method == "GET") return respond(HttpResponse{200, R"({"ok":true})"});
-  if (admin_ext_ && admin_ext_(req, respond)) return;
-  if (req.method != "GET") {
-    bool known = (parts.size() == 3 && (parts[2] == "node" || parts[2] == "alerts" || parts[2] == "members" ||
-                                        parts[2] == "terminals" || parts[2] == "health" || parts[2] == "roster" ||
-                                        parts[2] == "checkpoints")) ||
-                 (parts.size() == 4 && parts[2] == "members");
-    return respond(no_route(req, known ? std::vector<std::string>{"GET"} : std::vector<std::string>{}));
-  }
+  authenticate(req, respond, "admin", [this, req, respond, parts](const storage::Terminal&) {
+    // Extension routes (the peer manager's) come first, so that a route it adds works before this
+    // table lists it; it matches path and method, so a wrong method falls through to the table.
+    if (admin_ext_ && admin_ext_(req, respond)) return;
+    if (auto no = no_route(req, admin_route_methods(parts))) return respond(std::move(*no));
+    route_admin(respond, parts, req);
+  });
+}
 
-  if (parts.size() == 3 && parts[2] == "node") {
-    LedgerWorker* w = &worker_;
-    auto info = node_info_;
-    sync::Clock* clock = &clock_;
-    return run(req, respond, false, "admin", [w, info, clock](Ledger& l) {
+void Api::route_admin(const Responder& respond, const std::vector<std::string>& parts, const HttpRequest& req) {
+  const std::string& route = parts[2];
+  if (parts.size() == 4) {
+    return submit(respond, false, [ref = parts[3]](Ledger& l) {
+      auto id = l.resolve_member(ref);
+      if (!id.is_ok()) return status_response(id.status());
+      auto j = l.member_json(*id);
+      if (!j.is_ok()) return status_response(j.status());
+      auto h = l.history_json(*id, 20);
+      if (h.is_ok()) (*j)["recent_ops"] = *h;
+      return ok_json(*j);
+    });
+  }
+  if (route == "members") return find_members(req, respond, true);
+  if (route == "peers" || route == "links") {
+    return respond(http_error(404, "not_found", "this node is not enrolled in a chain: it has no peer links"));
+  }
+  sync::Clock* clock = &clock_;
+  if (route == "node") {
+    return submit(respond, false, [w = &worker_, info = node_info_, clock](Ledger& l) {
       auto j = l.status_json();
       if (!j.is_ok()) return status_response(j.status());
       auto s = w->stats();
@@ -633,71 +748,14 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
       return ok_json(*j);
     });
   }
-  if (parts.size() == 3 && parts[2] == "alerts") {
-    return run(req, respond, false, "admin", [](Ledger& l) {
-      auto alerts = l.store().recent_alerts(200);
-      if (!alerts.is_ok()) return status_response(alerts.status());
-      Json arr = Json::array();
-      std::map<std::string, int> counts;
-      for (const auto& a : *alerts) {
-        counts[a.kind]++;
-        arr.push_back({{"id", a.id}, {"at_ms", a.at_ms}, {"kind", a.kind}, {"node", a.node}, {"message", a.message}});
-      }
-      Json out;
-      out["alerts"] = arr;
-      out["counts"] = counts;
-      return ok_json(out);
-    });
-  }
-  if (parts.size() == 4 && parts[2] == "members") {
-    std::string ref = parts[3];
-    return run(req, respond, false, "admin", [ref](Ledger& l) {
-      auto id = l.resolve_member(ref);
-      if (!id.is_ok()) return status_response(id.status());
-      auto j = l.member_json(*id);
-      if (!j.is_ok()) return status_response(j.status());
-      auto h = l.history_json(*id, 20);
-      if (h.is_ok()) (*j)["recent_ops"] = *h;
-      return ok_json(*j);
-    });
-  }
-  if (parts.size() == 3 && parts[2] == "members") {
-    std::string card = req.query.count("card") ? req.query.at("card") : "";
-    std::string phone = req.query.count("phone") ? req.query.at("phone") : "";
-    if (card.empty() == phone.empty()) return respond(http_error(400, "invalid_argument", "give exactly one of ?card= or ?phone="));
-    return run(req, respond, false, "admin", [card, phone](Ledger& l) {
-      auto ids = card.empty() ? l.find_by_phone(phone) : l.find_by_card(card);
-      if (!ids.is_ok()) return status_response(ids.status());
-      Json arr = Json::array();
-      for (const auto& id : *ids) arr.push_back(sync::id_hex(id));
-      return ok_json(Json{{"members", arr}});
-    });
-  }
-  if (parts.size() == 3 && parts[2] == "roster") {
-    sync::Clock* clock = &clock_;
-    return run(req, respond, false, "admin", [clock](Ledger& l) {
-      auto j = roster_json(l.store(), clock->now_ms());
-      if (!j.is_ok()) return status_response(j.status());
-      return ok_json(*j);
-    });
-  }
-  if (parts.size() == 3 && parts[2] == "checkpoints") {
-    return run(req, respond, false, "admin", [](Ledger& l) {
-      auto j = checkpoints_json(l.store());
-      if (!j.is_ok()) return status_response(j.status());
-      return ok_json(*j);
-    });
-  }
-  if (parts.size() == 3 && parts[2] == "terminals") {
-    return run(req, respond, false, "admin", [](Ledger& l) {
-      auto ts = l.store().list_terminals();
-      if (!ts.is_ok()) return status_response(ts.status());
-      Json arr = Json::array();
-      for (const auto& t : *ts) arr.push_back({{"name", t.name}, {"role", t.role}, {"created_ms", t.created_ms}});
-      return ok_json(Json{{"terminals", arr}});
-    });
-  }
-  respond(http_error(404, "unknown_route", "no route " + req.method + " " + req.path));
+  submit(respond, false, [route, clock](Ledger& l) -> HttpResponse {
+    Result<Json> j = Status::not_found("no route");
+    if (route == "alerts") j = alerts_json(l.store());
+    if (route == "roster") j = roster_json(l.store(), clock->now_ms());
+    if (route == "checkpoints") j = checkpoints_json(l.store());
+    if (route == "terminals") j = terminals_json(l.store());
+    return j.is_ok() ? ok_json(*j) : status_response(j.status());
+  });
 }
 
 }  // namespace outpost::node

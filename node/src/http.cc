@@ -202,6 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->result(static_cast<http::status>(r.status));
     res->set(http::field::server, "outpostd");
     res->set(http::field::content_type, "application/json");
+    if (!r.allow.empty()) res->set(http::field::allow, r.allow);
     if (server_->closed) keep_alive_ = false;
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);

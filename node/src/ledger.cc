@@ -14,6 +14,7 @@
 #include "outpost/node/audit_export.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
+#include "outpost/sync/member_rules.h"
 
 namespace outpost::node {
 
@@ -58,7 +59,7 @@ Json rights_json(const sync::EscrowCounter& c, const NodeId& here) {
 }
 
 // The stored answer for one of this node's own ops that it got back from a peer (the first
-// answer's balances are gone with the lost copy): enough for same_request() and a POS replay.
+// answer's balances are gone with the lost copy): enough for a POS replay.
 Json recovered_answer(const sync::SignedOp& sop) {
   const Op& op = sop.op;
   Json j;
@@ -70,6 +71,21 @@ Json recovered_answer(const sync::SignedOp& sop) {
   j["hash"] = crypto::to_hex(sop.hash);
   j["recovered_from_peer"] = true;
   return j;
+}
+
+// The answer to a request refused by a member rule (sync/member_rules.h).
+Reply rule_reply(const sync::RuleRefusal& r) {
+  Reply out;
+  out.refused = true;
+  out.body["error"] = r.code;
+  out.body["message"] = r.message;
+  return out;
+}
+
+// Refuses `op` when the member's status forbids it (sync::status_refusal).
+std::optional<Reply> status_check(const MemberState& m, const Op& op) {
+  auto no = sync::status_refusal(m, op);
+  return no ? std::optional<Reply>(rule_reply(*no)) : std::nullopt;
 }
 
 }  // namespace
@@ -314,9 +330,34 @@ Status Ledger::commit_batch() {
 
 void Ledger::abort_batch() { batch_.reset(); }
 
-Result<bool> Ledger::replay(const std::string& request_id, Reply& r) {
+namespace {
+// Whether the op a request_id already made (`made`) is the operation asked for now (`asked`):
+// same kind and member and, per kind, the same amount, purchase, reversed op or rights move. An
+// enrollment makes its member id, so only its kind can be compared; a reversal is named by the op
+// it reverses (the reversal's member and amount follow from that op).
+bool same_operation(const Op& made, const Op& asked) {
+  if (made.kind != asked.kind) return false;
+  switch (asked.kind) {
+    case OpKind::kEnroll: return true;
+    case OpKind::kReverse: return made.ref_origin == asked.ref_origin && made.ref_seq == asked.ref_seq;
+    case OpKind::kEarn: return made.member == asked.member && made.spend_minor == asked.spend_minor;
+    default:
+      return made.member == asked.member && made.account == asked.account && made.amount == asked.amount &&
+             made.target == asked.target;
+  }
+}
+}  // namespace
+
+Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Reply& r) {
   OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
   if (!prior) return false;
+  const std::string ref = sync::op_ref_string(prior->origin, prior->seq);
+  OUTPOST_ASSIGN_OR_RETURN(auto made, store_->get_op(prior->origin, prior->seq));
+  if (!made) return Status::corruption("request " + request_id + " names op " + ref + ", which is not held");
+  if (!same_operation(made->op, asked)) {
+    return Status::invalid("request_id '" + request_id + "' was already used for another operation (" +
+                           sync::kind_name(made->op.kind) + " " + ref + "); use a new request_id");
+  }
   r.replayed = true;
   try {
     r.body = Json::parse(prior->response);
@@ -326,19 +367,6 @@ Result<bool> Ledger::replay(const std::string& request_id, Reply& r) {
   r.body["replayed"] = true;
   return true;
 }
-
-namespace {
-// Whether a stored answer was given to the same request as `op` (kind, member, amount): a
-// request_id reused for another operation must not silently return the first one's answer.
-bool same_request(const Json& answer, const Op& op) {
-  if (answer.value("kind", "") != sync::kind_name(op.kind)) return false;
-  if (op.kind == OpKind::kEnroll) return true;  // the member id is made by the first call
-  if (answer.value("member", "") != sync::id_hex(op.member)) return false;
-  if (op.kind == OpKind::kEarn) return answer.value("purchase_minor", std::uint64_t{0}) == op.spend_minor;
-  if (op.amount != 0) return answer.value("amount", std::uint64_t{0}) == op.amount;
-  return true;
-}
-}  // namespace
 
 Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_must_exist,
                               const Check& check) {
@@ -355,12 +383,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
     txn.emplace(std::move(t));
   }
   Reply prior;
-  OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, prior));
-  if (seen && !same_request(prior.body, op)) {
-    return Status::invalid("request_id '" + request_id + "' was already used for another request (" +
-                           prior.body.value("kind", "?") + " " + prior.body.value("op", "?") +
-                           "); use a new request_id");
-  }
+  OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, op, prior));
   if (seen) return prior;  // nothing changed
   OUTPOST_RETURN_IF_ERROR(signing_allowed());
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
@@ -440,7 +463,7 @@ Result<Reply> Ledger::enroll(const EnrollRequest& req) {
 }
 
 Result<Reply> Ledger::update_profile(const std::string& request_id, const MemberId& member,
-                                     const std::vector<sync::FieldValue>& fields) {
+                                     const std::vector<sync::FieldValue>& fields, bool reopen) {
   if (fields.empty()) return Status::invalid("no profile field to update");
   for (const auto& f : fields) {
     switch (f.field) {
@@ -461,8 +484,12 @@ Result<Reply> Ledger::update_profile(const std::string& request_id, const Member
   op.kind = OpKind::kProfile;
   op.member = member;
   op.fields = fields;
-  return execute(request_id, op, true, [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
-    return std::optional<Reply>();
+  return execute(request_id, op, true, [reopen](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    auto no = sync::profile_refusal(*m, o.fields, reopen);
+    if (!no) return std::optional<Reply>();
+    Reply r = rule_reply(*no);
+    if (no->code == "wallet_not_empty") r.body["balance"] = m->wallet.value();
+    return std::optional<Reply>(r);
   });
 }
 
@@ -476,6 +503,7 @@ Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member
   op.spend_minor = purchase_minor;
   op.receipt = receipt;
   return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    if (auto no = status_check(*m, o)) return no;
     std::uint32_t month = sync::month_index(o.hlc.wall_ms);
     std::uint64_t spend = m ? m->rolling_spend(month, rules_.window_months) : 0;
     const sync::Tier& tier = rules_.tier_for(spend);
@@ -485,7 +513,7 @@ Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member
 }
 
 Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& member, OpKind kind,
-                            std::uint64_t amount, const std::string& receipt) {
+                            std::uint64_t amount, const std::string& receipt, const PinClearance* pin) {
   if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
   Op op;
   op.kind = kind;
@@ -493,7 +521,12 @@ Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& membe
   op.account = kind == OpKind::kRedeem ? Account::kPoints : Account::kWallet;
   op.amount = amount;
   op.receipt = receipt;
-  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+  return execute(request_id, op, true, [this, pin](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    if (auto no = status_check(*m, o)) return no;
+    if (o.kind == OpKind::kSpend) {
+      OUTPOST_ASSIGN_OR_RETURN(auto no, pin_cleared(*m, o, pin, "this member's wallet needs a PIN"));
+      if (no) return no;
+    }
     const sync::EscrowCounter& c = counter_of(*m, o.account);
     std::int64_t here = c.rights(node_id_);
     if (here >= 0 && static_cast<std::uint64_t>(here) >= o.amount) return std::optional<Reply>();
@@ -523,12 +556,12 @@ Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& membe
 
 Result<Reply> Ledger::redeem(const std::string& request_id, const MemberId& member,
                              std::uint64_t points, const std::string& receipt) {
-  return debit(request_id, member, OpKind::kRedeem, points, receipt);
+  return debit(request_id, member, OpKind::kRedeem, points, receipt, nullptr);
 }
 
 Result<Reply> Ledger::spend(const std::string& request_id, const MemberId& member,
-                            std::uint64_t amount_minor, const std::string& receipt) {
-  return debit(request_id, member, OpKind::kSpend, amount_minor, receipt);
+                            std::uint64_t amount_minor, const std::string& receipt, const PinClearance* pin) {
+  return debit(request_id, member, OpKind::kSpend, amount_minor, receipt, pin);
 }
 
 Result<Reply> Ledger::topup(const std::string& request_id, const MemberId& member,
@@ -540,17 +573,22 @@ Result<Reply> Ledger::topup(const std::string& request_id, const MemberId& membe
   op.account = Account::kWallet;
   op.amount = amount_minor;
   op.receipt = receipt;
-  return execute(request_id, op, true, [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
-    return std::optional<Reply>();
+  return execute(request_id, op, true, [](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    return status_check(*m, o);
   });
 }
 
 Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origin, std::uint64_t seq) {
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
-  // Replays of an earlier reversal answer before the op checks below (the op is reversed now).
+  // Replays of an earlier reversal answer before the op checks below (the op is reversed now);
+  // a request_id that made another operation is refused as by execute().
   {
+    Op asked;
+    asked.kind = OpKind::kReverse;
+    asked.ref_origin = origin;
+    asked.ref_seq = seq;
     Reply prior;
-    OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, prior));
+    OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, asked, prior));
     if (seen) return prior;
   }
   const std::string ref = sync::op_ref_string(origin, seq);
@@ -577,6 +615,7 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
   op.ref_seq = seq;
   op.ref_kind = t.kind;
   return execute(request_id, op, true, [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    if (auto no = status_check(*m, o)) return no;
     OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
     if (by) {
       Reply r;
@@ -613,6 +652,7 @@ Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId&
   op.amount = amount;
   op.target = target;
   return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    if (auto no = status_check(*m, o)) return no;
     std::int64_t here = counter_of(*m, o.account).rights(node_id_);
     if (here < 0 || static_cast<std::uint64_t>(here) < o.amount) {
       Reply r;
@@ -657,6 +697,9 @@ Result<Json> Ledger::member_json(const MemberId& member) {
     j[sync::field_name(f)] = m->field(f);
   }
   j["pin_set"] = !m->field(Field::kPinHash).empty();
+  const sync::PinLock lock = sync::pin_lock(*m, clock_.now_ms());
+  j["pin_failures"] = lock.failures;
+  j["pin_locked_until_ms"] = lock.locked_until_ms;
   std::uint32_t month = sync::month_index(clock_.now_ms());
   std::uint64_t spend = m->rolling_spend(month, rules_.window_months);
   j["tier"] = rules_.tier_for(spend).name;
@@ -840,69 +883,144 @@ Result<VerifyReport> Ledger::verify_log() {
   return report;
 }
 
-Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member,
-                             const std::string& pin) {
+Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member, const std::string& pin,
+                             const PinClearance* authority) {
   OUTPOST_RETURN_IF_ERROR(validate_pin(pin));
   OUTPOST_ASSIGN_OR_RETURN(std::string hash, crypto::hash_pin(pin));
-  return set_pin_hash(request_id, member, hash);
+  return set_pin_hash(request_id, member, hash, authority);
 }
 
 Result<Reply> Ledger::set_pin_hash(const std::string& request_id, const MemberId& member,
-                                  const std::string& pin_hash) {
-  return update_profile(request_id, member, {{Field::kPinHash, pin_hash}});
+                                  const std::string& pin_hash, const PinClearance* authority) {
+  if (pin_hash.empty() || pin_hash.size() > limits::kFieldValueBytesMax) return Status::invalid("bad PIN hash");
+  Op op;
+  op.kind = OpKind::kProfile;
+  op.member = member;
+  op.fields = {{Field::kPinHash, pin_hash}};
+  return execute(request_id, op, true, [authority](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+    return pin_cleared(*m, o, authority, "changing this member's PIN needs the old PIN or an admin");
+  });
 }
 
-Result<std::optional<Reply>> Ledger::check_pin(const MemberId& member, const std::string* pin,
-                                               std::uint64_t now_ms) {
-  OUTPOST_ASSIGN_OR_RETURN(PinGate gate, pin_gate(member, pin != nullptr, nullptr, now_ms));
-  if (gate.kind == PinGate::Kind::kVerify) {
-    const PinVerdict verdict{gate.hash, crypto::verify_pin(gate.hash, *pin)};
-    OUTPOST_ASSIGN_OR_RETURN(gate, pin_gate(member, true, &verdict, now_ms));
+Ledger::PinClearance Ledger::pin_override(const MemberId& member, const std::string& note) {
+  PinClearance c;
+  c.member_ = member;
+  c.note_ = note.empty() ? "pin-override" : note;
+  return c;
+}
+
+Result<std::optional<Reply>> Ledger::pin_cleared(const MemberState& m, Op& o, const PinClearance* pin,
+                                                 const char* needed) {
+  const std::string hash = m.field(Field::kPinHash);
+  if (hash.empty()) return std::optional<Reply>();  // no PIN to pass
+  auto refuse = [](const std::string& message) {
+    return std::optional<Reply>(rule_reply({"pin_wrong", message}));
+  };
+  if (pin == nullptr || pin->member_ != o.member) return refuse(needed);
+  if (!pin->note_.empty()) {
+    // An operator's override: the receipt says so, for auditors.
+    std::string receipt = o.receipt.empty() ? pin->note_ : o.receipt + " | " + pin->note_;
+    if (receipt.size() > limits::kReceiptBytesMax) {
+      return Status::invalid("receipt and PIN override note are longer than " +
+                             std::to_string(limits::kReceiptBytesMax) + " bytes together");
+    }
+    o.receipt = std::move(receipt);
+    return std::optional<Reply>();
   }
-  // Invariant: with a verdict for the hash just read, the gate decides.
-  OUTPOST_CHECK(gate.kind != PinGate::Kind::kVerify);
-  if (gate.kind == PinGate::Kind::kRefuse) return std::optional<Reply>(std::move(gate.refusal));
+  if (pin->hash_ != hash) return refuse("the member's PIN was changed meanwhile; give the new PIN");
   return std::optional<Reply>();
 }
 
-Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, bool pin_given,
+Status Ledger::record_pin_failure(const MemberId& member) {
+  Op op;
+  op.kind = OpKind::kPinFailure;
+  op.member = member;
+  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> { return std::optional<Reply>(); };
+  OUTPOST_ASSIGN_OR_RETURN(Reply r, execute("pin-failure-" + new_request_id(), op, true, no_check));
+  (void)r;
+  return Status::ok();
+}
+
+Status Ledger::reset_pin_failures(const MemberId& member) {
+  Op op;
+  op.kind = OpKind::kProfile;
+  op.member = member;
+  op.fields = {{Field::kPinReset, sync::id_hex(node_id_)}};
+  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> { return std::optional<Reply>(); };
+  OUTPOST_ASSIGN_OR_RETURN(Reply r, execute("pin-reset-" + new_request_id(), op, true, no_check));
+  (void)r;
+  return Status::ok();
+}
+
+Result<Ledger::PinGate> Ledger::check_pin(const MemberId& member, OpKind purpose, const std::string* pin,
+                                          std::uint64_t now_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(PinGate gate, pin_gate(member, purpose, pin != nullptr, nullptr, now_ms));
+  if (gate.kind == PinGate::Kind::kVerify) {
+    const PinVerdict verdict{gate.hash, crypto::verify_pin(gate.hash, *pin)};
+    OUTPOST_ASSIGN_OR_RETURN(gate, pin_gate(member, purpose, true, &verdict, now_ms));
+  }
+  // Invariant: with a verdict for the hash just read, the gate decides.
+  OUTPOST_CHECK(gate.kind != PinGate::Kind::kVerify);
+  return gate;
+}
+
+namespace {
+std::string minutes_until(std::uint64_t until_ms, std::uint64_t now_ms) {
+  return std::to_string((until_ms - now_ms + 59'999) / 60'000) + " min";
+}
+}  // namespace
+
+Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose, bool pin_given,
                                          const PinVerdict* verdict, std::uint64_t now_ms) {
   OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
-  if (!m) return Status::not_found("unknown member " + sync::id_hex(member));
+  if (!m || !m->fields.count(Field::kCard)) return Status::not_found("unknown member " + sync::id_hex(member));
   PinGate gate;
-  const std::string hash = m->field(Field::kPinHash);
-  if (hash.empty()) return gate;  // no PIN: pass
   auto refuse = [&](const char* code, const std::string& msg) {
     gate.kind = PinGate::Kind::kRefuse;
-    gate.refusal.refused = true;
-    gate.refusal.body = refusal(code, msg);
+    gate.refusal = rule_reply({code, msg});
     return gate;
   };
-  OUTPOST_ASSIGN_OR_RETURN(storage::PinAttempts attempts, store_->pin_attempts(member));
-  const auto now = static_cast<std::int64_t>(now_ms);
-  if (attempts.locked_until_ms > now) {
-    return refuse("pin_locked", "wallet spends are locked after " + std::to_string(kPinFailuresMax) +
-                                    " wrong PINs; try again in " +
-                                    std::to_string((attempts.locked_until_ms - now + 59'999) / 60'000) + " min");
+  if (purpose == OpKind::kSpend) {
+    Op spend;
+    spend.kind = OpKind::kSpend;
+    spend.member = member;
+    if (auto no = sync::status_refusal(*m, spend)) return refuse(no->code.c_str(), no->message);
   }
-  if (!pin_given) return refuse("pin_wrong", "this member's wallet needs a PIN");
+  const std::string hash = m->field(Field::kPinHash);
+  gate.clearance.member_ = member;
+  gate.clearance.hash_ = hash;
+  if (hash.empty()) return gate;  // no PIN: pass
+  const sync::PinLock lock = sync::pin_lock(*m, now_ms);
+  if (lock.locked()) {
+    refuse("pin_locked", "wallet spends and PIN changes are locked after " + std::to_string(kPinFailuresMax) +
+                             " wrong PINs; try again in " + minutes_until(lock.locked_until_ms, now_ms));
+    gate.refusal.body["locked_until_ms"] = lock.locked_until_ms;
+    return gate;
+  }
+  if (!pin_given) {
+    return refuse("pin_wrong", purpose == OpKind::kSpend ? "this member's wallet needs a PIN"
+                                                         : "changing this member's PIN needs the old PIN");
+  }
   if (verdict == nullptr || verdict->hash != hash) {
     gate.kind = PinGate::Kind::kVerify;
     gate.hash = hash;
     return gate;
   }
   if (verdict->match) {
-    if (attempts.failures != 0) OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, {}));
+    if (lock.failures != 0) OUTPOST_RETURN_IF_ERROR(reset_pin_failures(member));
     return gate;  // pass
   }
-  attempts.failures++;
-  if (attempts.failures >= kPinFailuresMax) {
-    attempts = {0, now + kPinLockoutMs};
-    OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, attempts));
-    return refuse("pin_locked", "wrong PIN; wallet spends are now locked for 15 min");
+  OUTPOST_RETURN_IF_ERROR(record_pin_failure(member));
+  OUTPOST_ASSIGN_OR_RETURN(m, store_->load_member(member));
+  const sync::PinLock after = sync::pin_lock(*m, now_ms);
+  if (after.locked()) {
+    refuse("pin_locked", "wrong PIN; wallet spends and PIN changes are now locked for " +
+                             minutes_until(after.locked_until_ms, now_ms));
+    gate.refusal.body["locked_until_ms"] = after.locked_until_ms;
+    return gate;
   }
-  OUTPOST_RETURN_IF_ERROR(store_->set_pin_attempts(member, attempts));
-  return refuse("pin_wrong", "wrong PIN (" + std::to_string(kPinFailuresMax - attempts.failures) + " tries left)");
+  return refuse("pin_wrong", "wrong PIN (" + std::to_string(kPinFailuresMax - static_cast<int>(after.failures)) +
+                                 " tries left)");
 }
 
 Result<bool> Ledger::has_request(const std::string& request_id) {

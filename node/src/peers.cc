@@ -8,6 +8,7 @@
 #include <random>
 
 #include "outpost/base/version.h"
+#include "outpost/node/api.h"
 #include "outpost/node/audit_export.h"
 #include "outpost/node/job_thread.h"
 #include "outpost/node/log.h"
@@ -972,16 +973,15 @@ bool PeerManager::handle_admin(const HttpRequest& req, const Responder& respond,
     return true;
   }
   if (req.path == "/admin/v1/links" && req.method == "POST") {
-    Json body;
-    try {
-      body = Json::parse(req.body);
-    } catch (const std::exception& e) {
-      respond(http_error(400, "invalid_argument", std::string("malformed JSON: ") + e.what()));
-      return true;
-    }
-    std::string state = body.is_object() ? body.value("state", "") : "";
+    // The admin token is confirmed before this is called (Api::handle_admin); the body is
+    // checked strictly, as every API body is: one object, only "state", a string.
+    auto body = parse_json_object(req.body);
+    Status st = body.is_ok() ? check_fields(*body, {"state"}) : body.status();
+    auto state_field = st.is_ok() ? string_field(*body, "state", true) : Result<std::string>(st);
+    const std::string state = state_field.is_ok() ? *state_field : "";
     if (state != "up" && state != "down") {
-      respond(http_error(400, "invalid_argument", "body must be {\"state\": \"up\"} or {\"state\": \"down\"}"));
+      std::string why = state_field.is_ok() ? "" : state_field.status().message() + ": ";
+      respond(http_error(400, "invalid_argument", why + "body must be {\"state\": \"up\"} or {\"state\": \"down\"}"));
       return true;
     }
     authorize(req, respond, [self, respond, state] {

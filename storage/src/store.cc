@@ -79,6 +79,14 @@ CREATE TABLE equivocations(origin BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB
     R"sql(
 CREATE TABLE tree_heads(version INTEGER PRIMARY KEY, body BLOB NOT NULL, sig BLOB NOT NULL);
 )sql",
+    // 5: wrong PINs are replicated ops (pin_failure, docs/api.md "PIN"): the newest few of each
+    // member are CRDT state (sync::RecentEvents); the per-node lockout table of schema 2 goes.
+    R"sql(
+CREATE TABLE pin_failures(member BLOB NOT NULL, hlc_wall INTEGER NOT NULL,
+  hlc_logical INTEGER NOT NULL, origin BLOB NOT NULL,
+  PRIMARY KEY(member, hlc_wall, hlc_logical, origin)) WITHOUT ROWID;
+DROP TABLE pin_attempts;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -413,6 +421,21 @@ Status load_members_where(Database& db, const MemberId* member,
                                     static_cast<std::uint64_t>(s.int64(4))));
     }
   }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        Statement s,
+        db.prepare("SELECT member, hlc_wall, hlc_logical, origin FROM pin_failures" + where));
+    bind(s);
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) break;
+      MemberId id{};
+      NodeId origin{};
+      if (!read_id(s, 0, id) || !read_id(s, 3, origin)) return Status::corruption("bad PIN failure row");
+      out[id].pin_failures.add({static_cast<std::uint64_t>(s.int64(1)), static_cast<std::uint32_t>(s.int64(2))},
+                               origin);
+    }
+  }
   return Status::ok();
 }
 
@@ -518,6 +541,25 @@ Status Store::save_member(const MemberId& id, const MemberState& m, const Member
           .bind(5, static_cast<std::int64_t>(v));
       OUTPOST_RETURN_IF_ERROR(s.run());
     }
+  }
+  if (!(m.pin_failures == before.pin_failures)) OUTPOST_RETURN_IF_ERROR(save_pin_failures(id, m.pin_failures));
+  return Status::ok();
+}
+
+// The newest PIN failures change as a whole (one added, the oldest dropped): rewrite the member's
+// few rows.
+Status Store::save_pin_failures(const MemberId& id, const sync::RecentEvents& failures) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement del, db_->prepare("DELETE FROM pin_failures WHERE member=?1"));
+  del.bind_blob(1, bv(id));
+  OUTPOST_RETURN_IF_ERROR(del.run());
+  for (const auto& e : failures.events()) {
+    OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("INSERT INTO pin_failures(member, hlc_wall, hlc_logical, "
+                                                       "origin) VALUES(?1, ?2, ?3, ?4)"));
+    s.bind_blob(1, bv(id))
+        .bind(2, static_cast<std::int64_t>(e.hlc.wall_ms))
+        .bind(3, static_cast<std::int64_t>(e.hlc.logical))
+        .bind_blob(4, bv(e.origin));
+    OUTPOST_RETURN_IF_ERROR(s.run());
   }
   return Status::ok();
 }
@@ -684,24 +726,6 @@ Result<std::vector<Alert>> Store::recent_alerts(std::size_t limit) {
     out.push_back(Alert{s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4)});
   }
   return out;
-}
-
-Result<PinAttempts> Store::pin_attempts(const MemberId& member) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT failures, locked_until_ms FROM "
-                                                     "pin_attempts WHERE member=?1"));
-  s.bind_blob(1, bv(member));
-  OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-  if (!row) return PinAttempts{};
-  return PinAttempts{s.int64(0), s.int64(1)};
-}
-
-Status Store::set_pin_attempts(const MemberId& member, const PinAttempts& a) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      Statement s, db_->prepare("INSERT INTO pin_attempts(member, failures, locked_until_ms) "
-                                "VALUES(?1, ?2, ?3) ON CONFLICT(member) DO UPDATE SET "
-                                "failures=excluded.failures, locked_until_ms=excluded.locked_until_ms"));
-  s.bind_blob(1, bv(member)).bind(2, a.failures).bind(3, a.locked_until_ms);
-  return s.run();
 }
 
 Result<bool> Store::add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms) {

@@ -1,6 +1,7 @@
 #include "outpost/sync/crdt.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "outpost/base/limits.h"
 
@@ -162,6 +163,23 @@ bool LwwRegister::assign(const std::string& value, Hlc hlc, const NodeId& origin
 
 void LwwRegister::merge(const LwwRegister& other) {
   if (other.set_) assign(other.value_, other.hlc_, other.origin_);
+}
+
+void RecentEvents::add(Hlc hlc, const NodeId& origin) {
+  const Event e{hlc, origin};
+  auto at = std::lower_bound(events_.begin(), events_.end(), e, std::greater<Event>());
+  if (at != events_.end() && *at == e) return;  // already held
+  events_.insert(at, e);
+  if (events_.size() > kKept) events_.resize(kKept);
+}
+
+void RecentEvents::merge(const RecentEvents& other) {
+  for (const Event& e : other.events_) add(e.hlc, e.origin);
+}
+
+std::size_t RecentEvents::count_after(Hlc after) const {
+  return static_cast<std::size_t>(
+      std::count_if(events_.begin(), events_.end(), [&](const Event& e) { return e.hlc > after; }));
 }
 
 }  // namespace outpost::sync

@@ -13,9 +13,9 @@ bool is_zero(std::span<const std::uint8_t> b) {
   return std::all_of(b.begin(), b.end(), [](std::uint8_t x) { return x == 0; });
 }
 
-bool known_kind(std::uint8_t k) { return k >= 1 && k <= 8; }
+bool known_kind(std::uint8_t k) { return k >= 1 && k <= kOpKindMax; }
 
-bool known_field(std::uint8_t f) { return f >= 1 && f <= 7; }
+bool known_field(std::uint8_t f) { return f >= 1 && f <= kFieldMax; }
 
 Account account_of(OpKind kind) {
   switch (kind) {
@@ -43,6 +43,7 @@ const char* kind_name(OpKind kind) {
     case OpKind::kSpend: return "spend";
     case OpKind::kReverse: return "reverse";
     case OpKind::kMove: return "move";
+    case OpKind::kPinFailure: return "pin_failure";
   }
   return "unknown";
 }
@@ -65,12 +66,13 @@ const char* field_name(Field field) {
     case Field::kHomeStore: return "home_store";
     case Field::kPinHash: return "pin_hash";
     case Field::kStatus: return "status";
+    case Field::kPinReset: return "pin_reset";
   }
   return "unknown";
 }
 
 bool parse_kind(const std::string& name, OpKind& out) {
-  for (std::uint8_t k = 1; k <= 8; ++k) {
+  for (std::uint8_t k = 1; k <= kOpKindMax; ++k) {
     if (name == kind_name(static_cast<OpKind>(k))) {
       out = static_cast<OpKind>(k);
       return true;
@@ -80,7 +82,7 @@ bool parse_kind(const std::string& name, OpKind& out) {
 }
 
 bool parse_field(const std::string& name, Field& out) {
-  for (std::uint8_t f = 1; f <= 7; ++f) {
+  for (std::uint8_t f = 1; f <= kFieldMax; ++f) {
     if (name == field_name(static_cast<Field>(f))) {
       out = static_cast<Field>(f);
       return true;
@@ -155,6 +157,9 @@ Status validate_op(const Op& op) {
       if (op.amount == 0) return bad("amount must be positive");
       if (is_zero(op.target) || op.target == op.origin) return bad("bad target node");
       break;
+    case OpKind::kPinFailure:
+      if (op.account != Account::kNone || op.amount != 0) return bad("carries no amount");
+      break;
     case OpKind::kNone:
       return bad("kind none");
   }
@@ -211,7 +216,7 @@ Result<Op> decode_op(ByteView bytes) {
   if (!ok) return Status::corruption("truncated or oversize op");
   if (!known_kind(kind)) return Status::corruption("unknown op kind " + std::to_string(kind));
   if (account > 2) return Status::corruption("unknown account " + std::to_string(account));
-  if (ref_kind > 8) return Status::corruption("unknown ref kind");
+  if (ref_kind > kOpKindMax) return Status::corruption("unknown ref kind");
   if (nfields > limits::kFieldsPerOpMax) return Status::corruption("too many fields");
   op.kind = static_cast<OpKind>(kind);
   op.account = static_cast<Account>(account);

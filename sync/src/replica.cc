@@ -9,6 +9,7 @@ void MemberState::merge(const MemberState& other) {
   spend.merge(other.spend);
   spend_reversed.merge(other.spend_reversed);
   visits.merge(other.visits);
+  pin_failures.merge(other.pin_failures);
 }
 
 std::uint64_t MemberState::rolling_spend(std::uint32_t month, std::uint32_t window) const {
@@ -58,6 +59,9 @@ Status apply_effects(MemberState& m, const Op& op) {
         default:
           return Status::corruption("reverse of an unreversible kind");
       }
+    case OpKind::kPinFailure:
+      m.pin_failures.add(op.hlc, op.origin);
+      return Status::ok();
     case OpKind::kNone:
       break;
   }

@@ -348,7 +348,12 @@ TEST_F(PinTest, SpendWithWrongPinIsRefusedAndSaysTriesLeft) {
   auto r = spend(10, "0000");
   EXPECT_TRUE(IsError(r, 403, "pin_wrong"));
   EXPECT_NE(r.json().value("message", "").find("4 tries left"), std::string::npos) << r.body;
-  EXPECT_EQ(ops(), before);
+  // The wrong PIN is recorded (a pin_failure op, replicated so that every store counts it); the
+  // wallet is untouched.
+  EXPECT_EQ(ops(), before + 1);
+  Json h = ok(pos().get("/v1/members/" + id_ + "/history?limit=1"));
+  EXPECT_EQ(h["ops"][0].value("kind", ""), "pin_failure") << h.dump();
+  EXPECT_EQ(ok(pos().get("/v1/members/" + id_))["wallet"].value("balance", -1), 10000);
 }
 
 TEST_F(PinTest, CorrectPinAfterFourWrongOnesStillWorks) {
@@ -664,7 +669,8 @@ TEST_F(ApiTest, PipelinedRequestsAreAnsweredInOrder) {
   std::string err;
   ASSERT_TRUE(c.connect(node_.api_port(), &err)) << err;
   ASSERT_TRUE(c.send_all("GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
-                         "GET /v1/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         "GET /v1/nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                             node_.pos_token() + "\r\nConnection: close\r\n\r\n",
                          &err));
   std::string got;
   EXPECT_TRUE(c.wait_closed_by_peer(&got));

@@ -280,6 +280,9 @@ struct NodeOptions {
   std::string log_level = "info";
   // Appended verbatim to the generated config (e.g. [[peers]] tables).
   std::string extra_config;
+  // Initialize with `outpost hq init` (an enrolled HQ node with a root key and a peer manager)
+  // instead of `outpost init`.
+  bool hq_init = false;
 };
 
 // One Outpost node for a test: a temp dir holding its data dir, config, and tokens of one POS
@@ -301,15 +304,21 @@ class OutpostNode {
   std::uint16_t peer_port() const { return peer_port_; }
   Process* process() { return process_.get(); }
 
-  // Runs the `outpost` CLI with `--data DIR args...` (bounded).
-  CommandResult cli(std::vector<std::string> args) const {
+  // Runs the `outpost` CLI with `--data DIR args...` (bounded); `input`, when given, is its stdin.
+  CommandResult cli(std::vector<std::string> args, const std::optional<std::string>& input = std::nullopt) const {
     args.insert(args.begin(), {"--data", data_dir()});
-    return run_command(kCliPath, args);
+    std::string stdin_file;
+    if (input) {
+      stdin_file = dir_.file("cli-stdin");
+      write_file(stdin_file, *input);
+    }
+    return run_command(kCliPath, args, {}, kWaitBoundDefault, stdin_file);
   }
 
   // Creates the data dir, a POS and an admin terminal, and a config on ephemeral ports.
   testing::AssertionResult init() {
-    auto r = cli({"init", "--name", options_.name, "--role", options_.role});
+    auto r = options_.hq_init ? cli({"hq", "init", "--name", options_.name})
+                              : cli({"init", "--name", options_.name, "--role", options_.role});
     if (!r.finished || !r.exit.exited_with(0)) return testing::AssertionFailure() << "outpost init: " << r.describe();
     auto pos = add_terminal("till-1", "pos");
     if (!pos) return testing::AssertionFailure() << "outpost terminal add till-1 failed";

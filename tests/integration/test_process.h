@@ -85,8 +85,10 @@ inline std::string slurp(const std::string& path) {
 // << proc.describe()) before using it.
 class Process {
  public:
-  Process(std::string path, std::vector<std::string> args, ProcessOptions options = {})
-      : path_(std::move(path)) {
+  // `stdin_file`: the file the child reads as stdin; empty: /dev/null.
+  Process(std::string path, std::vector<std::string> args, ProcessOptions options = {},
+          std::string stdin_file = "")
+      : path_(std::move(path)), stdin_file_(std::move(stdin_file)) {
     std::string tmpl = std::filesystem::temp_directory_path().string() + "/outpost-proc-XXXXXX";
     std::vector<char> dir(tmpl.begin(), tmpl.end());
     dir.push_back('\0');
@@ -204,6 +206,7 @@ class Process {
     envp.push_back(nullptr);
     const std::string out_path = stdout_path(), err_path = stderr_path();
     const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+    const std::string in_path = stdin_file_.empty() ? "/dev/null" : stdin_file_;
     const pid_t parent = ::getpid();
     const bool pdeathsig = options.kill_with_parent;
 
@@ -217,7 +220,7 @@ class Process {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (::getppid() != parent) ::_exit(126);  // the parent died before prctl took effect
       }
-      int in = ::open("/dev/null", O_RDONLY);
+      int in = ::open(in_path.c_str(), O_RDONLY);
       int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       if (in < 0 || out < 0 || err < 0) ::_exit(126);
@@ -234,6 +237,7 @@ class Process {
   }
 
   std::string path_;
+  std::string stdin_file_;
   std::string name_;
   std::string output_dir_;
   std::string error_;
@@ -314,9 +318,10 @@ struct CommandResult {
 // Runs `path args...` to completion (bounded; killed when over) and returns its output.
 inline CommandResult run_command(const std::string& path, const std::vector<std::string>& args,
                                  ProcessOptions options = {},
-                                 std::chrono::milliseconds bound = kWaitBoundDefault) {
+                                 std::chrono::milliseconds bound = kWaitBoundDefault,
+                                 const std::string& stdin_file = "") {
   CommandResult r;
-  Process p(path, args, std::move(options));
+  Process p(path, args, std::move(options), stdin_file);
   if (!p.started()) {
     r.err = "could not start " + path;
     return r;

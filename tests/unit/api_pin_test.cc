@@ -259,7 +259,11 @@ TEST_F(ApiPinTest, PinChangedDuringTheCheckIsCheckedAgainAgainstTheNewPin) {
   Answer pin_spend;
   spend(pin_spend, "spend-1", 250, "4711");
   verifier_.wait_for_calls(1);
-  on_worker([this](Ledger& l) { ASSERT_TRUE(l.set_pin("pin-change", alice_id_, "9999").is_ok()); });
+  on_worker([this](Ledger& l) {
+    const auto admin = Ledger::pin_override(alice_id_, "pin-reset by test");
+    auto r = l.set_pin("pin-change", alice_id_, "9999", &admin);
+    ASSERT_TRUE(r.is_ok() && !r->refused);
+  });
   verifier_.release();
   const HttpResponse& r = pin_spend.wait();
   EXPECT_EQ(r.status, 403) << r.body;
@@ -277,8 +281,12 @@ TEST_F(ApiPinTest, LockoutThatBeganDuringTheCheckRefusesEvenTheRightPin) {
   Answer pin_spend;
   spend(pin_spend, "spend-1", 250, "4711");
   verifier_.wait_for_calls(1);
-  on_worker([this](Ledger& l) {
-    ASSERT_TRUE(l.store().set_pin_attempts(alice_id_, {0, static_cast<std::int64_t>(kNowMs) + 60'000}).is_ok());
+  on_worker([this](Ledger& l) {  // five wrong PINs, as if given at this or another store
+    const std::string hash = (*l.store().load_member(alice_id_))->field(sync::Field::kPinHash);
+    const Ledger::PinVerdict wrong{hash, false};
+    for (int i = 0; i < Ledger::kPinFailuresMax; ++i) {
+      ASSERT_TRUE(l.pin_gate(alice_id_, sync::OpKind::kSpend, true, &wrong, kNowMs).is_ok());
+    }
   });
   verifier_.release();
   const HttpResponse& r = pin_spend.wait();

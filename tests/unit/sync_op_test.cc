@@ -139,6 +139,20 @@ Op move_op() {
   return op;
 }
 
+Op pin_failure_op() {
+  Op op = base_op(OpKind::kPinFailure);
+  op.request_id = "pin-failure-1";
+  return op;
+}
+
+// A right PIN restarts the failure count: a profile op with the pin_reset field.
+Op pin_reset_op() {
+  Op op = base_op(OpKind::kProfile);
+  op.request_id = "pin-reset-1";
+  op.fields = {{Field::kPinReset, "a0a1"}};
+  return op;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Golden vectors, one row per field of the byte table in docs/op-format.md.
 // clang-format off
@@ -324,6 +338,51 @@ constexpr const char* kMoveHex =
     "0000"                              // receipt ""
     "00";                               // field count 0
 
+// 166 bytes: a wrong PIN (kind 9), no account, amount or fields.
+constexpr const char* kPinFailureHex =
+    "4f505354"                          // magic "OPST"
+    "01"                                // version 1
+    "09"                                // kind 9 = pin_failure
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"  // origin
+    "0201000000000000"                  // seq 258
+    "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"  // prev
+    "7b56bcf48d010000"                  // hlc.wall_ms 1709208000123
+    "04030000"                          // hlc.logical 772
+    "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"  // member
+    "00"                                // account 0 = none
+    "0000000000000000"                  // amount 0
+    "0000000000000000"                  // spend_minor 0
+    "00000000000000000000000000000000"  // target (none)
+    "00000000000000000000000000000000"  // ref_origin (none)
+    "0000000000000000"                  // ref_seq 0
+    "00"                                // ref_kind 0 = none
+    "0d00" "70696e2d6661696c7572652d31" // request_id "pin-failure-1"
+    "0000"                              // receipt ""
+    "00";                               // field count 0
+
+// 171 bytes: a profile op carrying field 8 = pin_reset.
+constexpr const char* kPinResetHex =
+    "4f505354"                          // magic "OPST"
+    "01"                                // version 1
+    "02"                                // kind 2 = profile
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"  // origin
+    "0201000000000000"                  // seq 258
+    "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"  // prev
+    "7b56bcf48d010000"                  // hlc.wall_ms 1709208000123
+    "04030000"                          // hlc.logical 772
+    "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"  // member
+    "00"                                // account 0 = none
+    "0000000000000000"                  // amount 0
+    "0000000000000000"                  // spend_minor 0
+    "00000000000000000000000000000000"  // target (none)
+    "00000000000000000000000000000000"  // ref_origin (none)
+    "0000000000000000"                  // ref_seq 0
+    "00"                                // ref_kind 0 = none
+    "0b00" "70696e2d72657365742d31"     // request_id "pin-reset-1"
+    "0000"                              // receipt ""
+    "01"                                // field count 1
+    "08" "0400" "61306131";             // pin_reset "a0a1"
+
 // Ed25519 key from the seed 00 01 02 .. 1f, and its signature over kEarnHex. Ed25519 (RFC 8032)
 // is deterministic, so the same key and bytes always give this signature.
 constexpr const char* kSeedHex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -365,7 +424,9 @@ std::vector<Golden> goldens() {
   return {{"enroll", enroll_op(), kEnrollHex, 213},    {"profile", profile_op(), kProfileHex, 183},
           {"earn", earn_op(), kEarnHex, 175},          {"redeem", redeem_op(), kRedeemHex, 175},
           {"topup", topup_op(), kTopupHex, 164},       {"spend", spend_op(), kSpendHex, 175},
-          {"reverse", reverse_op(), kReverseHex, 175}, {"move", move_op(), kMoveHex, 153}};
+          {"reverse", reverse_op(), kReverseHex, 175}, {"move", move_op(), kMoveHex, 153},
+          {"pin_failure", pin_failure_op(), kPinFailureHex, 166},
+          {"pin_reset", pin_reset_op(), kPinResetHex, 171}};
 }
 
 crypto::SigningKey golden_key() {
@@ -415,6 +476,12 @@ TEST_F(SyncOpTest, ReverseEncodingMatchesGoldenBytes) {
   expect_golden(reverse_op(), kReverseHex, 175);
 }
 TEST_F(SyncOpTest, MoveEncodingMatchesGoldenBytes) { expect_golden(move_op(), kMoveHex, 153); }
+TEST_F(SyncOpTest, PinFailureEncodingMatchesGoldenBytes) {
+  expect_golden(pin_failure_op(), kPinFailureHex, 166);
+}
+TEST_F(SyncOpTest, PinResetEncodingMatchesGoldenBytes) {
+  expect_golden(pin_reset_op(), kPinResetHex, 171);
+}
 
 TEST_F(SyncOpTest, FixedPartIs148BytesAndVariablePartStartsThere) {
   static_assert(kOpFixedBytes == 148);
@@ -581,7 +648,7 @@ TEST_F(SyncOpTest, UnknownVersionIsUnsupportedNotCorruption) {
 }
 
 TEST_F(SyncOpTest, UnknownKindIsCorruption) {
-  for (std::uint8_t k : {0, 9, 255}) {
+  for (std::uint8_t k : {0, 10, 255}) {
     Bytes b = unhex(kEarnHex);
     b[kOffKind] = k;
     expect_decode_fails(b, Code::kCorruption);
@@ -806,10 +873,22 @@ TEST_F(SyncOpTest, ValidateRefusesEachBadShapeWithInvalidArgument) {
          o.kind = OpKind::kNone;
          return o;
        }},
-      {"kind 9",
+      {"kind 10",
        [] {
          Op o = earn_op();
-         o.kind = static_cast<OpKind>(9);
+         o.kind = static_cast<OpKind>(10);
+         return o;
+       }},
+      {"amount on pin_failure",
+       [] {
+         Op o = pin_failure_op();
+         o.amount = 1;
+         return o;
+       }},
+      {"fields on pin_failure",
+       [] {
+         Op o = pin_failure_op();
+         o.fields = {{Field::kPinReset, "x"}};
          return o;
        }},
       {"target on earn",
@@ -863,7 +942,7 @@ TEST_F(SyncOpTest, ValidateRefusesEachBadShapeWithInvalidArgument) {
       {"unknown field id",
        [] {
          Op o = profile_op();
-         o.fields[0].field = static_cast<Field>(8);
+         o.fields[0].field = static_cast<Field>(9);
          return o;
        }},
       {"duplicate field",
@@ -936,7 +1015,7 @@ TEST_F(SyncOpTest, ValidateAcceptsValuesAtTheirLimits) {
   // Every field once, each value at its limit.
   Op profile = profile_op();
   profile.fields.clear();
-  for (std::uint8_t f = 1; f <= 7; ++f) {
+  for (std::uint8_t f = 1; f <= sync::kFieldMax; ++f) {
     profile.fields.push_back(
         {static_cast<Field>(f), std::string(limits::kFieldValueBytesMax, 'v')});
   }
@@ -1098,12 +1177,12 @@ TEST_F(SyncOpTest, LoadRefusesASignatureThatIsNot64Bytes) {
 // Names, ids and op refs.
 
 TEST_F(SyncOpTest, KindAndFieldNamesParseBack) {
-  for (std::uint8_t k = 1; k <= 8; ++k) {
+  for (std::uint8_t k = 1; k <= sync::kOpKindMax; ++k) {
     OpKind out = OpKind::kNone;
     ASSERT_TRUE(parse_kind(kind_name(static_cast<OpKind>(k)), out)) << int{k};
     EXPECT_EQ(out, static_cast<OpKind>(k));
   }
-  for (std::uint8_t f = 1; f <= 7; ++f) {
+  for (std::uint8_t f = 1; f <= sync::kFieldMax; ++f) {
     Field out = Field::kName;
     ASSERT_TRUE(parse_field(field_name(static_cast<Field>(f)), out)) << int{f};
     EXPECT_EQ(out, static_cast<Field>(f));

@@ -34,6 +34,12 @@ inline constexpr std::size_t kCardDigitsMax = 19;  // ISO/IEC 7812 PAN length
 inline constexpr std::size_t kPhoneDigitsMin = 6;
 inline constexpr std::size_t kPhoneDigitsMax = 15;  // E.164
 
+// Member PIN lockout (docs/api.md, "PIN"): this many wrong PINs since the last right one, the
+// newest of them less than kPinLockoutMs ago, lock the member's wallet spends chain-wide. Five
+// guesses per quarter hour leave a 4-digit PIN's 10^4 space beyond reach in any one day.
+inline constexpr std::size_t kPinFailuresMax = 5;
+inline constexpr std::uint64_t kPinLockoutMs = 15 * 60 * 1000;
+
 // History listings return at most this many ops per call.
 inline constexpr std::size_t kHistoryRowsMax = 1000;
 

@@ -48,7 +48,8 @@ class TokenCache {
 
 
 // Extra admin routes supplied by other parts of the daemon (peer manager): returns true when it
-// handled the request. Runs on the io_context thread.
+// handled the request. Called once the admin token is confirmed (on the io_context thread or the
+// ledger worker thread).
 using AdminExtension = std::function<bool(const HttpRequest&, const Responder&)>;
 
 class Api {
@@ -59,11 +60,14 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
+  // Every request except the health check is authenticated first (the bearer token, before the
+  // path, method or body is looked at: 401/403), then routed (404 unknown path, 405 with an Allow
+  // header for a known path with another method), then its body is checked (400).
   void handle_pos(HttpRequest req, Responder respond);
   void handle_admin(HttpRequest req, Responder respond);
   // Checks the bearer token of `req` for `role` ("pos" or "admin") (a remembered token on the
-  // calling thread, any other on the worker thread against the database), then calls on_ok from
-  // the worker thread or answers the auth error itself.
+  // calling thread, any other on the worker thread against the database), then calls on_ok (on
+  // the calling thread or the worker thread) or answers the auth error itself.
   void authorized(const HttpRequest& req, const Responder& respond, const char* role,
                   std::function<void()> on_ok);
   void set_admin_extension(AdminExtension ext) { admin_ext_ = std::move(ext); }
@@ -97,23 +101,49 @@ class Api {
     int pin_checks = 0;  // verifications done for this request (bounded)
     bool retried = false;
   };
+  // A PIN change as it goes through the API (change_pin()).
+  struct PinChange {
+    std::string ref;  // member id or card
+    std::string request_id;
+    std::string pin;                       // the new PIN
+    std::optional<std::string> old_pin;    // given by the member
+    std::string admin;                     // an admin terminal resets without the old PIN
+    std::string new_hash;                  // once hashed on the PIN thread
+    std::optional<Ledger::PinVerdict> verdict;  // of the old PIN, once checked
+    int pin_checks = 0;
+  };
 
-  // Queues `fn` on the worker after authenticating the bearer token for `role`.
-  // `after`, when set, sees the response on the worker thread once durable and may take over
-  // answering it (returns true).
+  using OnAuth = std::function<void(const storage::Terminal&)>;
+  // authorized() with the terminal the token belongs to.
+  void authenticate(const HttpRequest& req, const Responder& respond, const char* role, OnAuth on_ok);
+  // Queues `fn` on the worker (the request is authenticated already). `after`, when set, sees
+  // the response on the worker thread once durable and may take over answering it (returns true).
   using After = std::function<bool(const HttpResponse&, const Responder&)>;
-  void run(const HttpRequest& req, const Responder& respond, bool mutating, const char* role,
-           std::function<HttpResponse(Ledger&)> fn, After after = nullptr);
+  void submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn,
+              After after = nullptr);
+  // Authenticated POS and admin requests whose path and method are known.
+  void route_pos(const HttpRequest& req, const Responder& respond, const std::vector<std::string>& parts,
+                 const storage::Terminal& terminal);
+  void route_admin(const Responder& respond, const std::vector<std::string>& parts, const HttpRequest& req);
+  void find_members(const HttpRequest& req, const Responder& respond, bool ids_only);
+  void enroll(const HttpRequest& req, const Responder& respond);
+  void history(const HttpRequest& req, const Responder& respond, const std::string& ref);
+  void update_profile(const Responder& respond, const std::string& ref, const Json& body);
+  // POST /v1/members/{member}/{earn,redeem,topup,spend}.
+  void member_action(const HttpRequest& req, const Responder& respond, const std::string& ref,
+                     const std::string& action, const Json& body);
+  void reverse(const HttpRequest& req, const Responder& respond, const std::string& op_ref);
   // Spend or redeem, with one rights-broker retry; a spend of a member with a PIN first has the
   // PIN checked on the PIN thread (pin_gate on the worker before and after).
   void debit(const HttpRequest& req, const Responder& respond, Debit d);
   // Checks d.pin against `pin_hash` on the PIN thread, then runs debit() again with the verdict.
   void check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
                             const std::string& pin_hash);
-  // POST /v1/members/{member}/pin: the member is resolved (and the token checked) on the worker,
-  // the PIN hashed on the PIN thread, then stored by the worker.
-  void set_pin(const HttpRequest& req, const Responder& respond, const std::string& ref,
-               const std::string& request_id, const std::string& pin);
+  // POST /v1/members/{member}/pin: the old PIN is needed once a PIN is set, unless the token is
+  // an admin terminal's (recorded in the op's receipt).
+  void set_pin(const HttpRequest& req, const Responder& respond, const storage::Terminal& terminal,
+               const std::string& ref, const Json& body);
+  void change_pin(const HttpRequest& req, const Responder& respond, PinChange c);
 
   LedgerWorker& worker_;
   sync::Clock& clock_;
@@ -126,6 +156,15 @@ class Api {
   // time, off the ledger worker; bounded queue (limits::kPinChecksQueuedMax).
   std::unique_ptr<JobThread> pin_thread_;  // last: joined first on destruction
 };
+
+// JSON request bodies of both APIs. Parses `body` as one JSON object in which no key is given
+// twice; kInvalidArgument (400) otherwise.
+Result<Json> parse_json_object(const std::string& body);
+// kInvalidArgument naming the first key of `body` that is not in `allowed`.
+Status check_fields(const Json& body, std::initializer_list<const char*> allowed);
+// The string field `key` ("" when absent and not `required`); kInvalidArgument when missing and
+// required or when of another JSON type.
+Result<std::string> string_field(const Json& body, const char* key, bool required);
 
 // Maps a Status to an HTTP error response (400 invalid, 404 not found, 401 permission, ...).
 HttpResponse status_response(const Status& st);

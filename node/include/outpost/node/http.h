@@ -29,8 +29,12 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
+  HttpResponse() = default;
+  HttpResponse(int status_code, std::string json_body, std::string allow_methods = "")
+      : status(status_code), body(std::move(json_body)), allow(std::move(allow_methods)) {}
   int status = 200;
-  std::string body;  // JSON
+  std::string body;   // JSON
+  std::string allow;  // the Allow header of a 405 answer ("GET, POST"); empty: none
 };
 
 using Responder = std::function<void(HttpResponse)>;

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "outpost/base/limits.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/storage/store.h"
@@ -124,9 +125,14 @@ class Ledger {
   bool in_batch() const { return batch_.has_value(); }
 
   // --- mutating requests (each one durable op, or a refusal, or an error) ---
+  // Every one follows the request_id rule (replay()), and every one that moves value follows the
+  // member status rule (sync::status_refusal: refusals member_blocked, member_closed).
   Result<Reply> enroll(const EnrollRequest& req);
+  // Updates profile fields. Status changes follow sync::profile_refusal: closing needs a zero
+  // wallet (refusal wallet_not_empty, with the balance), and a closed member gets another status
+  // only with `reopen` (refusal member_closed).
   Result<Reply> update_profile(const std::string& request_id, const sync::MemberId& member,
-                               const std::vector<sync::FieldValue>& fields);
+                               const std::vector<sync::FieldValue>& fields, bool reopen = false);
   // Records a purchase of `purchase_minor` and credits the points the member's tier earns.
   Result<Reply> earn(const std::string& request_id, const sync::MemberId& member,
                      std::uint64_t purchase_minor, const std::string& receipt);
@@ -134,8 +140,27 @@ class Ledger {
                        std::uint64_t points, const std::string& receipt);
   Result<Reply> topup(const std::string& request_id, const sync::MemberId& member,
                       std::uint64_t amount_minor, const std::string& receipt);
+
+  // Proof that a request may spend from a member's PIN-protected wallet or change its PIN: the
+  // PIN was checked (pin_gate(), check_pin()) against the hash the member had then, or an operator
+  // overrode it (pin_override(); the note is recorded in the op's receipt). Only the Ledger makes
+  // one, so no path can spend past a PIN by forgetting to check it.
+  class PinClearance {
+   public:
+    const sync::MemberId& member() const { return member_; }
+
+   private:
+    friend class Ledger;
+    sync::MemberId member_{};
+    std::string hash_;  // the pin_hash the PIN was checked against (empty: the member had none)
+    std::string note_;  // non-empty: an operator override, recorded in the op's receipt
+  };
+  // Pays `amount_minor` from the wallet. A member with a PIN needs `pin`, a clearance for this
+  // member and its current PIN (otherwise refused with pin_wrong; a repeated request_id of a spend
+  // that went through is answered without one).
   Result<Reply> spend(const std::string& request_id, const sync::MemberId& member,
-                      std::uint64_t amount_minor, const std::string& receipt);
+                      std::uint64_t amount_minor, const std::string& receipt,
+                      const PinClearance* pin = nullptr);
   // Reverses one op of this node, at most once.
   Result<Reply> reverse(const std::string& request_id, const sync::NodeId& origin,
                         std::uint64_t seq);
@@ -146,27 +171,27 @@ class Ledger {
 
   // Sets the member's wallet PIN (Argon2id hash, replicated as the pin_hash profile field).
   // The PIN must be 4 to 8 digits. Hashes on the calling thread (~0.1-0.2 s): outpostd hashes
-  // off its ledger worker and calls set_pin_hash().
+  // off its ledger worker and calls set_pin_hash(). A member who has a PIN already needs
+  // `authority`: a clearance of the old PIN (check_pin with kProfile) or an operator's
+  // pin_override(); otherwise refused with pin_wrong.
   Result<Reply> set_pin(const std::string& request_id, const sync::MemberId& member,
-                        const std::string& pin);
+                        const std::string& pin, const PinClearance* authority = nullptr);
   // Sets the member's wallet PIN from its Argon2id hash (crypto::hash_pin of a valid PIN).
   Result<Reply> set_pin_hash(const std::string& request_id, const sync::MemberId& member,
-                             const std::string& pin_hash);
-  // Checks the PIN for a wallet spend when the member has one. Returns no Reply when the spend
-  // may go on; otherwise a refusal (pin_wrong, pin_locked). Failures are counted at this node;
-  // kPinFailuresMax failures lock wallet spends for kPinLockoutMs. Verifies the Argon2id hash on
-  // the calling thread: pin_gate() is the same check in two steps, for outpostd.
-  Result<std::optional<Reply>> check_pin(const sync::MemberId& member, const std::string* pin,
-                                         std::uint64_t now_ms);
+                             const std::string& pin_hash, const PinClearance* authority = nullptr);
+  // An operator's override of `member`'s PIN for one spend or PIN change: `note` (at most
+  // limits::kReceiptBytesMax bytes with the receipt) is recorded in that op's receipt, so that
+  // auditors see who passed the PIN by and why. The caller decides who may override: outpostd
+  // an admin terminal, the CLI its operator (who holds the data dir).
+  static PinClearance pin_override(const sync::MemberId& member, const std::string& note);
 
-  // The PIN check of a wallet spend in two steps, so that the Argon2id verification runs off the
-  // thread that owns the ledger. The caller asks pin_gate() without a verdict; kVerify names the
-  // hash the PIN must be checked against; the caller verifies it on another thread and asks
-  // again, in the transaction of the spend, with the verdict. Races are settled at that second
-  // call, against the state then: a verdict for a hash that is no longer the member's (the PIN
-  // was changed, here or by sync, meanwhile) gets kVerify again with the new hash; a lockout that
-  // began meanwhile refuses even a right PIN; a wrong verdict counts a failure then (the count is
-  // read and written on the ledger's thread only, so concurrent wrong PINs all count).
+  // The PIN check of a spend (`purpose` kSpend) or a PIN change (kProfile), in two steps so that
+  // the Argon2id verification runs off the thread that owns the ledger. The caller asks
+  // pin_gate() without a verdict; kVerify names the hash the PIN must be checked against; the
+  // caller verifies it on another thread and asks again, in the transaction of the spend, with
+  // the verdict. Races are settled at that second call, against the state then: a verdict for a
+  // hash that is no longer the member's (the PIN was changed, here or by sync, meanwhile) gets
+  // kVerify again with the new hash; a lockout that began meanwhile refuses even a right PIN.
   struct PinVerdict {
     std::string hash;    // the pin_hash the PIN was checked against
     bool match = false;  // whether it matched
@@ -174,16 +199,23 @@ class Ledger {
   struct PinGate {
     enum class Kind { kPass, kRefuse, kVerify };
     Kind kind = Kind::kPass;
-    Reply refusal;     // kRefuse: the answer (pin_wrong, pin_locked)
-    std::string hash;  // kVerify: check the PIN against this hash
+    Reply refusal;           // kRefuse: the answer (member_blocked, member_closed, pin_wrong, pin_locked)
+    std::string hash;        // kVerify: check the PIN against this hash
+    PinClearance clearance;  // kPass: for spend() or set_pin_hash()
   };
-  // kPass: the member has no PIN, or `verdict` says the PIN matches its current hash (a failure
-  // count is reset). kRefuse: locked; no PIN given; or `verdict` says wrong for the current hash
-  // (counted; the kPinFailuresMax-th locks). kVerify: see above.
-  Result<PinGate> pin_gate(const sync::MemberId& member, bool pin_given, const PinVerdict* verdict,
-                           std::uint64_t now_ms);
-  static constexpr int kPinFailuresMax = 5;
-  static constexpr std::int64_t kPinLockoutMs = 15 * 60 * 1000;
+  // kPass: the member has no PIN, or `verdict` says the PIN matches its current hash (a
+  // pin_reset op then restarts the failure count chain-wide, when there were failures).
+  // kRefuse: for a spend, a member that is not active (sync::status_refusal); locked
+  // (sync::pin_lock: counted chain-wide); no PIN given; or `verdict` says wrong for the current
+  // hash (a pin_failure op records it, replicated to every node; the kPinFailuresMax-th locks).
+  // kVerify: see above.
+  Result<PinGate> pin_gate(const sync::MemberId& member, sync::OpKind purpose, bool pin_given,
+                           const PinVerdict* verdict, std::uint64_t now_ms);
+  // pin_gate() in one call, verifying the hash on the calling thread (the CLI): kPass or kRefuse.
+  Result<PinGate> check_pin(const sync::MemberId& member, sync::OpKind purpose,
+                            const std::string* pin, std::uint64_t now_ms);
+  static constexpr int kPinFailuresMax = static_cast<int>(limits::kPinFailuresMax);
+  static constexpr std::uint64_t kPinLockoutMs = limits::kPinLockoutMs;
   // True when `request_id` was already executed here.
   Result<bool> has_request(const std::string& request_id);
 
@@ -327,10 +359,21 @@ class Ledger {
   using Check = std::function<Result<std::optional<Reply>>(sync::Op&, const sync::MemberState*)>;
   Result<Reply> execute(const std::string& request_id, sync::Op op, bool member_must_exist,
                         const Check& check);
-  // Fills `out` with the stored first answer of `request_id` and returns true, if there is one.
-  Result<bool> replay(const std::string& request_id, Reply& out);
+  // The request_id rule of every mutating request (docs/api.md, "request_id"): when `request_id`
+  // already made an op, fills `out` with its stored first answer and returns true if that op is
+  // the operation `asked` describes (same_operation in ledger.cc), and fails with
+  // kInvalidArgument, naming the op, if it is another one. Returns false for an unused id.
+  Result<bool> replay(const std::string& request_id, const sync::Op& asked, Reply& out);
   Result<Reply> debit(const std::string& request_id, const sync::MemberId& member,
-                      sync::OpKind kind, std::uint64_t amount, const std::string& receipt);
+                      sync::OpKind kind, std::uint64_t amount, const std::string& receipt,
+                      const PinClearance* pin);
+  // Refuses (pin_wrong, message `needed`) op `o` of member `m`, which has a PIN, unless `pin`
+  // clears it; an override's note is added to the op's receipt.
+  static Result<std::optional<Reply>> pin_cleared(const sync::MemberState& m, sync::Op& o,
+                                                  const PinClearance* pin, const char* needed);
+  // Records a wrong PIN for `member` (a pin_failure op) / restarts the count (a pin_reset field).
+  Status record_pin_failure(const sync::MemberId& member);
+  Status reset_pin_failures(const sync::MemberId& member);
   Json refusal(const char* code, const std::string& message) const;
 
   std::unique_ptr<storage::Store> store_;

@@ -19,7 +19,7 @@
 namespace outpost::storage {
 
 // Schema version this binary writes. History in storage/src/store.cc (kMigrations).
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 // PRAGMA application_id of an Outpost database ("OPST").
 inline constexpr std::int32_t kApplicationId = 0x4f505354;
 
@@ -40,11 +40,6 @@ struct Alert {
   std::string kind;  // refused_spend, bad_signature, equivocation, revoked_peer, clock_skew, ...
   std::string node;  // node id hex the alert is about, may be empty
   std::string message;
-};
-
-struct PinAttempts {
-  std::int64_t failures = 0;
-  std::int64_t locked_until_ms = 0;
 };
 
 // An HQ-signed, versioned document as stored: its canonical body and the root's signature
@@ -190,16 +185,13 @@ class Store {
   Status add_alert(const Alert& a);
   Result<std::vector<Alert>> recent_alerts(std::size_t limit);
 
-  // --- member PIN lockout state (local to this node) ---
-  Result<PinAttempts> pin_attempts(const sync::MemberId& member);
-  Status set_pin_attempts(const sync::MemberId& member, const PinAttempts& a);
-
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}
   Status migrate();
   // Writes the rows of `m` that differ from `before` (every row when `before` is empty state).
   Status save_member(const sync::MemberId& id, const sync::MemberState& m,
                      const sync::MemberState& before);
+  Status save_pin_failures(const sync::MemberId& id, const sync::RecentEvents& failures);
   std::unique_ptr<Database> db_;
 };
 

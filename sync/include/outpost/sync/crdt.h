@@ -5,6 +5,7 @@
 //    enough, which keeps every rights(i) >= 0 and value >= 0 under any partition.
 //  - GCounter: grow-only counter bucketed per (node, month), for spend and visits.
 //  - LwwRegister: last-writer-wins register ordered by (HLC, origin), then value.
+//  - RecentEvents: the newest few events (HLC, origin) of a grow-only set, for the PIN lockout.
 // merge() of each is commutative, associative and idempotent (tests/unit/sync_crdt_test.cc).
 // Value types; thread-compatible.
 #pragma once
@@ -14,7 +15,9 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
+#include "outpost/base/limits.h"
 #include "outpost/base/status.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
@@ -86,6 +89,31 @@ class LwwRegister {
   std::string value_;
   Hlc hlc_{};
   NodeId origin_{};
+};
+
+// The newest kKept events of a grow-only set of events, each named by (HLC, origin): a member's
+// wrong PINs (docs/api.md, "PIN"). add() and merge() keep the newest kKept of the union, which
+// does not depend on the order of the unions: merge() is commutative, associative and idempotent.
+// It answers "how many events (up to kKept) happened after time t" exactly, which is all the PIN
+// lockout rule asks, in bounded space however many events there were.
+class RecentEvents {
+ public:
+  static constexpr std::size_t kKept = limits::kPinFailuresMax;
+  struct Event {
+    Hlc hlc;
+    NodeId origin{};
+    auto operator<=>(const Event&) const = default;
+  };
+  void add(Hlc hlc, const NodeId& origin);
+  void merge(const RecentEvents& other);
+  // Events with an HLC above `after` (at most kKept).
+  std::size_t count_after(Hlc after) const;
+  // Newest first, at most kKept, no duplicates.
+  const std::vector<Event>& events() const { return events_; }
+  bool operator==(const RecentEvents&) const = default;
+
+ private:
+  std::vector<Event> events_;
 };
 
 // Adds b to a, failing instead of passing limits::kCounterMax.

@@ -35,7 +35,9 @@ enum class OpKind : std::uint8_t {
   kSpend = 6,    // debits wallet at origin
   kReverse = 7,  // undoes one earlier op of this origin (ref)
   kMove = 8,     // hands `amount` rights of `account` from origin to `target`
+  kPinFailure = 9,  // a wrong wallet PIN was given for `member` at origin (PIN lockout)
 };
+inline constexpr std::uint8_t kOpKindMax = 9;
 
 enum class Account : std::uint8_t { kNone = 0, kPoints = 1, kWallet = 2 };
 
@@ -47,7 +49,9 @@ enum class Field : std::uint8_t {
   kHomeStore = 5,
   kPinHash = 6,
   kStatus = 7,
+  kPinReset = 8,  // PIN failures before this register's HLC no longer count (set on a right PIN)
 };
+inline constexpr std::uint8_t kFieldMax = 8;
 
 const char* kind_name(OpKind kind);
 const char* account_name(Account account);

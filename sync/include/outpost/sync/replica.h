@@ -23,6 +23,7 @@ struct MemberState {
   GCounter spend;           // purchase amounts, per (node, month)
   GCounter spend_reversed;  // purchase amounts of reversed earns, per (node, month)
   GCounter visits;          // purchases, per (node, month)
+  RecentEvents pin_failures;  // the newest wrong PINs (pin_failure ops), chain-wide
 
   void merge(const MemberState& other);
   bool operator==(const MemberState&) const = default;
