@@ -119,7 +119,13 @@ void add_problems(const Overview& o, NodeRow& r) {
   if (r.is_self) {
     if (o.partitioned) r.problems.push_back("links taken down by operator (partitioned)");
   } else if (r.link == "down") {
-    r.problems.push_back("no link to this node");
+    std::string since;
+    if (r.down_since_ms) {
+      since = " since " + format_clock(*r.down_since_ms);
+    } else if (r.seen_since_start && !*r.seen_since_start) {
+      since = std::string(" since ") + o.name + " started";
+    }
+    r.problems.push_back("no link to this node" + since);
   } else if (r.link == "backoff") {
     r.problems.push_back("link in backoff after " + plural(r.failures, "failure") +
                          (r.last_error.empty() ? "" : ": " + r.last_error));
@@ -424,6 +430,8 @@ NodeRow peer_row(const Json& p, const std::vector<RosterNode>& roster) {
   if (r.link.empty()) r.link = "unknown";
   if (auto v = get_u64(p, "connected_since_ms"); v && *v) r.connected_since_ms = v;
   if (auto v = get_u64(p, "last_contact_ms"); v && *v) r.last_contact_ms = v;
+  if (auto v = get_u64(p, "down_since_ms"); v && *v) r.down_since_ms = v;
+  if (const Json* seen = field(p, "seen_since_start"); seen && seen->is_boolean()) r.seen_since_start = seen->get<bool>();
   if (r.link == "connected") {
     if (auto pvv = parse_vv(field(p, "peer_version_vector"))) {
       r.vv_known = true;
@@ -535,6 +543,24 @@ void read_checkpoints(const Json& cps, Overview& o) {
   }
 }
 
+// Reads the per-node summary of GET /admin/v1/alerts ("by_source"; absent from an older node).
+void read_alerts_by_node(const Json& alerts, Overview& o) {
+  const Json* by = field(alerts, "by_source");
+  if (!by || !by->is_array()) return;
+  o.alerts_by_node_known = true;
+  for (const auto& e : *by) {
+    std::string id = get_str(e, "node_id");
+    auto count = get_u64(e, "count");
+    if (id.empty() || !count || o.alerts_by_node.size() >= kCheckpointsShownMax) continue;
+    o.alerts_by_node[id] = *count;
+  }
+  for (auto& r : o.rows) {
+    if (auto it = o.alerts_by_node.find(r.node_id); !r.node_id.empty() && it != o.alerts_by_node.end()) {
+      r.alerts = it->second;
+    }
+  }
+}
+
 }  // namespace
 
 Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) {
@@ -564,7 +590,8 @@ Parsed<Overview> build_overview(const Snapshot& snap, const LinkMemory& memory) 
   if (std::string note = missing_part_note(snap.alerts, "alerts", "no alerts route"); !note.empty()) {
     o.notes.push_back(note);
   } else if (const Json* a = field(snap.alerts, "alerts"); a && a->is_array()) {
-    o.alerts_total = a->size();
+    o.alerts_total = get_u64(snap.alerts, "total").value_or(a->size());
+    read_alerts_by_node(snap.alerts, o);
   } else {
     o.notes.push_back("alerts answer not understood");
   }
@@ -618,10 +645,12 @@ namespace {
 struct Layout {
   std::size_t name = 12, role = 5, link = 11, contact = 7, behind = 7, pending = 6, skew = 7, cert = 7, version = 8;
   std::size_t by_origin = 0;  // 0: not shown
+  std::size_t alerts = 0;     // 0: not shown
 };
 
 constexpr std::size_t kByOriginMin = 12;
 constexpr std::size_t kByOriginMax = 40;
+constexpr std::size_t kAlertsColumn = 6;
 
 Layout layout_for(std::size_t width) {
   Layout l;
@@ -631,8 +660,13 @@ Layout layout_for(std::size_t width) {
   std::size_t room = width - fixed - 1;  // for the name and, when it fits, " " + by-origin
   l.name = std::min<std::size_t>(room, 16);
   if (room >= l.name + 1 + kByOriginMin) {
-    l.by_origin = std::min(room - l.name - 1, kByOriginMax);
-    l.name = std::min<std::size_t>(room - 1 - l.by_origin, 24);
+    std::size_t rest = room - l.name - 1;  // for by-origin and, when both fit, the alerts column
+    if (rest >= kByOriginMin + 1 + kAlertsColumn) {
+      l.alerts = kAlertsColumn;
+      rest -= kAlertsColumn + 1;
+    }
+    l.by_origin = std::min(rest, kByOriginMax);
+    l.name = std::min<std::size_t>(room - 1 - l.by_origin - (l.alerts ? l.alerts + 1 : 0), 24);
   }
   return l;
 }
@@ -668,15 +702,28 @@ std::string overview_title_line(std::size_t width) {
                   fit("CONTACT", l.contact, true) + " " + fit("BEHIND", l.behind, true) + " " +
                   fit("PEND", l.pending, true) + " " + fit("SKEW", l.skew, true) + " " + fit("CERT", l.cert, true) +
                   " " + fit("VERSION", l.version);
+  if (l.alerts) s += " " + fit("ALERTS", l.alerts, true);
   if (l.by_origin) s += " " + fit("BEHIND BY ORIGIN", l.by_origin);
   return pad_line(s, width);
 }
+
+namespace {
+
+// The alerts a row's node raised, as the viewed node holds them ("-": unknown).
+std::string alerts_text(const Overview& o, const NodeRow& r) {
+  if (r.alerts) return std::to_string(*r.alerts);
+  return o.alerts_by_node_known && !r.node_id.empty() ? "0" : "-";
+}
+
+}  // namespace
 
 std::string overview_row_line(const Overview& o, const NodeRow& r, std::size_t width) {
   Layout l = layout_for(width);
   std::string contact = "-";
   if (!r.is_self && r.last_contact_ms && o.wall_clock_ms) {
     contact = format_age(o.wall_clock_ms > *r.last_contact_ms ? o.wall_clock_ms - *r.last_contact_ms : 0);
+  } else if (!r.is_self && r.seen_since_start && !*r.seen_since_start) {
+    contact = "never";
   }
   std::string behind = "?";
   if (r.is_self) {
@@ -703,6 +750,7 @@ std::string overview_row_line(const Overview& o, const NodeRow& r, std::size_t w
                   " " + fit(r.link, l.link) + " " + fit(contact, l.contact, true) + " " +
                   fit(behind, l.behind, true) + " " + fit(pending, l.pending, true) + " " +
                   fit(skew, l.skew, true) + " " + fit(cert, l.cert, true) + " " + fit(version, l.version);
+  if (l.alerts) s += " " + fit(alerts_text(o, r), l.alerts, true);
   if (l.by_origin) s += " " + fit(r.is_self ? "-" : behind_by_origin_text(o, r), l.by_origin);
   return pad_line(s, width);
 }
@@ -731,6 +779,7 @@ std::string selected_row_summary(const Overview& o, const NodeRow& r, std::size_
     s += std::string("behind ") + (r.vv_stale ? "~" : "") + std::to_string(*r.behind_total) + " = " +
          behind_by_origin_text(o, r);
   }
+  if (r.alerts && *r.alerts > 0) s += "; " + plural(*r.alerts, "alert") + " raised there";
   return pad_line(s, width);
 }
 
@@ -756,6 +805,16 @@ std::string overview_text(const Overview& o, const std::string& refreshed_text, 
       line("  " + r.name + ": " + p);
     }
   }
+  bool any_alerts = false;
+  for (const auto& r : o.rows) {
+    if (!r.alerts || *r.alerts == 0) continue;
+    if (!any_alerts) {
+      line("");
+      line("alerts by node (held at " + o.name + "):");
+      any_alerts = true;
+    }
+    line("  " + r.name + ": " + std::to_string(*r.alerts));
+  }
   if (!o.notes.empty()) {
     line("");
     for (const auto& note : o.notes) line("note: " + note);
@@ -775,6 +834,9 @@ Json overview_json(const Overview& o, std::uint64_t refreshed_ms) {
     j["problem"] = r.problem();
     j["problems"] = r.problems;
     j["last_contact_ms"] = r.last_contact_ms ? Json(*r.last_contact_ms) : Json();
+    j["down_since_ms"] = r.down_since_ms ? Json(*r.down_since_ms) : Json();
+    j["seen_since_start"] = r.seen_since_start ? Json(*r.seen_since_start) : Json();
+    j["alerts"] = r.alerts ? Json(*r.alerts) : o.alerts_by_node_known && !r.node_id.empty() ? Json(0) : Json();
     j["behind_total"] = r.behind_total ? Json(*r.behind_total) : Json();
     j["behind_last_known"] = r.vv_stale;
     Json by = Json::object();
@@ -818,7 +880,17 @@ Parsed<AlertsView> parse_alerts(const Json& j) {
     if (!a.is_object()) continue;
     if (v.alerts.size() >= kAlertsShownMax) break;
     v.alerts.push_back({get_u64(a, "id").value_or(0), get_u64(a, "at_ms").value_or(0), get_str(a, "kind", "?"),
-                        get_str(a, "node"), get_str(a, "message")});
+                        get_str(a, "node"), get_str(a, "message"), get_str(a, "source"), get_str(a, "source_name")});
+  }
+  if (const Json* by = field(j, "by_source"); by && by->is_array()) {
+    for (const auto& e : *by) {
+      auto n = get_u64(e, "count");
+      if (!n || v.by_source.size() >= kAlertsShownMax) continue;
+      std::string name = get_str(e, "name");
+      v.by_source.emplace_back(name.empty() ? short_id(get_str(e, "node_id")) : name, *n);
+    }
+    std::stable_sort(v.by_source.begin(), v.by_source.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
   }
   std::stable_sort(v.alerts.begin(), v.alerts.end(), [](const Alert& a, const Alert& b) {
     if (a.at_ms != b.at_ms) return a.at_ms > b.at_ms;
@@ -847,20 +919,26 @@ std::vector<std::string> alerts_lines(const AlertsView& v, const std::map<std::s
     total += n;
     counts += "  " + kind + " " + std::to_string(n);
   }
+  std::string sources;
+  for (const auto& [name, n] : v.by_source) sources += (sources.empty() ? "" : ", ") + name + " " + std::to_string(n);
   out.push_back(pad_line("alerts " + std::to_string(total) + " (newest first)" + (counts.empty() ? "" : ":" + counts) +
+                             (sources.empty() ? "" : "   from " + sources) +
                              (filter.empty() ? "" : "   filter: " + filter),
                          width));
-  out.push_back(pad_line(fit("TIME", 14) + " " + fit("KIND", 15) + " " + fit("NODE", 12) + " MESSAGE", width));
+  out.push_back(pad_line(fit("TIME", 14) + " " + fit("FROM", 12) + " " + fit("KIND", 15) + " " + fit("ABOUT", 12) +
+                             " MESSAGE",
+                         width));
   std::size_t shown = 0;
   for (const auto& a : v.alerts) {
     std::string node = name_of(names, a.node);
+    std::string from = !a.source_name.empty() ? a.source_name : name_of(names, a.source);
     if (!filter.empty() && !contains_ci(a.kind, filter) && !contains_ci(node, filter) &&
-        !contains_ci(a.message, filter) && !contains_ci(a.node, filter)) {
+        !contains_ci(a.message, filter) && !contains_ci(a.node, filter) && !contains_ci(from, filter)) {
       continue;
     }
     ++shown;
-    out.push_back(pad_line(fit(a.at_ms ? format_date_time(a.at_ms) : "-", 14) + " " + fit(a.kind, 15) + " " +
-                               fit(node, 12) + " " + sanitize(a.message),
+    out.push_back(pad_line(fit(a.at_ms ? format_date_time(a.at_ms) : "-", 14) + " " + fit(from, 12) + " " +
+                               fit(a.kind, 15) + " " + fit(node, 12) + " " + sanitize(a.message),
                            width));
   }
   if (shown == 0) out.push_back(pad_line(v.alerts.empty() ? "  no alerts" : "  no alert matches the filter", width));
@@ -882,8 +960,15 @@ std::vector<std::string> node_detail_lines(const Overview& o, const NodeRow& r, 
   if (r.last_contact_ms && o.wall_clock_ms) {
     where += "last contact " +
              format_age(o.wall_clock_ms > *r.last_contact_ms ? o.wall_clock_ms - *r.last_contact_ms : 0) + " ago";
+    if (r.seen_since_start && !*r.seen_since_start) where += " (before " + o.name + " started)";
+  } else if (!r.is_self && r.seen_since_start && !*r.seen_since_start) {
+    where += "never heard from since " + o.name + " started";
   }
   if (!where.empty()) line(where);
+  if (r.down_since_ms) {
+    line("link down since " + format_date_time(*r.down_since_ms) +
+         (o.wall_clock_ms > *r.down_since_ms ? " (" + format_age(o.wall_clock_ms - *r.down_since_ms) + ")" : ""));
+  }
   std::string facts;
   if (r.clock_skew_ms) facts += "clock skew " + format_skew(*r.clock_skew_ms) + "  ";
   if (!r.cert_status.empty()) {
@@ -980,11 +1065,17 @@ std::vector<std::string> node_detail_lines(const Overview& o, const NodeRow& r, 
     line("  last link error: " + r.last_error + (r.failures ? " (" + plural(r.failures, "failure") + ")" : ""));
     ++errors;
   }
+  if (r.alerts && *r.alerts > 0) {
+    line("  " + plural(*r.alerts, "alert") + " raised at " + r.name + ", held at " + o.name + " (a: alerts view)");
+    ++errors;
+  }
   if (alerts) {
     for (const auto& a : alerts->alerts) {
-      if (a.node.empty() || a.node != r.node_id) continue;
+      // The alerts it raised (reported over sync) and the alerts about it.
+      if (r.node_id.empty() || (a.node != r.node_id && a.source != r.node_id)) continue;
       if (errors >= 20) break;
-      line("  " + (a.at_ms ? format_date_time(a.at_ms) : std::string("-")) + "  " + a.kind + "  " + a.message);
+      std::string from = a.source.empty() || a.source == r.node_id ? "" : "  (from " + name_of(o.names, a.source) + ")";
+      line("  " + (a.at_ms ? format_date_time(a.at_ms) : std::string("-")) + "  " + a.kind + "  " + a.message + from);
       ++errors;
     }
   }

@@ -10,6 +10,7 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/base/version.h"
+#include "outpost/node/hq_view.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/checkpoint.h"
@@ -585,18 +586,6 @@ Result<Json> checkpoints_json(storage::Store& store) {
   return Json{{"checkpoints", arr}, {"tree_head_set", set}};
 }
 
-// GET /admin/v1/alerts: the 200 newest alerts and a count per kind.
-Result<Json> alerts_json(storage::Store& store) {
-  OUTPOST_ASSIGN_OR_RETURN(auto alerts, store.recent_alerts(200));
-  Json arr = Json::array();
-  std::map<std::string, int> counts;
-  for (const auto& a : alerts) {
-    counts[a.kind]++;
-    arr.push_back({{"id", a.id}, {"at_ms", a.at_ms}, {"kind", a.kind}, {"node", a.node}, {"message", a.message}});
-  }
-  return Json{{"alerts", arr}, {"counts", counts}};
-}
-
 // GET /admin/v1/terminals: names and roles, never tokens.
 Result<Json> terminals_json(storage::Store& store) {
   OUTPOST_ASSIGN_OR_RETURN(auto ts, store.list_terminals());
@@ -748,9 +737,23 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
       return ok_json(*j);
     });
   }
+  if (route == "alerts") {
+    // ?source=NODE_ID: one node's alerts only (own and those HQ collected from its stores).
+    std::optional<std::string> source;
+    if (req.query.count("source")) source = req.query.at("source");
+    return submit(respond, false, [source](Ledger& l) -> HttpResponse {
+      std::optional<sync::NodeId> id;
+      if (source) {
+        auto parsed = sync::parse_id(*source);
+        if (!parsed.is_ok()) return http_error(400, "invalid_argument", "source must be a 32-hex node id");
+        id = *parsed;
+      }
+      auto j = alerts_json(l, id, 200);
+      return j.is_ok() ? ok_json(*j) : status_response(j.status());
+    });
+  }
   submit(respond, false, [route, clock](Ledger& l) -> HttpResponse {
     Result<Json> j = Status::not_found("no route");
-    if (route == "alerts") j = alerts_json(l.store());
     if (route == "roster") j = roster_json(l.store(), clock->now_ms());
     if (route == "checkpoints") j = checkpoints_json(l.store());
     if (route == "terminals") j = terminals_json(l.store());

@@ -9,6 +9,8 @@
 
 #include <toml++/toml.h>
 
+#include "outpost/base/limits.h"
+
 namespace outpost::node {
 
 std::string Endpoint::to_string() const {
@@ -132,6 +134,14 @@ Status get_checkpoint(const toml::table& t, CheckpointConfig& out) {
   return Status::ok();
 }
 
+static_assert(LinkConfig{}.keepalive_ms == limits::kLinkKeepaliveMs);
+
+Status get_link(const toml::table& t, LinkConfig& out) {
+  OUTPOST_ASSIGN_OR_RETURN(const toml::table* sub, optional_table(t, "link", {"keepalive_ms"}));
+  if (!sub) return Status::ok();
+  return get_int(*sub, "keepalive_ms", "link.", 100, limits::kLinkIdleTimeoutMs / 3, out.keepalive_ms);
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& base_dir) {
@@ -143,7 +153,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     o << "config: " << e.description() << " at line " << e.source().begin.line;
     return Status::invalid(o.str());
   }
-  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms", "rebalance", "checkpoint"}, ""));
+  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms", "rebalance", "checkpoint", "link"}, ""));
   Config c;
   OUTPOST_RETURN_IF_ERROR(get_string(t, "data_dir", "", c.data_dir));
   if (c.data_dir.empty()) return Status::invalid("config: 'data_dir' is required");
@@ -166,6 +176,7 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
   }
   OUTPOST_RETURN_IF_ERROR(get_rebalance(t, c.rebalance));
   OUTPOST_RETURN_IF_ERROR(get_checkpoint(t, c.checkpoint));
+  OUTPOST_RETURN_IF_ERROR(get_link(t, c.link));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "api", c.api));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "admin", c.admin));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "peer", c.peer));

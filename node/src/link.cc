@@ -287,6 +287,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       return close_now(st);
     }
     read_begin_ += consumed;
+    if (consumed > 0) note_frame();  // every whole frame consumed was authenticated
     if (!out.wire.empty()) enqueue(Outgoing::wire(std::move(out.wire)));
     if (out.handshake_completed) finish_handshake();
     if (closed_) return;
@@ -552,6 +553,10 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
 
   // --- helpers ---
 
+  void note_frame() {
+    last_frame_ticks_.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
   std::uint64_t wall_ms() {
     if (context_.clock) return context_.clock->now_ms();
     static sync::SystemClock system_clock;
@@ -586,6 +591,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<std::uint64_t> wire_bytes_sent_{0};
   std::atomic<std::uint64_t> wire_bytes_received_{0};
+  std::atomic<SteadyClock::rep> last_frame_ticks_{SteadyClock::now().time_since_epoch().count()};
 
   // Strand-only state.
   HandshakeDone on_handshake_;
@@ -634,6 +640,13 @@ std::uint64_t Link::wire_bytes_sent() const {
 }
 std::uint64_t Link::wire_bytes_received() const {
   return impl_->wire_bytes_received_.load(std::memory_order_relaxed);
+}
+
+std::uint64_t Link::ms_since_last_frame() const {
+  const SteadyClock::duration since(impl_->last_frame_ticks_.load(std::memory_order_relaxed));
+  const auto age = SteadyClock::now() - SteadyClock::time_point(since);
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(age).count(), 0));
 }
 
 void Link::set_handlers(MessageHandler on_message, CloseHandler on_close) {

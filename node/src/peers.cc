@@ -6,10 +6,12 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 
 #include "outpost/base/version.h"
 #include "outpost/node/api.h"
 #include "outpost/node/audit_export.h"
+#include "outpost/node/hq_view.h"
 #include "outpost/node/job_thread.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/session.h"
@@ -37,8 +39,13 @@ std::uint64_t vv_get(const VersionVector& vv, const sync::NodeId& id) {
 // Used only on the worker thread.
 class LedgerSyncStore final : public sync::SyncStore {
  public:
-  LedgerSyncStore(Ledger& ledger, std::function<void()> on_roster, sync::Certificate peer)
-      : l_(ledger), on_roster_(std::move(on_roster)), peer_(std::move(peer)) {}
+  LedgerSyncStore(Ledger& ledger, sync::Clock& clock, bool is_hq, std::function<void()> on_roster,
+                  sync::Certificate peer)
+      : l_(ledger),
+        clock_(clock),
+        is_hq_(is_hq),
+        on_roster_(std::move(on_roster)),
+        peer_(std::move(peer)) {}
   sync::NodeId self() const override { return l_.node_id(); }
   Result<VersionVector> version_vector() override { return l_.store().version_vector(); }
   Result<std::vector<sync::SignedOp>> ops_from(const sync::NodeId& origin, std::uint64_t from_seq,
@@ -98,9 +105,31 @@ class LedgerSyncStore final : public sync::SyncStore {
     return st;
   }
   bool defer_rights_requests() const override { return true; }
+  // Alerts flow to HQ only, each node sending its own (docs/sync-protocol.md "Alerts"): HQ asks
+  // every peer for them, a store sends them only to a peer the roster lists as HQ.
+  // The session names the peer of its HELLO, which it has already checked against the link;
+  // the decisions here use the link's certificate all the same.
+  Result<std::optional<std::uint64_t>> alerts_wanted_from(const sync::NodeId&) override {
+    if (!is_hq_) return std::optional<std::uint64_t>{};
+    OUTPOST_ASSIGN_OR_RETURN(std::int64_t held, l_.store().peer_alerts_cursor(peer_.node_id));
+    return std::optional<std::uint64_t>{static_cast<std::uint64_t>(held)};
+  }
+  Result<std::uint64_t> accept_alerts(const sync::NodeId&, const std::vector<sync::AlertRecord>& alerts) override {
+    if (!is_hq_) return Status::unsupported("only HQ collects alerts");
+    return store_peer_alerts(l_.store(), peer_.node_id, alerts, clock_.now_ms());
+  }
+  Result<std::vector<sync::AlertRecord>> alerts_for(const sync::NodeId&, std::uint64_t after,
+                                                    std::size_t max_alerts) override {
+    auto roster = l_.roster();
+    const sync::SignedCertificate* sc = roster ? roster->find(peer_.node_id) : nullptr;
+    if (sc == nullptr || sc->cert.role != sync::NodeRole::kHq) return std::vector<sync::AlertRecord>{};
+    return own_alerts_after(l_.store(), after, max_alerts);
+  }
 
  private:
   Ledger& l_;
+  sync::Clock& clock_;
+  const bool is_hq_;
   std::function<void()> on_roster_;
   sync::Certificate peer_;
 };
@@ -112,7 +141,6 @@ struct ConnSnapshot {
   sync::SessionStats stats;
   std::uint64_t peer_wall_ms = 0;
   std::uint64_t hello_local_ms = 0;
-  std::uint64_t last_rx_ms = 0;
   std::string software_version;  // the peer's, from its HELLO
   std::uint32_t schema_version = 0;
 };
@@ -143,6 +171,7 @@ struct Slot {
   PeerConfig cfg;
   std::uint32_t failures = 0;
   std::uint64_t conn_id = 0;  // 0 when not connected
+  std::optional<sync::NodeId> peer;  // the node its last link reached
   bool connecting = false;
   std::string last_error;
   std::uint64_t next_attempt_ms = 0;
@@ -218,6 +247,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   std::size_t links_up = 0;
   bool partitioned_view = false;
   std::string listen_address;
+  sync::NodeId self_id{};
+  PeerContacts contacts;  // thread-safe itself; read under mu by peers_json
 
   std::shared_ptr<const sync::Roster> current_roster() {
     std::lock_guard<std::mutex> lock(mu);
@@ -254,7 +285,6 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       s.peer_wall_ms = c->session->peer_wall_ms();
       s.hello_local_ms = c->session->hello_local_ms();
       std::lock_guard<std::mutex> lock(self->mu);
-      s.last_rx_ms = c->snap.last_rx_ms;
       s.software_version = std::move(c->snap.software_version);
       s.schema_version = c->snap.schema_version;
       c->snap = std::move(s);
@@ -363,21 +393,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       }
       case SessionEvent::Kind::kIngested:
       case SessionEvent::Kind::kEquivocation:
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          c->snap.last_rx_ms = clock.now_ms();
-        }
         if (ev.ingest.applied > 0) {
           log(LogLevel::kDebug, "applied ops from peer", {{"peer", c->name}, {"ops", std::to_string(ev.ingest.applied)}});
           pump_all(c->id);  // store-and-forward to everyone else
         }
         for (const auto& e : ev.ingest.equivocations) log(LogLevel::kWarn, "equivocation", {{"peer", c->name}, {"detail", e}});
         break;
-      case SessionEvent::Kind::kAcked: {
-        std::lock_guard<std::mutex> lock(mu);
-        c->snap.last_rx_ms = clock.now_ms();
+      case SessionEvent::Kind::kAcked:
         break;
-      }
       case SessionEvent::Kind::kRightsReply:
         on_rights_reply(ev.reply);
         break;
@@ -388,6 +411,39 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         log(LogLevel::kWarn, "peer closed the sync session", {{"peer", c->name}, {"reason", ev.message}});
         break;
     }
+  }
+
+  // The wall-clock time of the last authenticated frame a link delivered.
+  static std::uint64_t last_frame_ms(const Conn& c, std::uint64_t now) {
+    const std::uint64_t age = c.link->ms_since_last_frame();
+    return now > age ? now - age : 0;
+  }
+
+  // Writes peers' last contact on the worker (best effort: a full queue skips one write).
+  void persist_contacts(std::vector<storage::PeerContact> rows) {
+    if (rows.empty()) return;
+    LedgerWorker::Task t;
+    t.mutating = true;
+    t.run = [rows = std::move(rows)](Ledger& l) {
+      for (const auto& r : rows) {
+        if (Status st = l.store().put_peer_contact(r); !st.is_ok()) {
+          log(LogLevel::kWarn, "cannot record a peer's last contact", {{"reason", st.message()}});
+          return;
+        }
+      }
+    };
+    (void)worker.submit(std::move(t));
+  }
+
+  // Notes every live link's last frame; writes those not written for a while.
+  void touch_contacts() {
+    const std::uint64_t now = clock.now_ms();
+    std::vector<storage::PeerContact> rows;
+    for (auto& [id, c] : conns) {
+      if (c->closed) continue;
+      if (auto row = contacts.touch(c->peer, last_frame_ms(*c, now), now)) rows.push_back(*row);
+    }
+    persist_contacts(std::move(rows));
   }
 
   void alert(const std::string& kind, const std::string& node, const std::string& msg) {
@@ -415,8 +471,15 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     if (slot >= 0) {
       slots[slot].conn_id = c->id;
+      slots[slot].peer = c->peer;
       slots[slot].last_error.clear();
     }
+    PeerContacts::Peer shown;
+    shown.name = c->name;
+    shown.role = c->role;
+    shown.address = c->address;
+    shown.direction = slot >= 0 ? "outbound" : "inbound";
+    persist_contacts({contacts.link_up(c->peer, shown, c->connected_ms)});
     record(c->name, std::string("connected (") + (slot >= 0 ? "outbound" : "inbound") + ", " + c->address + ")");
     log(LogLevel::kInfo, "link up", {{"peer", c->name}, {"address", c->address}, {"direction", slot >= 0 ? "outbound" : "inbound"}});
     auto self = shared_from_this();
@@ -437,7 +500,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     auto out = std::make_shared<SessionOutput>();
     t.mutating = false;
     t.run = [self, c, out, now](Ledger& ledger) {
-      c->store = std::make_unique<LedgerSyncStore>(ledger, self->on_roster_accepted,
+      c->store = std::make_unique<LedgerSyncStore>(ledger, self->clock, self->config.role == "hq",
+                                                   self->on_roster_accepted,
                                                    c->link->peer_certificate());
       // Bound to the link: a HELLO naming another node than it authenticated is refused.
       c->session = std::make_unique<SyncSession>(*c->store, c->link->peer_id());
@@ -456,6 +520,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       links_up = conns.size();
     }
     std::string why = reason.is_ok() ? "closed" : reason.message();
+    const std::uint64_t now = clock.now_ms();
+    persist_contacts({contacts.link_down(c->peer, last_frame_ms(*c, now), now, why)});
     record(c->name, "disconnected: " + why);
     log(LogLevel::kInfo, "link down", {{"peer", c->name}, {"reason", why}});
     // Fail the rights requests that were waiting on this link.
@@ -540,6 +606,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     pump_timer.async_wait([self](const boost::system::error_code& ec) {
       if (ec || self->stopping) return;
       self->refresh_roster();
+      self->touch_contacts();
       self->pump_all();
       self->schedule_pump_timer();
     });
@@ -777,64 +844,129 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   }
 
   // --- admin ---
+  // The link history of a peer, newest first. Requires mu.
+  Json history_of(const std::string& name) const {
+    Json h = Json::array();
+    auto it = history.find(name);
+    if (it != history.end()) {
+      for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) h.push_back({{"at_ms", e->at_ms}, {"event", e->what}});
+    }
+    return h;
+  }
+
+  // What is known of a peer's contact while it has no link (null: never heard from).
+  static void contact_fields(Json& j, const PeerContacts::Peer* p) {
+    j["last_contact_ms"] = p && p->last_contact_ms ? Json(p->last_contact_ms) : Json();
+    j["down_since_ms"] = p && p->down_since_ms ? Json(p->down_since_ms) : Json();
+    j["seen_since_start"] = p != nullptr && p->seen_since_start;
+  }
+
+  // A live link. Requires mu.
+  Json conn_json(const Conn& c, const std::map<sync::NodeId, PeerContacts::Peer>& known) const {
+    const ConnSnapshot& s = c.snap;
+    Json j;
+    j["name"] = c.name;
+    j["node_id"] = sync::id_hex(c.peer);
+    j["role"] = c.role;
+    j["address"] = c.address;
+    j["direction"] = c.slot >= 0 ? "outbound" : "inbound";
+    j["state"] = s.established ? "connected" : "handshaking";
+    j["connected_since_ms"] = c.connected_ms;
+    // Any authenticated frame counts, keepalives too (touch_contacts() just noted the latest).
+    auto p = known.find(c.peer);
+    j["last_contact_ms"] = p == known.end() ? 0 : p->second.last_contact_ms;
+    j["seen_since_start"] = true;
+    std::uint64_t pending_to = 0, behind = 0;
+    Json pvv = Json::object();
+    for (const auto& [origin, seq] : s.own_vv) {
+      std::uint64_t theirs = vv_get(s.peer_vv, origin);
+      if (seq > theirs) pending_to += seq - theirs;
+    }
+    for (const auto& [origin, seq] : s.peer_vv) {
+      pvv[sync::id_hex(origin)] = seq;
+      std::uint64_t ours = vv_get(s.own_vv, origin);
+      if (seq > ours) behind += seq - ours;
+    }
+    j["peer_version_vector"] = pvv;
+    j["ops_pending_to_peer"] = pending_to;
+    j["ops_behind_peer"] = behind;
+    if (!s.software_version.empty()) j["software_version"] = s.software_version;
+    if (s.schema_version != 0) j["schema_version"] = s.schema_version;
+    j["clock_skew_ms"] = s.hello_local_ms ? static_cast<std::int64_t>(s.peer_wall_ms) - static_cast<std::int64_t>(s.hello_local_ms) : 0;
+    j["stats"] = {{"ops_sent", s.stats.ops_sent}, {"ops_received", s.stats.ops_received},
+                  {"bytes_sent", s.stats.bytes_sent}, {"bytes_received", s.stats.bytes_received},
+                  {"wire_bytes_sent", c.link->wire_bytes_sent()},
+                  {"wire_bytes_received", c.link->wire_bytes_received()}};
+    j["history"] = history_of(c.name);
+    return j;
+  }
+
+  // A configured peer without a link: its dial state, and its contact once its node is known
+  // (reached this run, or named so in the roster). Requires mu.
+  Json slot_json(const Slot& s, const std::map<sync::NodeId, PeerContacts::Peer>& known,
+                 std::set<sync::NodeId>& covered) const {
+    Json j;
+    j["name"] = s.cfg.name.empty() ? s.cfg.address.to_string() : s.cfg.name;
+    std::optional<sync::NodeId> id = s.peer;
+    if (!id && roster) {
+      if (const sync::SignedCertificate* sc = roster->find_by_name(s.cfg.name)) id = sc->cert.node_id;
+    }
+    if (id) {
+      covered.insert(*id);
+      j["node_id"] = sync::id_hex(*id);
+      auto p = known.find(*id);
+      contact_fields(j, p == known.end() ? nullptr : &p->second);
+      if (p != known.end() && !p->second.role.empty()) j["role"] = p->second.role;
+    }
+    j["address"] = s.cfg.address.to_string();
+    j["direction"] = "outbound";
+    j["state"] = partitioned ? "partitioned" : s.connecting ? "connecting" : "backoff";
+    j["failures"] = s.failures;
+    j["last_error"] = s.last_error;
+    j["next_attempt_ms"] = s.next_attempt_ms;
+    j["history"] = history_of(j["name"].get<std::string>());
+    return j;
+  }
+
+  // A known peer without a link or a configured dial: one that linked before (this run or an
+  // earlier one) or, at HQ, any node of the roster. Requires mu.
+  Json down_json(const sync::NodeId& id, const PeerContacts::Peer* p) const {
+    const sync::SignedCertificate* sc = roster ? roster->find(id) : nullptr;
+    Json j;
+    j["name"] = p && !p->name.empty() ? p->name : sc ? sc->cert.name : sync::id_hex(id).substr(0, 8);
+    j["node_id"] = sync::id_hex(id);
+    j["role"] = p && !p->role.empty() ? p->role : sc ? sync::role_name(sc->cert.role) : "";
+    j["address"] = p ? p->address : "";
+    j["direction"] = p ? p->direction : "";
+    j["state"] = roster && roster->is_revoked(id) ? "revoked" : partitioned ? "partitioned" : "down";
+    contact_fields(j, p);
+    j["last_error"] = p ? p->last_error : "";
+    j["history"] = history_of(j["name"].get<std::string>());
+    return j;
+  }
+
   Json peers_json() {
+    touch_contacts();
+    const auto known = contacts.snapshot();
     Json arr = Json::array();
     std::lock_guard<std::mutex> lock(mu);
-    auto history_of = [&](const std::string& name) {
-      Json h = Json::array();
-      auto it = history.find(name);
-      if (it != history.end()) {
-        for (auto e = it->second.rbegin(); e != it->second.rend(); ++e) h.push_back({{"at_ms", e->at_ms}, {"event", e->what}});
-      }
-      return h;
-    };
+    std::set<sync::NodeId> covered;
     for (auto& [id, c] : conns) {
-      const ConnSnapshot& s = c->snap;
-      Json j;
-      j["name"] = c->name;
-      j["node_id"] = sync::id_hex(c->peer);
-      j["role"] = c->role;
-      j["address"] = c->address;
-      j["direction"] = c->slot >= 0 ? "outbound" : "inbound";
-      j["state"] = s.established ? "connected" : "handshaking";
-      j["connected_since_ms"] = c->connected_ms;
-      j["last_contact_ms"] = std::max<std::uint64_t>(s.last_rx_ms, s.hello_local_ms);
-      std::uint64_t pending_to = 0, behind = 0;
-      Json pvv = Json::object();
-      for (const auto& [origin, seq] : s.own_vv) {
-        std::uint64_t theirs = vv_get(s.peer_vv, origin);
-        if (seq > theirs) pending_to += seq - theirs;
-      }
-      for (const auto& [origin, seq] : s.peer_vv) {
-        pvv[sync::id_hex(origin)] = seq;
-        std::uint64_t ours = vv_get(s.own_vv, origin);
-        if (seq > ours) behind += seq - ours;
-      }
-      j["peer_version_vector"] = pvv;
-      j["ops_pending_to_peer"] = pending_to;
-      j["ops_behind_peer"] = behind;
-      if (!s.software_version.empty()) j["software_version"] = s.software_version;
-      if (s.schema_version != 0) j["schema_version"] = s.schema_version;
-      j["clock_skew_ms"] = s.hello_local_ms ? static_cast<std::int64_t>(s.peer_wall_ms) - static_cast<std::int64_t>(s.hello_local_ms) : 0;
-      j["stats"] = {{"ops_sent", s.stats.ops_sent}, {"ops_received", s.stats.ops_received},
-                    {"bytes_sent", s.stats.bytes_sent}, {"bytes_received", s.stats.bytes_received},
-                    {"wire_bytes_sent", c->link->wire_bytes_sent()},
-                    {"wire_bytes_received", c->link->wire_bytes_received()}};
-      j["history"] = history_of(c->name);
-      arr.push_back(std::move(j));
+      covered.insert(c->peer);
+      arr.push_back(conn_json(*c, known));
     }
     for (const auto& s : slots) {
-      if (s.conn_id != 0) continue;
-      Json j;
-      j["name"] = s.cfg.name.empty() ? s.cfg.address.to_string() : s.cfg.name;
-      j["address"] = s.cfg.address.to_string();
-      j["direction"] = "outbound";
-      j["state"] = partitioned ? "partitioned" : s.connecting ? "connecting" : "backoff";
-      j["failures"] = s.failures;
-      j["last_error"] = s.last_error;
-      j["next_attempt_ms"] = s.next_attempt_ms;
-      j["history"] = history_of(j["name"].get<std::string>());
-      arr.push_back(std::move(j));
+      if (s.conn_id == 0) arr.push_back(slot_json(s, known, covered));
+    }
+    for (const auto& [id, p] : known) {
+      if (covered.insert(id).second) arr.push_back(down_json(id, &p));
+    }
+    // HQ expects a link from every node of the roster: those never heard from are listed too.
+    if (config.role == "hq" && roster) {
+      for (const auto& sc : roster->certificates) {
+        const sync::NodeId& id = sc.cert.node_id;
+        if (id != self_id && covered.insert(id).second) arr.push_back(down_json(id, nullptr));
+      }
     }
     Json out;
     out["partitioned"] = partitioned;
@@ -867,12 +999,21 @@ PeerManager::PeerManager(asio::io_context& io, LedgerWorker& worker, const Confi
                          LinkContext context)
     : impl_(std::make_shared<Impl>(io, worker, config, clock, std::move(context))) {
   std::weak_ptr<Impl> weak = impl_;
+  Ledger& ledger = worker.ledger_unsafe();
   impl_->on_roster_accepted = [weak] {
     // Runs on the worker thread right after a newer roster was accepted.
     if (auto self = weak.lock()) self->set_roster(self->worker.ledger_unsafe().roster());
   };
-  impl_->set_roster(worker.ledger_unsafe().roster());
-  worker.ledger_unsafe().set_verified_signatures(impl_->verified);
+  impl_->set_roster(ledger.roster());
+  ledger.set_verified_signatures(impl_->verified);
+  impl_->self_id = ledger.node_id();
+  impl_->ctx.options.keepalive_ms = static_cast<int>(config.link.keepalive_ms);
+  // The worker has not started yet: reading the store here races with nothing.
+  if (auto contacts = ledger.store().peer_contacts(); contacts.is_ok()) {
+    impl_->contacts.load(*contacts);
+  } else {
+    log(LogLevel::kWarn, "cannot read peers' last contact", {{"reason", contacts.status().message()}});
+  }
   std::weak_ptr<Impl> w2 = impl_;
   impl_->ctx.roster = [w2]() -> std::shared_ptr<const sync::Roster> {
     auto self = w2.lock();
@@ -936,7 +1077,13 @@ void PeerManager::stop() {
     if (s.timer) s.timer->cancel();
   }
   std::vector<std::shared_ptr<Conn>> all;
-  for (auto& [id, c] : impl_->conns) all.push_back(c);
+  std::vector<storage::PeerContact> rows;
+  const std::uint64_t now = impl_->clock.now_ms();
+  for (auto& [id, c] : impl_->conns) {
+    all.push_back(c);
+    rows.push_back({c->peer, static_cast<std::int64_t>(Impl::last_frame_ms(*c, now)), static_cast<std::int64_t>(now)});
+  }
+  impl_->persist_contacts(std::move(rows));  // the worker drains its queue before the daemon exits
   for (auto& c : all) c->link->close(Status::ok());
   for (auto& [id, p] : impl_->pending) p.timer->cancel();
 }

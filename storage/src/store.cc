@@ -87,6 +87,16 @@ CREATE TABLE pin_failures(member BLOB NOT NULL, hlc_wall INTEGER NOT NULL,
   PRIMARY KEY(member, hlc_wall, hlc_logical, origin)) WITHOUT ROWID;
 DROP TABLE pin_attempts;
 )sql",
+    // 6: HQ's view of its peers: the alerts each node reported over sync (attributed to the
+    // node whose link delivered them), and when each peer was last heard from.
+    R"sql(
+CREATE TABLE peer_alerts(source BLOB NOT NULL, source_id INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, kind TEXT NOT NULL, node TEXT NOT NULL, message TEXT NOT NULL,
+  PRIMARY KEY(source, source_id)) WITHOUT ROWID;
+CREATE INDEX peer_alerts_at ON peer_alerts(at_ms);
+CREATE TABLE peer_contacts(node BLOB PRIMARY KEY, last_contact_ms INTEGER NOT NULL,
+  down_since_ms INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 

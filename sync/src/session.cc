@@ -48,6 +48,7 @@ SessionOutput SyncSession::start(std::uint64_t now_ms) {
   h.vv = std::move(vv).value();
   h.software_version = store_.software_version();
   h.schema_version = store_.schema_version();
+  h.features = kFeaturesOfThisBuild;
   send(out, h);
   return out;
 }
@@ -79,6 +80,7 @@ SessionOutput SyncSession::pump_impl(bool ignore_window) {
   SessionOutput out;
   if (!peer_ || closed_) return out;
   offer_documents(out);
+  offer_alerts(out);
   auto vv_r = store_.version_vector();
   if (!vv_r.is_ok()) return fail(1, "cannot read version vector: " + vv_r.status().message());
   const VersionVector& vv = *vv_r;
@@ -110,6 +112,33 @@ SessionOutput SyncSession::pump_impl(bool ignore_window) {
     send(out, batch);
     if (ignore_window && inflight_ > limits::kSyncWindowBatches * 64) break;
   }
+  return out;
+}
+
+void SyncSession::offer_alerts(SessionOutput& out) {
+  if (!alerts_cursor_ || alerts_in_flight_) return;
+  auto alerts = store_.alerts_for(*peer_, *alerts_cursor_, limits::kSyncAlertsPerMessageMax);
+  // Alerts are best effort: one that cannot be read now goes with a later pump.
+  if (!alerts.is_ok() || alerts->empty()) return;
+  alerts_in_flight_ = true;
+  send(out, AlertsMsg{std::move(alerts).value()});
+}
+
+SessionOutput SyncSession::on_alerts(const AlertsMsg& m) {
+  if (!alerts_asked_) return fail(3, "ALERTS that were not asked for");
+  auto held = store_.accept_alerts(*peer_, m.alerts);
+  if (!held.is_ok()) return fail(6, "alerts refused: " + held.status().message());
+  SessionOutput out;
+  send(out, AlertsAckMsg{*held});
+  return out;
+}
+
+SessionOutput SyncSession::on_alerts_ack(const AlertsAckMsg& m) {
+  // Within a session the cursor only grows, so a peer cannot make us resend without end.
+  alerts_cursor_ = std::max(alerts_cursor_.value_or(0), m.upto);
+  alerts_in_flight_ = false;
+  SessionOutput out;
+  offer_alerts(out);
   return out;
 }
 
@@ -164,9 +193,19 @@ SessionOutput SyncSession::on_decoded(Result<Message> decoded, std::size_t wire_
     peer_roster_version_ = h->roster_version;
     peer_rules_version_ = h->rules_version;
     peer_tree_heads_version_ = h->tree_heads_version;
+    if ((h->features & kFeatureAlerts) != 0) {
+      auto wanted = store_.alerts_wanted_from(*peer_);
+      if (!wanted.is_ok()) return fail(1, "cannot read held alerts: " + wanted.status().message());
+      if (*wanted) {
+        alerts_asked_ = true;
+        send(out, AlertsAckMsg{**wanted});
+      }
+    }
     out.merge(pump());
     return out;
   }
+  if (auto* alerts = std::get_if<AlertsMsg>(&msg)) return on_alerts(*alerts);
+  if (auto* ack = std::get_if<AlertsAckMsg>(&msg)) return on_alerts_ack(*ack);
   if (auto* ops = std::get_if<OpsMsg>(&msg)) {
     stats_.ops_received += ops->ops.size();
     auto report = store_.ingest(ops->ops);

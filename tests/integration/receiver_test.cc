@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "chain_harness.h"
+#include "outpost/base/limits.h"
 #include "raw_peer.h"
 
 namespace outpost::test {
@@ -157,6 +158,91 @@ TEST_F(ReceiverTest, ForkedSuccessorIsEvidenceNotARefusalAndOtherOriginsStillApp
   auto ack = peer.next<sync::AckMsg>();
   ASSERT_TRUE(ack.has_value());
   EXPECT_EQ(ack->vv.at(rogue_id_), 4u);
+}
+
+// Alerts over sync from a hostile but enrolled peer (issue 11, item 8): HQ asks only a peer whose
+// HELLO announced ALERTS; an unasked, oversize or malformed ALERTS is refused with ERROR and stores
+// nothing; a good one is stored under the link's node, never under the node it names.
+TEST_F(ReceiverTest, HostileOrOversizeAlertsAreRefusedAndChangeNothingAndGoodOnesCountForTheLinksNode) {
+  const std::string rogue = sync::id_hex(rogue_id_);
+  auto held_from = [&](const std::string& source) {
+    return chain_.admin(chain_.hq()).get("/admin/v1/alerts?source=" + source).json()["alerts"].size();
+  };
+  auto alert = [](std::uint64_t id, const std::string& kind, const std::string& message) {
+    sync::AlertRecord a;
+    a.id = id;
+    a.at_ms = 1'790'000'000'000;
+    a.kind = kind;
+    a.message = message;
+    return a;
+  };
+  // Opens a session whose HELLO announces ALERTS; HQ answers with what it holds of ours.
+  auto open_alerts_session = [&](RawPeer& peer) -> std::optional<sync::AlertsAckMsg> {
+    if (!peer.connect(chain_.hq().node->peer_port()) || !peer.next<sync::HelloMsg>()) return std::nullopt;
+    sync::HelloMsg hello;
+    hello.node = rogue_id_;
+    hello.features = sync::kFeatureAlerts;
+    if (!peer.send(sync::encode_message(hello)).is_ok()) return std::nullopt;
+    return peer.next<sync::AlertsAckMsg>();
+  };
+
+  // Unasked: a HELLO without the feature, then ALERTS.
+  ASSERT_TRUE(refused(sync::encode_message(sync::AlertsMsg{{alert(1, "refused_spend", "x")}}), "not asked for"));
+  std::vector<Bytes> hostile;
+  {
+    std::vector<sync::AlertRecord> many;
+    for (std::uint64_t i = 1; i <= limits::kSyncAlertsPerMessageMax + 1; ++i) many.push_back(alert(i, "flood", "x"));
+    hostile.push_back(sync::encode_message(sync::AlertsMsg{many}));
+    hostile.push_back(sync::encode_message(sync::AlertsMsg{{alert(1, "refused_spend", "\x1b[2J\x1b[Hfake screen")}}));
+    hostile.push_back(sync::encode_message(sync::AlertsMsg{{alert(2, "refused_spend", "x"), alert(1, "x", "y")}}));
+    sync::ByteWriter w;  // a message of 600 bytes where 512 is the bound
+    w.u8(8);
+    w.u8(sync::kSyncProtocolVersion);
+    w.u32(1);
+    w.u64(1);
+    w.u64(1);
+    w.str16("refused_spend");
+    w.u8(0);
+    w.str16(std::string(600, 'm'));
+    hostile.push_back(w.take());
+  }
+  for (const Bytes& bad : hostile) {
+    RawPeer peer(rogue_dir_);
+    auto asked = open_alerts_session(peer);
+    ASSERT_TRUE(asked.has_value()) << "HQ did not ask a peer that announced ALERTS for its alerts";
+    EXPECT_EQ(asked->upto, 0u);
+    ASSERT_TRUE(peer.send(bad).is_ok());
+    auto err = peer.next<sync::ErrorMsg>();
+    ASSERT_TRUE(err.has_value()) << "no ERROR for a hostile ALERTS";
+    EXPECT_NE(err->message.find("malformed ALERTS"), std::string::npos) << err->message;
+    EXPECT_TRUE(peer.wait_closed());
+  }
+  EXPECT_EQ(held_from(rogue), 0u) << "a refused ALERTS stored something";
+
+  // A good one that claims to be about store-1: stored as the rogue's, acknowledged.
+  const std::string store1 = chain_.admin(chain_.store(1)).get("/admin/v1/node").json().value("node_id", "");
+  sync::AlertRecord claim = alert(7, "refused_spend", "store-1 refused a spend (it did not)");
+  claim.about = *sync::parse_id(store1);
+  RawPeer peer(rogue_dir_);
+  ASSERT_TRUE(open_alerts_session(peer).has_value());
+  ASSERT_TRUE(peer.send(sync::encode_message(sync::AlertsMsg{{claim}})).is_ok());
+  auto ack = peer.next<sync::AlertsAckMsg>();
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->upto, 7u);
+  Json from_rogue = chain_.admin(chain_.hq()).get("/admin/v1/alerts?source=" + rogue).json();
+  ASSERT_EQ(from_rogue["alerts"].size(), 1u) << from_rogue.dump();
+  EXPECT_EQ(from_rogue["alerts"][0]["source"], rogue);
+  EXPECT_EQ(from_rogue["alerts"][0]["source_name"], "rogue");
+  EXPECT_EQ(from_rogue["alerts"][0]["node"], store1);
+  Json from_store1 = chain_.admin(chain_.hq()).get("/admin/v1/alerts?source=" + store1).json();
+  for (const auto& a : from_store1["alerts"]) {
+    EXPECT_NE(a["message"], claim.message) << "an alert was attributed to the node it names";
+  }
+  // The next session starts from what HQ holds.
+  RawPeer again(rogue_dir_);
+  auto resumed = open_alerts_session(again);
+  ASSERT_TRUE(resumed.has_value());
+  EXPECT_EQ(resumed->upto, 7u);
 }
 
 }  // namespace

@@ -164,6 +164,16 @@ TEST(ConfigTest, CheckpointIntervalIsReadAndZeroTurnsItOff) {
   EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[checkpoint]\nevery = 5\n", "checkpoint.every"));
 }
 
+TEST(ConfigTest, LinkKeepaliveIsReadAndAValueTheIdleTimeoutCannotAbsorbIsRefused) {
+  auto c = parse_config(std::string(kMinimal) + "[link]\nkeepalive_ms = 200\n", "/etc/outpost");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->link.keepalive_ms, 200u);
+  EXPECT_EQ(parse_config(kMinimal, "/etc/outpost")->link.keepalive_ms, 10'000u);
+  EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[link]\nkeepalive_ms = 10001\n", "link.keepalive_ms"));
+  EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[link]\nkeepalive_ms = 99\n", "link.keepalive_ms"));
+  EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[link]\nidle_ms = 5\n", "link.idle_ms"));
+}
+
 TEST(ConfigTest, HostnameInsteadOfNumericAddressIsRefused) {
   EXPECT_TRUE(RefusedNaming(std::string(kMinimal) + "[api]\nlisten = \"localhost:8080\"\n", "api.listen"));
 }

@@ -15,6 +15,7 @@
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/op.h"
@@ -58,10 +59,10 @@ TEST(FuzzRegression, VersionVectorWithOriginsOutOfOrderIsRefused) {
   EXPECT_TRUE(decode_message(encode_message(m)).is_ok());
 }
 
-// bundle_fuzz: `outpost-audit prove` sized its Merkle leaves by the tree size of the newest
-// checkpoint in checkpoints.bin, read before anything checks it, so a bundle naming a tree of
-// 2^40 ops made it allocate 32 TiB and die (std::bad_alloc) instead of refusing the bundle.
-TEST(FuzzRegression, ProofFromABundleWhoseCheckpointClaimsAHugeTreeIsRefusedNotAllocated) {
+// bundle_fuzz: `outpost-audit prove` sized its Merkle leaves by the tree size the newest tree
+// head set in the bundle names, read before anything checks it, so a bundle naming a tree of 2^40
+// ops made it allocate 32 TiB and die (std::bad_alloc) instead of refusing the bundle.
+TEST(FuzzRegression, ProofFromABundleWhoseTreeHeadClaimsAHugeTreeIsRefusedNotAllocated) {
   test::TempDir tmp("outpost-fuzz-regression");
   const std::string dir = tmp.path();
   std::array<std::uint8_t, 32> seed{};
@@ -77,20 +78,26 @@ TEST(FuzzRegression, ProofFromABundleWhoseCheckpointClaimsAHugeTreeIsRefusedNotA
   const SignedOp signed_op = sign_op(op, key);
   ByteWriter ops;
   write_signed_op(ops, signed_op);
-  Checkpoint cp;
-  cp.network_id.fill(0x33);
-  cp.origin = op.origin;
-  cp.tree_size = std::uint64_t{1} << 40;
-  cp.root = signed_op.hash;
-  cp.head_hash = signed_op.hash;
-  const SignedCheckpoint scp = sign_checkpoint(cp, key);
-  ByteWriter cps;
-  write_frame(cps, scp.body, scp.sig);
+  TreeHeadSet set;
+  set.network_id.fill(0x33);
+  set.version = 1;
+  set.issued.wall_ms = 1;
+  set.roster_version = 1;
+  TreeHead head;
+  head.origin = op.origin;
+  head.tree_size = std::uint64_t{1} << 40;
+  head.root = signed_op.hash;
+  head.head_hash = signed_op.hash;
+  set.heads.push_back(head);
+  ASSERT_TRUE(validate_tree_head_set(set).is_ok());
+  const SignedTreeHeadSet signed_set = sign_tree_head_set(set, key);
+  ByteWriter sets;
+  write_frame(sets, signed_set.body, signed_set.sig);
   const std::string origin = id_hex(op.origin);
   std::filesystem::create_directories(dir + "/ops");
   auto text = [](const Bytes& b) { return std::string(b.begin(), b.end()); };
   test::write_file(dir + "/ops/" + origin + ".ops", text(ops.bytes()));
-  test::write_file(dir + "/checkpoints.bin", text(cps.bytes()));
+  test::write_file(dir + "/" + bundle::kTreeHeadsFile, text(sets.bytes()));
   const std::string entry =
       R"({"origin": ")" + origin + R"(", "file": "ops/)" + origin + R"(.ops"})";
   test::write_file(dir + "/manifest.json",
@@ -98,6 +105,14 @@ TEST(FuzzRegression, ProofFromABundleWhoseCheckpointClaimsAHugeTreeIsRefusedNotA
                        entry + "]}");
   auto proof = audit::prove_inclusion(dir, op.origin, 1);
   EXPECT_EQ(proof.status().code(), Code::kCorruption) << proof.status().to_string();
+  // The same bundle with an honest head proves the op: the refusal above is the size check.
+  set.heads[0].tree_size = 1;
+  set.heads[0].root = merkle_op_leaf_hash(signed_op.signed_bytes, signed_op.sig);
+  const SignedTreeHeadSet honest = sign_tree_head_set(set, key);
+  ByteWriter honest_sets;
+  write_frame(honest_sets, honest.body, honest.sig);
+  test::write_file(dir + "/" + bundle::kTreeHeadsFile, text(honest_sets.bytes()));
+  EXPECT_NE(audit::prove_inclusion(dir, op.origin, 1).status().code(), Code::kCorruption);
 }
 
 crypto::SigningKey key_of(std::uint8_t b) {
@@ -129,7 +144,8 @@ struct OneStoreChain {
   }
 };
 
-// A genuine inclusion proof document of the store's one-op log (docs/audit-bundle.md).
+// A genuine inclusion proof document (version 2) of the store's one-op log
+// (docs/audit-bundle.md, "Inclusion proofs").
 audit::Json one_op_proof(const OneStoreChain& chain) {
   Op op;
   op.kind = OpKind::kTopup;
@@ -139,21 +155,26 @@ audit::Json one_op_proof(const OneStoreChain& chain) {
   op.account = Account::kWallet;
   op.amount = 100;
   const SignedOp signed_op = sign_op(op, chain.node);
-  Checkpoint cp;
-  cp.network_id = chain.cert.network_id;
-  cp.origin = op.origin;
-  cp.tree_size = 1;
-  cp.root = merkle_op_leaf_hash(signed_op.signed_bytes, signed_op.sig);
-  cp.head_hash = signed_op.hash;
-  const SignedCheckpoint scp = sign_checkpoint(cp, chain.root);
+  TreeHeadSet set;
+  set.network_id = chain.cert.network_id;
+  set.version = 1;
+  set.issued.wall_ms = 1;
+  set.roster_version = 1;
+  TreeHead head;
+  head.origin = op.origin;
+  head.tree_size = 1;
+  head.root = merkle_op_leaf_hash(signed_op.signed_bytes, signed_op.sig);
+  head.head_hash = signed_op.hash;
+  set.heads.push_back(head);
+  const SignedTreeHeadSet signed_set = sign_tree_head_set(set, chain.root);
   using crypto::to_hex;
   return {
       {"format", "outpost-inclusion-proof"},
-      {"version", 1},
+      {"version", 2},
       {"origin", id_hex(op.origin)},
       {"seq", std::uint64_t{1}},
       {"op", {{"signed_bytes", to_hex(signed_op.signed_bytes)}, {"sig", to_hex(signed_op.sig)}}},
-      {"checkpoint", {{"body", to_hex(scp.body)}, {"sig", to_hex(scp.sig)}}},
+      {"tree_heads", {{"body", to_hex(signed_set.body)}, {"sig", to_hex(signed_set.sig)}}},
       {"roster", {{"body", to_hex(chain.roster.body)}, {"sig", to_hex(chain.roster.sig)}}},
       {"audit_path", audit::Json::array()}};
 }
@@ -172,13 +193,17 @@ TEST(FuzzRegression, ProofDocumentWithFieldsOfTheWrongTypeIsRefusedNotThrown) {
   doc["format"] = audit::Json::object();
   EXPECT_EQ(audit::verify_inclusion_proof(doc, root).status().code(), Code::kInvalidArgument);
   doc = proof;
-  doc["version"] = "1";
+  doc["version"] = "2";
   EXPECT_EQ(audit::verify_inclusion_proof(doc, root).status().code(), Code::kUnsupported);
   doc = proof;
   doc["origin"] = 17;
-  auto wrong_origin = audit::verify_inclusion_proof(doc, root);
-  ASSERT_TRUE(wrong_origin.is_ok()) << wrong_origin.status().to_string();
-  EXPECT_FALSE(wrong_origin->valid);
+  EXPECT_EQ(audit::verify_inclusion_proof(doc, root).status().code(), Code::kInvalidArgument);
+  doc = proof;
+  doc["seq"] = "1";
+  EXPECT_EQ(audit::verify_inclusion_proof(doc, root).status().code(), Code::kInvalidArgument);
+  doc = proof;
+  doc["tree_heads"]["body"] = 5;
+  EXPECT_EQ(audit::verify_inclusion_proof(doc, root).status().code(), Code::kInvalidArgument);
 }
 
 // The same pattern in the verifier: a balances.json whose "format" is not a string threw out of

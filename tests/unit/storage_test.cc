@@ -630,5 +630,45 @@ TEST_F(StorageTest, DamagedStoredOpBodyIsReportedAsCorruption) {
   EXPECT_EQ(got.status().code(), Code::kCorruption);
 }
 
+TEST_F(StorageTest, AFloodOfOnePeersAlertsKeepsOnlyItsNewestAndLeavesOtherPeersAlertsAlone) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  NodeId quiet{}, noisy{};
+  quiet[0] = 1;
+  noisy[0] = 2;
+  auto alerts = [](std::int64_t from, std::int64_t to) {
+    std::vector<PeerAlert> v;
+    for (std::int64_t id = from; id <= to; ++id) v.push_back({{}, id, id, 0, "refused_spend", "", "m"});
+    return v;
+  };
+  ASSERT_TRUE(store->add_peer_alerts(quiet, alerts(1, 3)).is_ok());
+  const auto flood = static_cast<std::int64_t>(limits::kPeerAlertsPerSourceMax) + 100;
+  for (std::int64_t from = 1; from <= flood; from += 64) {
+    ASSERT_TRUE(store->add_peer_alerts(noisy, alerts(from, std::min(from + 63, flood))).is_ok());
+  }
+  EXPECT_EQ(*store->peer_alerts_cursor(noisy), flood);
+  EXPECT_EQ(*store->peer_alerts_cursor(quiet), 3);
+  EXPECT_EQ(store->recent_peer_alerts(noisy, 100000)->size(), limits::kPeerAlertsPerSourceMax);
+  EXPECT_EQ(store->recent_peer_alerts(quiet, 100000)->size(), 3u);
+  // Re-delivered ids change nothing.
+  ASSERT_TRUE(store->add_peer_alerts(quiet, alerts(2, 3)).is_ok());
+  EXPECT_EQ(store->recent_peer_alerts(quiet, 100000)->size(), 3u);
+}
+
+TEST_F(StorageTest, OwnAlertIdsCanBeRaisedPastWhatHqAlreadyHolds) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->reserve_alert_ids(40).is_ok());  // before any alert: no sequence row yet
+  ASSERT_TRUE(store->add_alert(Alert{0, 1, "refused_spend", "", "a"}).is_ok());
+  ASSERT_TRUE(store->reserve_alert_ids(90).is_ok());
+  ASSERT_TRUE(store->reserve_alert_ids(50).is_ok());  // never lowered
+  ASSERT_TRUE(store->add_alert(Alert{0, 2, "refused_spend", "", "b"}).is_ok());
+  auto after = store->alerts_after(0, 10);
+  ASSERT_TRUE(after.is_ok());
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].id, 41);
+  EXPECT_EQ((*after)[1].id, 91);
+}
+
 }  // namespace
 }  // namespace outpost::storage

@@ -63,6 +63,7 @@ TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndItsOptionalTail) {
   h.software_version = "0.1.0";
   h.schema_version = 3;
   h.tree_heads_version = 9;
+  h.features = kFeatureAlerts;
   EXPECT_EQ(hex(encode_message(h)),
             "0101"                              // type HELLO, protocol version 1
             "11111111111111111111111111111111"  // node id
@@ -73,7 +74,8 @@ TEST(SyncProtocolGolden, HelloCarriesIdsVersionsClockVectorAndItsOptionalTail) {
             "22222222222222222222222222222222" "0500000000000000"
             "0500" "302e312e30"                 // software version "0.1.0"
             "03000000"                          // schema version
-            "0900000000000000");                // tree head set version
+            "0900000000000000"                  // tree head set version
+            "01000000");                        // features: ALERTS
 }
 
 TEST(SyncProtocolGolden, HelloOfAnEarlierBuildWithoutTheReportedVersionsStillDecodes) {
@@ -90,6 +92,97 @@ TEST(SyncProtocolGolden, HelloOfAnEarlierBuildWithoutTheReportedVersionsStillDec
   Bytes half = older;
   half.push_back(5);
   EXPECT_EQ(decode_message(half).status().code(), Code::kCorruption);
+  // A HELLO that ends after the tree head set version (before features) announces none.
+  HelloMsg with_features;
+  with_features.node = id_of(0x11);
+  with_features.features = kFeatureAlerts;
+  Bytes no_features = encode_message(with_features);
+  no_features.resize(no_features.size() - 4);
+  auto nf = decode_message(no_features);
+  ASSERT_TRUE(nf.is_ok()) << nf.status().to_string();
+  EXPECT_EQ(std::get<HelloMsg>(*nf).features, 0u);
+}
+
+AlertRecord alert_of(std::uint64_t id, std::string kind = "refused_spend", std::string message = "ok") {
+  AlertRecord a;
+  a.id = id;
+  a.at_ms = 1'790'000'000'000 + id;
+  a.kind = std::move(kind);
+  a.message = std::move(message);
+  return a;
+}
+
+TEST(SyncProtocolGolden, AlertsCarryIdClockKindAboutAndMessageAndTheAckItsCursor) {
+  AlertRecord a = alert_of(7, "refused_spend", "no");
+  a.at_ms = 0x0102030405060708ULL;
+  a.about = id_of(0x44);
+  AlertRecord b = alert_of(9, "clock_skew", "");
+  b.at_ms = 1;
+  EXPECT_EQ(hex(encode_message(AlertsMsg{{a, b}})),
+            "0801"                                      // type ALERTS, protocol version 1
+            "02000000"                                  // count
+            "0700000000000000" "0807060504030201"       // id, at_ms
+            "0d00" "726566757365645f7370656e64"         // kind "refused_spend"
+            "01" "44444444444444444444444444444444"     // about: present, node id
+            "0200" "6e6f"                               // message "no"
+            "0900000000000000" "0100000000000000"
+            "0a00" "636c6f636b5f736b6577"               // kind "clock_skew"
+            "00"                                        // about: none
+            "0000");                                    // message ""
+  EXPECT_EQ(hex(encode_message(AlertsAckMsg{5})), "0901" "0500000000000000");
+  auto back = decode_message(encode_message(AlertsMsg{{a, b}}));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  const auto& m = std::get<AlertsMsg>(*back);
+  ASSERT_EQ(m.alerts.size(), 2u);
+  EXPECT_EQ(m.alerts[0].about, id_of(0x44));
+  EXPECT_FALSE(m.alerts[1].about.has_value());
+  EXPECT_EQ(m.alerts[1].kind, "clock_skew");
+}
+
+TEST(SyncProtocolDecode, AlertsOverAnyBoundOrWithUnprintableTextAreRefused) {
+  auto refused = [](const AlertsMsg& m) { return decode_message(encode_message(m)).status().code() == Code::kCorruption; };
+  EXPECT_FALSE(refused(AlertsMsg{{alert_of(1)}}));
+  EXPECT_TRUE(refused(AlertsMsg{})) << "an empty ALERTS";
+  std::vector<AlertRecord> many;
+  for (std::uint64_t i = 1; i <= limits::kSyncAlertsPerMessageMax + 1; ++i) many.push_back(alert_of(i));
+  EXPECT_TRUE(refused(AlertsMsg{many})) << "65 alerts in one message";
+  many.pop_back();
+  EXPECT_FALSE(refused(AlertsMsg{many}));
+  EXPECT_TRUE(refused(AlertsMsg{{alert_of(2), alert_of(2)}})) << "ids not strictly ascending";
+  EXPECT_TRUE(refused(AlertsMsg{{alert_of(3), alert_of(2)}})) << "ids not strictly ascending";
+  EXPECT_TRUE(refused(AlertsMsg{{alert_of(0)}})) << "id 0";
+  EXPECT_TRUE(refused(AlertsMsg{{alert_of(limits::kAlertIdMax + 1)}})) << "id beyond int64";
+  for (const char* kind : {"", "Refused", "refused spend", "refused-spend", "k\n"}) {
+    EXPECT_TRUE(refused(AlertsMsg{{alert_of(1, kind)}})) << "kind '" << kind << "'";
+  }
+  for (const std::string& text : {std::string("a\x1b[2Jb"), std::string("line\nbreak"), std::string("\xff"),
+                                  std::string("\xc0\xaf"), std::string("\xed\xa0\x80"), std::string("\xc2\x85")}) {
+    EXPECT_TRUE(refused(AlertsMsg{{alert_of(1, "refused_spend", text)}})) << "message " << hex(Bytes(text.begin(), text.end()));
+  }
+  EXPECT_FALSE(refused(AlertsMsg{{alert_of(1, "refused_spend", "M\xc3\xbcller \xe2\x82\xac")}})) << "UTF-8 is fine";
+  // Over-long text cannot be encoded (the encoder cuts); forge it.
+  ByteWriter w;
+  w.u8(8);
+  w.u8(1);
+  w.u32(1);
+  w.u64(1);
+  w.u64(1);
+  w.str16("x");
+  w.u8(0);
+  w.str16(std::string(limits::kAlertMessageBytesMax + 1, 'm'));
+  EXPECT_EQ(decode_message(w.take()).status().code(), Code::kCorruption);
+  Bytes about = encode_message(AlertsMsg{{alert_of(1, "x", "")}});
+  about[2 + 4 + 16 + 2 + 1] = 2;  // the about flag
+  EXPECT_EQ(decode_message(about).status().code(), Code::kCorruption);
+  EXPECT_EQ(decode_message(encode_message(AlertsAckMsg{limits::kAlertIdMax + 1})).status().code(), Code::kCorruption);
+}
+
+TEST(SyncProtocolDecode, CleanAlertTextKeepsPrintableUtf8AndCutsOnACharacter) {
+  EXPECT_EQ(clean_alert_text("a\x1b[2Jb\xff", 100), "a?[2Jb?");
+  EXPECT_EQ(clean_alert_text("M\xc3\xbcller", 2), "M");  // never half of the two-byte character
+  EXPECT_EQ(clean_alert_text(std::string(600, 'x'), limits::kAlertMessageBytesMax).size(), limits::kAlertMessageBytesMax);
+  AlertRecord a = alert_of(1, "refused_spend", clean_alert_text("bad\x01 \xc0\xaf text", 512));
+  EXPECT_TRUE(decode_message(encode_message(AlertsMsg{{a}})).is_ok());
 }
 
 TEST(SyncProtocolGolden, AckBlobRightsAndErrorMessages) {
@@ -132,13 +225,15 @@ TEST(SyncProtocolDecode, EveryTruncationAndTrailingByteIsRefused) {
   const std::vector<Message> all = {h, OpsMsg{chain_of(id_of(0xa1), key_of(1), 1)}, AckMsg{{{id_of(2), 1}}},
                                     BlobMsg{BlobKind::kRoster, 1, {1, 2, 3}, Bytes(64, 7)},
                                     RightsRequestMsg{1, id_of(3), Account::kWallet, 5}, RightsReplyMsg{1, 0, "none"},
-                                    ErrorMsg{1, "bye"}};
+                                    ErrorMsg{1, "bye"}, AlertsMsg{{alert_of(1)}}, AlertsAckMsg{3}};
   for (const auto& m : all) {
     const Bytes good = encode_message(m);
     ASSERT_TRUE(decode_message(good).is_ok()) << message_name(m);
     for (std::size_t n = 0; n < good.size(); ++n) {
       // A HELLO cut exactly after its vv is an earlier build's HELLO, which is valid.
-      if (std::holds_alternative<HelloMsg>(m) && n == good.size() - 2 - 5 - 4 - 8) continue;
+      if (std::holds_alternative<HelloMsg>(m) && n == good.size() - 4 - 2 - 5 - 4 - 8) continue;
+      // So is one cut before its features.
+      if (std::holds_alternative<HelloMsg>(m) && n == good.size() - 4) continue;
       Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
       EXPECT_FALSE(decode_message(cut).is_ok()) << message_name(m) << " cut to " << n << " bytes";
     }
@@ -177,7 +272,7 @@ TEST(SyncProtocolDecode, UnknownTypeVersionAndEveryOverBoundCountAreRefused) {
   HelloMsg h;
   h.node = id_of(1);
   Bytes long_version = encode_message(h);
-  long_version.resize(long_version.size() - 2 - 4 - 8);
+  long_version.resize(long_version.size() - 2 - 4 - 8 - 4);
   ByteWriter w;
   w.str16(std::string(33, 'v'));
   w.u32(1);
@@ -245,7 +340,33 @@ class MemStore : public SyncStore {
     return amount;
   }
 
+  // Alerts: as HQ this store collects them (the cursor it answers), as a store it sends its own.
+  Result<std::optional<std::uint64_t>> alerts_wanted_from(const NodeId& peer) override {
+    if (!collects) return std::optional<std::uint64_t>{};
+    auto& held = collected[peer];
+    return std::optional<std::uint64_t>{held.empty() ? 0 : held.back().id};
+  }
+  Result<std::uint64_t> accept_alerts(const NodeId& peer, const std::vector<AlertRecord>& alerts) override {
+    auto& held = collected[peer];
+    for (const auto& a : alerts) {
+      if (held.empty() || a.id > held.back().id) held.push_back(a);
+    }
+    return held.empty() ? 0 : held.back().id;
+  }
+  Result<std::vector<AlertRecord>> alerts_for(const NodeId&, std::uint64_t after, std::size_t max) override {
+    ++alerts_for_calls;
+    std::vector<AlertRecord> out;
+    for (const auto& a : own_alerts) {
+      if (a.id > after && out.size() < max) out.push_back(a);
+    }
+    return out;
+  }
+
   NodeId self_;
+  bool collects = false;
+  std::map<NodeId, std::vector<AlertRecord>> collected;
+  std::vector<AlertRecord> own_alerts;
+  int alerts_for_calls = 0;
   std::map<NodeId, std::vector<SignedOp>> logs;
   bool refuse_next = false;
   int ingest_calls = 0;
@@ -267,10 +388,11 @@ std::size_t count_of(const SessionOutput& out) {
   return n;
 }
 
-Bytes hello_from(const NodeId& node, VersionVector vv = {}) {
+Bytes hello_from(const NodeId& node, VersionVector vv = {}, std::uint32_t features = 0) {
   HelloMsg h;
   h.node = node;
   h.vv = std::move(vv);
+  h.features = features;
   return encode_message(h);
 }
 
@@ -446,6 +568,93 @@ TEST(SyncSessionTest, RightsGrantSendsTheMoveOpBeforeTheReplyEvenWithAFullWindow
     if (auto* ops = std::get_if<OpsMsg>(&m)) highest = std::max(highest, ops->ops.back().op.seq);
   }
   EXPECT_EQ(highest, store.logs[id_of(1)].size());
+}
+
+// --- alerts ---------------------------------------------------------------------------------------
+
+TEST(SyncSessionAlerts, HqAsksAPeerThatAnnouncedAlertsAndAttributesWhatItSendsToTheSessionsPeer) {
+  MemStore hq(id_of(1));
+  hq.collects = true;
+  SyncSession s(hq);
+  auto out = s.on_message(hello_from(id_of(2), {}, kFeatureAlerts), 0);
+  ASSERT_EQ(count_of<AlertsAckMsg>(out), 1u) << "HQ did not ask for the peer's alerts";
+  AlertRecord a = alert_of(4);
+  a.about = id_of(3);  // about another node: content, never the attribution
+  auto acked = s.on_message(encode_message(AlertsMsg{{alert_of(1), a}}), 0);
+  ASSERT_EQ(count_of<AlertsAckMsg>(acked), 1u);
+  EXPECT_EQ(std::get<AlertsAckMsg>(decoded(acked)[0]).upto, 4u);
+  ASSERT_EQ(hq.collected[id_of(2)].size(), 2u);
+  EXPECT_TRUE(hq.collected[id_of(3)].empty()) << "an alert was attributed to the node it is about";
+}
+
+TEST(SyncSessionAlerts, APeerThatDidNotAnnounceAlertsIsNeverAskedAndAStoreAsksNobody) {
+  MemStore hq(id_of(1));
+  hq.collects = true;
+  SyncSession old_peer(hq);
+  EXPECT_EQ(count_of<AlertsAckMsg>(old_peer.on_message(hello_from(id_of(2)), 0)), 0u)
+      << "an older build would close on a message type it does not know";
+  MemStore store(id_of(1));
+  SyncSession s(store);
+  EXPECT_EQ(count_of<AlertsAckMsg>(s.on_message(hello_from(id_of(2), {}, kFeatureAlerts), 0)), 0u);
+}
+
+TEST(SyncSessionAlerts, UnaskedAlertsAreAProtocolErrorAndChangeNothing) {
+  for (bool collects : {false, true}) {
+    MemStore node(id_of(1));
+    node.collects = collects;
+    SyncSession s(node);
+    // Without the feature in its HELLO the peer was not asked, whatever this node collects.
+    (void)s.on_message(hello_from(id_of(2)), 0);
+    auto out = s.on_message(encode_message(AlertsMsg{{alert_of(1)}}), 0);
+    EXPECT_TRUE(out.close);
+    ASSERT_EQ(count_of<ErrorMsg>(out), 1u);
+    EXPECT_NE(out.close_reason.find("not asked for"), std::string::npos) << out.close_reason;
+    EXPECT_TRUE(node.collected.empty());
+  }
+}
+
+TEST(SyncSessionAlerts, OversizeOrMalformedAlertsCloseTheSessionAndStoreNothing) {
+  MemStore hq(id_of(1));
+  hq.collects = true;
+  SyncSession s(hq);
+  (void)s.on_message(hello_from(id_of(2), {}, kFeatureAlerts), 0);
+  std::vector<AlertRecord> many;
+  for (std::uint64_t i = 1; i <= limits::kSyncAlertsPerMessageMax + 1; ++i) many.push_back(alert_of(i));
+  auto out = s.on_message(encode_message(AlertsMsg{many}), 0);
+  EXPECT_TRUE(out.close);
+  ASSERT_EQ(count_of<ErrorMsg>(out), 1u);
+  EXPECT_NE(out.close_reason.find("malformed ALERTS"), std::string::npos) << out.close_reason;
+  EXPECT_TRUE(hq.collected[id_of(2)].empty());
+  // The session is over: a good message after it changes nothing either.
+  EXPECT_TRUE(s.on_message(encode_message(AlertsMsg{{alert_of(1)}}), 0).send.empty());
+  EXPECT_TRUE(hq.collected[id_of(2)].empty());
+}
+
+TEST(SyncSessionAlerts, AStoreSendsItsAlertsOnlyAfterHqAsksOneMessageAtATimeFromHqsCursor) {
+  MemStore store(id_of(1));
+  for (std::uint64_t i = 1; i <= limits::kSyncAlertsPerMessageMax + 10; ++i) store.own_alerts.push_back(alert_of(i));
+  SyncSession s(store);
+  EXPECT_EQ(count_of<AlertsMsg>(s.on_message(hello_from(id_of(2), {}, kFeatureAlerts), 0)), 0u)
+      << "alerts sent before HQ said which it holds";
+  EXPECT_EQ(count_of<AlertsMsg>(s.pump()), 0u);
+  // HQ holds up to id 3 (they arrived in an earlier session).
+  auto first = s.on_message(encode_message(AlertsAckMsg{3}), 0);
+  ASSERT_EQ(count_of<AlertsMsg>(first), 1u);
+  const auto batch = std::get<AlertsMsg>(decoded(first)[0]).alerts;
+  ASSERT_EQ(batch.size(), limits::kSyncAlertsPerMessageMax);
+  EXPECT_EQ(batch.front().id, 4u);
+  EXPECT_EQ(count_of<AlertsMsg>(s.pump()), 0u) << "a second ALERTS before the first was acknowledged";
+  auto second = s.on_message(encode_message(AlertsAckMsg{batch.back().id}), 0);
+  ASSERT_EQ(count_of<AlertsMsg>(second), 1u);
+  const auto rest = std::get<AlertsMsg>(decoded(second)[0]).alerts;
+  ASSERT_EQ(rest.size(), 7u);
+  EXPECT_EQ(rest.front().id, batch.back().id + 1);
+  EXPECT_EQ(count_of<AlertsMsg>(s.on_message(encode_message(AlertsAckMsg{rest.back().id}), 0)), 0u);
+  // An acknowledgement that goes backwards does not make the store resend what HQ holds.
+  EXPECT_EQ(count_of<AlertsMsg>(s.on_message(encode_message(AlertsAckMsg{1}), 0)), 0u);
+  // A new alert goes out with the next pump.
+  store.own_alerts.push_back(alert_of(rest.back().id + 1));
+  EXPECT_EQ(count_of<AlertsMsg>(s.pump()), 1u);
 }
 
 }  // namespace

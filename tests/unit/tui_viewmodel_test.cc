@@ -614,6 +614,110 @@ TEST(TuiDetail, RecentErrorsListTheAlertsAboutThatNodeAndItsLastLinkError) {
   EXPECT_NE(text.find("Link history"), std::string::npos) << text;
 }
 
+// --- HQ's view of its stores: their alerts, their contact while down ---
+
+// GET /admin/v1/alerts at HQ: its own alert and two that store-1 reported over sync.
+Json hq_alerts_with_store_alerts() {
+  auto alert = [](std::uint64_t id, std::uint64_t at, const std::string& kind, const std::string& source,
+                  const std::string& source_name, const std::string& message) {
+    return Json{{"id", id},         {"at_ms", at},         {"kind", kind},         {"node", source},
+                {"message", message}, {"source", source}, {"source_name", source_name}};
+  };
+  return Json{{"alerts", Json::array({alert(2, kNow - 1000, "refused_spend", kS1, "store-1", "spend of 30.00 refused"),
+                                      alert(1, kNow - 2000, "refused_spend", kS1, "store-1", "spend of 5.00 refused"),
+                                      alert(1, kNow - 3000, "clock_skew", kHq, "hq", "store-2 clock differs")})},
+              {"counts", {{"refused_spend", 2}, {"clock_skew", 1}}},
+              {"total", 3},
+              {"by_source", Json::array({Json{{"node_id", kHq}, {"name", "hq"}, {"count", 1}},
+                                         Json{{"node_id", kS1}, {"name", "store-1"}, {"count", 2}}})}};
+}
+
+TEST(TuiHqView, StoreAlertsAreCountedPerStoreInTheOverviewAndTheAlertsViewNamesTheStore) {
+  Snapshot s;
+  s.node = hq_node({{kHq, 5}});
+  s.peers = {{"peers", Json::array({connected_peer(kS1, "store-1", {{kHq, 5}})})}};
+  s.roster = roster3();
+  s.alerts = hq_alerts_with_store_alerts();
+  Overview o = must_build(s);
+  EXPECT_EQ(o.alerts_total, 3u);
+  EXPECT_NE(overview_header(o, "now")[1].find("alerts 3"), std::string::npos) << overview_header(o, "now")[1];
+  const NodeRow* s1 = row_named(o, "store-1");
+  ASSERT_NE(s1, nullptr);
+  EXPECT_EQ(s1->alerts, 2u);
+  EXPECT_EQ(o.rows[0].alerts, 1u);  // hq's own
+  // A wide screen has an ALERTS column; the selected row's summary says it at any width.
+  std::string title = overview_title_line(120);
+  std::size_t col = title.find("ALERTS");
+  ASSERT_NE(col, std::string::npos) << title;
+  EXPECT_EQ(overview_row_line(o, *s1, 120).substr(col, 6), "     2") << title << "\n" << overview_row_line(o, *s1, 120);
+  EXPECT_EQ(overview_row_line(o, *row_named(o, "store-2"), 120).substr(col, 6), "     0");
+  EXPECT_NE(selected_row_summary(o, *s1, 80).find("2 alerts raised there"), std::string::npos)
+      << selected_row_summary(o, *s1, 80);
+  EXPECT_EQ(overview_title_line(100).find("ALERTS"), std::string::npos) << "100 columns keep BEHIND BY ORIGIN";
+  // --once: per node in text and JSON.
+  std::string text = overview_text(o, "now");
+  EXPECT_NE(text.find("alerts by node (held at hq):\n  hq: 1\n  store-1: 2\n"), std::string::npos) << text;
+  Json j = overview_json(o, kNow);
+  EXPECT_EQ(j["alerts_total"], 3);
+  EXPECT_EQ(j["nodes"][1]["name"], "store-1");
+  EXPECT_EQ(j["nodes"][1]["alerts"], 2);
+
+  // The alerts view names the store each alert came from, and counts per store.
+  Parsed<AlertsView> v = parse_alerts(s.alerts);
+  ASSERT_TRUE(v.ok()) << v.error;
+  auto lines = alerts_lines(*v.value, o.names, "", 100);
+  EXPECT_NE(lines[0].find("from store-1 2, hq 1"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("FROM"), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[2].find("store-1"), 15u) << lines[2];
+  EXPECT_NE(lines[2].find("spend of 30.00 refused"), std::string::npos) << lines[2];
+  EXPECT_EQ(lines[4].find("hq"), 15u) << lines[4];
+  // Filtering by the store shows only its alerts.
+  auto only_s1 = alerts_lines(*v.value, o.names, "store-1", 100);
+  EXPECT_EQ(only_s1.size(), 4u);
+  // The store's detail lists the alerts it raised.
+  std::string detail = joined(node_detail_lines(o, *s1, &*v.value, 100));
+  EXPECT_NE(detail.find("2 alerts raised at store-1"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("spend of 5.00 refused"), std::string::npos) << detail;
+}
+
+TEST(TuiHqView, AStoreWhoseLinkIsDownShowsItsLastContactAndSinceWhenAndANeverSeenOneSaysSo) {
+  Snapshot s;
+  s.node = hq_node({{kHq, 5}});
+  Json down = {{"name", "store-1"},   {"node_id", kS1},       {"role", "store"}, {"address", "127.0.0.1:40000"},
+               {"direction", "inbound"}, {"state", "down"},   {"last_contact_ms", kNow - 95'000},
+               {"down_since_ms", kNow - 90'000}, {"seen_since_start", true}, {"last_error", "peer hung up"},
+               {"history", Json::array()}};
+  Json never = {{"name", "store-2"}, {"node_id", kS2}, {"role", "store"}, {"state", "down"},
+                {"last_contact_ms", nullptr}, {"down_since_ms", nullptr}, {"seen_since_start", false}};
+  s.peers = {{"peers", Json::array({down, never})}};
+  s.roster = roster3();
+  s.alerts = no_alerts();
+  Overview o = must_build(s);
+  const NodeRow* s1 = row_named(o, "store-1");
+  ASSERT_NE(s1, nullptr);
+  EXPECT_EQ(s1->link, "down");
+  EXPECT_EQ(s1->last_contact_ms, kNow - 95'000);
+  EXPECT_EQ(s1->down_since_ms, kNow - 90'000);
+  std::string line = overview_row_line(o, *s1, 80);
+  EXPECT_NE(line.find(" down "), std::string::npos) << line;
+  EXPECT_NE(line.find("1m35"), std::string::npos) << "contact age:\n" << line;
+  ASSERT_FALSE(s1->problems.empty());
+  EXPECT_EQ(s1->problems[0], "no link to this node since " + format_clock(kNow - 90'000));
+  std::string detail = joined(node_detail_lines(o, *s1, nullptr, 100));
+  EXPECT_NE(detail.find("last contact 1m35 ago"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("link down since"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("(1m30)"), std::string::npos) << detail;
+
+  const NodeRow* s2 = row_named(o, "store-2");
+  ASSERT_NE(s2, nullptr);
+  EXPECT_NE(overview_row_line(o, *s2, 80).find("never"), std::string::npos) << overview_row_line(o, *s2, 80);
+  EXPECT_EQ(s2->problems[0], "no link to this node since hq started");
+  EXPECT_NE(joined(node_detail_lines(o, *s2, nullptr, 100)).find("never heard from since hq started"), std::string::npos);
+  Json j = overview_json(o, kNow);
+  EXPECT_EQ(j["nodes"][1]["down_since_ms"], kNow - 90'000);
+  EXPECT_EQ(j["nodes"][2]["seen_since_start"], false);
+}
+
 // --- formatting ---
 
 TEST(TuiFormat, AgesSkewsAndMoney) {

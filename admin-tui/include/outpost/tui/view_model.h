@@ -67,6 +67,11 @@ struct NodeRow {
   std::string direction;
   std::optional<std::uint64_t> last_contact_ms;     // viewed node's clock
   std::optional<std::uint64_t> connected_since_ms;  // viewed node's clock
+  std::optional<std::uint64_t> down_since_ms;       // its link went down then (viewed node's clock)
+  // False when the viewed node has not heard from it since it started (its last contact, if
+  // any, is from before); unknown for an older node that does not say.
+  std::optional<bool> seen_since_start;
+  std::optional<std::uint64_t> alerts;  // alerts it raised, as the viewed node holds them
   bool vv_known = false;
   bool vv_stale = false;  // remembered from an earlier refresh (the link is down now)
   std::map<std::string, std::uint64_t> version_vector;
@@ -100,7 +105,9 @@ struct Overview {
   std::vector<NodeRow> rows;                  // the viewed node first, then HQ nodes, then by name
   std::map<std::string, std::string> names;   // node id -> name, from roster, peers and self
   std::vector<std::string> notes;             // what is unavailable (older node), for the header
-  std::optional<std::uint64_t> alerts_total;  // alerts held by the node (up to its last 200)
+  std::optional<std::uint64_t> alerts_total;  // alerts held by the node: its own and its peers'
+  std::map<std::string, std::uint64_t> alerts_by_node;  // node id -> alerts it raised, held here
+  bool alerts_by_node_known = false;                    // false: an older node without the summary
   std::map<std::string, CheckpointInfo> checkpoints;  // by origin node id
   // HQ's newest chain-wide tree head set as the viewed node holds it (0: none).
   std::uint64_t tree_heads_version = 0;
@@ -173,13 +180,17 @@ struct Alert {
   std::uint64_t id = 0;
   std::uint64_t at_ms = 0;
   std::string kind, node, message;
+  std::string source, source_name;  // the node that raised it ("" from an older node: the viewed one)
 };
 struct AlertsView {
   std::vector<Alert> alerts;                                  // newest first
   std::vector<std::pair<std::string, std::uint64_t>> counts;  // most frequent kind first
+  // Alerts held per node that raised them, most first: (name, count).
+  std::vector<std::pair<std::string, std::uint64_t>> by_source;
 };
 Parsed<AlertsView> parse_alerts(const Json& alerts);
-// Header line with counts, then one line per alert matching `filter` ("" = all).
+// Header lines with counts per kind and per node that raised them, then one line per alert
+// matching `filter` ("" = all), naming the node it came from.
 std::vector<std::string> alerts_lines(const AlertsView& view, const std::map<std::string, std::string>& names,
                                       const std::string& filter, std::size_t width);
 

@@ -140,6 +140,22 @@ static_assert(kSyncBatchOpsMax * (kOpSignedBytesMax + 68) <= 4 * kSyncBatchBytes
 
 static_assert(kRosterNodesMax == kOriginsMax, "every origin is a roster node, and vice versa");
 
+// Alerts a node reports to HQ (ALERTS, docs/sync-protocol.md "Alerts"). One message carries at
+// most 64 alerts (about 40 KiB at every bound), one at a time per link until HQ acknowledges it;
+// a kind is a short snake_case word, a message one line of text. Ids fit SQLite's int64.
+inline constexpr std::size_t kSyncAlertsPerMessageMax = 64;
+inline constexpr std::size_t kAlertKindBytesMax = 32;
+inline constexpr std::size_t kAlertMessageBytesMax = 512;
+inline constexpr std::uint64_t kAlertIdMax = std::uint64_t{1} << 62;
+static_assert(kSyncAlertsPerMessageMax * (8 + 8 + 2 + kAlertKindBytesMax + 17 + 2 + kAlertMessageBytesMax) +
+                  64 < kLinkMessageBytesMax);
+// HQ keeps the newest this many alerts of each reporting node: a node that floods alerts only
+// pushes out its own, never another store's.
+inline constexpr std::size_t kPeerAlertsPerSourceMax = 500;
+// A node's last contact with each live peer is written to its database at most this often (and
+// at every link up and down), so that a restart still shows when each peer was last heard from.
+inline constexpr std::uint64_t kPeerContactPersistIntervalMs = 60'000;
+
 // HTTP: request bodies above this are refused with 413 before parsing.
 inline constexpr std::size_t kHttpBodyBytesMax = 64 * 1024;
 inline constexpr int kHttpReadTimeoutMs = 10'000;

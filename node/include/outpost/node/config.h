@@ -42,6 +42,13 @@ struct CheckpointConfig {
   std::uint32_t interval_ms = 60'000;
 };
 
+// Peer links: each side sends a keepalive ping after keepalive_ms without sending anything, so an
+// idle link stays open and its peer's last contact stays fresh (docs/admin-api.md, "GET
+// /admin/v1/peers"). At most a third of the links' idle timeout (limits::kLinkIdleTimeoutMs).
+struct LinkConfig {
+  std::uint32_t keepalive_ms = 10'000;
+};
+
 struct Config {
   std::string data_dir;
   std::string role = "store";  // store | hq
@@ -56,6 +63,7 @@ struct Config {
   std::uint32_t sync_interval_ms = 1000;
   RebalanceConfig rebalance;
   CheckpointConfig checkpoint;
+  LinkConfig link;
 };
 
 // Loads and validates a config file. Relative data_dir paths are resolved against the file's

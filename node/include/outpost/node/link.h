@@ -79,6 +79,10 @@ class Link {
   // the network carries; safe from any thread).
   std::uint64_t wire_bytes_sent() const;
   std::uint64_t wire_bytes_received() const;
+  // Milliseconds since the peer's last authenticated frame arrived (an application message's
+  // fragment, a keepalive ping, or the handshake's last message): its last sign of life, which
+  // the peer manager reports as the peer's last contact. Safe from any thread.
+  std::uint64_t ms_since_last_frame() const;
 
   // Installs the handlers and starts delivering messages, first those that arrived with the
   // handshake. Call once. on_message receives whole messages in order; on_close runs exactly

@@ -19,7 +19,7 @@
 namespace outpost::storage {
 
 // Schema version this binary writes. History in storage/src/store.cc (kMigrations).
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 // PRAGMA application_id of an Outpost database ("OPST").
 inline constexpr std::int32_t kApplicationId = 0x4f505354;
 
@@ -40,6 +40,33 @@ struct Alert {
   std::string kind;  // refused_spend, bad_signature, equivocation, revoked_peer, clock_skew, ...
   std::string node;  // node id hex the alert is about, may be empty
   std::string message;
+};
+
+// An alert another node raised and reported over sync (HQ keeps its stores' alerts). `source` is
+// the node whose authenticated link delivered it; `node` is what the alert is about.
+struct PeerAlert {
+  sync::NodeId source{};
+  std::int64_t source_id = 0;  // the source's own alert number
+  std::int64_t at_ms = 0;      // the source's clock when raised
+  std::int64_t received_ms = 0;
+  std::string kind;
+  std::string node;  // node id hex the alert is about, may be empty
+  std::string message;
+};
+
+// Alerts held per reporting node and kind.
+struct AlertCount {
+  sync::NodeId source{};
+  std::string kind;
+  std::int64_t count = 0;
+  std::int64_t latest_at_ms = 0;
+};
+
+// What a node remembers of a peer's link across restarts.
+struct PeerContact {
+  sync::NodeId node{};
+  std::int64_t last_contact_ms = 0;  // 0: never heard from
+  std::int64_t down_since_ms = 0;    // 0: up when written (or never up)
 };
 
 // An HQ-signed, versioned document as stored: its canonical body and the root's signature
@@ -184,6 +211,28 @@ class Store {
   // --- alerts (local to this node, newest first) ---
   Status add_alert(const Alert& a);
   Result<std::vector<Alert>> recent_alerts(std::size_t limit);
+
+  // Up to `limit` of this node's own alerts with an id above `after_id`, ascending.
+  Result<std::vector<Alert>> alerts_after(std::int64_t after_id, std::size_t limit);
+  // Own alerts held per kind (source: zero id).
+  Result<std::vector<AlertCount>> alert_counts();
+  // Makes the next own alert's id greater than `id` (after a restore from an old backup, HQ may
+  // already hold alerts under the ids this node would reuse).
+  Status reserve_alert_ids(std::int64_t id);
+
+  // --- alerts other nodes reported (storage/src/store_peers.cc) ---
+  // Stores `alerts` of `source`, ignoring ids already held, and keeps the newest
+  // limits::kPeerAlertsPerSourceMax of that source.
+  Status add_peer_alerts(const sync::NodeId& source, const std::vector<PeerAlert>& alerts);
+  // The highest alert id of `source` held (0 when none).
+  Result<std::int64_t> peer_alerts_cursor(const sync::NodeId& source);
+  // Newest first (by the source's clock): every source's, or only `source`'s.
+  Result<std::vector<PeerAlert>> recent_peer_alerts(const std::optional<sync::NodeId>& source, std::size_t limit);
+  Result<std::vector<AlertCount>> peer_alert_counts();
+
+  // --- last contact with each peer (storage/src/store_peers.cc) ---
+  Status put_peer_contact(const PeerContact& c);
+  Result<std::vector<PeerContact>> peer_contacts();
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}

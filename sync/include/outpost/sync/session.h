@@ -59,6 +59,25 @@ class SyncStore {
   // kRightsRequest event and the owner answers later with SyncSession::answer_rights (the
   // daemon does this to gather rights from other holders first, e.g. HQ relaying for stores).
   virtual bool defer_rights_requests() const { return false; }
+  // Alerts (docs/sync-protocol.md "Alerts"). `peer` is always the session's peer, which the
+  // daemon binds to the link's certificate: never a node id a message names.
+  // Receiver: the highest id of `peer`'s alerts this node holds, when it collects them (HQ);
+  // nullopt when it does not. The session asks for them with ALERTS_ACK after HELLO and accepts
+  // ALERTS only then.
+  virtual Result<std::optional<std::uint64_t>> alerts_wanted_from(const NodeId& /*peer*/) {
+    return std::optional<std::uint64_t>{};
+  }
+  // Receiver: durably stores alerts `peer` raised (ids already held are ignored) and returns the
+  // new highest id held. An error closes the session and nothing is stored.
+  virtual Result<std::uint64_t> accept_alerts(const NodeId& /*peer*/, const std::vector<AlertRecord>& /*alerts*/) {
+    return Status::unsupported("this node does not collect alerts");
+  }
+  // Sender: up to `max_alerts` of this node's own alerts with an id above `after`, ascending, to
+  // send to `peer`; empty when there are none or `peer` is not to receive them (only HQ is).
+  virtual Result<std::vector<AlertRecord>> alerts_for(const NodeId& /*peer*/, std::uint64_t /*after*/,
+                                                      std::size_t /*max_alerts*/) {
+    return std::vector<AlertRecord>{};
+  }
 };
 
 struct SessionEvent {
@@ -129,6 +148,10 @@ class SyncSession {
   // Sends each document (roster, rules, tree head set) this node holds in a newer version than the peer is
   // known to hold, so a roster accepted mid-session (an enrollment, a revocation) travels at once.
   void offer_documents(SessionOutput& out);
+  // Sends the next ALERTS once the peer asked for this node's alerts and acknowledged the last.
+  void offer_alerts(SessionOutput& out);
+  SessionOutput on_alerts(const AlertsMsg& m);
+  SessionOutput on_alerts_ack(const AlertsAckMsg& m);
   void send(SessionOutput& out, const Message& m);
 
   SyncStore& store_;
@@ -144,6 +167,9 @@ class SyncSession {
   std::uint64_t& peer_version(BlobKind kind);
   std::uint64_t peer_wall_ms_ = 0;
   std::uint64_t hello_local_ms_ = 0;
+  bool alerts_asked_ = false;                   // we sent ALERTS_ACK: the peer may send ALERTS
+  std::optional<std::uint64_t> alerts_cursor_;  // the peer holds our alerts up to this id
+  bool alerts_in_flight_ = false;               // an ALERTS of ours awaits its ALERTS_ACK
   bool closed_ = false;
   SessionStats stats_;
 };
