@@ -1,5 +1,5 @@
 // Status and Result<T>: how every Outpost module reports success and failure.
-// Lives in the lowest layer (crypto/) so that all modules share it. Value types; thread-compatible.
+// Lives in the lowest layer (base/) so that all modules share it. Value types; thread-compatible.
 // Exceptions from third-party libraries are caught at the boundary that reads bytes and become a
 // Status; nothing in the core throws across module boundaries.
 #pragma once
