@@ -414,7 +414,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   OUTPOST_RETURN_IF_ERROR(store_->append_op(sop, member ? &*member : &kNoMember));
   MemberState after = member ? *member : MemberState{};
   OUTPOST_RETURN_IF_ERROR(sync::apply_effects(after, op));
-  // Invariant: this node's rights never go below zero (DESIGN.md escrow counter).
+  // Invariant: this node's rights never go below zero (docs/architecture.md, "Escrow counter").
   OUTPOST_CHECK(after.points.rights(node_id_) >= 0 && after.wallet.rights(node_id_) >= 0);
 
   Reply reply;

@@ -119,7 +119,7 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, OpenMo
   sqlite3_busy_timeout(db, limits::kSqliteBusyTimeoutMs);
   sqlite3_extended_result_codes(db, 1);
   // A ledger must not rely on defaults: WAL for concurrent readers, FULL so that a commit is on
-  // disk before it returns (DESIGN.md failure model 1).
+  // disk before it returns (docs/architecture.md, failure rule 1).
   auto mode_r = d->prepare("PRAGMA journal_mode=WAL");
   if (!mode_r.is_ok()) return mode_r.status().with_context("open " + path);
   auto row = mode_r->step();

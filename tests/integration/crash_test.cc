@@ -1,10 +1,11 @@
-// Crash test (DESIGN.md failure model 1 and 4): a writer process issues ledger ops and reports
-// each answer on a pipe ("ACK <request_id> <seq> <hash>") only after the call returned; the test
-// kills it with SIGKILL at a random instant, many times, and after every kill checks that each
-// acknowledged op is in the database with the answer that was given, that the chain verifies,
-// and that the next writer continues at the right seq. Bounded: a fixed number of rounds and ops
-// per round; no assertion depends on timing (the random delay only picks where the kill lands).
-// Reproduce a schedule with OUTPOST_CRASH_SEED=N (kill instants also depend on the machine).
+// Crash test (docs/architecture.md, failure rules 1 and 4): a writer process issues ledger ops
+// and reports each answer on a pipe ("ACK <request_id> <seq> <hash>") only after the call
+// returned; the test kills it with SIGKILL at a random instant, many times, and after every kill
+// checks that each acknowledged op is in the database with the answer that was given, that the
+// chain verifies, and that the next writer continues at the right seq. Bounded: a fixed number of
+// rounds and ops per round; no assertion depends on timing (the random delay only picks where the
+// kill lands). Reproduce a schedule with OUTPOST_CRASH_SEED=N (kill instants also depend on the
+// machine).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>

@@ -1,8 +1,8 @@
 // Replication with real processes: HQ and three stores as separate outpostd processes on
-// 127.0.0.1 (ephemeral ports), enrolled through the CLI. Covers DESIGN.md failure model 2
-// (every acknowledged op reaches HQ and nodes converge), 3 (no balance below zero while a store
-// is cut off), 4 (kill -9 during sync loses nothing). Convergence is read through the CLI's
-// --json output; waits are bounded polls, never timed assertions.
+// 127.0.0.1 (ephemeral ports), enrolled through the CLI. Covers the failure rules of
+// docs/architecture.md 2 (every acknowledged op reaches HQ and nodes converge), 3 (no balance
+// below zero while a store is cut off), 4 (kill -9 during sync loses nothing). Convergence is
+// read through the CLI's --json output; waits are bounded polls, never timed assertions.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -222,9 +222,9 @@ TEST(ReplicationTest, RulesSignedAtARunningHqReachEveryStoreAndDecideTheEarnRate
   }
 }
 
-// DESIGN.md failure model 7 with real processes: a store restored from an old backup while HQ is
-// unreachable refuses to sign (it could reuse a seq HQ holds); once HQ is back it gets its own
-// newer ops back, then continues after them: no equivocation anywhere, balances intact.
+// Failure rule 7 (docs/architecture.md) with real processes: a store restored from an old backup
+// while HQ is unreachable refuses to sign (it could reuse a seq HQ holds); once HQ is back it gets
+// its own newer ops back, then continues after them: no equivocation anywhere, balances intact.
 TEST(ReplicationTest, StoreRestoredFromAnOldBackupSignsNothingUntilItHasItsOwnOpsBack) {
   Chain chain;
   ASSERT_TRUE(chain.start(1));

@@ -435,7 +435,7 @@ TEST_F(IdentityTest, ARunningLedgerPicksUpRulesAnotherProcessSignedOnRefresh) {
   EXPECT_EQ(hq->rules_json()["source"], "hq");
 }
 
-// --- backup, restore and the seq fence (DESIGN.md failure model 7) ---
+// --- backup, restore and the seq fence (docs/architecture.md, failure rule 7) ---
 
 // The regression this guards against: a store restored from an old backup signs ops with seqs
 // its peers already hold (equivocation) and may spend rights twice.

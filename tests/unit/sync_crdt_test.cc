@@ -1,10 +1,10 @@
 // CRDT state of sync/ (crdt.h, replica.h), the HLC clock (hlc.h) and program rules (rules.h).
 //  - Lattice laws of every merge (commutative, associative, idempotent, empty is identity) over
 //    random states from a fixed list of seeds plus one fresh seed per run.
-//  - The escrow invariant (DESIGN.md): K nodes each acting only through the checked API of their
-//    own view, gossiping at random; after every step the merged global state has value >= 0 and
-//    rights(i) >= 0 for every node, and every refusal happened only when the local view lacked
-//    rights. Companion tests show what a naive counter would allow.
+//  - The escrow invariant (docs/architecture.md): K nodes each acting only through the checked
+//    API of their own view, gossiping at random; after every step the merged global state has
+//    value >= 0 and rights(i) >= 0 for every node, and every refusal happened only when the local
+//    view lacked rights. Companion tests show what a naive counter would allow.
 //  - Replica: in-order apply, duplicates, gaps, double reversal, the effects of every op kind,
 //    and that merging replicas agrees with applying the union of their ops.
 // Every randomized failure prints "reproduce with seed=N"; OUTPOST_SEED=N runs only that seed.

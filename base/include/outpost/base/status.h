@@ -100,7 +100,7 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-// Always-on check for invariants whose breach would corrupt money or the log (STYLE.md habit 5).
+// Always-on check for invariants whose breach would corrupt money or the log (docs/style.md).
 // Active in release builds too: a ledger that detects its own corruption must stop, not continue.
 [[noreturn]] inline void check_failed(const char* expr, const char* file, int line) {
   std::cerr << "FATAL invariant violated: " << expr << " at " << file << ":" << line << std::endl;

@@ -1,8 +1,8 @@
 // Backup and restore of a node's data dir (docs/operations.md, "Backup and restore"), and the
 // data-dir lock that keeps two outpostd processes, or a restore and a running outpostd, off one
-// data dir. A restored node is fenced (Ledger::check_fence, DESIGN.md failure model 7) until it
-// has learned from its peers which of its own ops the chain holds. Used by the `outpost` CLI and
-// outpostd; not thread-safe (one caller per data dir, which the lock enforces for the daemon).
+// data dir. A restored node is fenced (Ledger::check_fence; docs/architecture.md, failure rule 7)
+// until it has learned from its peers which of its own ops the chain holds. Used by the `outpost`
+// CLI and outpostd; not thread-safe (one caller per data dir, which the lock enforces).
 #pragma once
 
 #include <string>

@@ -309,8 +309,8 @@ class Ledger {
 
   static Json op_json(const sync::SignedOp& op);
 
-  // --- restored from a backup (DESIGN.md failure model 7; docs/operations.md, "Backup and
-  // restore") ---
+  // --- restored from a backup (docs/architecture.md, failure rule 7; docs/operations.md,
+  // "Backup and restore") ---
   // A node must never sign a seq it already used: after a restore its database may lack its own
   // newest ops, which its peers hold. This "seq fence" keeps it from signing until it knows
   // (docs/security.md, "Seq fence"):

@@ -1,4 +1,4 @@
-// State-based CRDTs of Outpost's data model (DESIGN.md "Data model"):
+// State-based CRDTs of Outpost's data model (docs/architecture.md, "Data model"):
 //  - EscrowCounter: bounded counter (Balegas et al., SRDS 2015) for points and wallet. Entries
 //    only grow; value = sum(credit) - sum(debit); rights(i) = credit[i] + moves into i -
 //    moves out of i - debit[i]. Only node i lowers rights(i), and only when its own view shows

@@ -1,9 +1,9 @@
 // Program rules: tiers by rolling spend and the points earned per purchase. A value type with
 // validation and the pure functions that derive a tier and an earn amount (tiers are never stored
-// as truth, DESIGN.md "Tier"), and the canonical encoding of the rules document HQ signs with the
-// root key and sync carries to every node (docs/program-rules.md, "Signed rules"; pinned by
-// golden bytes in tests/unit/sync_crdt_test.cc). Integer arithmetic only. Value types and pure
-// functions; thread-compatible.
+// as truth: docs/architecture.md, "Data model"), and the canonical encoding of the rules document
+// HQ signs with the root key and sync carries to every node (docs/program-rules.md, "Signed rules";
+// pinned by golden bytes in tests/unit/sync_crdt_test.cc). Integer arithmetic only. Value types and
+// pure functions; thread-compatible.
 #pragma once
 
 #include <cstdint>

@@ -40,8 +40,9 @@ class SyncStore {
   virtual std::string software_version() const { return ""; }
   virtual std::uint32_t schema_version() const { return 0; }
   // Sees the peer's HELLO before anything else of the session is handled (the daemon learns
-  // from it how much of this node's own log the peer holds: DESIGN.md failure model 7). In a
-  // session bound to an authenticated peer, hello.node is that peer. An error closes the session.
+  // from it how much of this node's own log the peer holds: failure rule 7 in
+  // docs/architecture.md). In a session bound to an authenticated peer, hello.node is that peer.
+  // An error closes the session.
   virtual Status on_peer_hello(const HelloMsg& /*hello*/) { return Status::ok(); }
   // HQ-signed documents (roster, rules, tree head set): the version held, the document, and an
   // offer of a newer one from the peer (verified by the store; older or equal versions are
