@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -93,7 +94,8 @@ TEST(JobThreadTest, RunsJobsInSubmissionOrderAndRefusesPastItsQueueBound) {
 }
 
 TEST(JobThreadTest, StopHandsQueuedJobsOverCancelledInsteadOfDroppingThem) {
-  JobThread thread(4);
+  constexpr int kProbesMax = 20'000;  // hang guard of the wait below, 1 ms a probe
+  JobThread thread(kProbesMax + 2);   // never full: only stop() makes submit() refuse
   Gate gate;
   Reports reports;
   ASSERT_TRUE(thread.submit([&](bool cancelled) {
@@ -106,9 +108,9 @@ TEST(JobThreadTest, StopHandsQueuedJobsOverCancelledInsteadOfDroppingThem) {
   std::thread stopper([&] { thread.stop(); });
   // stop() has begun once submit() refuses; only then may the first job finish.
   bool refused = false;
-  for (int i = 0; i < 100'000 && !refused; ++i) {
+  for (int i = 0; i < kProbesMax && !refused; ++i) {
     refused = !thread.submit([](bool) {});
-    if (!refused) std::this_thread::yield();
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_TRUE(refused);
   gate.open();
@@ -190,11 +192,11 @@ TEST_F(LedgerWorkerTest, RequestsQueuedDuringABatchShareTheNextCommit) {
   first.wait_for(2);
   auto got = rest.wait_for(2 * kQueued);
   EXPECT_EQ(std::count(got.begin(), got.end(), "durable"), kQueued);
+  worker_->stop();  // the counters are updated after the answers: read them once it is done
   const LedgerWorker::Stats s = worker_->stats();
   EXPECT_EQ(s.batches, 2u) << "one commit for the held request, one for all that queued behind it";
   EXPECT_EQ(s.largest_batch, static_cast<std::uint64_t>(kQueued));
   EXPECT_EQ(s.failed_commits, 0u);
-  worker_->stop();
   worker_.reset();
   EXPECT_EQ(wallet_in_fresh_ledger(), kQueued + 1);
 }
