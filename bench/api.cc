@@ -26,24 +26,23 @@
 #include <iostream>
 #include <latch>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "outpost/crypto/crypto.h"
+#include "outpost/net/http_client.h"
 #include "outpost/node/config.h"
 #include "outpost/node/daemon.h"
 #include "outpost/node/ledger.h"
 #include "outpost/node/log.h"
-#include "bench_http.h"
 
 namespace {
 
-using outpost::bench::Client;
 using Clock = std::chrono::steady_clock;
 using outpost::node::Json;
+namespace net = outpost::net;
 
 constexpr double kTarget1Client = 0.5;
 constexpr double kTarget64Clients = 5.0;
@@ -145,11 +144,11 @@ struct GroupCommit {
 };
 
 GroupCommit group_commit(std::uint16_t admin_port, const std::string& admin_token) {
-  Client c(admin_port);
-  std::string body;
   GroupCommit g;
-  if (c.request("GET", "/admin/v1/node", admin_token, "", &body) != 200) return g;
-  Json j = Json::parse(body, nullptr, false);
+  auto res =
+      net::http_request({"127.0.0.1", admin_port}, {"GET", "/admin/v1/node", admin_token, {}, ""});
+  if (res.status != 200) return g;
+  Json j = Json::parse(res.body, nullptr, false);
   if (j.is_discarded() || !j.contains("group_commit")) return g;
   g.batches = j["group_commit"].value("batches", std::uint64_t{0});
   g.mutating_ops = j["group_commit"].value("mutating_ops", std::uint64_t{0});
@@ -170,7 +169,7 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
   std::vector<std::thread> threads;
   for (int t = 0; t < clients; ++t) {
     threads.emplace_back([&, t] {
-      Client c(port);
+      net::HttpClient c({"127.0.0.1", port});
       const std::string path = "/v1/members/" + members[t] + "/topup";
       ready.arrive_and_wait();
       while (!go.load()) std::this_thread::yield();
@@ -178,7 +177,7 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
         std::string body = R"({"request_id":"b)" + std::to_string(clients) + "-" + std::to_string(t) + "-" +
                            std::to_string(i) + R"(","amount_minor":1})";
         auto t0 = Clock::now();
-        int status = c.request("POST", path, token, body);
+        int status = c.request({"POST", path, token, {}, body}).status;
         if (status != 200) {
           failures++;
           if (status == 0) return;  // connection lost

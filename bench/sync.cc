@@ -20,14 +20,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "bench_http.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/net/http_client.h"
 #include "outpost/node/config.h"
 #include "outpost/node/daemon.h"
 #include "outpost/node/identity.h"
@@ -167,10 +166,9 @@ Running start_daemon(const std::string& dir, const std::string& role, std::vecto
 }
 
 Json admin_get(std::uint16_t port, const std::string& token, const std::string& path) {
-  outpost::bench::Client c(port);
-  std::string body;
-  if (c.request("GET", path, token, "", &body) != 200) return Json();
-  Json j = Json::parse(body, nullptr, false);
+  auto res = outpost::net::http_request({"127.0.0.1", port}, {"GET", path, token, {}, ""});
+  if (res.status != 200) return Json();
+  Json j = Json::parse(res.body, nullptr, false);
   return j.is_discarded() ? Json() : j;
 }
 

@@ -31,7 +31,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-targets=(outpost outpostd outpost-audit); [[ -d admin-tui/src ]] && ls admin-tui/src/*.cc >/dev/null 2>&1 && targets+=(outpost-top)
+targets=(outpost outpostd outpost-audit outpost-top)
 scripts/build.sh release "${targets[@]}" >&2
 BIN="$ROOT/build/release"
 OUTPOST="$BIN/node/outpost"

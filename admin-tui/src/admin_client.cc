@@ -24,13 +24,15 @@ std::string describe(FetchError error) {
 
 AdminClient::Got AdminClient::get(const std::string& target, bool allow_404) const {
   Got g;
-  HttpRequestOptions req;
+  net::HttpRequest req;
   req.target = target;
   req.bearer_token = token_;
-  req.connect_timeout_ms = connect_timeout_ms_;
-  req.response_timeout_ms = response_timeout_ms_;
-  req.cancel = cancel_;
-  HttpResponse res = http_request(endpoint_, req);
+  net::ClientOptions options;
+  options.connect_timeout_ms = connect_timeout_ms_;
+  options.response_timeout_ms = response_timeout_ms_;
+  options.user_agent = "outpost-top";
+  options.cancel = cancel_;
+  net::HttpResponse res = net::http_request(endpoint_, req, options);
   g.status = res.status;
   if (res.status == 0) {
     g.error = res.malformed ? FetchError::kBadResponse : FetchError::kUnreachable;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <clocale>
 #include <csignal>
@@ -19,9 +20,8 @@
 #include <string>
 
 #include "outpost/tui/admin_client.h"
-#include "outpost/tui/http_client.h"
-#include "ui.h"
 #include "outpost/tui/view_model.h"
+#include "ui.h"
 
 namespace {
 
@@ -40,25 +40,14 @@ volatile std::sig_atomic_t g_stop = 0;
 
 extern "C" void on_signal(int sig) { g_stop = sig; }
 
-const char kUsage[] =
-    "outpost-top: live terminal view of an Outpost chain through one node's admin API\n"
-    "\n"
-    "Usage: outpost-top [--admin HOST:PORT] [--token TOKEN | --token-file FILE]\n"
-    "                   [--interval-ms N] [--no-color] [--once [--json]]\n"
-    "\n"
-    "  --admin HOST:PORT   admin API to read (default 127.0.0.1:7002); HQ sees the whole chain\n"
-    "  --token TOKEN       an admin terminal's token (visible to ps: prefer the two below)\n"
-    "  --token-file FILE   read the token from FILE\n"
-    "  --interval-ms N     refresh every N ms, 100..600000 (default 1000)\n"
-    "  --no-color          no colours (also when NO_COLOR is set)\n"
-    "  --once              print the overview as plain text and exit\n"
-    "  --json              with --once: print it as JSON\n"
-    "  -h, --help          this help\n"
-    "\n"
-    "Environment: OUTPOST_ADMIN_TOKEN is the token when neither --token nor --token-file is given.\n"
-    "Keys: ? help, q quit, Enter detail, Esc back, / filter or search, m member, a alerts, Tab views.\n"
+// Said under the generated option list of --help.
+const char kHelpFooter[] =
+    "Environment: OUTPOST_ADMIN_TOKEN is the token when neither --token nor --token-file is "
+    "given.\n"
+    "Keys: ? help, q quit, Enter detail, Esc back, / filter or search, m member, a alerts, Tab "
+    "views.\n"
     "Exit codes: 0 ok, 2 bad usage or no terminal, 3 node unreachable, 4 token refused,\n"
-    "            5 unexpected answer from the node, 128+N ended by signal N.\n";
+    "            5 unexpected answer from the node, 128+N ended by signal N.";
 
 struct Options {
   std::string admin = "127.0.0.1:7002";
@@ -68,7 +57,6 @@ struct Options {
   bool no_color = false;
   bool once = false;
   bool json = false;
-  bool help = false;
 };
 
 int usage_error(const std::string& message) {
@@ -76,57 +64,33 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
-// Parses argv; returns an exit code on error.
+// Parses argv with CLI11. Returns an exit code when the program should end here: 0 after
+// --help, kExitUsage (message printed) for a bad command line.
 std::optional<int> parse_args(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::optional<std::string> inline_value;
-    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
-      inline_value = arg.substr(arg.find('=') + 1);
-      arg = arg.substr(0, arg.find('='));
-    }
-    auto value = [&]() -> std::optional<std::string> {
-      if (inline_value) return inline_value;
-      if (i + 1 >= argc) return std::nullopt;
-      return std::string(argv[++i]);
-    };
-    auto flag = [&](bool* b) -> std::optional<int> {
-      if (inline_value) return usage_error(arg + " takes no value");
-      *b = true;
-      return std::nullopt;
-    };
-    std::optional<int> err;
-    if (arg == "-h" || arg == "--help") {
-      err = flag(&o->help);
-    } else if (arg == "--once") {
-      err = flag(&o->once);
-    } else if (arg == "--json") {
-      err = flag(&o->json);
-    } else if (arg == "--no-color" || arg == "--no-colour") {
-      err = flag(&o->no_color);
-    } else if (arg == "--admin" || arg == "--token" || arg == "--token-file" || arg == "--interval-ms") {
-      auto v = value();
-      if (!v) return usage_error(arg + " needs a value");
-      if (arg == "--admin") o->admin = *v;
-      if (arg == "--token") o->token = *v;
-      if (arg == "--token-file") o->token_file = *v;
-      if (arg == "--interval-ms") {
-        const std::string& s = *v;
-        bool digits = !s.empty() && s.size() <= 7 && s.find_first_not_of("0123456789") == std::string::npos;
-        int ms = digits ? std::stoi(s) : -1;
-        if (ms < kIntervalMsMin || ms > kIntervalMsMax) {
-          return usage_error("--interval-ms must be a number from " + std::to_string(kIntervalMsMin) + " to " +
-                             std::to_string(kIntervalMsMax) + ", got '" + s + "'");
-        }
-        o->interval_ms = ms;
-      }
-    } else {
-      return usage_error("unknown argument '" + arg + "'");
-    }
-    if (err) return err;
+  CLI::App app{"outpost-top: live terminal view of an Outpost chain through one node's admin API"};
+  app.footer(kHelpFooter);
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "outpost-top: " + std::string(e.what()) + "\n(see outpost-top --help)\n";
+  });
+  std::string token, token_file;
+  app.add_option("--admin", o->admin, "admin API to read, HOST:PORT; HQ sees the whole chain")
+      ->capture_default_str();
+  auto* token_opt = app.add_option(
+      "--token", token, "an admin terminal's token (visible to ps: prefer the two below)");
+  app.add_option("--token-file", token_file, "read the token from FILE")->excludes(token_opt);
+  app.add_option("--interval-ms", o->interval_ms, "refresh every N ms")
+      ->check(CLI::Range(kIntervalMsMin, kIntervalMsMax))
+      ->capture_default_str();
+  app.add_flag("--no-color,--no-colour", o->no_color, "no colours (also when NO_COLOR is set)");
+  auto* once = app.add_flag("--once", o->once, "print the overview as plain text and exit");
+  app.add_flag("--json", o->json, "with --once: print it as JSON")->needs(once);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  if (o->json && !o->once) return usage_error("--json needs --once");
-  if (o->token && o->token_file) return usage_error("give --token or --token-file, not both");
+  if (app.count("--token")) o->token = token;
+  if (app.count("--token-file")) o->token_file = token_file;
   return std::nullopt;
 }
 
@@ -213,10 +177,6 @@ void install_signal_handlers() {
 int run(int argc, char** argv) {
   Options o;
   if (auto e = parse_args(argc, argv, &o)) return *e;
-  if (o.help) {
-    std::cout << kUsage;
-    return kExitOk;
-  }
   std::string parse_error;
   auto endpoint = parse_endpoint(o.admin, &parse_error);
   if (!endpoint) return usage_error(parse_error);

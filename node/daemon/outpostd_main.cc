@@ -1,6 +1,7 @@
-// outpostd: the Outpost node daemon. Usage: outpostd --config FILE. Exit codes: 0 clean stop,
-// 2 bad config or data dir, 3 cannot listen or other runtime failure.
-#include <cstring>
+// outpostd: the Outpost node daemon. Usage: outpostd --config FILE [--check] (CLI11; --help
+// lists the options). Exit codes: 0 clean stop, 2 bad command line, config or data dir, 3 cannot
+// listen or other runtime failure.
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <string>
 
@@ -10,41 +11,31 @@
 #include "outpost/node/log.h"
 
 namespace {
-void usage(std::ostream& out) {
-  out << "outpostd: the Outpost store/HQ daemon (POS API, admin API, peer sync)\n\n"
-         "Usage: outpostd --config FILE [--check]\n\n"
-         "Options:\n"
-         "  --config FILE  TOML config (see docs/operations.md)\n"
-         "  --check        validate the config and data dir, then exit\n"
-         "  --help         show this help\n\n"
-         "Stops cleanly on SIGTERM or SIGINT. Exit codes: 0 clean stop, 2 bad config or data dir,\n"
-         "3 runtime failure (cannot listen, I/O error).\n";
-}
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"outpostd: the Outpost store/HQ daemon (POS API, admin API, peer sync)"};
+  app.footer(
+      "Stops cleanly on SIGTERM or SIGINT. Exit codes: 0 clean stop, 2 bad config or data dir,\n"
+      "3 runtime failure (cannot listen, I/O error).");
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "outpostd: error: " + std::string(e.what()) + "\n(see outpostd --help)\n";
+  });
   std::string config_path;
   bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      usage(std::cout);
-      return 0;
-    } else if (a == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a.rfind("--config=", 0) == 0) {
-      config_path = a.substr(9);
-    } else if (a == "--check") {
-      check_only = true;
-    } else {
-      std::cerr << "outpostd: error: unknown argument '" << a << "'\n";
-      usage(std::cerr);
-      return 2;
-    }
+  // Checked after parsing rather than marked required: an unknown option is then named first.
+  app.add_option("--config", config_path, "TOML config, required (see docs/operations.md)");
+  app.add_flag("--check", check_only, "validate the config and data dir, then exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
   if (config_path.empty()) {
-    std::cerr << "outpostd: error: --config FILE is required\n";
-    return 2;
+    std::cerr << "outpostd: error: --config FILE is required\n(see outpostd --help)\n";
+    return kExitUsage;
   }
   if (!outpost::crypto::init().is_ok()) {
     std::cerr << "outpostd: error: libsodium failed to initialize\n";

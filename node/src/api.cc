@@ -263,32 +263,52 @@ void Api::authenticate(const HttpRequest& req, const Responder& respond, const c
       *terminal = **t;
     }
   };
-  task.done = [result, terminal, respond, want_admin, forbidden, on_ok = std::move(on_ok)](bool) {
+  task.done = [this, result, terminal, respond, want_admin, forbidden,
+               on_ok = std::move(on_ok)](bool ran) {
+    if (!ran) return respond(worker_refusal(false));
     if (result->status != 200) return respond(std::move(*result));
     if (want_admin && terminal->role != "admin") return respond(forbidden(*terminal));
     guarded(respond, [&] { on_ok(*terminal); });
   };
-  if (!worker_.submit(std::move(task))) {
-    respond(http_error(503, "overloaded", "the node is shutting down or its queue is full; retry"));
+  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
+}
+
+HttpResponse Api::health() const {
+  if (Status failed = worker_.failure(); !failed.is_ok()) {
+    return http_error(503, "storage_failed", failed.message());
   }
+  return HttpResponse{200, R"({"ok":true})"};
+}
+
+HttpResponse Api::worker_refusal(bool at_submit) const {
+  if (Status failed = worker_.failure(); !failed.is_ok()) {
+    return http_error(503, "storage_failed",
+                      failed.message() + "; nothing of this request was done");
+  }
+  if (at_submit) {
+    return http_error(503, "overloaded", "the node is shutting down or its queue is full; retry");
+  }
+  return http_error(503, "unavailable",
+                    "the node's database was busy and nothing of this request was done; retry");
 }
 
 void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn, After after) {
-  auto result = std::make_shared<HttpResponse>();
+  // Status 0 until the task runs: a task answered not durable without having run (the worker
+  // latched a failed commit, or could not begin its batch) is told apart from one that ran.
+  auto result = std::make_shared<HttpResponse>(0, "");
   LedgerWorker::Task task;
   task.mutating = mutating;
   task.run = [result, fn = std::move(fn)](Ledger& ledger) { *result = fn(ledger); };
-  task.done = [result, respond, mutating, after](bool durable) {
-    if (mutating && !durable && result->status == 200) {
+  task.done = [this, result, respond, after](bool durable) {
+    if (!durable && result->status == 0) return respond(worker_refusal(false));
+    if (!durable && result->status == 200) {
       respond(http_error(503, "not_durable", "the operation could not be made durable; nothing was recorded, retry with the same request_id"));
       return;
     }
     if (after && after(*result, respond)) return;
     respond(std::move(*result));
   };
-  if (!worker_.submit(std::move(task))) {
-    respond(http_error(503, "overloaded", "the node is shutting down or its queue is full; retry"));
-  }
+  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
 }
 
 void Api::authorized(const HttpRequest& req, const Responder& respond, const char* role,
@@ -302,7 +322,7 @@ void Api::handle_pos(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
   if (is_health(parts, false)) {
     if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));
-    return respond(HttpResponse{200, R"({"ok":true})"});
+    return respond(health());
   }
   authenticate(req, respond, "pos", [this, req, respond, parts](const storage::Terminal& terminal) {
     if (auto no = no_route(req, pos_route_methods(parts))) return respond(std::move(*no));
@@ -695,7 +715,7 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
   auto parts = split_path(req.path);
   if (is_health(parts, true)) {
     if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));
-    return respond(HttpResponse{200, R"({"ok":true})"});
+    return respond(health());
   }
   authenticate(req, respond, "admin", [this, req, respond, parts](const storage::Terminal&) {
     // Extension routes (the peer manager's) come first, so that a route it adds works before this

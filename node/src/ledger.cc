@@ -297,14 +297,7 @@ std::optional<crypto::PublicKey> Ledger::origin_key(const NodeId& origin) const 
   if (roster_) {
     if (auto key = roster_->signing_key(origin)) return key;
   }
-  for (const auto& [id, k] : known_keys_) {
-    if (id == origin) return k;
-  }
   return std::nullopt;
-}
-
-void Ledger::add_known_key(const NodeId& origin, const crypto::PublicKey& key) {
-  known_keys_.emplace_back(origin, key);
 }
 
 Json Ledger::refusal(const char* code, const std::string& message) const {
@@ -327,8 +320,6 @@ Status Ledger::commit_batch() {
   batch_.reset();
   return st;
 }
-
-void Ledger::abort_batch() { batch_.reset(); }
 
 namespace {
 // Whether the op a request_id already made (`made`) is the operation asked for now (`asked`):
@@ -1151,8 +1142,7 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       return st;
     }
     if (op.origin == node_id_) found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
-    if ((roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) ||
-        (op_allowed_ && !op_allowed_(op.origin, op.seq))) {
+    if (roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) {
       return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
     }
     if (op.prev != head.hash) {

@@ -1,37 +1,31 @@
 #include "outpost/node/worker.h"
 
+#include <algorithm>
+
 #include "outpost/node/log.h"
 
 namespace outpost::node {
 
-LedgerWorker::LedgerWorker(std::unique_ptr<Ledger> ledger) : ledger_(std::move(ledger)) {}
+LedgerWorker::LedgerWorker(std::unique_ptr<Ledger> ledger)
+    : ledger_(std::move(ledger)),
+      // Batches taken while stopping still run: stop() drains every queued request durably.
+      thread_(kQueueTasksMax, kBatchTasksMax,
+              [this](std::vector<Task>& batch, bool) { run_batch(batch); }) {}
 
 LedgerWorker::~LedgerWorker() { stop(); }
 
-void LedgerWorker::start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (started_) return;
-  started_ = true;
-  thread_ = std::thread([this] { loop(); });
-}
+void LedgerWorker::start() { thread_.start(); }
 
-void LedgerWorker::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void LedgerWorker::stop() { thread_.stop(); }
 
 bool LedgerWorker::submit(Task task) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || queue_.size() >= kQueueTasksMax) return false;
-    queue_.push_back(std::move(task));
-  }
-  cv_.notify_one();
-  return true;
+  if (!failure().is_ok()) return false;
+  return thread_.submit(std::move(task));
+}
+
+Status LedgerWorker::failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
 }
 
 LedgerWorker::Stats LedgerWorker::stats() const {
@@ -39,42 +33,46 @@ LedgerWorker::Stats LedgerWorker::stats() const {
   return stats_;
 }
 
-void LedgerWorker::loop() {
-  while (true) {
-    std::deque<Task> batch;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      while (!queue_.empty() && batch.size() < kBatchTasksMax) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    run_batch(batch);
+void LedgerWorker::refuse(std::vector<Task>& batch) {
+  for (auto& t : batch) {
+    if (t.done) t.done(false);
   }
 }
 
-void LedgerWorker::run_batch(std::deque<Task>& batch) {
-  bool any_mutating = false;
-  for (const auto& t : batch) any_mutating |= t.mutating;
-  bool durable = true;
+void LedgerWorker::latch(const Status& commit_error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.failed_commits += 1;
+  if (!failure_.is_ok()) return;
+  failure_ =
+      Status::unavailable("a group commit to the database failed (" + commit_error.to_string() +
+                          "); the node refuses every request until outpostd is restarted");
+}
+
+void LedgerWorker::run_batch(std::vector<Task>& batch) {
+  // Latched: the tasks queued before the failure are refused like the ones submitted after it.
+  if (!failure().is_ok()) return refuse(batch);
+  const bool any_mutating =
+      std::any_of(batch.begin(), batch.end(), [](const Task& t) { return t.mutating; });
   if (any_mutating) {
+    // Not latched: a busy database (an `outpost` CLI writer holding the lock past the busy
+    // timeout) fails BEGIN without anything having been written; the next batch tries again.
     Status st = ledger_->begin_batch();
     if (!st.is_ok()) {
       log(LogLevel::kError, "cannot begin batch", {{"error", st.to_string()}});
-      for (auto& t : batch) {
-        if (t.done) t.done(false);
-      }
-      return;
+      return refuse(batch);
     }
   }
   for (auto& t : batch) t.run(*ledger_);
+  bool durable = true;
   if (any_mutating) {
     Status st = ledger_->commit_batch();
     if (!st.is_ok()) {
       durable = false;
-      log(LogLevel::kError, "group commit failed; no answer of this batch is given as success",
+      latch(st);
+      log(LogLevel::kError,
+          "group commit failed; no answer of this batch is given as success and the node refuses "
+          "every "
+          "request until it is restarted",
           {{"error", st.to_string()}, {"tasks", std::to_string(batch.size())}});
     }
   }
@@ -84,11 +82,10 @@ void LedgerWorker::run_batch(std::deque<Task>& batch) {
     if (t.done) t.done(durable || !t.mutating);
   }
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.batches += any_mutating ? 1 : 0;
+  stats_.batches += any_mutating && durable ? 1 : 0;
   stats_.tasks += batch.size();
   stats_.mutating_tasks += mutating;
-  stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, mutating);
-  stats_.failed_commits += durable ? 0 : 1;
+  stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, durable ? mutating : 0);
 }
 
 }  // namespace outpost::node

@@ -272,7 +272,6 @@ TEST_F(AuditProofTest, VersionOneProofIsUnsupportedAndAlteredPathIsInvalid) {
             Code::kInvalidArgument);
 }
 
-#ifdef OUTPOST_AUDIT_CLI
 test::CommandResult audit_cli(const std::vector<std::string>& args) {
   return test::run_command(OUTPOST_AUDIT_CLI, args);
 }
@@ -415,7 +414,6 @@ TEST_F(ConsistencyCliTest, MalformedInputsAreUsageErrorsAndAForgedHeadIsNotConsi
   EXPECT_TRUE(help.exit.exited_with(0));
   EXPECT_NE(help.out.find("--bundle"), std::string::npos) << help.out;
 }
-#endif
 
 }  // namespace
 }  // namespace outpost

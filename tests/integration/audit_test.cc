@@ -1218,7 +1218,6 @@ TEST_F(AuditTest, ExplainTracesAMembersBalanceThroughEveryOrigin) {
 
 // --- the binaries ---
 
-#ifdef OUTPOST_AUDIT_CLI
 test::CommandResult audit_cli(const std::vector<std::string>& args) {
   return test::run_command(OUTPOST_AUDIT_CLI, args);
 }
@@ -1379,7 +1378,6 @@ TEST_F(AuditTest, CheckpointExportVerifyProveAndExplainThroughTheBinaries) {
   EXPECT_EQ(Json::parse(explain_json.out)["recomputed"]["wallet"]["value"], 4300);
   EXPECT_TRUE(audit_cli({"explain", out, "49999999", "--root", root_hex}).exit.exited_with(2));
 }
-#endif
 
 }  // namespace
 }  // namespace outpost

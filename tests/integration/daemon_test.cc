@@ -3,6 +3,7 @@
 // SIGKILL while clients are sending (nothing acknowledged is lost), and refusal to start on a bad
 // config or a taken port. Clients are bounded (threads x ops); waits are bounded; nothing here
 // asserts on how long anything took.
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -17,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
+#include "outpost/node/ledger.h"
+#include "outpost/storage/sqlite.h"
 #include "outpostd_harness.h"
 
 namespace outpost::test {
@@ -375,6 +376,34 @@ TEST(DaemonTest, SigintStopsCleanlyWithExitZero) {
   ASSERT_TRUE(node.stop(SIGINT, &exit));
   EXPECT_TRUE(exit.exited_with(0)) << node.process()->describe();
   EXPECT_NE(node.process()->stderr_text().find("reason=SIGINT"), std::string::npos);
+}
+
+// A writer outside the daemon (an `outpost` CLI command) holding the database past the busy
+// timeout fails one batch's BEGIN: its requests are refused 503 unavailable with nothing written,
+// and the node serves as soon as the lock is gone. Nothing was written, so a busy database is not
+// latched like a failed commit (worker_test.cc covers that latch).
+TEST(DaemonTest, BusyDatabaseRefusesOneBatchWithoutLatchingTheNode) {
+  OutpostNode node;
+  ASSERT_TRUE(node.init());
+  ASSERT_TRUE(node.start());
+  const std::string member = enroll_members(node, 1, 100).at(0);
+  HttpClient c = node.pos_client();
+  const Json topup = {{"request_id", "busy-1"}, {"amount_minor", 5}};
+  {
+    auto db = storage::Database::open(node.data_dir() + "/" + outpost::node::kDbFile,
+                                      storage::OpenMode::kExisting);
+    ASSERT_TRUE(db.is_ok()) << db.status().to_string();
+    ASSERT_TRUE((*db)->exec("BEGIN IMMEDIATE").is_ok());
+    HttpResult r = c.post("/v1/members/" + member + "/topup", topup);
+    EXPECT_EQ(r.status, 503) << r.describe();
+    EXPECT_EQ(r.json().value("error", ""), "unavailable") << r.describe();
+    ASSERT_TRUE((*db)->exec("ROLLBACK").is_ok());
+  }
+  EXPECT_EQ(c.get("/v1/health").status, 200) << "not latched";
+  HttpResult again = c.post("/v1/members/" + member + "/topup", topup);
+  ASSERT_EQ(again.status, 200) << again.describe();
+  EXPECT_FALSE(again.json().contains("replayed")) << "the refused request had written nothing";
+  EXPECT_EQ(again.json()["wallet"].value("balance", std::int64_t{0}), 105);
 }
 
 TEST(DaemonTest, LogLinesAreStructuredKeyValues) {

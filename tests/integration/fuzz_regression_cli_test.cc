@@ -10,7 +10,6 @@
 namespace outpost {
 namespace {
 
-#ifdef OUTPOST_AUDIT_CLI
 // `outpost-audit explain` without --root takes the root key the bundle's manifest names; it read
 // it with Json::value(), which throws for a manifest that is not an object or names the key with
 // another type, so the command died (SIGABRT) instead of asking for --root.
@@ -23,7 +22,6 @@ TEST(FuzzRegressionCli, ExplainWithAManifestRootKeyOfTheWrongTypeAsksForRootInst
     EXPECT_TRUE(r.exit.exited_with(2)) << manifest << ": " << r.describe();
   }
 }
-#endif
 
 }  // namespace
 }  // namespace outpost

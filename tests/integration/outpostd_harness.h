@@ -1,32 +1,26 @@
 // Test harness for outpostd: a node in a temporary directory (data dir made and terminals added
 // through the real `outpost` CLI, a config on ephemeral 127.0.0.1 ports), the daemon as a child
-// process (test_process.h), and a small blocking HTTP/1.1 client whose every read is bounded.
-// Used by the API, daemon and multi-node tests. Objects are owned by one thread each (an
-// HttpClient per client thread).
+// process (test_process.h), and the project's HTTP client (net/) with the test's bounds. Raw
+// bytes for abuse tests go through TcpConnection (raw_tcp.h). Used by the API, daemon and
+// multi-node tests. Objects are owned by one thread each (an HttpClient per client thread).
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include "../unit/test_util.h"
+#include "outpost/net/http_client.h"
+#include "raw_tcp.h"
 #include "test_process.h"
 
 #ifndef OUTPOST_DAEMON
@@ -43,132 +37,22 @@ using Json = nlohmann::json;
 inline const std::string kOutpostdPath = OUTPOST_DAEMON;
 inline const std::string kCliPath = OUTPOST_CLI;
 
-// A TCP connection to 127.0.0.1 with bounded receives. Move-only; closes on destruction.
-class TcpConnection {
- public:
-  enum class Read { kData, kClosed, kTimeout, kError };
-
-  TcpConnection() = default;
-  ~TcpConnection() { close(); }
-  TcpConnection(TcpConnection&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  TcpConnection& operator=(TcpConnection&& o) noexcept {
-    if (this != &o) {
-      close();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-
-  // Connects to 127.0.0.1:port. On failure returns false and sets `error`.
-  bool connect(std::uint16_t port, std::string* error) {
-    close();
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return fail(error, "socket");
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      bool r = fail(error, "connect to 127.0.0.1:" + std::to_string(port));
-      close();
-      return r;
-    }
-    return true;
-  }
-  bool is_open() const { return fd_ >= 0; }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
-  // Sends all of `data`. Returns false (and sets `error`) if the peer closed or reset.
-  bool send_all(std::string_view data, std::string* error) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return fail(error, "send");
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-
-  // Appends what arrives to `out`, waiting at most until `deadline` for the first byte.
-  Read read_some(std::string& out, std::chrono::steady_clock::time_point deadline) {
-    while (true) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return Read::kTimeout;
-      pollfd p{fd_, POLLIN, 0};
-      int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return Read::kError;
-      if (r == 0) continue;
-      char buf[16384];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return errno == ECONNRESET ? Read::kClosed : Read::kError;
-      if (n == 0) return Read::kClosed;
-      out.append(buf, static_cast<std::size_t>(n));
-      return Read::kData;
-    }
-  }
-
-  // Returns true if the peer has not closed (or reset) the connection; consumes nothing.
-  bool still_open() {
-    if (fd_ < 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return true;  // nothing to read: open
-    char c;
-    ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n > 0;  // data pending still means open; 0 = EOF, <0 = reset
-  }
-
-  // Reads until the peer closes the connection (or resets it). Returns false if it is still open
-  // at the bound. Everything received is appended to `received`.
-  bool wait_closed_by_peer(std::string* received = nullptr,
-                           std::chrono::milliseconds bound = kWaitBoundDefault) {
-    auto deadline = std::chrono::steady_clock::now() + bound;
-    std::string sink;
-    while (true) {
-      switch (read_some(received ? *received : sink, deadline)) {
-        case Read::kData: continue;
-        case Read::kClosed:
-        case Read::kError: return true;
-        case Read::kTimeout: return false;
-      }
-    }
-  }
-
- private:
-  static bool fail(std::string* error, const std::string& what) {
-    if (error) *error = what + ": " + strerror(errno);
-    return false;
-  }
-  int fd_ = -1;
-};
-
-struct HttpResult {
-  int status = 0;     // 0: no (complete) response; `error` says why
-  std::string error;  // transport failure, when status == 0
-  std::map<std::string, std::string> headers;  // names lower-cased
-  std::string body;
-
+// The result of one request, with the body as JSON for the assertions.
+struct HttpResult : net::HttpResponse {
+  HttpResult() = default;
+  explicit HttpResult(net::HttpResponse r) : net::HttpResponse(std::move(r)) {}
   // The body as JSON, or a discarded value when it is not JSON.
   Json json() const { return Json::parse(body, nullptr, false); }
-  std::string describe() const {
-    return status ? "HTTP " + std::to_string(status) + " " + body : "no response: " + error;
-  }
 };
 
-// A blocking HTTP/1.1 client on one keep-alive connection to 127.0.0.1:port. It reconnects
-// before the next request after the server closed the connection; it never resends a request.
+// The tests' HTTP client: net::HttpClient on one keep-alive connection to 127.0.0.1:port, with
+// the test's bound on connect and on each exchange. It reconnects before the next request after
+// the server closed the connection; it never resends a request.
 class HttpClient {
  public:
   HttpClient(std::uint16_t port, std::string token = "",
              std::chrono::milliseconds bound = kWaitBoundDefault)
-      : port_(port), token_(std::move(token)), bound_(bound) {}
+      : token_(std::move(token)), client_(net::Endpoint{"127.0.0.1", port}, options(bound)) {}
 
   HttpResult get(const std::string& target) { return request("GET", target, ""); }
   HttpResult post(const std::string& target, const Json& body) {
@@ -178,100 +62,32 @@ class HttpClient {
     return request("POST", target, body);
   }
   void set_token(std::string token) { token_ = std::move(token); }
-  bool connected() const { return conn_.is_open(); }
+  bool connected() const { return client_.connected(); }
 
   // Sends one request; `extra_headers` are complete "Name: value" lines without CRLF.
   HttpResult request(const std::string& method, const std::string& target, const std::string& body,
                      const std::vector<std::string>& extra_headers = {}) {
-    HttpResult r;
-    // A keep-alive connection the server has closed meanwhile (idle deadline) is replaced
-    // before sending; nothing is ever sent twice.
-    if (conn_.is_open() && !conn_.still_open()) conn_.close();
-    if (!conn_.is_open()) {
-      pending_.clear();
-      if (!conn_.connect(port_, &r.error)) return r;
+    net::HttpRequest req{method, target, token_, {}, body};
+    for (const std::string& line : extra_headers) {
+      const std::size_t colon = line.find(':');
+      const std::size_t value = line.find_first_not_of(' ', colon + 1);
+      req.headers.emplace_back(line.substr(0, colon),
+                               value == std::string::npos ? "" : line.substr(value));
     }
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    if (!token_.empty()) req += "Authorization: Bearer " + token_ + "\r\n";
-    for (const auto& h : extra_headers) req += h + "\r\n";
-    if (!body.empty() || method == "POST" || method == "PUT") {
-      req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-             "\r\n";
-    }
-    req += "\r\n" + body;
-    if (!conn_.send_all(req, &r.error)) {
-      conn_.close();
-      return r;
-    }
-    read_response(r);
-    std::string connection = r.headers["connection"];
-    std::transform(connection.begin(), connection.end(), connection.begin(), ::tolower);
-    if (r.status == 0 || connection == "close") conn_.close();
-    return r;
+    return HttpResult(client_.request(req));
   }
 
  private:
-  void read_response(HttpResult& r) {
-    auto deadline = std::chrono::steady_clock::now() + bound_;
-    std::string& buf = pending_;
-    std::size_t header_end;
-    while ((header_end = buf.find("\r\n\r\n")) == std::string::npos) {
-      if (!read_more(buf, deadline, r, "response headers")) return;
-    }
-    std::string head = buf.substr(0, header_end);
-    std::size_t line_end = head.find("\r\n");
-    std::string status_line = head.substr(0, line_end);
-    if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.size() < 12) {
-      r.error = "bad status line '" + status_line + "'";
-      return;
-    }
-    int status = std::atoi(status_line.substr(9, 3).c_str());
-    std::size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-    while (pos < head.size()) {
-      std::size_t end = head.find("\r\n", pos);
-      if (end == std::string::npos) end = head.size();
-      std::string line = head.substr(pos, end - pos);
-      auto colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string name = line.substr(0, colon);
-        std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(' '));
-        r.headers[name] = value;
-      }
-      pos = end + 2;
-    }
-    std::size_t length = r.headers.count("content-length")
-                             ? static_cast<std::size_t>(std::stoull(r.headers["content-length"]))
-                             : 0;
-    std::size_t body_start = header_end + 4;
-    while (buf.size() < body_start + length) {
-      if (!read_more(buf, deadline, r, "response body")) return;
-    }
-    r.body = buf.substr(body_start, length);
-    buf.erase(0, body_start + length);
-    r.status = status;
+  static net::ClientOptions options(std::chrono::milliseconds bound) {
+    net::ClientOptions o;
+    o.connect_timeout_ms = static_cast<int>(bound.count());
+    o.response_timeout_ms = static_cast<int>(bound.count());
+    o.user_agent = "outpost-test";
+    return o;
   }
 
-  bool read_more(std::string& buf, std::chrono::steady_clock::time_point deadline, HttpResult& r,
-                 const char* what) {
-    switch (conn_.read_some(buf, deadline)) {
-      case TcpConnection::Read::kData: return true;
-      case TcpConnection::Read::kClosed: r.error = std::string("connection closed while reading ") + what; break;
-      case TcpConnection::Read::kTimeout:
-        r.error = std::string("no ") + what + " within " + std::to_string(bound_.count()) + " ms";
-        break;
-      case TcpConnection::Read::kError: r.error = std::string("read error: ") + strerror(errno); break;
-    }
-    buf.clear();
-    return false;
-  }
-
-  std::uint16_t port_;
   std::string token_;
-  std::chrono::milliseconds bound_;
-  TcpConnection conn_;
-  std::string pending_;
+  net::HttpClient client_;
 };
 
 struct NodeOptions {

@@ -334,7 +334,6 @@ TEST(ReplicationTest, RebalancerMovesIdleRightsToWhereTheMemberShopsSoAnOfflineS
   }
 }
 
-#ifdef OUTPOST_AUDIT_CLI
 // HQ's daemon signs tree head sets on its own ([checkpoint] interval_ms) and sync carries them to
 // the stores, so that a store's own audit bundle proves what HQ holds of every log.
 TEST(ReplicationTest, HqSignsTreeHeadSetsWhileRunningAndStoresCarryThemIntoTheirAuditBundles) {
@@ -377,7 +376,6 @@ TEST(ReplicationTest, HqSignsTreeHeadSetsWhileRunningAndStoresCarryThemIntoTheir
   ASSERT_TRUE(report["tree_head"].is_object()) << "completeness not proven: " << v.out;
   EXPECT_GE(report["tree_head"]["ops"].get<std::uint64_t>(), 2u) << v.out;
 }
-#endif
 
 }  // namespace
 }  // namespace outpost::test

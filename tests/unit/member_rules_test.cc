@@ -13,6 +13,7 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
 #include "test_util.h"
 
@@ -150,10 +151,18 @@ class LedgerRulesTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(crypto::init().is_ok());
+    hq_ = tmp_.file("hq");
+    ASSERT_TRUE(node::hq_init(hq_, "hq-central", node::kHqValidDaysDefault, clock_).is_ok());
     a_ = open("store-a");
     b_ = open("store-b");
-    a_->add_known_key(b_->node_id(), b_->public_key());
-    b_->add_known_key(a_->node_id(), a_->public_key());
+    ASSERT_TRUE(a_ && b_);
+    // Both stores are enrolled in one chain; store-a was enrolled first, so it learns store-b's
+    // key from HQ's newest roster, as sync would carry it.
+    auto hq = Ledger::open(hq_, clock_);
+    ASSERT_TRUE(hq.is_ok()) << hq.status().to_string();
+    auto roster = (*hq)->store().latest_roster();
+    ASSERT_TRUE(roster.is_ok() && roster->has_value());
+    ASSERT_TRUE(a_->accept_roster((**roster).body, (**roster).sig).is_ok());
     node::EnrollRequest req{"enroll", "40000001", "Ann", "", ""};
     auto r = a_->enroll(req);
     ASSERT_TRUE(r.is_ok() && !r->refused);
@@ -166,6 +175,13 @@ class LedgerRulesTest : public ::testing::Test {
   std::unique_ptr<Ledger> open(const std::string& name) {
     const std::string dir = tmp_.file(name);
     EXPECT_TRUE(Ledger::init(dir, {name, "store"}).is_ok());
+    auto req = node::make_enroll_request(dir);
+    EXPECT_TRUE(req.is_ok()) << req.status().to_string();
+    if (!req.is_ok()) return nullptr;
+    auto file = node::hq_enroll(hq_, name, sync::NodeRole::kStore, *req, 30, clock_);
+    EXPECT_TRUE(file.is_ok()) << file.status().to_string();
+    if (!file.is_ok()) return nullptr;
+    EXPECT_TRUE(node::install_enrollment(dir, *file).is_ok());
     auto l = Ledger::open(dir, clock_);
     EXPECT_TRUE(l.is_ok()) << l.status().to_string();
     return l.is_ok() ? std::move(l).value() : nullptr;
@@ -214,6 +230,7 @@ class LedgerRulesTest : public ::testing::Test {
   }
 
   test::TempDir tmp_{"outpost-member-rules"};
+  std::string hq_;
   sync::ManualClock clock_{kNowMs};
   std::unique_ptr<Ledger> a_, b_;
   MemberId member_{};

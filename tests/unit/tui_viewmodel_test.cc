@@ -1,6 +1,6 @@
-// outpost-top's view-model (admin-tui/include/outpost/tui/view_model.h) and its HTTP response
-// parser, from admin-API JSON alone: no terminal, no socket. Each test is named after what an
-// operator would see wrong on the screen if it failed.
+// outpost-top's view-model (admin-tui/include/outpost/tui/view_model.h), from admin-API JSON
+// alone: no terminal, no socket (its HTTP client is tested in net_http_client_test.cc). Each
+// test is named after what an operator would see wrong on the screen if it failed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "outpost/tui/http_client.h"
 #include "outpost/tui/view_model.h"
 
 namespace outpost::tui {
@@ -743,63 +742,6 @@ TEST(TuiFormat, FitCutsOnCharactersAndNeutralisesControlBytes) {
   EXPECT_EQ(fit("Müller", 6), "Müller");     // 6 columns, 7 bytes
   EXPECT_EQ(fit("Müllerin", 5), "Müll~");
   EXPECT_EQ(fit("\xff\xfe", 2), "??");
-}
-
-// --- HTTP response parsing ---
-
-TEST(TuiHttp, ContentLengthChunkedAndUntilCloseBodies) {
-  HttpResponse r;
-  ASSERT_TRUE(parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false, &r));
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "{}");
-  EXPECT_FALSE(parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", false, &r));
-  ASSERT_TRUE(parse_http_response("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", true, &r));
-  EXPECT_EQ(r.status, 0) << "a body cut short is an error, not a short answer";
-
-  std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4;x=y\r\n\":1}\r\n0\r\n\r\n";
-  ASSERT_TRUE(parse_http_response(chunked, false, &r));
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "{\"a\":1}");
-  EXPECT_FALSE(parse_http_response(chunked.substr(0, chunked.size() - 2), false, &r));
-
-  EXPECT_FALSE(parse_http_response("HTTP/1.1 401 Unauthorized\r\n\r\n{\"error\"", false, &r));
-  ASSERT_TRUE(parse_http_response("HTTP/1.1 401 Unauthorized\r\n\r\n{\"error\"", true, &r));
-  EXPECT_EQ(r.status, 401);
-}
-
-TEST(TuiHttp, GarbageIsAFramingErrorNotACrash) {
-  HttpResponse r;
-  for (const std::string& bad : {std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n"), std::string("HTTP/1.1 abc\r\n\r\n"),
-                                 std::string("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
-                                 std::string("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999\r\n\r\n"),
-                                 std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-                                 std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n"),
-                                 std::string("HTTP/1.1 200 OK\r\nno colon\r\n\r\n")}) {
-    ASSERT_TRUE(parse_http_response(bad, false, &r)) << bad;
-    EXPECT_EQ(r.status, 0) << bad;
-    EXPECT_FALSE(r.error.empty()) << bad;
-  }
-  std::string huge_headers = "HTTP/1.1 200 OK\r\n" + std::string(kHeaderBytesMax + 10, 'x');
-  ASSERT_TRUE(parse_http_response(huge_headers, false, &r));
-  EXPECT_EQ(r.status, 0);
-  ASSERT_TRUE(parse_http_response("", true, &r));
-  EXPECT_EQ(r.status, 0);
-}
-
-TEST(TuiHttp, EndpointAndUrlEncoding) {
-  std::string err;
-  auto ep = parse_endpoint("127.0.0.1:7002", &err);
-  ASSERT_TRUE(ep);
-  EXPECT_EQ(ep->port, 7002);
-  auto v6 = parse_endpoint("[::1]:80", &err);
-  ASSERT_TRUE(v6);
-  EXPECT_EQ(v6->host, "::1");
-  EXPECT_EQ(v6->to_string(), "[::1]:80");
-  for (const char* bad : {"", "127.0.0.1", "host:", ":80", "h:0", "h:70000", "h:8x", "::1:80", "a b:80"}) {
-    EXPECT_FALSE(parse_endpoint(bad, &err)) << bad;
-    EXPECT_FALSE(err.empty());
-  }
-  EXPECT_EQ(url_encode("+4915 1/2"), "%2B4915%201%2F2");
 }
 
 }  // namespace

@@ -1,16 +1,23 @@
 // The admin-API client of outpost-top: one refresh = GET node, peers, alerts and roster of one
 // node (docs/admin-api.md), turned into a Snapshot or one clear error an operator can act on.
-// Member look-ups by id, card or phone. Blocking and bounded (http_client.h); no retries here:
-// the screen loop retries on its interval. Not thread-safe; one client per thread.
+// Member look-ups by id, card or phone. Blocking and bounded (outpost/net/http_client.h); no
+// retries here: the screen loop retries on its interval. Not thread-safe; one client per thread.
 #pragma once
 
+#include <csignal>
 #include <string>
 #include <vector>
 
-#include "outpost/tui/http_client.h"
+#include "outpost/net/http_client.h"
 #include "outpost/tui/view_model.h"
 
 namespace outpost::tui {
+
+using net::Endpoint;
+using net::kConnectTimeoutMsDefault;
+using net::kResponseTimeoutMsDefault;
+using net::parse_endpoint;
+using net::url_encode;
 
 // Why a request gave no usable answer. The exit code of outpost-top follows it (main.cc).
 enum class FetchError {

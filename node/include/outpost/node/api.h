@@ -121,6 +121,12 @@ class Api {
   using After = std::function<bool(const HttpResponse&, const Responder&)>;
   void submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn,
               After after = nullptr);
+  // The 503 for a request the worker did not run: storage_failed once a group commit failed
+  // (worker_.failure(), until restart), else overloaded (refused `at_submit`: queue full or
+  // stopping) or unavailable (its batch could not begin).
+  HttpResponse worker_refusal(bool at_submit) const;
+  // GET /v1/health and /admin/v1/health: 200 {"ok":true}, or 503 storage_failed once latched.
+  HttpResponse health() const;
   // Authenticated POS and admin requests whose path and method are known.
   void route_pos(const HttpRequest& req, const Responder& respond, const std::vector<std::string>& parts,
                  const storage::Terminal& terminal);

@@ -121,7 +121,6 @@ class Ledger {
   // them happened and their answers must not be given.
   Status begin_batch();
   Status commit_batch();
-  void abort_batch();
   bool in_batch() const { return batch_.has_value(); }
 
   // --- mutating requests (each one durable op, or a refusal, or an error) ---
@@ -248,10 +247,6 @@ class Ledger {
   void raise_alert(const std::string& kind, const std::string& node, const std::string& message);
   // Lets ingest skip the signature checks another thread already made (see VerifiedSignatures).
   void set_verified_signatures(std::shared_ptr<VerifiedSignatures> v) { verified_ = std::move(v); }
-  // Optional check of an origin's seq against revocations (set once a roster exists).
-  void set_op_allowed(std::function<bool(const sync::NodeId&, std::uint64_t)> fn) {
-    op_allowed_ = std::move(fn);
-  }
 
   // --- queries ---
   // Resolves "32-hex id" or a card number to a member id; kNotFound if unknown.
@@ -270,7 +265,6 @@ class Ledger {
 
   // Returns the public key of a known origin (this node; enrolled peers once a roster exists).
   std::optional<crypto::PublicKey> origin_key(const sync::NodeId& origin) const;
-  void add_known_key(const sync::NodeId& origin, const crypto::PublicKey& key);
 
   // --- identity (docs/security.md) ---
   // The newest roster this node holds; null before enrollment. origin_key() and ingest() use
@@ -394,9 +388,7 @@ class Ledger {
   // wait ends when the head reaches one of them. In memory only (the mark itself is persisted).
   std::map<std::string, std::uint64_t> restore_claims_;
   std::uint64_t signed_rules_version_ = 0;
-  std::vector<std::pair<sync::NodeId, crypto::PublicKey>> known_keys_;
   std::optional<storage::Transaction> batch_;
-  std::function<bool(const sync::NodeId&, std::uint64_t)> op_allowed_;
   std::shared_ptr<VerifiedSignatures> verified_;
   // verify_op, unless the verifier thread already checked this op under `key`.
   Status verify_received(const sync::SignedOp& sop, const crypto::PublicKey& key);
