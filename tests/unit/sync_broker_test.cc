@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <iostream>
 #include <map>
 #include <optional>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "outpost/base/limits.h"
@@ -664,6 +667,220 @@ TEST_F(BrokerNetworkTest, ManyRequestsFromBothStoresConserveRights) {
   EXPECT_EQ(total(), 1000);
   for (const auto& [n, r] : escrow_) EXPECT_GE(r, 0);
   for (const auto& n : nodes_) EXPECT_EQ(n.broker->stats().requests_ignored, 0u);
+}
+
+// --- random events against the contract --------------------------------------------------------
+
+// Any sequence of events, however hostile (replies for random ids on random links, repeated
+// requests, grant reports for unknown ids, links flapping): every local request ends exactly once
+// and by its deadline, nothing is sent on a link that is not up, no amount exceeds what was asked,
+// each peer's request is answered at most once, and rights always go to the link's own peer.
+class BrokerContract {
+ public:
+  BrokerContract(std::uint64_t seed, bool relay) : rng_(seed) {
+    BrokerPolicy p;
+    p.relay = relay;
+    broker_ = RightsBroker(p);
+  }
+
+  void step() {
+    now_ += below(400);
+    switch (below(9)) {
+      case 0:
+        flap_link();
+        break;
+      case 1:
+      case 2:
+        local_request();
+        break;
+      case 3:
+      case 4:
+        reply();
+        break;
+      case 5:
+        peer_request();
+        break;
+      case 6:
+      case 7:
+        grant_report();
+        break;
+      default:
+        advance();
+        break;
+    }
+  }
+
+  const BrokerStats& stats() const { return broker_.stats(); }
+
+  // Lets every deadline pass and every grant report arrive; then nothing may be waiting.
+  void drain() {
+    for (int i = 0; i < 200 && !grants_.empty(); ++i) grant_report();
+    now_ += limits::kRightsRequestTimeoutMs + 1;
+    advance();
+    for (int i = 0; i < 200 && !grants_.empty(); ++i) grant_report();
+    check(broker_.advance(now_ + limits::kRightsRequestTimeoutMs + 1));
+    EXPECT_EQ(broker_.requests_waiting(), 0u);
+    EXPECT_EQ(broker_.requests_in_service(), 0u);
+    EXPECT_EQ(done_.size(), tickets_.size()) << "a local request never ended";
+    EXPECT_FALSE(broker_.next_deadline_ms());
+  }
+
+ private:
+  std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : rng_() % n; }
+  NodeId peer_of(BrokerLinkId link) const {
+    return node(static_cast<std::uint8_t>(0x40 + link % 4));
+  }
+
+  // Every request whose deadline has come must have ended once time reaches it.
+  void advance() {
+    check(broker_.advance(now_));
+    for (const auto& [ticket, t] : tickets_) {
+      if (t.started_ms + limits::kRightsRequestTimeoutMs <= now_) {
+        EXPECT_TRUE(done_.count(ticket)) << "request " << ticket << " outlived its deadline";
+      }
+    }
+  }
+
+  void flap_link() {
+    const BrokerLinkId link = 1 + below(6);
+    if (up_.count(link)) {
+      up_.erase(link);
+      check(broker_.link_down(link, now_));
+      // The driver never reuses a link id; this test does, as a new link: forget the old one's.
+      std::erase_if(answered_, [link](const auto& k) { return k.first == link; });
+      std::erase_if(asked_of_us_, [link](const auto& kv) { return kv.first.first == link; });
+      heard_.erase(link);
+    } else {
+      up_.insert(link);
+      broker_.link_up(link, peer_of(link), link % 4 == 1);  // links 1 and 5 reach HQ (one node)
+    }
+  }
+
+  void local_request() {
+    RightsView view;
+    for (std::uint8_t i = 0; i < 4; ++i)
+      view[node(0x40 + i)] = static_cast<std::int64_t>(below(3)) - 1;
+    const std::uint64_t amount = below(200);
+    BrokerOutput out;
+    const std::uint64_t t = broker_.request(kMember, Account::kWallet, amount, view, now_, out);
+    EXPECT_TRUE(tickets_.emplace(t, Ticket{amount, now_}).second) << "a ticket was reused";
+    check(out);
+  }
+
+  // Half the replies answer a real ask on the link it went out on; the rest are noise (random
+  // ids, other links, repeats).
+  void reply() {
+    BrokerLinkId link = 1 + below(6);
+    std::uint64_t id = below(40);
+    if (!sent_.empty() && below(2) == 0) {
+      auto it = std::next(sent_.begin(), below(sent_.size()));
+      id = it->first;
+      if (below(4) != 0) link = it->second;
+    }
+    check(broker_.on_reply(link, {id, below(300), ""}, now_));
+  }
+
+  void peer_request() {
+    const BrokerLinkId link = 1 + below(6);
+    const std::uint64_t id = below(3) == 0 ? below(10) : ++peer_ids_[link];
+    RightsRequestMsg rq{id, kMember, Account::kPoints, below(150)};
+    // The contract: a request is heard only on a link that is up, and only with a new, higher id.
+    if (up_.count(link) && id > heard_[link]) {
+      heard_[link] = id;
+      asked_of_us_[{link, id}] = rq.amount;
+    }
+    check(broker_.on_request(link, rq, now_));
+  }
+
+  void grant_report() {
+    std::uint64_t id = below(30);
+    std::uint64_t amount = below(100);
+    if (!grants_.empty() && below(4) != 0) {
+      auto it = std::next(grants_.begin(), below(grants_.size()));
+      id = it->first;
+      amount = below(it->second + 1);  // a ledger moves at most what it was asked
+      grants_.erase(it);
+    }
+    RightsView view{{node(0x42), 50}, {node(0x43), 20}, {node(0x41), 5}};
+    check(broker_.on_granted(id, amount, view, now_));
+  }
+
+  void check(const BrokerOutput& out) {
+    for (const auto& action : out.actions) {
+      if (const auto* s = std::get_if<SendRightsRequest>(&action)) {
+        EXPECT_TRUE(up_.count(s->link)) << "asked on a link that is not up";
+        EXPECT_GT(s->msg.amount, 0u);
+        EXPECT_TRUE(sent_.emplace(s->msg.request_id, s->link).second) << "a request id was reused";
+      } else if (const auto* r = std::get_if<SendRightsReply>(&action)) {
+        EXPECT_TRUE(up_.count(r->link)) << "answered on a link that is not up";
+        auto key = std::make_pair(r->link, r->msg.request_id);
+        EXPECT_TRUE(answered_.insert(key).second) << "a peer's request was answered twice";
+        auto asked = asked_of_us_.find(key);
+        ASSERT_NE(asked, asked_of_us_.end()) << "answered a request nobody made";
+        EXPECT_LE(r->msg.granted, asked->second) << "answered more than was asked";
+      } else if (const auto* g = std::get_if<GrantRights>(&action)) {
+        EXPECT_GT(g->amount, 0u);
+        EXPECT_NE(g->to, NodeId{});
+        grants_[g->grant_id] = g->amount;
+      } else if (const auto* d = std::get_if<RightsDone>(&action)) {
+        auto t = tickets_.find(d->ticket);
+        ASSERT_NE(t, tickets_.end()) << "ended a request never made";
+        EXPECT_TRUE(done_.insert(d->ticket).second) << "a request ended twice";
+        EXPECT_LE(d->granted, t->second.amount) << "granted more than was asked";
+        if (d->end == RightsEnd::kGranted) {
+          EXPECT_EQ(d->granted, t->second.amount);
+        }
+      }
+    }
+  }
+
+  struct Ticket {
+    std::uint64_t amount = 0;
+    std::uint64_t started_ms = 0;
+  };
+  std::mt19937_64 rng_;
+  RightsBroker broker_;
+  std::uint64_t now_ = kT0;
+  std::set<BrokerLinkId> up_;
+  std::map<std::uint64_t, Ticket> tickets_;
+  std::set<std::uint64_t> done_;
+  std::map<std::uint64_t, BrokerLinkId> sent_;  // request ids this broker sent
+  std::map<BrokerLinkId, std::uint64_t> peer_ids_;
+  std::map<BrokerLinkId, std::uint64_t> heard_;  // highest request id the broker should have heard
+  std::map<std::pair<BrokerLinkId, std::uint64_t>, std::uint64_t> asked_of_us_;
+  std::set<std::pair<BrokerLinkId, std::uint64_t>> answered_;
+  std::map<std::uint64_t, std::uint64_t> grants_;  // grant id -> amount asked, not yet reported
+};
+
+TEST(BrokerContractTest, RandomEventsNeverBreakTheContract) {
+  BrokerStats sum;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    SCOPED_TRACE("reproduce with seed=" + std::to_string(seed));
+    BrokerContract c(seed, seed % 2 == 0);
+    for (int i = 0; i < 400; ++i) c.step();
+    c.drain();
+    if (::testing::Test::HasFailure()) return;
+    sum.replies_accepted += c.stats().replies_accepted;
+    sum.replies_ignored += c.stats().replies_ignored;
+    sum.requests_served += c.stats().requests_served;
+    sum.requests_ignored += c.stats().requests_ignored;
+    sum.relays_started += c.stats().relays_started;
+    sum.deadlines += c.stats().deadlines;
+    sum.asks_lost_with_link += c.stats().asks_lost_with_link;
+  }
+  // Coverage: the random events must have reached every path the contract speaks of.
+  EXPECT_GT(sum.replies_accepted, 0u);
+  EXPECT_GT(sum.replies_ignored, 0u);
+  EXPECT_GT(sum.requests_served, 0u);
+  EXPECT_GT(sum.requests_ignored, 0u);
+  EXPECT_GT(sum.relays_started, 0u);
+  EXPECT_GT(sum.deadlines, 0u);
+  EXPECT_GT(sum.asks_lost_with_link, 0u);
+  std::cout << "broker contract: accepted=" << sum.replies_accepted
+            << " ignored=" << sum.replies_ignored << " served=" << sum.requests_served
+            << " refused_requests=" << sum.requests_ignored << " relays=" << sum.relays_started
+            << " deadlines=" << sum.deadlines << " lost_with_link=" << sum.asks_lost_with_link
+            << "\n";
 }
 
 }  // namespace
