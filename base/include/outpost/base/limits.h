@@ -156,6 +156,19 @@ inline constexpr std::size_t kPeerAlertsPerSourceMax = 500;
 // at every link up and down), so that a restart still shows when each peer was last heard from.
 inline constexpr std::uint64_t kPeerContactPersistIntervalMs = 60'000;
 
+// Rights broker (docs/sync-protocol.md, "Rights broker"). A local request waits this long in all
+// for holders to answer (a cashier is waiting); a node relaying a peer's request (HQ) gathers
+// from other holders for at most the relay time, so its answer can still reach the requester.
+inline constexpr std::uint64_t kRightsRequestTimeoutMs = 3'000;
+inline constexpr std::uint64_t kRightsRelayTimeoutMs = 1'500;
+static_assert(kRightsRelayTimeoutMs < kRightsRequestTimeoutMs,
+              "a relay must answer before the requester gives up");
+// Local requests waiting at once (each is a POS request on hold); more are refused at once.
+inline constexpr std::size_t kBrokerRequestsMax = 1024;
+// Requests of one peer in service at once; an honest peer has at most one per waiting spend, so
+// this only stops a peer from making this node keep unbounded state (the rest are answered 0).
+inline constexpr std::size_t kBrokerServedPerLinkMax = 64;
+
 // HTTP: request bodies above this are refused with 413 before parsing.
 inline constexpr std::size_t kHttpBodyBytesMax = 64 * 1024;
 inline constexpr int kHttpReadTimeoutMs = 10'000;

@@ -1,9 +1,9 @@
 // PeerManager: the daemon side of replication. Listens on the peer port, dials configured peers
 // with jittered exponential backoff, runs one sync::SyncSession per admitted link (sessions live
 // on the ledger worker thread, so ingest is part of group commit and ACKs leave only after the
-// batch is durable), pushes new ops on a schedule, relays (store-and-forward), brokers escrow
-// rights, and exposes peer state and partition control on the admin API. Public methods are
-// safe from any thread.
+// batch is durable), pushes new ops on a schedule, relays (store-and-forward), drives the rights
+// broker (sync::RightsBroker: the policy lives there), runs the rebalancer, and exposes peer state
+// and partition control on the admin API. Public methods are safe from any thread.
 #pragma once
 
 #include <cstdint>
@@ -27,16 +27,13 @@ namespace outpost::node {
 class PeerManager {
  public:
   // Reconnect backoff: starts at kBackoffMinMs, doubles per failure up to kBackoffMaxMs, with
-  // +-50% jitter. A rights request waits at most kRightsTimeoutMs for holders to answer.
+  // +-50% jitter.
   static constexpr int kBackoffMinMs = 200;
   static constexpr int kBackoffMaxMs = 5'000;
   // A link that ends with an error sooner than this after its handshake counts as a failed
   // attempt (a peer that refuses every batch must not be redialled at the minimum backoff).
   static constexpr int kLinkStableMs = 10'000;
   static_assert(kLinkStableMs > kBackoffMaxMs, "a stable link outlives the longest backoff");
-  static constexpr int kRightsTimeoutMs = 3'000;
-  static constexpr int kRightsRelayTimeoutMs = 1'500;
-  static_assert(kRightsRelayTimeoutMs < kRightsTimeoutMs, "a relay must answer before the requester gives up");
 
   PeerManager(boost::asio::io_context& io, LedgerWorker& worker, const Config& config,
               sync::Clock& clock, LinkContext context);
@@ -50,12 +47,17 @@ class PeerManager {
 
   // Schedules a push of new local ops to every peer soon (coalesced).
   void notify_local_write();
-  // Rights broker, requester side (the Api's RightsBroker).
+  // Rights broker, requester side (the Api's RightsBroker): asks for `amount` rights of `member`'s
+  // `account` as sync::RightsBroker decides (HQ first, then the holders in `rights_elsewhere`,
+  // {"<node id hex>": rights}, within limits::kRightsRequestTimeoutMs) and calls `done(tried,
+  // granted)` once, on the io thread.
   void request_rights(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
-                      const Json& rights_elsewhere, std::function<void(bool tried, bool granted)> done);
+                      const Json& rights_elsewhere,
+                      std::function<void(bool tried, bool granted)> done);
   // Admin routes: GET /admin/v1/peers, POST /admin/v1/links {"state": "down"|"up"}. `authorize`
   // checks the admin token (Api::authorized). Returns false for other routes.
-  using Authorize = std::function<void(const HttpRequest&, const Responder&, std::function<void()>)>;
+  using Authorize =
+      std::function<void(const HttpRequest&, const Responder&, std::function<void()>)>;
   bool handle_admin(const HttpRequest& req, const Responder& respond, const Authorize& authorize);
   // Adds a "peers" summary to GET /admin/v1/node (called on the worker thread).
   void node_info(Json& out);
