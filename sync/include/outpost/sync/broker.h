@@ -24,7 +24,7 @@ namespace outpost::sync {
 // bound to the node the link authenticated. Every reply and request is attributed to that node.
 using BrokerLinkId = std::uint64_t;
 
-// Rights of one member's account by node, in this node's view (DESIGN.md, escrow counter). Only
+// Rights of one member's account by node, in this node's view (docs/architecture.md, escrow counter). Only
 // positive entries count: a node "holds rights" when its entry is above zero.
 using RightsView = std::map<NodeId, std::int64_t>;
 
