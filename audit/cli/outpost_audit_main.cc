@@ -17,7 +17,7 @@
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/sync/audit_bundle.h"
+#include "outpost/audit/bundle_format.h"
 
 namespace {
 
@@ -72,7 +72,7 @@ int print_status_error(const std::string& what, const Status& st) {
 // Reads and parses a JSON file of at most kJsonFileBytesMax; prints why and returns nullopt when
 // it cannot.
 std::optional<Json> read_json_file(const std::string& path, const std::string& what) {
-  auto data = outpost::audit::read_whole_file(path, outpost::sync::bundle::kJsonFileBytesMax);
+  auto data = outpost::audit::read_whole_file(path, outpost::audit::bundle::kJsonFileBytesMax);
   if (!data.is_ok()) {
     print_status_error("cannot read the " + what, data.status());
     return std::nullopt;
@@ -293,8 +293,8 @@ int main(int argc, char** argv) {
     if (!id.is_ok()) return print_status_error("explain", id.status());
     if (root_text.empty()) {
       auto manifest = outpost::audit::read_whole_file(
-          bundle + "/" + outpost::sync::bundle::kManifestFile,
-          outpost::sync::bundle::kJsonFileBytesMax);
+          bundle + "/" + outpost::audit::bundle::kManifestFile,
+          outpost::audit::bundle::kJsonFileBytesMax);
       Json m;
       try {
         if (manifest.is_ok()) m = Json::parse(manifest->begin(), manifest->end());

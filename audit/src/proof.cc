@@ -9,14 +9,13 @@
 
 #include "bundle_io.h"
 #include "outpost/base/limits.h"
-#include "outpost/sync/audit_bundle.h"
+#include "outpost/audit/bundle_format.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/roster.h"
 
 namespace outpost::audit {
 
-namespace bundle = sync::bundle;
 using internal::hex_array;
 using internal::json_string;
 using sync::Hash32;
