@@ -25,16 +25,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "outpost/audit/bundle_format.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/audit/bundle_format.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/replica.h"

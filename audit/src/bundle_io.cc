@@ -6,8 +6,8 @@
 #include <fstream>
 #include <set>
 
-#include "outpost/base/limits.h"
 #include "outpost/audit/bundle_format.h"
+#include "outpost/base/limits.h"
 #include "outpost/sync/checkpoint.h"
 
 namespace outpost::audit {

@@ -6,8 +6,8 @@
 #include <set>
 
 #include "bundle_io.h"
-#include "outpost/base/limits.h"
 #include "outpost/audit/bundle_format.h"
+#include "outpost/base/limits.h"
 #include "outpost/sync/merkle.h"
 
 namespace outpost::audit {

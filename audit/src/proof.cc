@@ -8,8 +8,8 @@
 #include <optional>
 
 #include "bundle_io.h"
-#include "outpost/base/limits.h"
 #include "outpost/audit/bundle_format.h"
+#include "outpost/base/limits.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/roster.h"

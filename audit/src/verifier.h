@@ -51,11 +51,11 @@ inline constexpr std::size_t kHashChunkBytes = 1 << 20;
 
 enum class OpStatus : std::uint8_t {
   kOk,
-  kMalformed,     // decode_op refused the bytes
-  kNonCanonical,  // decodes, but re-encoding gives other bytes
-  kWrongOrigin,   // the op names another origin than its file
-  kUnknownOrigin, // no roster lists the op's origin
-  kBadSignature,  // the origin's key does not verify the signature
+  kMalformed,      // decode_op refused the bytes
+  kNonCanonical,   // decodes, but re-encoding gives other bytes
+  kWrongOrigin,    // the op names another origin than its file
+  kUnknownOrigin,  // no roster lists the op's origin
+  kBadSignature,   // the origin's key does not verify the signature
 };
 
 struct OpEntry {
@@ -81,7 +81,7 @@ struct OriginLog {
   std::vector<std::vector<OpEntry>> chunks;
   std::optional<crypto::PublicKey> key;
   std::optional<std::uint64_t> cutoff;
-  bool file_broken = false;   // missing or cut short: the log is known incomplete
+  bool file_broken = false;  // missing or cut short: the log is known incomplete
   std::uint64_t first_finding_seq = UINT64_MAX;
   std::vector<const OpEntry*> chosen;  // seq first_seq, first_seq + 1, ... while contiguous
   bool gap = false;                    // a seq is missing before a later present one
@@ -105,9 +105,6 @@ struct ReplayKey {
   auto operator<=>(const ReplayKey&) const = default;
 };
 
-
-
-
 // One entry of the manifest's file list and how it checks out. A worker computes the digest (from
 // the verifier's own copy of the file when it reads it anyway), so this thread does not read and
 // hash the bundle twice; the findings are added in manifest order once the workers are done.
@@ -115,7 +112,7 @@ struct FileCheck {
   std::string rel;
   std::uint64_t listed_bytes = 0;
   std::string listed_sha;
-  std::optional<Finding> bad_entry;             // manifest_mismatch: nothing to hash
+  std::optional<Finding> bad_entry;                 // manifest_mismatch: nothing to hash
   const std::vector<std::uint8_t>* data = nullptr;  // the loaded file, when there is one
   // Results.
   bool missing = false;

@@ -107,17 +107,15 @@ void Verifier::read_tree_heads() {
   }
   report_.counts["tree_heads"] = tree_heads_read_;
   report_.counts["tree_heads_signature_ok"] = tree_heads_.size();
-  std::stable_sort(tree_heads_.begin(), tree_heads_.end(), [](const auto& a, const auto& b) {
-    return a.set.version < b.set.version;
-  });
+  std::stable_sort(tree_heads_.begin(), tree_heads_.end(),
+                   [](const auto& a, const auto& b) { return a.set.version < b.set.version; });
   // One version names one set: a second, different body is HQ contradicting itself.
   std::vector<sync::SignedTreeHeadSet> distinct;
   for (auto& t : tree_heads_) {
     if (!distinct.empty() && distinct.back().set.version == t.set.version) {
       if (distinct.back().body != t.body) {
         add("tree_heads_conflict", "", t.set.version, "", file,
-            "HQ signed two different tree head sets with version " +
-                std::to_string(t.set.version));
+            "HQ signed two different tree head sets with version " + std::to_string(t.set.version));
       }
       continue;
     }
@@ -164,9 +162,8 @@ void Verifier::check_tree_head_sets() {
               what + " drops this origin, which v" + std::to_string(prev.version) + " listed");
         } else if (now->tree_size < old.tree_size) {
           add("tree_heads_successor", sync::id_hex(old.origin), now->tree_size, "", file,
-              what + " shrinks this origin's log to " + std::to_string(now->tree_size) +
-                  " ops; v" + std::to_string(prev.version) + " said " +
-                  std::to_string(old.tree_size));
+              what + " shrinks this origin's log to " + std::to_string(now->tree_size) + " ops; v" +
+                  std::to_string(prev.version) + " said " + std::to_string(old.tree_size));
         }
       }
     }
@@ -223,7 +220,7 @@ void Verifier::check_tree_head_sets() {
 
 // HQ signed heads for `origin` but the bundle has no log of it at all.
 void Verifier::check_missing_origin(const NodeId& origin, const std::vector<HeadClaim>& claims) {
-  if (!keys_.count(origin)) return;  // checkpoint_unknown_origin says it already
+  if (!keys_.count(origin)) return;               // checkpoint_unknown_origin says it already
   if (unreadable_origins_.count(origin)) return;  // its manifest_mismatch says it already
   const HeadClaim* newest = nullptr;
   for (const HeadClaim& c : claims) {
@@ -237,7 +234,8 @@ void Verifier::check_missing_origin(const NodeId& origin, const std::vector<Head
   const std::string name = cert ? " (" + cert->cert.name + ")" : "";
   add("missing_origin", sync::id_hex(origin), newest->tree_size, "", "",
       "HQ's " + newest->source + " says it holds " + std::to_string(newest->tree_size) +
-          " ops of this origin" + name + ", but the bundle has no log for it: the origin was "
+          " ops of this origin" + name +
+          ", but the bundle has no log for it: the origin was "
           "removed");
   taint_all_ = true;
   taint_all_reason_ = "an origin HQ holds ops of is missing: its members are unknown";
@@ -304,8 +302,8 @@ void Verifier::check_origin_checkpoints(OriginLog& log, std::vector<HeadClaim>& 
       while (acc->size() < n) acc->append(log.chosen[next++]->leaf);
     }
     const Hash32 root = complete ? log.tree.root(n) : acc->root();
-    const Hash32 head = n == log.entry.prefix_size ? log.entry.prefix_prev
-                                                   : log.chosen[n - first]->hash;
+    const Hash32 head =
+        n == log.entry.prefix_size ? log.entry.prefix_prev : log.chosen[n - first]->hash;
     const HeadClaim* right = nullptr;
     for (const HeadClaim* v : g.variants) {
       if (v->root == root && v->head_hash == head) right = v;
@@ -379,10 +377,10 @@ void Verifier::report_unmatched_head(OriginLog& log, const HeadGroup& g, const H
                             " does not match, explained by the op findings before it");
   } else if (g.variants.size() == 1) {  // else the conflict names it already
     add("checkpoint_root_mismatch", log.hex, n, "", file,
-        c.root != root ? "the ops 1.." + std::to_string(n) + " hash to " + crypto::to_hex(root) +
-                             ", not to the root HQ signed in its " + c.source + " " +
-                             crypto::to_hex(c.root)
-                       : "the head op's hash differs from the one HQ signed in its " + c.source);
+        c.root != root
+            ? "the ops 1.." + std::to_string(n) + " hash to " + crypto::to_hex(root) +
+                  ", not to the root HQ signed in its " + c.source + " " + crypto::to_hex(c.root)
+            : "the head op's hash differs from the one HQ signed in its " + c.source);
   }
 }
 

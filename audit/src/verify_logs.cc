@@ -101,7 +101,8 @@ void Verifier::report_entry_statuses(OriginLog& log) {
   for_each_entry(log, [&](const OpEntry& e) {
     const MemberId* m = e.decoded ? &e.op.member : nullptr;
     switch (e.status) {
-      case OpStatus::kOk: break;
+      case OpStatus::kOk:
+        break;
       case OpStatus::kMalformed:
         add_op(log, "malformed_op", e.seq, nullptr,
                "frame at byte " + std::to_string(e.offset) + " is not a valid op: " + e.error);
@@ -114,7 +115,9 @@ void Verifier::report_entry_statuses(OriginLog& log) {
         add_op(log, "wrong_origin_file", e.seq, m,
                "op of origin " + sync::id_hex(e.op.origin) + " in the log file of " + log.hex);
         break;
-      case OpStatus::kUnknownOrigin: ++unknown; break;
+      case OpStatus::kUnknownOrigin:
+        ++unknown;
+        break;
       case OpStatus::kBadSignature:
         add_op(log, "bad_signature", e.seq, m,
                "the signature does not verify under the origin's certificate key "
@@ -170,11 +173,10 @@ void Verifier::check_seq(OriginLog& log, std::span<const OpEntry* const> group,
   }
   if (s > walk.expect) {
     add_op(log, "seq_gap", walk.expect, nullptr,
-           s - walk.expect == 1
-               ? "op " + std::to_string(walk.expect) + " is missing (the log goes on at " +
-                     std::to_string(s) + ")"
-               : "ops " + std::to_string(walk.expect) + ".." + std::to_string(s - 1) +
-                     " are missing");
+           s - walk.expect == 1 ? "op " + std::to_string(walk.expect) +
+                                      " is missing (the log goes on at " + std::to_string(s) + ")"
+                                : "ops " + std::to_string(walk.expect) + ".." +
+                                      std::to_string(s - 1) + " are missing");
     log.gap = true;
     walk.prev = nullptr;
     // The missing ops' members are unknown, so no member's exported state can be trusted to
@@ -229,9 +231,9 @@ const OpEntry* Verifier::check_same_seq(OriginLog& log, std::span<const OpEntry*
                " different ops with this seq (hashes " + list + ")");
   }
   if (nvalid > hashes.size()) {
-    add_op(log, "duplicate_op", s, &first_valid->op.member,
-           "the same op appears " + std::to_string(nvalid - hashes.size() + 1) +
-               " times in the file");
+    add_op(
+        log, "duplicate_op", s, &first_valid->op.member,
+        "the same op appears " + std::to_string(nvalid - hashes.size() + 1) + " times in the file");
   }
   return chosen;
 }
@@ -244,8 +246,8 @@ bool Verifier::check_chosen(OriginLog& log, const OpEntry& e, LogWalk& walk) {
   const Op& op = e.op;
   const std::uint64_t s = op.seq;
   const std::uint64_t first = log.entry.first_seq;
-  const OpEntry* prev = walk.prev != nullptr && walk.prev->status == OpStatus::kOk ? walk.prev
-                                                                                  : nullptr;
+  const OpEntry* prev =
+      walk.prev != nullptr && walk.prev->status == OpStatus::kOk ? walk.prev : nullptr;
   // The head this op continues: the op before it; at a range bundle's start, the manifest's
   // prefix. After a gap, or after an op that is not authenticated, the link cannot be judged
   // (the finding there explains it): the head is taken as the op names it.
@@ -317,8 +319,8 @@ void Verifier::check_equivocation_evidence() {
     ++n;
     auto op = sync::decode_op(frame->body);
     if (!op.is_ok()) {
-      add("malformed_op", "", 0, "", file, "evidence #" + std::to_string(n) + ": " +
-                                               op.status().message());
+      add("malformed_op", "", 0, "", file,
+          "evidence #" + std::to_string(n) + ": " + op.status().message());
       continue;
     }
     check_evidence(*op, sync::op_hash(frame->body, frame->sig), frame->body, frame->sig);
@@ -355,7 +357,7 @@ void Verifier::check_evidence(const Op& op, const Hash32& hash, sync::ByteView b
   bool signed_by_origin = true;
   switch (ruling.verdict) {
     case sync::LogVerdict::kDuplicate:
-      return;  // the log's own op: no conflict
+      return;                     // the log's own op: no conflict
     case sync::LogVerdict::kGap:  // beyond the log: the rule did not check the signature
       signed_by_origin = trust.key && check(*trust.key).is_ok();
       break;
@@ -377,10 +379,10 @@ void Verifier::check_evidence(const Op& op, const Hash32& hash, sync::ByteView b
   }
   const OpEntry* held_entry = held_op(op.seq);
   add("equivocation", sync::id_hex(op.origin), op.seq, sync::id_hex(op.member), file,
-      held_entry ? "HQ holds a second op signed by the origin for this seq (hash " +
-                       crypto::to_hex(hash) + "; the log's op is " +
-                       crypto::to_hex(held_entry->hash) + ")"
-                 : "HQ holds an op signed by the origin for this seq that is not in the log");
+      held_entry
+          ? "HQ holds a second op signed by the origin for this seq (hash " + crypto::to_hex(hash) +
+                "; the log's op is " + crypto::to_hex(held_entry->hash) + ")"
+          : "HQ holds an op signed by the origin for this seq that is not in the log");
 }
 
 }  // namespace outpost::audit::internal

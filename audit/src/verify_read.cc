@@ -20,15 +20,19 @@ void Verifier::check_files() {
     auto path = internal::json_string(f, "path", "manifest file entry");
     auto sha = internal::json_string(f, "sha256", "manifest file entry");
     if (!path.is_ok() || !sha.is_ok() || !f.contains("bytes") || !f["bytes"].is_number_unsigned()) {
-      c.bad_entry = Finding{"manifest_mismatch", "", 0, "", bundle::kManifestFile,
+      c.bad_entry = Finding{"manifest_mismatch",
+                            "",
+                            0,
+                            "",
+                            bundle::kManifestFile,
                             "a file entry lacks path, bytes or sha256: " + f.dump()};
       file_checks_.push_back(std::move(c));
       continue;
     }
     auto rel = internal::checked_relative_path(*path);
     if (!rel.is_ok()) {
-      c.bad_entry = Finding{"manifest_mismatch", "", 0, "", bundle::kManifestFile,
-                            rel.status().message()};
+      c.bad_entry =
+          Finding{"manifest_mismatch", "", 0, "", bundle::kManifestFile, rel.status().message()};
       file_checks_.push_back(std::move(c));
       continue;
     }
@@ -158,8 +162,7 @@ bool Verifier::check_rosters() {
   report_.counts["rosters"] = read;
   report_.counts["rosters_trusted"] = trusted;
   if (!roster_) return false;
-  if (manifest_.contains("network_id") &&
-      manifest_["network_id"] != crypto::to_hex(*network_)) {
+  if (manifest_.contains("network_id") && manifest_["network_id"] != crypto::to_hex(*network_)) {
     add("manifest_mismatch", "", 0, "", bundle::kManifestFile,
         "the manifest names network " + manifest_["network_id"].dump() +
             " but the root-signed rosters name " + crypto::to_hex(*network_));
@@ -173,8 +176,8 @@ bool Verifier::check_rosters() {
 
 void Verifier::load_logs() {
   auto origins = internal::bundle_origins(dir_, manifest_);
-  std::vector<OriginEntry> list = origins.is_ok() ? std::move(origins).value()
-                                                  : std::vector<OriginEntry>();
+  std::vector<OriginEntry> list =
+      origins.is_ok() ? std::move(origins).value() : std::vector<OriginEntry>();
   if (!origins.is_ok()) {
     add("manifest_mismatch", "", 0, "", bundle::kManifestFile, origins.status().message());
   }
@@ -198,8 +201,8 @@ void Verifier::load_logs() {
     if (!log->entry.listed) {
       report_.notes.push_back(log->entry.file + " is not listed in the manifest; verified anyway");
     }
-    auto data = read_whole_file(internal::bundle_path(dir_, log->entry.file),
-                                bundle::kBinaryFileBytesMax);
+    auto data =
+        read_whole_file(internal::bundle_path(dir_, log->entry.file), bundle::kBinaryFileBytesMax);
     if (!data.is_ok()) {
       log->file_broken = true;
       if (!listed_files_.count(log->entry.file)) {

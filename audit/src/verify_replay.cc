@@ -79,7 +79,7 @@ void Verifier::after_apply(const OriginLog& log, const Op& op, bool streamed) {
   const bool check = op.account != sync::Account::kNone && sync::lowers_rights(op);
   if (check && (streamed || !tainted(op.member))) {
     const sync::EscrowCounter& c = m->counter(op.account);
-    const RightsSample s{&log, op.seq, op.member, op.account, op.origin, c.rights(op.origin),
+    const RightsSample s{&log,     op.seq, op.member, op.account, op.origin, c.rights(op.origin),
                          c.value()};
     if (!streamed) {
       report_negative(s);
@@ -178,8 +178,8 @@ void Verifier::check_balances() {
   const Json& j = balances_.doc;
   if (!j.is_object() || j.value("format", Json()) != bundle::kBalancesFormat ||
       !j.contains("members") || !j["members"].is_array()) {
-    add("malformed_file", "", 0, "", file, "not an " + std::string(bundle::kBalancesFormat) +
-                                               " file with a members array");
+    add("malformed_file", "", 0, "", file,
+        "not an " + std::string(bundle::kBalancesFormat) + " file with a members array");
     return;
   }
   std::map<MemberId, Json> exported;
@@ -236,7 +236,8 @@ void Verifier::check_balances() {
   report_.counts["members_compared"] = compared;
   report_.counts["members_not_compared"] = skipped;
   if (skipped > 0) {
-    report_.notes.push_back(std::to_string(skipped) + " member(s) not compared: an op of theirs "
+    report_.notes.push_back(std::to_string(skipped) +
+                            " member(s) not compared: an op of theirs "
                             "was rejected (see findings), so their exported state cannot match");
   }
 }

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-
 #include <filesystem>
 #include <set>
 
@@ -497,7 +496,8 @@ Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member
   op.receipt = receipt;
   return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
     if (auto no = status_check(*m, o)) return no;
-    o.amount = sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
+    o.amount =
+        sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
     return std::optional<Reply>();
   });
 }
@@ -586,8 +586,8 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
     r.body = refusal("not_origin", "op " + ref + " was made at another node; only its origin may reverse it");
     return r;
   }
-  return execute(request_id, sync::reversal_of(t), true,
-                 [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+  const Op op = sync::reversal_of(t);
+  return execute(request_id, op, true, [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
     if (auto no = status_check(*m, o)) return no;
     OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
     if (by) {
@@ -615,7 +615,8 @@ Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId&
   op.target = target;
   return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
     if (auto no = status_check(*m, o)) return no;
-    if (auto no = sync::rights_refusal(*m, o, node_id_)) return std::optional<Reply>(rule_reply(*no));
+    if (auto no = sync::rights_refusal(*m, o, node_id_))
+      return std::optional<Reply>(rule_reply(*no));
     return std::optional<Reply>();
   });
 }
@@ -750,8 +751,9 @@ namespace {
 // (`expect`: the seq that should come next; `prev`: the hash of the op before). Findings go to
 // `report`; a gap is reported, and the op is then judged as if the log went on from it. Advances
 // `expect` and `prev` past the op.
-void check_stored_op(const NodeId& origin, const sync::OriginTrust& trust, const sync::SignedOp& sop,
-                     std::uint64_t& expect, sync::Hash32& prev, VerifyReport& report) {
+void check_stored_op(const NodeId& origin, const sync::OriginTrust& trust,
+                     const sync::SignedOp& sop, std::uint64_t& expect, sync::Hash32& prev,
+                     VerifyReport& report) {
   const std::string ref = sync::op_ref_string(origin, sop.op.seq);
   report.ops_checked++;
   if (sop.op.origin != origin) report.findings.push_back(ref + ": origin field differs");
@@ -771,14 +773,15 @@ void check_stored_op(const NodeId& origin, const sync::OriginTrust& trust, const
       report.findings.push_back(ref + ": " + ruling.signature.message());
       break;
     case sync::LogVerdict::kRevoked:
-      report.findings.push_back(ref + ": after its origin's revocation cutoff (seq " + std::to_string(*trust.cutoff) +
-                                ")");
+      report.findings.push_back(ref + ": after its origin's revocation cutoff (seq " +
+                                std::to_string(*trust.cutoff) + ")");
       break;
     case sync::LogVerdict::kFork:
       report.findings.push_back(ref + ": prev does not match the previous op's hash");
       break;
     case sync::LogVerdict::kMalformed:
-      report.findings.push_back(ref + ": malformed (seq 0, or a genesis op that names a previous op)");
+      report.findings.push_back(ref +
+                                ": malformed (seq 0, or a genesis op that names a previous op)");
       break;
   }
   prev = sop.hash;
@@ -833,7 +836,8 @@ Result<VerifyReport> Ledger::verify_log() {
         check_stored_op(origin, trust, sop, expect, prev, report);
         auto applied = replica.apply(sop.op);
         if (!applied.is_ok()) {
-          report.findings.push_back(sync::op_ref_string(origin, sop.op.seq) + ": " + applied.status().message());
+          report.findings.push_back(sync::op_ref_string(origin, sop.op.seq) + ": " +
+                                    applied.status().message());
         }
       }
       if (stretch_end != 0) expect = std::max(expect, stretch_end + 1);
@@ -1103,13 +1107,17 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       if (!got.is_ok() || !*got) return std::nullopt;
       return (*got)->hash;
     };
-    const sync::SignatureCheck check = [&](const crypto::PublicKey& key) { return verify_received(sop, key); };
+    const sync::SignatureCheck check = [&](const crypto::PublicKey& key) {
+      return verify_received(sop, key);
+    };
     const sync::LogHead log_head{head.seq, head.hash};
-    sync::LogRuling ruling = sync::judge_op(log_head, trust_in(*this, op.origin), op, sop.hash, held, check);
+    sync::LogRuling ruling =
+        sync::judge_op(log_head, trust_in(*this, op.origin), op, sop.hash, held, check);
     if (ruling.verdict == sync::LogVerdict::kUnknownOrigin) {
       // A node enrolled after this daemon started is in the database's roster, not yet in ours.
       OUTPOST_ASSIGN_OR_RETURN(bool changed, refresh_roster());
-      if (changed) ruling = sync::judge_op(log_head, trust_in(*this, op.origin), op, sop.hash, held, check);
+      if (changed)
+        ruling = sync::judge_op(log_head, trust_in(*this, op.origin), op, sop.hash, held, check);
     }
     OUTPOST_RETURN_IF_ERROR(read);
     // An op of our own origin at the next seq whose signature verified (applied, revoked or
@@ -1142,9 +1150,11 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
       case sync::LogVerdict::kBadSignature:
         found.bad_signature = ruling.verdict == sync::LogVerdict::kBadSignature;
         if (ruling.at_held_seq) {
-          return Status::corruption("op " + ref + " conflicts with the held op and has a bad signature");
+          return Status::corruption("op " + ref +
+                                    " conflicts with the held op and has a bad signature");
         }
-        if (!found.bad_signature) return Status::corruption("op " + ref + " is from an unknown origin");
+        if (!found.bad_signature)
+          return Status::corruption("op " + ref + " is from an unknown origin");
         return ruling.signature;
       case sync::LogVerdict::kGap:
         // Our own op beyond a gap, correctly signed: we did sign that seq (restored from an older
@@ -1152,11 +1162,13 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
         if (op.origin == node_id_ && sync::verify_op(sop, key_.public_key()).is_ok()) {
           found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
         }
-        return Status::corruption("op " + ref + " leaves a gap after seq " + std::to_string(head.seq));
+        return Status::corruption("op " + ref + " leaves a gap after seq " +
+                                  std::to_string(head.seq));
       case sync::LogVerdict::kRevoked:
         return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
       case sync::LogVerdict::kMalformed:
-        return Status::corruption("op " + ref + " is malformed (seq 0, or a genesis op that names a previous op)");
+        return Status::corruption(
+            "op " + ref + " is malformed (seq 0, or a genesis op that names a previous op)");
     }
     OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
     if (op.origin == node_id_ && !op.request_id.empty()) {

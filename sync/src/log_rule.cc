@@ -7,15 +7,24 @@ namespace outpost::sync {
 
 const char* log_verdict_name(LogVerdict v) {
   switch (v) {
-    case LogVerdict::kApply: return "apply";
-    case LogVerdict::kDuplicate: return "duplicate";
-    case LogVerdict::kGap: return "gap";
-    case LogVerdict::kUnknownOrigin: return "unknown_origin";
-    case LogVerdict::kBadSignature: return "bad_signature";
-    case LogVerdict::kRevoked: return "revoked";
-    case LogVerdict::kEquivocation: return "equivocation";
-    case LogVerdict::kFork: return "fork";
-    case LogVerdict::kMalformed: return "malformed";
+    case LogVerdict::kApply:
+      return "apply";
+    case LogVerdict::kDuplicate:
+      return "duplicate";
+    case LogVerdict::kGap:
+      return "gap";
+    case LogVerdict::kUnknownOrigin:
+      return "unknown_origin";
+    case LogVerdict::kBadSignature:
+      return "bad_signature";
+    case LogVerdict::kRevoked:
+      return "revoked";
+    case LogVerdict::kEquivocation:
+      return "equivocation";
+    case LogVerdict::kFork:
+      return "fork";
+    case LogVerdict::kMalformed:
+      return "malformed";
   }
   return "unknown";
 }

@@ -19,9 +19,8 @@ std::string what(const Op& op) {
 }
 
 RuleRefusal blocked(const Op& op) {
-  return {"member_blocked",
-          "member " + id_hex(op.member) + " is blocked: no " + what(op) +
-              " until the member is set active again"};
+  return {"member_blocked", "member " + id_hex(op.member) + " is blocked: no " + what(op) +
+                                " until the member is set active again"};
 }
 
 RuleRefusal closed(const Op& op) {

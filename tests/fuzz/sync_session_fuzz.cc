@@ -1,7 +1,8 @@
 // libFuzzer target for SyncSession (sync/session.h): one node's side of a sync link, over an
 // in-memory SyncStore that checks ops as a real node does, by the rule book's log rule
 // (signature under the world's roster key, revocation cut-off, seq and chain; a batch with a bad
-// op changes nothing; a second op for a held seq, or a forked successor, is kept as evidence). The input is a script:
+// op changes nothing; a second op for a held seq, or a forked successor, is kept as evidence). The
+// input is a script:
 //   byte 0: which world node this is; byte 1: how many of its own ops it holds; byte 2: flags
 //   then actions, each an action byte and its arguments (see Script::step): a raw message, or a
 //   HELLO / OPS / ACK / BLOB / RIGHTS message built from the world's signed data (optionally with

@@ -12,10 +12,10 @@
 #include <variant>
 #include <vector>
 
+#include "outpost/audit/bundle_format.h"
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/audit/bundle_format.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/op.h"

@@ -183,7 +183,8 @@ TEST(SeqPlaceTest, HeldNextAndBeyond) {
   EXPECT_EQ(seq_place(5, 7), SeqPlace::kBeyond);
 }
 
-// --- per op kind -----------------------------------------------------------------------------------
+// --- per op kind
+// -----------------------------------------------------------------------------------
 
 Op op_of(OpKind kind, Account account, std::uint64_t amount, const NodeId& origin = kStore) {
   Op op;
@@ -256,7 +257,8 @@ TEST(OpRulesTest, ProfileUpdateIsLastWriterWinsAndClosingNeedsAnEmptyWallet) {
   ASSERT_TRUE(no);
   EXPECT_EQ(no->code, "wallet_not_empty");
   EXPECT_EQ(no->message, "the wallet holds 150; refund it to zero before closing the account");
-  EXPECT_FALSE(status_refusal(with_status("blocked"), field_op(OpKind::kProfile, Field::kName, "B")));
+  EXPECT_FALSE(
+      status_refusal(with_status("blocked"), field_op(OpKind::kProfile, Field::kName, "B")));
 }
 
 TEST(OpRulesTest, EarnCreditsPointsSpendAndAVisitAtItsOriginAndIsRefusedWhenBlocked) {
