@@ -25,16 +25,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "outpost/audit/bundle_format.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/replica.h"
@@ -43,7 +42,7 @@
 namespace {
 
 namespace fs = std::filesystem;
-namespace bundle = outpost::sync::bundle;
+namespace bundle = outpost::audit::bundle;
 namespace sync = outpost::sync;
 namespace crypto = outpost::crypto;
 using Clock = std::chrono::steady_clock;
@@ -286,7 +285,7 @@ Generated generate(const Options& o, const std::string& dir) {
                          "\",\"version\":1,\"members\":[\n";
   bool first = true;
   for (const auto& [id, m] : replica.members()) {
-    balances += (first ? "" : ",\n") + sync::bundle::balance_json(id, m).dump();
+    balances += (first ? "" : ",\n") + bundle::balance_json(id, m).dump();
     first = false;
   }
   balances += "\n]}\n";

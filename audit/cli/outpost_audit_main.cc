@@ -4,6 +4,7 @@
 // be read as what it should be, 3 (`verify`) no findings but completeness not proven.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,13 +12,11 @@
 #include <string>
 #include <thread>
 
-#include <CLI/CLI.hpp>
-
+#include "outpost/audit/bundle_format.h"
 #include "outpost/audit/consistency.h"
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/sync/audit_bundle.h"
 
 namespace {
 
@@ -72,7 +71,7 @@ int print_status_error(const std::string& what, const Status& st) {
 // Reads and parses a JSON file of at most kJsonFileBytesMax; prints why and returns nullopt when
 // it cannot.
 std::optional<Json> read_json_file(const std::string& path, const std::string& what) {
-  auto data = outpost::audit::read_whole_file(path, outpost::sync::bundle::kJsonFileBytesMax);
+  auto data = outpost::audit::read_whole_file(path, outpost::audit::bundle::kJsonFileBytesMax);
   if (!data.is_ok()) {
     print_status_error("cannot read the " + what, data.status());
     return std::nullopt;
@@ -292,9 +291,9 @@ int main(int argc, char** argv) {
     auto id = outpost::audit::find_member(bundle, member);
     if (!id.is_ok()) return print_status_error("explain", id.status());
     if (root_text.empty()) {
-      auto manifest = outpost::audit::read_whole_file(
-          bundle + "/" + outpost::sync::bundle::kManifestFile,
-          outpost::sync::bundle::kJsonFileBytesMax);
+      auto manifest =
+          outpost::audit::read_whole_file(bundle + "/" + outpost::audit::bundle::kManifestFile,
+                                          outpost::audit::bundle::kJsonFileBytesMax);
       Json m;
       try {
         if (manifest.is_ok()) m = Json::parse(manifest->begin(), manifest->end());

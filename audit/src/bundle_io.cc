@@ -6,14 +6,13 @@
 #include <fstream>
 #include <set>
 
+#include "outpost/audit/bundle_format.h"
 #include "outpost/base/limits.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 
 namespace outpost::audit {
 
 namespace fs = std::filesystem;
-namespace bundle = sync::bundle;
 
 Result<std::vector<std::uint8_t>> read_whole_file(const std::string& path,
                                                   std::uint64_t max_bytes) {

@@ -6,13 +6,12 @@
 #include <set>
 
 #include "bundle_io.h"
+#include "outpost/audit/bundle_format.h"
 #include "outpost/base/limits.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/merkle.h"
 
 namespace outpost::audit {
 
-namespace bundle = sync::bundle;
 using sync::Hash32;
 using sync::NodeId;
 

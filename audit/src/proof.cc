@@ -8,15 +8,15 @@
 #include <optional>
 
 #include "bundle_io.h"
+#include "outpost/audit/bundle_format.h"
 #include "outpost/base/limits.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/roster.h"
+#include "outpost/sync/rule_book.h"
 
 namespace outpost::audit {
 
-namespace bundle = sync::bundle;
 using internal::hex_array;
 using internal::json_string;
 using sync::Hash32;
@@ -311,14 +311,34 @@ std::string check_op(const ProofParts& p, const sync::Roster& rs, const sync::Tr
   if (p.op_sig.size() != 64) return "op: the signature must be 64 bytes";
   crypto::Signature op_sig{};
   std::copy(p.op_sig.begin(), p.op_sig.end(), op_sig.begin());
-  auto key = rs.signing_key(op->origin);
-  if (!key) return "op: its origin is not in the roster";
-  if (!crypto::verify(*key, p.op_bytes, op_sig)) {
-    return "op: the signature does not verify under the origin's certificate key";
-  }
-  if (!rs.op_allowed(op->origin, op->seq)) {
-    return "op: it is past its origin's revocation cut-off in roster v" +
-           std::to_string(rs.version);
+  // The log rule (sync::judge_op) on this one op. Its place in the log is proven by the audit path
+  // below, not by a held chain, so the head is taken as the op names it: what is judged here is
+  // the signature and the revocation cut-off.
+  sync::OriginTrust trust;
+  trust.key = rs.signing_key(op->origin);
+  if (const sync::Revocation* rev = rs.revocation(op->origin)) trust.cutoff = rev->after_seq;
+  const sync::SignatureCheck check = [&](const crypto::PublicKey& key) {
+    return crypto::verify(key, p.op_bytes, op_sig) ? Status::ok()
+                                                   : Status::corruption("bad signature");
+  };
+  const sync::LogHead as_named{op->seq - 1, op->prev};
+  switch (sync::judge_op(as_named, trust, *op, sync::op_hash(p.op_bytes, op_sig), nullptr, check)
+              .verdict) {
+    case sync::LogVerdict::kApply:
+      break;
+    case sync::LogVerdict::kUnknownOrigin:
+      return "op: its origin is not in the roster";
+    case sync::LogVerdict::kBadSignature:
+      return "op: the signature does not verify under the origin's certificate key";
+    case sync::LogVerdict::kRevoked:
+      return "op: it is past its origin's revocation cut-off in roster v" +
+             std::to_string(rs.version);
+    case sync::LogVerdict::kDuplicate:  // none of these: the head is the op's own predecessor,
+    case sync::LogVerdict::kGap:        // and decode_op refused a malformed seq or genesis
+    case sync::LogVerdict::kEquivocation:
+    case sync::LogVerdict::kFork:
+    case sync::LogVerdict::kMalformed:
+      return "op: not a valid op of its origin's log";
   }
   r.checks.push_back("op " + sync::op_ref_string(op->origin, op->seq) + " (" +
                      sync::kind_name(op->kind) + ") is signed by its origin, not revoked");

@@ -15,17 +15,17 @@
 #include <map>
 #include <vector>
 
+#include "outpost/audit/bundle_format.h"
 #include "outpost/base/files.h"
 #include "outpost/base/limits.h"
 #include "outpost/node/identity.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 
 namespace outpost::node {
 
 namespace fs = std::filesystem;
-namespace bundle = sync::bundle;
+namespace bundle = audit::bundle;
 using sync::Bytes;
 using sync::NodeId;
 
@@ -614,7 +614,8 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
                                       "\",\"members\":[\n"));
     bool first = true;
     for (const auto& [id, m] : members) {
-      OUTPOST_RETURN_IF_ERROR(bal.write((first ? "" : ",\n") + sync::bundle::balance_json(id, m).dump()));
+      OUTPOST_RETURN_IF_ERROR(
+          bal.write((first ? "" : ",\n") + audit::bundle::balance_json(id, m).dump()));
       first = false;
     }
     OUTPOST_RETURN_IF_ERROR(bal.write("\n]}\n"));

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-
 #include <filesystem>
 #include <set>
 
@@ -15,6 +14,7 @@
 #include "outpost/node/identity.h"
 #include "outpost/node/log.h"
 #include "outpost/sync/member_rules.h"
+#include "outpost/sync/rule_book.h"
 
 namespace outpost::node {
 
@@ -80,6 +80,16 @@ Reply rule_reply(const sync::RuleRefusal& r) {
   out.body["error"] = r.code;
   out.body["message"] = r.message;
   return out;
+}
+
+// What this ledger knows of `origin` for the log rule: its key and revocation cut-off.
+sync::OriginTrust trust_in(const Ledger& ledger, const NodeId& origin) {
+  sync::OriginTrust trust;
+  trust.key = ledger.origin_key(origin);
+  if (const auto& roster = ledger.roster()) {
+    if (const sync::Revocation* rev = roster->revocation(origin)) trust.cutoff = rev->after_seq;
+  }
+  return trust;
 }
 
 // Refuses `op` when the member's status forbids it (sync::status_refusal).
@@ -321,23 +331,6 @@ Status Ledger::commit_batch() {
   return st;
 }
 
-namespace {
-// Whether the op a request_id already made (`made`) is the operation asked for now (`asked`):
-// same kind and member and, per kind, the same amount, purchase, reversed op or rights move. An
-// enrollment makes its member id, so only its kind can be compared; a reversal is named by the op
-// it reverses (the reversal's member and amount follow from that op).
-bool same_operation(const Op& made, const Op& asked) {
-  if (made.kind != asked.kind) return false;
-  switch (asked.kind) {
-    case OpKind::kEnroll: return true;
-    case OpKind::kReverse: return made.ref_origin == asked.ref_origin && made.ref_seq == asked.ref_seq;
-    case OpKind::kEarn: return made.member == asked.member && made.spend_minor == asked.spend_minor;
-    default:
-      return made.member == asked.member && made.account == asked.account && made.amount == asked.amount &&
-             made.target == asked.target;
-  }
-}
-}  // namespace
 
 Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Reply& r) {
   OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
@@ -345,7 +338,7 @@ Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Repl
   const std::string ref = sync::op_ref_string(prior->origin, prior->seq);
   OUTPOST_ASSIGN_OR_RETURN(auto made, store_->get_op(prior->origin, prior->seq));
   if (!made) return Status::corruption("request " + request_id + " names op " + ref + ", which is not held");
-  if (!same_operation(made->op, asked)) {
+  if (!sync::same_request(made->op, asked)) {
     return Status::invalid("request_id '" + request_id + "' was already used for another operation (" +
                            sync::kind_name(made->op.kind) + " " + ref + "); use a new request_id");
   }
@@ -495,10 +488,8 @@ Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member
   op.receipt = receipt;
   return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
     if (auto no = status_check(*m, o)) return no;
-    std::uint32_t month = sync::month_index(o.hlc.wall_ms);
-    std::uint64_t spend = m ? m->rolling_spend(month, rules_.window_months) : 0;
-    const sync::Tier& tier = rules_.tier_for(spend);
-    o.amount = rules_.points_for(o.spend_minor, tier);
+    o.amount =
+        sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
     return std::optional<Reply>();
   });
 }
@@ -518,27 +509,19 @@ Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& membe
       OUTPOST_ASSIGN_OR_RETURN(auto no, pin_cleared(*m, o, pin, "this member's wallet needs a PIN"));
       if (no) return no;
     }
-    const sync::EscrowCounter& c = counter_of(*m, o.account);
-    std::int64_t here = c.rights(node_id_);
-    if (here >= 0 && static_cast<std::uint64_t>(here) >= o.amount) return std::optional<Reply>();
-    std::uint64_t have = here > 0 ? static_cast<std::uint64_t>(here) : 0;
-    const char* unit = o.account == Account::kPoints ? "points" : "wallet";
-    Reply r;
-    r.refused = true;
-    r.body = refusal("insufficient_rights",
-                     std::string(sync::kind_name(o.kind)) + " of " + std::to_string(o.amount) + " " + unit +
-                         " refused: balance " + std::to_string(c.value()) + ", rights here " +
-                         std::to_string(have) + ", shortfall " + std::to_string(o.amount - have));
+    auto no = sync::rights_refusal(*m, o, node_id_);
+    if (!no) return std::optional<Reply>();
+    // The typed refusal, shown in full: the POS (and the rights broker) read where the rest sits.
+    const sync::RuleRefusal::Rights& rights = *no->rights;
+    Reply r = rule_reply(*no);
     r.body["member"] = sync::id_hex(o.member);
-    r.body["account"] = unit;
-    r.body["requested"] = o.amount;
-    r.body["balance"] = c.value();
-    r.body["rights_here"] = have;
-    r.body["shortfall"] = o.amount - have;
+    r.body["account"] = o.account == Account::kPoints ? "points" : "wallet";
+    r.body["requested"] = rights.requested;
+    r.body["balance"] = rights.balance;
+    r.body["rights_here"] = rights.here;
+    r.body["shortfall"] = rights.shortfall;
     Json elsewhere = Json::object();
-    for (const auto& [node, rights] : c.rights_by_node()) {
-      if (node != node_id_) elsewhere[sync::id_hex(node)] = rights;
-    }
+    for (const auto& [node, held] : rights.elsewhere) elsewhere[sync::id_hex(node)] = held;
     r.body["rights_elsewhere"] = elsewhere;
     r.body["rights_request_tried"] = false;
     return std::optional<Reply>(r);
@@ -586,8 +569,7 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
   OUTPOST_ASSIGN_OR_RETURN(auto target, store_->get_op(origin, seq));
   if (!target) return Status::not_found("unknown op " + ref);
   const Op& t = target->op;
-  if (t.kind != OpKind::kEarn && t.kind != OpKind::kRedeem && t.kind != OpKind::kTopup &&
-      t.kind != OpKind::kSpend) {
+  if (!sync::is_reversible(t.kind)) {
     return Status::invalid("a " + std::string(sync::kind_name(t.kind)) + " op cannot be reversed");
   }
   if (origin != node_id_) {
@@ -596,15 +578,7 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
     r.body = refusal("not_origin", "op " + ref + " was made at another node; only its origin may reverse it");
     return r;
   }
-  Op op;
-  op.kind = OpKind::kReverse;
-  op.member = t.member;
-  op.account = t.account;
-  op.amount = t.amount;
-  op.spend_minor = t.kind == OpKind::kEarn ? t.spend_minor : 0;
-  op.ref_origin = origin;
-  op.ref_seq = seq;
-  op.ref_kind = t.kind;
+  const Op op = sync::reversal_of(t);
   return execute(request_id, op, true, [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
     if (auto no = status_check(*m, o)) return no;
     OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
@@ -616,18 +590,7 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
       return std::optional<Reply>(r);
     }
     // Undoing a credit takes rights back: only possible while this node still holds them.
-    if (o.ref_kind == OpKind::kEarn || o.ref_kind == OpKind::kTopup) {
-      const sync::EscrowCounter& c = counter_of(*m, o.account);
-      std::int64_t here = c.rights(node_id_);
-      if (here < 0 || static_cast<std::uint64_t>(here) < o.amount) {
-        Reply r;
-        r.refused = true;
-        r.body = refusal("insufficient_rights", "reversal of " + ref + " needs " + std::to_string(o.amount) +
-                                                    " rights here, only " + std::to_string(std::max<std::int64_t>(here, 0)) +
-                                                    " are left (already spent)");
-        return std::optional<Reply>(r);
-      }
-    }
+    if (auto no = sync::rights_refusal(*m, o, node_id_)) return std::optional<Reply>(rule_reply(*no));
     return std::optional<Reply>();
   });
 }
@@ -644,14 +607,8 @@ Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId&
   op.target = target;
   return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
     if (auto no = status_check(*m, o)) return no;
-    std::int64_t here = counter_of(*m, o.account).rights(node_id_);
-    if (here < 0 || static_cast<std::uint64_t>(here) < o.amount) {
-      Reply r;
-      r.refused = true;
-      r.body = refusal("insufficient_rights", "move of " + std::to_string(o.amount) + " refused: rights here " +
-                                                  std::to_string(std::max<std::int64_t>(here, 0)));
-      return std::optional<Reply>(r);
-    }
+    if (auto no = sync::rights_refusal(*m, o, node_id_))
+      return std::optional<Reply>(rule_reply(*no));
     return std::optional<Reply>();
   });
 }
@@ -780,6 +737,51 @@ Json Ledger::rules_json() const {
               {"tiers", tiers}};
 }
 
+namespace {
+
+// `log verify`'s check of one stored op of `origin` by the log rule, against the ops before it
+// (`expect`: the seq that should come next; `prev`: the hash of the op before). Findings go to
+// `report`; a gap is reported, and the op is then judged as if the log went on from it. Advances
+// `expect` and `prev` past the op.
+void check_stored_op(const NodeId& origin, const sync::OriginTrust& trust,
+                     const sync::SignedOp& sop, std::uint64_t& expect, sync::Hash32& prev,
+                     VerifyReport& report) {
+  const std::string ref = sync::op_ref_string(origin, sop.op.seq);
+  report.ops_checked++;
+  if (sop.op.origin != origin) report.findings.push_back(ref + ": origin field differs");
+  sync::LogRuling ruling = sync::judge_op({expect - 1, prev}, trust, sop, nullptr);
+  if (ruling.verdict == sync::LogVerdict::kGap || ruling.at_held_seq) {
+    report.findings.push_back(ref + ": gap, expected seq " + std::to_string(expect));
+    ruling = sync::judge_op({sop.op.seq - 1, prev}, trust, sop, nullptr);
+  }
+  switch (ruling.verdict) {
+    case sync::LogVerdict::kApply:
+    case sync::LogVerdict::kUnknownOrigin:  // the origin's finding says it once
+    case sync::LogVerdict::kDuplicate:      // not after a re-judge at the op's own seq
+    case sync::LogVerdict::kEquivocation:
+    case sync::LogVerdict::kGap:
+      break;
+    case sync::LogVerdict::kBadSignature:
+      report.findings.push_back(ref + ": " + ruling.signature.message());
+      break;
+    case sync::LogVerdict::kRevoked:
+      report.findings.push_back(ref + ": after its origin's revocation cutoff (seq " +
+                                std::to_string(*trust.cutoff) + ")");
+      break;
+    case sync::LogVerdict::kFork:
+      report.findings.push_back(ref + ": prev does not match the previous op's hash");
+      break;
+    case sync::LogVerdict::kMalformed:
+      report.findings.push_back(ref +
+                                ": malformed (seq 0, or a genesis op that names a previous op)");
+      break;
+  }
+  prev = sop.hash;
+  expect = sop.op.seq + 1;
+}
+
+}  // namespace
+
 Result<VerifyReport> Ledger::verify_log() {
   VerifyReport report;
   OUTPOST_ASSIGN_OR_RETURN(auto vv, store_->version_vector());
@@ -787,8 +789,8 @@ Result<VerifyReport> Ledger::verify_log() {
   constexpr std::size_t kBatch = 512;
   for (const auto& [origin, head_seq] : vv) {
     report.origins++;
-    auto key = origin_key(origin);
-    if (!key) {
+    const sync::OriginTrust trust = trust_in(*this, origin);
+    if (!trust.key) {
       report.findings.push_back("origin " + sync::id_hex(origin) + ": no known public key");
     }
     sync::Hash32 prev{};
@@ -823,26 +825,12 @@ Result<VerifyReport> Ledger::verify_log() {
       }
       if (batch.empty()) break;
       for (const auto& sop : batch) {
-        const std::string ref = sync::op_ref_string(origin, sop.op.seq);
-        report.ops_checked++;
-        if (sop.op.seq != expect) {
-          report.findings.push_back(ref + ": gap, expected seq " + std::to_string(expect));
-          expect = sop.op.seq;
-        }
-        if (sop.op.origin != origin) report.findings.push_back(ref + ": origin field differs");
-        if (key) {
-          Status st = sync::verify_op(sop, *key);
-          if (!st.is_ok()) report.findings.push_back(ref + ": " + st.message());
-        }
-        if (roster_ && roster_->find(origin) && !roster_->op_allowed(origin, sop.op.seq)) {
-          report.findings.push_back(ref + ": after its origin's revocation cutoff (seq " +
-                                    std::to_string(roster_->revocation(origin)->after_seq) + ")");
-        }
-        if (sop.op.prev != prev) report.findings.push_back(ref + ": prev does not match the previous op's hash");
+        check_stored_op(origin, trust, sop, expect, prev, report);
         auto applied = replica.apply(sop.op);
-        if (!applied.is_ok()) report.findings.push_back(ref + ": " + applied.status().message());
-        prev = sop.hash;
-        expect = sop.op.seq + 1;
+        if (!applied.is_ok()) {
+          report.findings.push_back(sync::op_ref_string(origin, sop.op.seq) + ": " +
+                                    applied.status().message());
+        }
       }
       if (stretch_end != 0) expect = std::max(expect, stretch_end + 1);
     }
@@ -1103,59 +1091,76 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
     const std::string ref = sync::op_ref_string(op.origin, op.seq);
     if (forked.count(op.origin)) continue;  // the rest of a conflicting history: never applied
     OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(op.origin));
-    if (op.seq <= head.seq) {
-      OUTPOST_ASSIGN_OR_RETURN(auto held, store_->get_op(op.origin, op.seq));
-      if (held && held->hash == sop.hash) {
-        report.duplicates++;
-        continue;
-      }
-      // A second, different op for a held (origin, seq): verify it is really signed by the
-      // origin before calling it equivocation (anyone can send garbage).
-      auto key = origin_key(op.origin);
-      if (!key || !verify_received(sop, *key).is_ok()) {
-        found.bad_signature = key.has_value();
-        return Status::corruption("op " + ref + " conflicts with the held op and has a bad signature");
-      }
-      evidence.push_back(sop);
-      report.equivocations.push_back("origin " + sync::id_hex(op.origin) + " signed two different ops with seq " +
-                                     std::to_string(op.seq));
-      forked.insert(op.origin);
-      continue;
-    }
-    if (op.seq != head.seq + 1) {
-      // Our own op beyond a gap, correctly signed: we did sign that seq (restored from an older
-      // copy), so it must not be signed again. Proof, unlike a HELLO's claim.
-      if (op.origin == node_id_ && sync::verify_op(sop, key_.public_key()).is_ok()) {
-        found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
-      }
-      return Status::corruption("op " + ref + " leaves a gap after seq " + std::to_string(head.seq));
-    }
-    auto key = origin_key(op.origin);
-    if (!key) {
+    // The held op's hash at a seq, for the rule's duplicate test (a read error fails the batch).
+    Status read = Status::ok();
+    const sync::HeldHash held = [&](std::uint64_t seq) -> std::optional<sync::Hash32> {
+      auto got = store_->get_op(op.origin, seq);
+      if (!got.is_ok()) read = got.status();
+      if (!got.is_ok() || !*got) return std::nullopt;
+      return (*got)->hash;
+    };
+    const sync::SignatureCheck check = [&](const crypto::PublicKey& key) {
+      return verify_received(sop, key);
+    };
+    const sync::LogHead log_head{head.seq, head.hash};
+    sync::LogRuling ruling =
+        sync::judge_op(log_head, trust_in(*this, op.origin), op, sop.hash, held, check);
+    if (ruling.verdict == sync::LogVerdict::kUnknownOrigin) {
       // A node enrolled after this daemon started is in the database's roster, not yet in ours.
       OUTPOST_ASSIGN_OR_RETURN(bool changed, refresh_roster());
-      if (changed) key = origin_key(op.origin);
+      if (changed)
+        ruling = sync::judge_op(log_head, trust_in(*this, op.origin), op, sop.hash, held, check);
     }
-    if (!key) return Status::corruption("op " + ref + " is from an unknown origin");
-    if (Status st = verify_received(sop, *key); !st.is_ok()) {
-      found.bad_signature = true;
-      return st;
+    OUTPOST_RETURN_IF_ERROR(read);
+    // An op of our own origin at the next seq whose signature verified (applied, revoked or
+    // forked) proves the chain holds that seq.
+    if (op.origin == node_id_ && (ruling.verdict == sync::LogVerdict::kApply ||
+                                  ruling.verdict == sync::LogVerdict::kRevoked ||
+                                  ruling.verdict == sync::LogVerdict::kFork)) {
+      found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
     }
-    if (op.origin == node_id_) found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
-    if (roster_ && roster_->find(op.origin) && !roster_->op_allowed(op.origin, op.seq)) {
-      return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
-    }
-    if (op.prev != head.hash) {
-      if (head.seq == 0) return Status::corruption("genesis op " + ref + " names a previous op");
-      // Validly signed by the origin on top of another op than the one held at seq-1: the origin
-      // signed two histories. Evidence, not a bad peer: skipping this origin instead of refusing
-      // the batch keeps the other origins' ops flowing between honest nodes holding different
-      // forks (the simulator does the same, tests/sim).
-      evidence.push_back(sop);
-      report.equivocations.push_back("origin " + sync::id_hex(op.origin) + " signed op seq " + std::to_string(op.seq) +
-                                     " on top of another op than the held seq " + std::to_string(head.seq));
-      forked.insert(op.origin);
-      continue;
+    switch (ruling.verdict) {
+      case sync::LogVerdict::kApply:
+        break;
+      case sync::LogVerdict::kDuplicate:
+        report.duplicates++;
+        continue;
+      case sync::LogVerdict::kEquivocation:
+      case sync::LogVerdict::kFork:
+        // Evidence, not a bad peer: skipping this origin instead of refusing the batch keeps the
+        // other origins' ops flowing between honest nodes holding different forks.
+        evidence.push_back(sop);
+        report.equivocations.push_back(
+            ruling.verdict == sync::LogVerdict::kEquivocation
+                ? "origin " + sync::id_hex(op.origin) + " signed two different ops with seq " +
+                      std::to_string(op.seq)
+                : "origin " + sync::id_hex(op.origin) + " signed op seq " + std::to_string(op.seq) +
+                      " on top of another op than the held seq " + std::to_string(head.seq));
+        forked.insert(op.origin);
+        continue;
+      case sync::LogVerdict::kUnknownOrigin:
+      case sync::LogVerdict::kBadSignature:
+        found.bad_signature = ruling.verdict == sync::LogVerdict::kBadSignature;
+        if (ruling.at_held_seq) {
+          return Status::corruption("op " + ref +
+                                    " conflicts with the held op and has a bad signature");
+        }
+        if (!found.bad_signature)
+          return Status::corruption("op " + ref + " is from an unknown origin");
+        return ruling.signature;
+      case sync::LogVerdict::kGap:
+        // Our own op beyond a gap, correctly signed: we did sign that seq (restored from an older
+        // copy), so it must not be signed again. Proof, unlike a HELLO's claim.
+        if (op.origin == node_id_ && sync::verify_op(sop, key_.public_key()).is_ok()) {
+          found.own_seq_proven = std::max(found.own_seq_proven, op.seq);
+        }
+        return Status::corruption("op " + ref + " leaves a gap after seq " +
+                                  std::to_string(head.seq));
+      case sync::LogVerdict::kRevoked:
+        return Status::corruption("op " + ref + " is past its origin's revocation cut-off");
+      case sync::LogVerdict::kMalformed:
+        return Status::corruption(
+            "op " + ref + " is malformed (seq 0, or a genesis op that names a previous op)");
     }
     OUTPOST_RETURN_IF_ERROR(store_->append_op(sop));
     if (op.origin == node_id_ && !op.request_id.empty()) {

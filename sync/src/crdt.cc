@@ -43,11 +43,13 @@ Status EscrowCounter::credit(const NodeId& i, std::uint64_t amount) {
   return Status::ok();
 }
 
+bool EscrowCounter::covers(const NodeId& i, std::uint64_t amount) const {
+  const std::int64_t have = rights(i);
+  return have >= 0 && static_cast<std::uint64_t>(have) >= amount;
+}
+
 Status EscrowCounter::debit(const NodeId& i, std::uint64_t amount) {
-  std::int64_t have = rights(i);
-  if (have < 0 || static_cast<std::uint64_t>(have) < amount) {
-    return Status::refused("not enough rights at this node");
-  }
+  if (!covers(i, amount)) return Status::refused("not enough rights at this node");
   OUTPOST_RETURN_IF_ERROR(apply_debit(i, amount));
   // Invariant: only node i lowers rights(i), and never below zero.
   OUTPOST_CHECK(rights(i) >= 0);
@@ -56,10 +58,7 @@ Status EscrowCounter::debit(const NodeId& i, std::uint64_t amount) {
 
 Status EscrowCounter::move(const NodeId& i, const NodeId& j, std::uint64_t amount) {
   if (i == j) return Status::invalid("cannot move rights to the same node");
-  std::int64_t have = rights(i);
-  if (have < 0 || static_cast<std::uint64_t>(have) < amount) {
-    return Status::refused("not enough rights at this node");
-  }
+  if (!covers(i, amount)) return Status::refused("not enough rights at this node");
   OUTPOST_RETURN_IF_ERROR(apply_move(i, j, amount));
   OUTPOST_CHECK(rights(i) >= 0);
   return Status::ok();

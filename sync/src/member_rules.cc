@@ -8,23 +8,6 @@ namespace outpost::sync {
 
 namespace {
 
-// "topup", or "reverse of a topup".
-std::string what(const Op& op) {
-  std::string w = kind_name(op.kind);
-  if (op.kind == OpKind::kReverse) w += std::string(" of a ") + kind_name(op.ref_kind);
-  return w;
-}
-
-RuleRefusal blocked(const Op& op) {
-  return {"member_blocked", "member " + id_hex(op.member) + " is blocked: no " + what(op) +
-                                " until the member is set active again"};
-}
-
-RuleRefusal closed(const Op& op) {
-  return {"member_closed",
-          "member " + id_hex(op.member) + " is closed: no " + what(op) + " on a closed account"};
-}
-
 Hlc register_hlc(const MemberState& m, Field f) {
   auto it = m.fields.find(f);
   return it == m.fields.end() || !it->second.is_set() ? Hlc{} : it->second.hlc();
@@ -37,30 +20,6 @@ MemberStatus member_status(const MemberState& m) {
   if (s == "blocked") return MemberStatus::kBlocked;
   if (s == "closed") return MemberStatus::kClosed;
   return MemberStatus::kActive;
-}
-
-std::optional<RuleRefusal> status_refusal(const MemberState& m, const Op& op) {
-  const MemberStatus status = member_status(m);
-  if (status == MemberStatus::kActive) return std::nullopt;
-  bool refused_when_blocked = false;
-  switch (op.kind) {
-    case OpKind::kEarn:
-    case OpKind::kRedeem:
-    case OpKind::kTopup:
-    case OpKind::kSpend:
-    case OpKind::kMove:
-      refused_when_blocked = true;
-      break;
-    case OpKind::kReverse:
-      if (op.ref_kind == OpKind::kEarn) return std::nullopt;  // points taken back: always fine
-      refused_when_blocked = op.ref_kind == OpKind::kTopup;   // wallet value paid out
-      break;                                                  // spend, redeem: a refund
-    default:
-      return std::nullopt;
-  }
-  if (status == MemberStatus::kClosed) return closed(op);
-  if (refused_when_blocked) return blocked(op);
-  return std::nullopt;
 }
 
 std::optional<RuleRefusal> profile_refusal(const MemberState& m,

@@ -1,7 +1,8 @@
 // libFuzzer target for SyncSession (sync/session.h): one node's side of a sync link, over an
-// in-memory SyncStore that checks ops as a real node does (signature under the world's roster
-// key, revocation cut-off, seq and chain; a batch with a bad op changes nothing; a second op
-// for a held seq is kept as equivocation evidence). The input is a script:
+// in-memory SyncStore that checks ops as a real node does, by the rule book's log rule
+// (signature under the world's roster key, revocation cut-off, seq and chain; a batch with a bad
+// op changes nothing; a second op for a held seq, or a forked successor, is kept as evidence). The
+// input is a script:
 //   byte 0: which world node this is; byte 1: how many of its own ops it holds; byte 2: flags
 //   then actions, each an action byte and its arguments (see Script::step): a raw message, or a
 //   HELLO / OPS / ACK / BLOB / RIGHTS message built from the world's signed data (optionally with
@@ -24,6 +25,7 @@
 
 #include "fuzz_world.h"
 #include "outpost/sync/protocol.h"
+#include "outpost/sync/rule_book.h"
 #include "outpost/sync/session.h"
 
 namespace {
@@ -81,32 +83,50 @@ class FuzzStore final : public sync::SyncStore {
     return out;
   }
 
+  // Judges each op by the rule book's log rule, as a real node does, and maps its verdicts as the
+  // ledger does: a batch with a bad op changes nothing; equivocation and forks are evidence, and
+  // the rest of that origin's ops in the batch are skipped.
   Result<sync::IngestReport> ingest(const std::vector<sync::SignedOp>& ops) override {
     auto logs = logs_;  // all or nothing
     sync::IngestReport report;
-    const World& w = fuzz::world();
+    std::set<sync::NodeId> forked;
     for (const auto& op : ops) {
-      const fuzz::WorldNode* origin = w.find(op.op.origin);
       const std::string ref = sync::op_ref_string(op.op.origin, op.op.seq);
-      if (origin == nullptr) return Status::permission(ref + ": unknown origin");
-      if (!sync::verify_op(op, origin->key->public_key()).is_ok()) {
-        return Status::corruption(ref + ": bad signature");
-      }
-      if (!roster().op_allowed(op.op.origin, op.op.seq))
-        return Status::permission(ref + ": revoked");
+      if (forked.count(op.op.origin)) continue;
       auto& log = logs[op.op.origin];
-      if (op.op.seq <= log.size()) {
-        if (log[op.op.seq - 1].hash == op.hash) {
-          report.duplicates++;
-        } else {
-          report.equivocations.push_back(ref);
-        }
-        continue;
+      sync::OriginTrust trust;
+      trust.key = roster().signing_key(op.op.origin);
+      if (const sync::Revocation* rev = roster().revocation(op.op.origin)) {
+        trust.cutoff = rev->after_seq;
       }
-      if (op.op.seq != log.size() + 1) return Status::invalid(ref + ": gap");
-      if (!log.empty() && op.op.prev != log.back().hash) return Status::invalid(ref + ": chain");
-      log.push_back(op);
-      report.applied++;
+      const sync::LogHead head{log.size(), log.empty() ? sync::Hash32{} : log.back().hash};
+      const auto ruling = sync::judge_op(head, trust, op, [&](std::uint64_t seq) {
+        return std::optional<sync::Hash32>(log[seq - 1].hash);
+      });
+      switch (ruling.verdict) {
+        case sync::LogVerdict::kApply:
+          log.push_back(op);
+          report.applied++;
+          break;
+        case sync::LogVerdict::kDuplicate:
+          report.duplicates++;
+          break;
+        case sync::LogVerdict::kEquivocation:
+        case sync::LogVerdict::kFork:
+          report.equivocations.push_back(ref);
+          forked.insert(op.op.origin);
+          break;
+        case sync::LogVerdict::kUnknownOrigin:
+          return Status::permission(ref + ": unknown origin");
+        case sync::LogVerdict::kBadSignature:
+          return Status::corruption(ref + ": bad signature");
+        case sync::LogVerdict::kRevoked:
+          return Status::permission(ref + ": revoked");
+        case sync::LogVerdict::kGap:
+          return Status::invalid(ref + ": gap");
+        case sync::LogVerdict::kMalformed:
+          return Status::invalid(ref + ": malformed");
+      }
     }
     logs_ = std::move(logs);
     return report;

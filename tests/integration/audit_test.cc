@@ -7,22 +7,21 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "../unit/test_util.h"
+#include "outpost/audit/bundle_format.h"
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/audit_export.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 #include "test_process.h"
 
@@ -433,7 +432,7 @@ class AuditTest : public ::testing::Test {
     }
     Json members = Json::array();
     for (const auto& [id, m] : replica.members()) {
-      members.push_back(sync::bundle::balance_json(id, m));
+      members.push_back(audit::bundle::balance_json(id, m));
     }
     const std::string path = bundle + "/balances.json";
     Json j = Json::parse(test::read_file(path));

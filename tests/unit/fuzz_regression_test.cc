@@ -12,10 +12,10 @@
 #include <variant>
 #include <vector>
 
+#include "outpost/audit/bundle_format.h"
 #include "outpost/audit/proof.h"
 #include "outpost/audit/verify.h"
 #include "outpost/crypto/crypto.h"
-#include "outpost/sync/audit_bundle.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 #include "outpost/sync/op.h"
@@ -28,6 +28,7 @@ namespace outpost::sync {
 namespace {
 
 namespace fs = std::filesystem;
+namespace bundle = audit::bundle;
 
 Bytes unhex(const std::string& hex) {
   auto b = crypto::from_hex(hex);

@@ -28,6 +28,10 @@ class EscrowCounter {
  public:
   // Adds rights created at node i (top-up, earn, reversal of a debit). Fails on overflow.
   Status credit(const NodeId& i, std::uint64_t amount);
+  // The escrow guard: whether node i holds at least `amount` rights in this view, so that it
+  // may consume or hand them on (rights(i) stays >= 0 whatever other nodes do meanwhile). The
+  // rule book's rights rule (rule_book.h: rights_refusal) and debit()/move() ask it.
+  bool covers(const NodeId& i, std::uint64_t amount) const;
   // Consumes rights at node i. Refused (kRefused) when rights(i) < amount in this view.
   Status debit(const NodeId& i, std::uint64_t amount);
   // Hands rights from i to j. Refused when rights(i) < amount in this view.

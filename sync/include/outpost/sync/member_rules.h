@@ -1,8 +1,9 @@
-// Member rules that decide whether a request may touch a member's value, as pure functions of the
-// member's replicated state (no SQLite, no clock they are not given, no JSON): the status rule
-// (blocked and closed members) and the PIN lockout rule, both documented in docs/api.md ("Member
-// status", "PIN"). The ledger asks them before it signs an op, at whichever node the request
-// arrives, against that node's view. Pure functions; thread-compatible.
+// Member rules that are not per op kind, part of the rule book (rule_book.h, which holds the
+// per-kind status rule status_refusal()): a member's status, the rule for changing it, and the
+// PIN lockout, documented in docs/api.md ("Member status", "PIN"). Pure functions of the
+// member's replicated state (no SQLite, no clock they are not given, no JSON). The ledger asks
+// them before it signs an op, at whichever node the request arrives, against that node's view.
+// Thread-compatible.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "outpost/sync/member_state.h"
 #include "outpost/sync/op.h"
-#include "outpost/sync/replica.h"
+#include "outpost/sync/rule_book.h"
 
 namespace outpost::sync {
 
@@ -19,21 +21,6 @@ enum class MemberStatus { kActive, kBlocked, kClosed };
 
 // The member's status field; "active" when unset.
 MemberStatus member_status(const MemberState& m);
-
-// A refusal by a member rule: `code` for programs (the API's "error"), `message` for people.
-struct RuleRefusal {
-  std::string code;
-  std::string message;
-};
-
-// Whether `op` may be made for member `m`, given its status. Earn, redeem, top-up, spend and
-// rights moves are refused for a blocked member (member_blocked) and a closed one
-// (member_closed). A reversal is judged by what it does to the member: undoing an earn (points
-// taken back) is always allowed; undoing a top-up pays wallet value out and is refused like a
-// spend; undoing a spend or a redeem is a refund to the member, allowed for a blocked member (the
-// sale did not happen) and refused for a closed one (a closed account receives nothing). Other
-// kinds (enroll, profile, pin_failure) pass; profile_refusal() judges profile updates.
-std::optional<RuleRefusal> status_refusal(const MemberState& m, const Op& op);
 
 // Whether a profile update of `fields` may be made for member `m`: setting status `closed` needs a
 // zero wallet balance (wallet_not_empty), and a closed member gets another status only when the

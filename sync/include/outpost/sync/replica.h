@@ -1,7 +1,7 @@
-// Replica: the in-memory CRDT state that a set of ops produces. It is the reference semantics of
-// every op kind: the node's SQL state, `outpost log verify`, the audit verifier and the simulator
-// all compare against it. Applies each origin's ops in seq order; re-applying an op it already
-// holds is a no-op. Value type; thread-compatible.
+// Replica: the in-memory CRDT state that a set of ops produces, each op applied by the rule book
+// (rule_book.h: apply_effects). The node's SQL state, `outpost log verify`, the audit verifier
+// and the simulator all compare against it. Applies each origin's ops in seq order (seq_place);
+// re-applying an op it already holds is a no-op. Value type; thread-compatible.
 #pragma once
 
 #include <cstdint>
@@ -10,27 +10,11 @@
 #include <utility>
 
 #include "outpost/base/status.h"
-#include "outpost/sync/crdt.h"
+#include "outpost/sync/member_state.h"
 #include "outpost/sync/op.h"
-#include "outpost/sync/rules.h"
+#include "outpost/sync/rule_book.h"
 
 namespace outpost::sync {
-
-struct MemberState {
-  std::map<Field, LwwRegister> fields;
-  EscrowCounter points;
-  EscrowCounter wallet;
-  GCounter spend;           // purchase amounts, per (node, month)
-  GCounter spend_reversed;  // purchase amounts of reversed earns, per (node, month)
-  GCounter visits;          // purchases, per (node, month)
-  RecentEvents pin_failures;  // the newest wrong PINs (pin_failure ops), chain-wide
-
-  void merge(const MemberState& other);
-  bool operator==(const MemberState&) const = default;
-  // Spend counted toward tiers: the `window` months ending with `month`, net of reversals.
-  std::uint64_t rolling_spend(std::uint32_t month, std::uint32_t window) const;
-  std::string field(Field f) const;
-};
 
 enum class ApplyResult { kApplied, kDuplicate };
 
@@ -57,9 +41,5 @@ class Replica {
   std::map<NodeId, std::uint64_t> vv_;
   std::set<std::pair<NodeId, std::uint64_t>> reversed_;
 };
-
-// Applies the effects of one op to a member's state (no seq bookkeeping). Debits are applied
-// unconditionally: the origin checked its rights before signing.
-Status apply_effects(MemberState& m, const Op& op);
 
 }  // namespace outpost::sync

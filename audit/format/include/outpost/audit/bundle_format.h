@@ -1,17 +1,17 @@
-// Names and versions of the audit bundle layout (docs/audit-bundle.md), shared by its writer
-// (node/, `outpost export-audit`) and its reader (audit/, `outpost-audit`), which must not depend
-// on each other: constants, and the one rendering of a member's balances both must agree on.
-// Safe from any thread.
+// The audit bundle format (docs/audit-bundle.md): names, versions and limits of the bundle
+// layout, and the one rendering of a member's balances, shared by its writer (node/, `outpost
+// export-audit`) and its reader (audit/, `outpost-audit`). A library of its own
+// (outpost_audit_format) so that the node links the format and nothing else of audit/, and
+// audit/ nothing of node/. Safe from any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-
 #include <nlohmann/json.hpp>
 
-#include "outpost/sync/replica.h"
+#include "outpost/sync/member_state.h"
 
-namespace outpost::sync::bundle {
+namespace outpost::audit::bundle {
 
 inline constexpr const char* kFormat = "outpost-audit-bundle";
 inline constexpr int kVersion = 1;
@@ -36,6 +36,6 @@ inline constexpr std::uint64_t kBinaryFileBytesMax = std::uint64_t{64} << 30;
 // Returns the balances.json entry of one member (docs/audit-bundle.md, "Balances"): card, points
 // and wallet (value and rights per node), and the spend, reversed-spend and visit G-counters
 // summed per month. The exporter writes it; the verifier recomputes it from the ops and compares.
-nlohmann::ordered_json balance_json(const MemberId& id, const MemberState& m);
+nlohmann::ordered_json balance_json(const sync::MemberId& id, const sync::MemberState& m);
 
-}  // namespace outpost::sync::bundle
+}  // namespace outpost::audit::bundle

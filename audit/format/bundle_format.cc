@@ -1,13 +1,20 @@
-#include "outpost/sync/audit_bundle.h"
+#include "outpost/audit/bundle_format.h"
 
 #include <map>
 
 #include "outpost/sync/hlc.h"
 
-namespace outpost::sync::bundle {
+namespace outpost::audit::bundle {
 namespace {
 
 using Json = nlohmann::ordered_json;
+using sync::EscrowCounter;
+using sync::Field;
+using sync::GCounter;
+using sync::id_hex;
+using sync::MemberId;
+using sync::MemberState;
+using sync::month_string;
 
 Json account_json(const EscrowCounter& c) {
   Json rights = Json::object();
@@ -37,4 +44,4 @@ Json balance_json(const MemberId& id, const MemberState& m) {
               {"visits_by_month", by_month(m.visits)}};
 }
 
-}  // namespace outpost::sync::bundle
+}  // namespace outpost::audit::bundle
