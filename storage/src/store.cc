@@ -725,19 +725,6 @@ Status Store::add_alert(const Alert& a) {
   return db_->exec("DELETE FROM alerts WHERE id <= (SELECT max(id) FROM alerts) - 10000");
 }
 
-Result<std::vector<Alert>> Store::recent_alerts(std::size_t limit) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT id, at_ms, kind, node, message FROM "
-                                                     "alerts ORDER BY id DESC LIMIT ?1"));
-  s.bind(1, static_cast<std::int64_t>(limit));
-  std::vector<Alert> out;
-  while (true) {
-    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) break;
-    out.push_back(Alert{s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4)});
-  }
-  return out;
-}
-
 Result<bool> Store::add_equivocation(const sync::SignedOp& op, std::int64_t seen_ms) {
   OUTPOST_ASSIGN_OR_RETURN(
       Statement s, db_->prepare("INSERT OR IGNORE INTO equivocations(origin, seq, hash, body, sig, "

@@ -35,13 +35,8 @@ Result<std::vector<AlertCount>> read_counts(Statement& s, bool with_source) {
   return out;
 }
 
-}  // namespace
-
-Result<std::vector<Alert>> Store::alerts_after(std::int64_t after_id, std::size_t limit) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement s,
-                           db_->prepare("SELECT id, at_ms, kind, node, message FROM alerts "
-                                        "WHERE id > ?1 ORDER BY id LIMIT ?2"));
-  s.bind(1, after_id).bind(2, static_cast<std::int64_t>(limit));
+// The rows of a statement selecting (id, at_ms, kind, node, message) from alerts.
+Result<std::vector<Alert>> read_alerts(Statement& s) {
   std::vector<Alert> out;
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
@@ -49,6 +44,23 @@ Result<std::vector<Alert>> Store::alerts_after(std::int64_t after_id, std::size_
     out.push_back(Alert{s.int64(0), s.int64(1), s.text(2), s.text(3), s.text(4)});
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<Alert>> Store::recent_alerts(std::size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare("SELECT id, at_ms, kind, node, message FROM "
+                                                     "alerts ORDER BY id DESC LIMIT ?1"));
+  s.bind(1, static_cast<std::int64_t>(limit));
+  return read_alerts(s);
+}
+
+Result<std::vector<Alert>> Store::alerts_after(std::int64_t after_id, std::size_t limit) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT id, at_ms, kind, node, message FROM alerts "
+                                        "WHERE id > ?1 ORDER BY id LIMIT ?2"));
+  s.bind(1, after_id).bind(2, static_cast<std::int64_t>(limit));
+  return read_alerts(s);
 }
 
 Result<std::vector<AlertCount>> Store::alert_counts() {
