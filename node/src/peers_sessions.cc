@@ -50,7 +50,7 @@ void PeerManager::Impl::conn_task(const std::shared_ptr<Conn>& c,
       self->apply_output(c, std::move(*out));
     });
   };
-  if (!worker.submit(std::move(t))) close_conn(c, "ledger worker queue is full");
+  if (!worker.submit(std::move(t))) close_conn(c, worker_refusal());
 }
 
 // A message from a link (io thread): decoded and its ops' signatures checked on the verifier
