@@ -146,7 +146,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void alert(const std::string& kind, const std::string& node, const std::string& msg);
 
   // --- links (peers_links.cc) ---
-  void attach(std::shared_ptr<Link> link, int slot);
+  void attach(const std::shared_ptr<Link>& link, int slot);
   void start_session(const std::shared_ptr<Conn>& c);
   void on_closed(const std::shared_ptr<Conn>& c, const Status& reason);
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& why);

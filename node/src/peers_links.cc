@@ -90,7 +90,7 @@ void PeerManager::Impl::touch_contacts() {
   persist_contacts(std::move(rows));
 }
 
-void PeerManager::Impl::attach(std::shared_ptr<Link> link, int slot) {
+void PeerManager::Impl::attach(const std::shared_ptr<Link>& link, int slot) {
   auto c = std::make_shared<Conn>();
   c->id = next_conn_id++;
   c->link = link;
@@ -164,7 +164,8 @@ void PeerManager::Impl::start_session(const std::shared_ptr<Conn>& c) {
 
 std::string PeerManager::Impl::worker_refusal() const {
   const Status failure = worker.failure();
-  if (!failure.is_ok()) return "the ledger worker stopped after a failed commit: " + failure.message();
+  if (!failure.is_ok())
+    return "the ledger worker stopped after a failed commit: " + failure.message();
   return "ledger worker queue is full";
 }
 

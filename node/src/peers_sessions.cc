@@ -25,7 +25,7 @@ void PeerManager::Impl::conn_task(const std::shared_ptr<Conn>& c,
   auto self = shared_from_this();
   LedgerWorker::Task t;
   t.mutating = true;
-  t.run = [self, c, fn, out](Ledger& ledger) {
+  t.run = [self, c, fn = std::move(fn), out](Ledger& ledger) {
     if (!c->session) return;
     *out = fn(*c->session);
     ConnSnapshot s;

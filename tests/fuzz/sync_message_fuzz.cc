@@ -36,8 +36,8 @@ bool is_short_hello(const sync::Message& m, ByteView input, const Bytes& again) 
   const std::size_t added = again.size() - input.size();
   const bool no_versions = hello->software_version.empty() && hello->schema_version == 0 &&
                            hello->tree_heads_version == 0;
-  const bool zeros = std::all_of(again.begin() + static_cast<std::ptrdiff_t>(input.size()), again.end(),
-                                 [](std::uint8_t b) { return b == 0; });
+  const bool zeros = std::all_of(again.begin() + static_cast<std::ptrdiff_t>(input.size()),
+                                 again.end(), [](std::uint8_t b) { return b == 0; });
   return zeros && (added == kEmptyFeaturesTailBytes ||
                    (no_versions && added == kEmptyVersionsTailBytes + kEmptyFeaturesTailBytes));
 }

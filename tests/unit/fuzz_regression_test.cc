@@ -98,7 +98,7 @@ TEST(FuzzRegression, HelloOfAnEarlierBuildReencodesWithItsMissingTailsEmpty) {
 // ops made it allocate 32 TiB and die (std::bad_alloc) instead of refusing the bundle.
 TEST(FuzzRegression, ProofFromABundleWhoseTreeHeadClaimsAHugeTreeIsRefusedNotAllocated) {
   test::TempDir tmp("outpost-fuzz-regression");
-  const std::string dir = tmp.path();
+  const std::string& dir = tmp.path();
   std::array<std::uint8_t, 32> seed{};
   seed.fill(7);
   const auto key = crypto::SigningKey::from_seed(seed).value();
