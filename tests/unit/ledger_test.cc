@@ -1,4 +1,4 @@
-// node/ ledger service (node/src/{ledger,validate}.cc) through its public API, on a real data dir
+// node/ ledger service (node/src/ledger/) through its public API, on a real data dir
 // with a ManualClock: every member operation, tiers over the rolling 12-month window,
 // idempotency by request_id, refusals with balance/rights/shortfall, reversal rules, bad input
 // that must leave the database byte-for-byte unchanged, and `log verify` catching damage done to

@@ -136,7 +136,7 @@ TEST_F(SyncChannelTest, MessagesOfEverySizeArriveWholeAndInOrderWhateverTheSplit
   EXPECT_FALSE(b.has_partial_frame());
 }
 
-// How node/link.cc drives a channel: a reader that keeps unconsumed bytes in its own buffer and
+// How node/src/replication/link.cc drives a channel: a reader that keeps unconsumed bytes in its own buffer and
 // calls receive_in_place() on them after every chunk.
 struct InPlaceReader {
   Bytes buffer;
