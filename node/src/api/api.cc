@@ -118,11 +118,13 @@ Result<std::string> string_field(const Json& body, const char* key, bool require
     if (required) return Status::invalid(std::string("missing field '") + key + "'");
     return std::string();
   }
-  if (!body[key].is_string()) return Status::invalid(std::string("field '") + key + "' must be a string");
+  if (!body[key].is_string())
+    return Status::invalid(std::string("field '") + key + "' must be a string");
   return body[key].get<std::string>();
 }
 
-std::optional<storage::Terminal> TokenCache::find(const crypto::Hash32& token_hash, std::uint64_t now_ms) {
+std::optional<storage::Terminal> TokenCache::find(const crypto::Hash32& token_hash,
+                                                  std::uint64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   std::size_t found = entries_.size();
   for (std::size_t i = 0; i < entries_.size(); ++i) {
@@ -151,9 +153,9 @@ void TokenCache::remember(const crypto::Hash32& token_hash, const storage::Termi
     }
   }
   if (entries_.size() >= limits::kTokenCacheEntriesMax) {
-    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-      return a.confirmed_ms < b.confirmed_ms;
-    });
+    auto oldest = std::min_element(
+        entries_.begin(), entries_.end(),
+        [](const Entry& a, const Entry& b) { return a.confirmed_ms < b.confirmed_ms; });
     entries_.erase(oldest);
   }
   entries_.push_back(Entry{token_hash, terminal, now_ms});
@@ -170,19 +172,28 @@ std::size_t TokenCache::size() const {
 }
 
 Api::Api(LedgerWorker& worker, sync::Clock& clock)
-    : worker_(worker), clock_(clock), pin_verifier_(crypto::verify_pin), pin_thread_(std::make_unique<JobThread>(limits::kPinChecksQueuedMax)) {}
+    : worker_(worker),
+      clock_(clock),
+      pin_verifier_(crypto::verify_pin),
+      pin_thread_(std::make_unique<JobThread>(limits::kPinChecksQueuedMax)) {}
 
 Api::~Api() { pin_thread_->stop(); }
 
 HttpResponse status_response(const Status& st) {
   switch (st.code()) {
     case Code::kInvalidArgument:
-    case Code::kUnsupported: return http_error(400, code_name(st.code()), st.message());
-    case Code::kNotFound: return http_error(404, "not_found", st.message());
-    case Code::kPermission: return http_error(401, "unauthorized", st.message());
-    case Code::kRefused: return http_error(409, "refused", st.message());
-    case Code::kUnavailable: return http_error(503, "unavailable", st.message());
-    default: return http_error(500, code_name(st.code()), st.message());
+    case Code::kUnsupported:
+      return http_error(400, code_name(st.code()), st.message());
+    case Code::kNotFound:
+      return http_error(404, "not_found", st.message());
+    case Code::kPermission:
+      return http_error(401, "unauthorized", st.message());
+    case Code::kRefused:
+      return http_error(409, "refused", st.message());
+    case Code::kUnavailable:
+      return http_error(503, "unavailable", st.message());
+    default:
+      return http_error(500, code_name(st.code()), st.message());
   }
 }
 
@@ -193,15 +204,19 @@ HttpResponse reply_response(const Reply& r) {
   return HttpResponse{status, dump_json(r.body)};
 }
 
-void Api::authenticate(const HttpRequest& req, const Responder& respond, const char* role, OnAuth on_ok) {
+void Api::authenticate(const HttpRequest& req, const Responder& respond, const char* role,
+                       OnAuth on_ok) {
   const std::string prefix = "Bearer ";
-  if (req.authorization.compare(0, prefix.size(), prefix) != 0 || req.authorization.size() == prefix.size()) {
-    return respond(http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
+  if (req.authorization.compare(0, prefix.size(), prefix) != 0 ||
+      req.authorization.size() == prefix.size()) {
+    return respond(
+        http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
   }
   const std::size_t token_bytes = req.authorization.size() - prefix.size();
   if (token_bytes > 256) return respond(http_error(401, "unauthorized", "token not recognized"));
   const crypto::Hash32 hash = crypto::sha256(
-      {reinterpret_cast<const std::uint8_t*>(req.authorization.data()) + prefix.size(), token_bytes});
+      {reinterpret_cast<const std::uint8_t*>(req.authorization.data()) + prefix.size(),
+       token_bytes});
   const bool want_admin = std::strcmp(role, "admin") == 0;
   auto forbidden = [](const storage::Terminal& t) {
     return http_error(403, "forbidden", "terminal " + t.name + " is not an admin terminal");
@@ -255,7 +270,8 @@ HttpResponse Api::worker_refusal(bool at_submit) const {
                     "the node's database was busy and nothing of this request was done; retry");
 }
 
-void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn, After after) {
+void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn,
+                 After after) {
   // Status 0 until the task runs: a task answered not durable without having run (the worker
   // latched a failed commit, or could not begin its batch) is told apart from one that ran.
   auto result = std::make_shared<HttpResponse>(0, "");
@@ -265,7 +281,9 @@ void Api::submit(const Responder& respond, bool mutating, std::function<HttpResp
   task.done = [this, result, respond, after](bool durable) {
     if (!durable && result->status == 0) return respond(worker_refusal(false));
     if (!durable && result->status == 200) {
-      respond(http_error(503, "not_durable", "the operation could not be made durable; nothing was recorded, retry with the same request_id"));
+      respond(http_error(503, "not_durable",
+                         "the operation could not be made durable; nothing was recorded, retry "
+                         "with the same request_id"));
       return;
     }
     if (after && after(*result, respond)) return;
@@ -276,7 +294,8 @@ void Api::submit(const Responder& respond, bool mutating, std::function<HttpResp
 
 void Api::authorized(const HttpRequest& req, const Responder& respond, const char* role,
                      std::function<void()> on_ok) {
-  authenticate(req, respond, role, [on_ok = std::move(on_ok)](const storage::Terminal&) { on_ok(); });
+  authenticate(req, respond, role,
+               [on_ok = std::move(on_ok)](const storage::Terminal&) { on_ok(); });
 }
 
 }  // namespace outpost::node

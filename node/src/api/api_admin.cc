@@ -101,7 +101,8 @@ void Api::handle_admin(HttpRequest req, Responder respond) {
   });
 }
 
-void Api::route_admin(const Responder& respond, const std::vector<std::string>& parts, const HttpRequest& req) {
+void Api::route_admin(const Responder& respond, const std::vector<std::string>& parts,
+                      const HttpRequest& req) {
   const std::string& route = parts[2];
   if (parts.size() == 4) {
     return submit(respond, false, [ref = parts[3]](Ledger& l) {
@@ -116,7 +117,8 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
   }
   if (route == "members") return find_members(req, respond, true);
   if (route == "peers" || route == "links") {
-    return respond(http_error(404, "not_found", "this node is not enrolled in a chain: it has no peer links"));
+    return respond(
+        http_error(404, "not_found", "this node is not enrolled in a chain: it has no peer links"));
   }
   sync::Clock* clock = &clock_;
   if (route == "node") {
@@ -126,7 +128,9 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
       auto s = w->stats();
       (*j)["wall_clock_ms"] = clock->now_ms();
       (*j)["software_version"] = kSoftwareVersion;
-      (*j)["group_commit"] = {{"batches", s.batches}, {"mutating_ops", s.mutating_tasks}, {"largest_batch", s.largest_batch},
+      (*j)["group_commit"] = {{"batches", s.batches},
+                              {"mutating_ops", s.mutating_tasks},
+                              {"largest_batch", s.largest_batch},
                               {"failed_commits", s.failed_commits}};
       if (info) info(*j);
       return ok_json(*j);
@@ -140,7 +144,8 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
       std::optional<sync::NodeId> id;
       if (source) {
         auto parsed = sync::parse_id(*source);
-        if (!parsed.is_ok()) return http_error(400, "invalid_argument", "source must be a 32-hex node id");
+        if (!parsed.is_ok())
+          return http_error(400, "invalid_argument", "source must be a 32-hex node id");
         id = *parsed;
       }
       auto j = alerts_json(l, id, 200);

@@ -242,7 +242,6 @@ void Api::reverse(const HttpRequest& req, const Responder& respond, const std::s
   });
 }
 
-
 void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
   sync::Clock* clock = &clock_;
   const bool has_broker = static_cast<bool>(broker_);

@@ -641,8 +641,9 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
   OUTPOST_ASSIGN_OR_RETURN(auto store, open_store(dir));
   OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store));
   if (!anchors) {
-    return Status::invalid("this node is not enrolled in a chain: without HQ-signed rosters its "
-                           "ops cannot be verified from a root key (docs/security.md)");
+    return Status::invalid(
+        "this node is not enrolled in a chain: without HQ-signed rosters its "
+        "ops cannot be verified from a root key (docs/security.md)");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto roster, load_roster(*store, *anchors));
   OUTPOST_ASSIGN_OR_RETURN(auto node_id, store->get_meta("node_id"));

@@ -30,7 +30,8 @@ std::string join(const std::string& dir, const char* file) {
 
 Status Ledger::init(const std::string& dir, const InitOptions& options) {
   OUTPOST_RETURN_IF_ERROR(validate_name(options.name).with_context("node name"));
-  if (options.role != "store" && options.role != "hq") return Status::invalid("role must be store or hq");
+  if (options.role != "store" && options.role != "hq")
+    return Status::invalid("role must be store or hq");
   std::error_code ec;
   if (fs::exists(join(dir, kDbFile), ec)) {
     return Status::invalid("data dir " + dir + " is already initialized");
@@ -63,14 +64,16 @@ Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& d
     return Status::permission("cannot read data dir " + dir + ": " + ec.message());
   }
   if (!fs::exists(st)) return Status::not_found("data dir " + dir + " does not exist");
-  if (!fs::is_directory(st)) return Status::not_found(dir + " is not a directory, so not an Outpost data dir");
+  if (!fs::is_directory(st))
+    return Status::not_found(dir + " is not a directory, so not an Outpost data dir");
   const std::string db = join(dir, kDbFile);
   const bool has_db = fs::exists(db, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) {
     return Status::permission("cannot read data dir " + dir + ": " + ec.message());
   }
   if (!has_db) {
-    return Status::not_found(dir + " is not an Outpost data dir (no " + kDbFile + "); run: outpost init --data " + dir);
+    return Status::not_found(dir + " is not an Outpost data dir (no " + kDbFile +
+                             "); run: outpost init --data " + dir);
   }
   if (::access(db.c_str(), R_OK) != 0) {
     return Status::permission("cannot read " + db + ": " + std::strerror(errno));
@@ -80,7 +83,8 @@ Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& d
 
 Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock) {
   OUTPOST_ASSIGN_OR_RETURN(auto store, open_data_dir_store(dir));
-  OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey key, crypto::read_signing_key(join(dir, kSigningKeyFile)));
+  OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey key,
+                           crypto::read_signing_key(join(dir, kSigningKeyFile)));
   OUTPOST_ASSIGN_OR_RETURN(auto id_hex, store->get_meta("node_id"));
   OUTPOST_ASSIGN_OR_RETURN(auto name, store->get_meta("node_name"));
   OUTPOST_ASSIGN_OR_RETURN(auto pk_hex, store->get_meta("signing_public_key"));
@@ -88,7 +92,8 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
   auto id = sync::parse_id(*id_hex);
   if (!id.is_ok()) return Status::corruption("stored node id is damaged");
   if (*pk_hex != crypto::to_hex(key.public_key())) {
-    return Status::corruption("key file " + join(dir, kSigningKeyFile) + " does not belong to this node");
+    return Status::corruption("key file " + join(dir, kSigningKeyFile) +
+                              " does not belong to this node");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto role, store->get_meta("role"));
   OUTPOST_ASSIGN_OR_RETURN(auto awaiting, store->get_meta(kMetaAwaitingPeer));
@@ -101,7 +106,8 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
   if (floor) {
     char* end = nullptr;
     l->own_seq_floor_ = std::strtoull(floor->c_str(), &end, 10);
-    if (floor->empty() || *end != '\0') return Status::corruption("stored own_seq_floor is damaged");
+    if (floor->empty() || *end != '\0')
+      return Status::corruption("stored own_seq_floor is damaged");
   }
   auto rules = load_rules_file(join(dir, kRulesFile));
   if (rules.is_ok()) {
@@ -121,9 +127,11 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock
 
 Status Ledger::accept_tree_heads(sync::ByteView body, sync::ByteView sig) {
   OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
-  if (!anchors) return Status::not_found("this node is not enrolled; it cannot check HQ's tree head sets");
-  OUTPOST_ASSIGN_OR_RETURN(sync::SignedTreeHeadSet accepted,
-                           accept_tree_head_set(*store_, *anchors, roster_ ? roster_->version : 0, body, sig));
+  if (!anchors)
+    return Status::not_found("this node is not enrolled; it cannot check HQ's tree head sets");
+  OUTPOST_ASSIGN_OR_RETURN(
+      sync::SignedTreeHeadSet accepted,
+      accept_tree_head_set(*store_, *anchors, roster_ ? roster_->version : 0, body, sig));
   tree_head_version_ = accepted.set.version;
   OUTPOST_ASSIGN_OR_RETURN(auto vv, store_->version_vector());
   for (const auto& h : accepted.set.heads) {
@@ -132,12 +140,14 @@ Status Ledger::accept_tree_heads(sync::ByteView body, sync::ByteView sig) {
     OUTPOST_ASSIGN_OR_RETURN(auto op, store_->get_op(h.origin, h.tree_size));
     if (op && op->hash != h.head_hash) {
       raise_alert("checkpoint_mismatch", sync::id_hex(h.origin),
-                  "HQ's tree head set v" + std::to_string(accepted.set.version) + " names another op at seq " +
-                      std::to_string(h.tree_size) + " of this origin than the one held here");
+                  "HQ's tree head set v" + std::to_string(accepted.set.version) +
+                      " names another op at seq " + std::to_string(h.tree_size) +
+                      " of this origin than the one held here");
     }
   }
-  log(LogLevel::kInfo, "accepted HQ's tree head set", {{"version", std::to_string(tree_head_version_)},
-                                                       {"origins", std::to_string(accepted.set.heads.size())}});
+  log(LogLevel::kInfo, "accepted HQ's tree head set",
+      {{"version", std::to_string(tree_head_version_)},
+       {"origins", std::to_string(accepted.set.heads.size())}});
   return Status::ok();
 }
 
@@ -162,20 +172,23 @@ Status Ledger::reload_signed_rules() {
 
 Status Ledger::accept_rules(sync::ByteView body, sync::ByteView sig) {
   OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store_));
-  if (!anchors) return Status::not_found("this node is not enrolled; it cannot check program rules");
+  if (!anchors)
+    return Status::not_found("this node is not enrolled; it cannot check program rules");
   if (signed_rules_version_ != 0) {
     // Cheap pre-check: a stale offer is refused without verifying its signature.
     auto offered = sync::decode_rules(body);
     if (offered.is_ok() && offered->rules.version <= signed_rules_version_) {
-      return Status::refused("rules v" + std::to_string(offered->rules.version) + " are not newer than v" +
-                             std::to_string(signed_rules_version_));
+      return Status::refused("rules v" + std::to_string(offered->rules.version) +
+                             " are not newer than v" + std::to_string(signed_rules_version_));
     }
   }
-  OUTPOST_ASSIGN_OR_RETURN(sync::SignedRules accepted, node::accept_rules(*store_, *anchors, body, sig));
+  OUTPOST_ASSIGN_OR_RETURN(sync::SignedRules accepted,
+                           node::accept_rules(*store_, *anchors, body, sig));
   rules_ = std::move(accepted.rules);
   rules_source_ = "hq";
   signed_rules_version_ = rules_.version;
-  log(LogLevel::kInfo, "program rules in force", {{"version", std::to_string(rules_.version)}, {"source", "hq"}});
+  log(LogLevel::kInfo, "program rules in force",
+      {{"version", std::to_string(rules_.version)}, {"source", "hq"}});
   return Status::ok();
 }
 
@@ -184,7 +197,8 @@ Result<bool> Ledger::refresh_rules() {
   const std::uint64_t newest = stored ? stored->version : 0;
   if (newest == signed_rules_version_) return false;
   OUTPOST_RETURN_IF_ERROR(reload_signed_rules());
-  log(LogLevel::kInfo, "program rules reloaded from the database", {{"version", std::to_string(rules_.version)}});
+  log(LogLevel::kInfo, "program rules reloaded from the database",
+      {{"version", std::to_string(rules_.version)}});
   return true;
 }
 
@@ -252,7 +266,8 @@ Status Ledger::commit_batch() {
   return st;
 }
 
-void Ledger::raise_alert(const std::string& kind, const std::string& node, const std::string& message) {
+void Ledger::raise_alert(const std::string& kind, const std::string& node,
+                         const std::string& message) {
   storage::Alert a;
   a.at_ms = static_cast<std::int64_t>(clock_.now_ms());
   a.kind = kind;

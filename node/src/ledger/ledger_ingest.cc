@@ -211,7 +211,8 @@ Result<sync::IngestReport> Ledger::ingest_batch(const std::vector<sync::SignedOp
   // Evidence and alerts are recorded outside the all-or-nothing unit (they happen even when
   // nothing else in the batch applied).
   for (const auto& e : evidence) {
-    OUTPOST_ASSIGN_OR_RETURN(bool fresh, store_->add_equivocation(e, static_cast<std::int64_t>(clock_.now_ms())));
+    OUTPOST_ASSIGN_OR_RETURN(
+        bool fresh, store_->add_equivocation(e, static_cast<std::int64_t>(clock_.now_ms())));
     if (!fresh) continue;  // the same evidence again (a peer re-sending it): one alert is enough
     raise_alert("equivocation", sync::id_hex(e.op.origin),
                 "two different ops signed for seq " + std::to_string(e.op.seq));
@@ -224,18 +225,21 @@ Status Ledger::check_fence(std::uint64_t own_head_seq) const {
     return Status::unavailable(
         "this node was restored from a backup and signs no op until it has heard from " +
         std::string(is_hq_ ? "a peer" : "HQ") +
-        " which of its own ops the chain already holds (it must not reuse a seq); connect it, or see "
+        " which of its own ops the chain already holds (it must not reuse a seq); connect it, or "
+        "see "
         "docs/operations.md \"Backup and restore\"");
   }
   if (own_head_seq < own_seq_floor_) {
-    return Status::unavailable("a peer holds this node's own ops up to seq " + std::to_string(own_seq_floor_) +
-                               " but this node holds only " + std::to_string(own_head_seq) +
-                               " (restored from an older copy?); it signs no op until it has received them");
+    return Status::unavailable(
+        "a peer holds this node's own ops up to seq " + std::to_string(own_seq_floor_) +
+        " but this node holds only " + std::to_string(own_head_seq) +
+        " (restored from an older copy?); it signs no op until it has received them");
   }
   return Status::ok();
 }
 
-Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer) {
+Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq,
+                                  std::uint64_t own_seq_at_peer) {
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
   // A HELLO's vector is only a claim. HQ's (by its authenticated certificate) fences a store.
   // No store's claim fences anyone, HQ included: a rogue store could claim seqs it can never
@@ -245,15 +249,17 @@ Status Ledger::observe_peer_hello(const std::string& peer_name, bool peer_is_hq,
     own_seq_floor_ = own_seq_at_peer;
   }
   if (own_seq_at_peer > head.seq) {
-    raise_alert("own_seq_behind", sync::id_hex(node_id_),
-                peer_name + " says it holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
-                    ", this node only up to " + std::to_string(head.seq) +
-                    (peer_is_hq
-                         ? ": restored from an older copy? It signs nothing until it has them back"
-                         : ": restored from an older copy, or a false claim (not HQ: fenced only "
-                           "once it delivers them)"));
+    raise_alert(
+        "own_seq_behind", sync::id_hex(node_id_),
+        peer_name + " says it holds this node's ops up to seq " + std::to_string(own_seq_at_peer) +
+            ", this node only up to " + std::to_string(head.seq) +
+            (peer_is_hq ? ": restored from an older copy? It signs nothing until it has them back"
+                        : ": restored from an older copy, or a false claim (not HQ: fenced only "
+                          "once it delivers them)"));
     log(LogLevel::kWarn, "a peer holds more of this node's own ops",
-        {{"peer", peer_name}, {"peer_seq", std::to_string(own_seq_at_peer)}, {"own_seq", std::to_string(head.seq)},
+        {{"peer", peer_name},
+         {"peer_seq", std::to_string(own_seq_at_peer)},
+         {"own_seq", std::to_string(head.seq)},
          {"fenced", peer_is_hq ? "yes" : "no"}});
   }
   if (!awaiting_peer_) return Status::ok();
@@ -327,6 +333,8 @@ Result<Json> Ledger::release_fence() {
   return before;
 }
 
-Status Ledger::mark_restored(storage::Store& store) { return store.set_meta(kMetaAwaitingPeer, "1"); }
+Status Ledger::mark_restored(storage::Store& store) {
+  return store.set_meta(kMetaAwaitingPeer, "1");
+}
 
 }  // namespace outpost::node

@@ -14,23 +14,26 @@ using sync::MemberState;
 using sync::Op;
 using sync::OpKind;
 
-Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member, const std::string& pin,
-                             const PinClearance* authority) {
+Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member,
+                              const std::string& pin, const PinClearance* authority) {
   OUTPOST_RETURN_IF_ERROR(validate_pin(pin));
   OUTPOST_ASSIGN_OR_RETURN(std::string hash, crypto::hash_pin(pin));
   return set_pin_hash(request_id, member, hash, authority);
 }
 
 Result<Reply> Ledger::set_pin_hash(const std::string& request_id, const MemberId& member,
-                                  const std::string& pin_hash, const PinClearance* authority) {
-  if (pin_hash.empty() || pin_hash.size() > limits::kFieldValueBytesMax) return Status::invalid("bad PIN hash");
+                                   const std::string& pin_hash, const PinClearance* authority) {
+  if (pin_hash.empty() || pin_hash.size() > limits::kFieldValueBytesMax)
+    return Status::invalid("bad PIN hash");
   Op op;
   op.kind = OpKind::kProfile;
   op.member = member;
   op.fields = {{Field::kPinHash, pin_hash}};
-  return execute(request_id, op, true, [authority](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    return pin_cleared(*m, o, authority, "changing this member's PIN needs the old PIN or an admin");
-  });
+  return execute(request_id, op, true,
+                 [authority](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                   return pin_cleared(*m, o, authority,
+                                      "changing this member's PIN needs the old PIN or an admin");
+                 });
 }
 
 Ledger::PinClearance Ledger::pin_override(const MemberId& member, const std::string& note) {
@@ -40,8 +43,8 @@ Ledger::PinClearance Ledger::pin_override(const MemberId& member, const std::str
   return c;
 }
 
-Result<std::optional<Reply>> Ledger::pin_cleared(const MemberState& m, Op& o, const PinClearance* pin,
-                                                 const char* needed) {
+Result<std::optional<Reply>> Ledger::pin_cleared(const MemberState& m, Op& o,
+                                                 const PinClearance* pin, const char* needed) {
   const std::string hash = m.field(Field::kPinHash);
   if (hash.empty()) return std::optional<Reply>();  // no PIN to pass
   auto refuse = [](const std::string& message) {
@@ -66,7 +69,9 @@ Status Ledger::record_pin_failure(const MemberId& member) {
   Op op;
   op.kind = OpKind::kPinFailure;
   op.member = member;
-  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> { return std::optional<Reply>(); };
+  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
+    return std::optional<Reply>();
+  };
   OUTPOST_ASSIGN_OR_RETURN(Reply r, execute("pin-failure-" + new_request_id(), op, true, no_check));
   (void)r;
   return Status::ok();
@@ -77,15 +82,18 @@ Status Ledger::reset_pin_failures(const MemberId& member) {
   op.kind = OpKind::kProfile;
   op.member = member;
   op.fields = {{Field::kPinReset, sync::id_hex(node_id_)}};
-  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> { return std::optional<Reply>(); };
+  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
+    return std::optional<Reply>();
+  };
   OUTPOST_ASSIGN_OR_RETURN(Reply r, execute("pin-reset-" + new_request_id(), op, true, no_check));
   (void)r;
   return Status::ok();
 }
 
-Result<Ledger::PinGate> Ledger::check_pin(const MemberId& member, OpKind purpose, const std::string* pin,
-                                          std::uint64_t now_ms) {
-  OUTPOST_ASSIGN_OR_RETURN(PinGate gate, pin_gate(member, purpose, pin != nullptr, nullptr, now_ms));
+Result<Ledger::PinGate> Ledger::check_pin(const MemberId& member, OpKind purpose,
+                                          const std::string* pin, std::uint64_t now_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(PinGate gate,
+                           pin_gate(member, purpose, pin != nullptr, nullptr, now_ms));
   if (gate.kind == PinGate::Kind::kVerify) {
     const PinVerdict verdict{gate.hash, crypto::verify_pin(gate.hash, *pin)};
     OUTPOST_ASSIGN_OR_RETURN(gate, pin_gate(member, purpose, true, &verdict, now_ms));
@@ -104,7 +112,8 @@ std::string minutes_until(std::uint64_t until_ms, std::uint64_t now_ms) {
 Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose, bool pin_given,
                                          const PinVerdict* verdict, std::uint64_t now_ms) {
   OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
-  if (!m || !m->fields.count(Field::kCard)) return Status::not_found("unknown member " + sync::id_hex(member));
+  if (!m || !m->fields.count(Field::kCard))
+    return Status::not_found("unknown member " + sync::id_hex(member));
   PinGate gate;
   auto refuse = [&](const char* code, const std::string& msg) {
     gate.kind = PinGate::Kind::kRefuse;
@@ -123,14 +132,16 @@ Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose,
   if (hash.empty()) return gate;  // no PIN: pass
   const sync::PinLock lock = sync::pin_lock(*m, now_ms);
   if (lock.locked()) {
-    refuse("pin_locked", "wallet spends and PIN changes are locked after " + std::to_string(kPinFailuresMax) +
-                             " wrong PINs; try again in " + minutes_until(lock.locked_until_ms, now_ms));
+    refuse("pin_locked", "wallet spends and PIN changes are locked after " +
+                             std::to_string(kPinFailuresMax) + " wrong PINs; try again in " +
+                             minutes_until(lock.locked_until_ms, now_ms));
     gate.refusal.body["locked_until_ms"] = lock.locked_until_ms;
     return gate;
   }
   if (!pin_given) {
-    return refuse("pin_wrong", purpose == OpKind::kSpend ? "this member's wallet needs a PIN"
-                                                         : "changing this member's PIN needs the old PIN");
+    return refuse("pin_wrong", purpose == OpKind::kSpend
+                                   ? "this member's wallet needs a PIN"
+                                   : "changing this member's PIN needs the old PIN");
   }
   if (verdict == nullptr || verdict->hash != hash) {
     gate.kind = PinGate::Kind::kVerify;
@@ -150,8 +161,9 @@ Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose,
     gate.refusal.body["locked_until_ms"] = after.locked_until_ms;
     return gate;
   }
-  return refuse("pin_wrong", "wrong PIN (" + std::to_string(kPinFailuresMax - static_cast<int>(after.failures)) +
-                                 " tries left)");
+  return refuse("pin_wrong",
+                "wrong PIN (" + std::to_string(kPinFailuresMax - static_cast<int>(after.failures)) +
+                    " tries left)");
 }
 
 }  // namespace outpost::node

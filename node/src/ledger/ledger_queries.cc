@@ -32,7 +32,8 @@ Result<MemberId> Ledger::resolve_member(const std::string& id_or_card) {
     if (found.empty()) return Status::not_found("no member with card " + id_or_card);
     return found.front();
   }
-  return Status::invalid("member must be a 32-hex-digit id or a card number, got '" + id_or_card + "'");
+  return Status::invalid("member must be a 32-hex-digit id or a card number, got '" + id_or_card +
+                         "'");
 }
 
 Result<std::vector<MemberId>> Ledger::find_by_card(const std::string& card) {
@@ -47,10 +48,12 @@ Result<std::vector<MemberId>> Ledger::find_by_phone(const std::string& phone) {
 
 Result<Json> Ledger::member_json(const MemberId& member) {
   OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
-  if (!m || !m->fields.count(Field::kCard)) return Status::not_found("unknown member " + sync::id_hex(member));
+  if (!m || !m->fields.count(Field::kCard))
+    return Status::not_found("unknown member " + sync::id_hex(member));
   Json j;
   j["id"] = sync::id_hex(member);
-  for (Field f : {Field::kCard, Field::kName, Field::kPhone, Field::kBirthday, Field::kHomeStore, Field::kStatus}) {
+  for (Field f : {Field::kCard, Field::kName, Field::kPhone, Field::kBirthday, Field::kHomeStore,
+                  Field::kStatus}) {
     j[sync::field_name(f)] = m->field(f);
   }
   j["pin_set"] = !m->field(Field::kPinHash).empty();
@@ -90,7 +93,8 @@ Json Ledger::op_json(const sync::SignedOp& sop) {
   }
   if (!op.fields.empty()) {
     Json f = Json::object();
-    for (const auto& fv : op.fields) f[sync::field_name(fv.field)] = fv.field == Field::kPinHash ? "(set)" : fv.value;
+    for (const auto& fv : op.fields)
+      f[sync::field_name(fv.field)] = fv.field == Field::kPinHash ? "(set)" : fv.value;
     j["fields"] = f;
   }
   if (!op.request_id.empty()) j["request_id"] = op.request_id;
@@ -139,10 +143,14 @@ Result<Json> Ledger::status_json() {
 Json Ledger::rules_json() const {
   Json tiers = Json::array();
   for (const auto& t : rules_.tiers) {
-    tiers.push_back({{"name", t.name}, {"threshold_minor", t.threshold_minor}, {"points_per_unit", t.points_per_unit}});
+    tiers.push_back({{"name", t.name},
+                     {"threshold_minor", t.threshold_minor},
+                     {"points_per_unit", t.points_per_unit}});
   }
-  return Json{{"version", rules_.version},          {"source", rules_source_},
-              {"unit_minor", rules_.unit_minor},     {"window_months", rules_.window_months},
+  return Json{{"version", rules_.version},
+              {"source", rules_source_},
+              {"unit_minor", rules_.unit_minor},
+              {"window_months", rules_.window_months},
               {"tiers", tiers}};
 }
 
@@ -222,8 +230,8 @@ Result<VerifyReport> Ledger::verify_log() {
             batch.push_back(std::move(**one));
           } else if (!one.is_ok()) {
             report.ops_checked++;
-            report.findings.push_back(sync::op_ref_string(origin, seq) + ": stored op cannot be decoded: " +
-                                      one.status().message());
+            report.findings.push_back(sync::op_ref_string(origin, seq) +
+                                      ": stored op cannot be decoded: " + one.status().message());
           }
         }
         if (batch.empty()) {
@@ -245,10 +253,13 @@ Result<VerifyReport> Ledger::verify_log() {
     }
     if (expect != head_seq + 1) {
       report.findings.push_back("origin " + sync::id_hex(origin) + ": log ends at seq " +
-                                std::to_string(expect - 1) + " but head says " + std::to_string(head_seq));
+                                std::to_string(expect - 1) + " but head says " +
+                                std::to_string(head_seq));
     }
     OUTPOST_ASSIGN_OR_RETURN(storage::Head h, store_->head(origin));
-    if (h.hash != prev) report.findings.push_back("origin " + sync::id_hex(origin) + ": head hash does not match the last op");
+    if (h.hash != prev)
+      report.findings.push_back("origin " + sync::id_hex(origin) +
+                                ": head hash does not match the last op");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto stored, store_->load_all_members());
   std::set<MemberId> ids;
@@ -263,9 +274,11 @@ Result<VerifyReport> Ledger::verify_log() {
       if (replayed && it != stored.end()) {
         detail = " (stored points " + std::to_string(it->second.points.value()) + ", wallet " +
                  std::to_string(it->second.wallet.value()) + "; replayed points " +
-                 std::to_string(replayed->points.value()) + ", wallet " + std::to_string(replayed->wallet.value()) + ")";
+                 std::to_string(replayed->points.value()) + ", wallet " +
+                 std::to_string(replayed->wallet.value()) + ")";
       }
-      report.findings.push_back("member " + sync::id_hex(id) + ": stored state differs from the replay of the log" + detail);
+      report.findings.push_back("member " + sync::id_hex(id) +
+                                ": stored state differs from the replay of the log" + detail);
     }
   }
   return report;

@@ -48,9 +48,11 @@ Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Repl
   if (!prior) return false;
   const std::string ref = sync::op_ref_string(prior->origin, prior->seq);
   OUTPOST_ASSIGN_OR_RETURN(auto made, store_->get_op(prior->origin, prior->seq));
-  if (!made) return Status::corruption("request " + request_id + " names op " + ref + ", which is not held");
+  if (!made)
+    return Status::corruption("request " + request_id + " names op " + ref + ", which is not held");
   if (!sync::same_request(made->op, asked)) {
-    return Status::invalid("request_id '" + request_id + "' was already used for another operation (" +
+    return Status::invalid("request_id '" + request_id +
+                           "' was already used for another operation (" +
                            sync::kind_name(made->op.kind) + " " + ref + "); use a new request_id");
   }
   r.replayed = true;
@@ -149,8 +151,9 @@ Result<Reply> Ledger::enroll(const EnrollRequest& req) {
                    if (!holders.empty()) {
                      Reply r;
                      r.refused = true;
-                     r.body = refusal("card_in_use", "card " + card + " already belongs to member " +
-                                                         sync::id_hex(holders.front()));
+                     r.body =
+                         refusal("card_in_use", "card " + card + " already belongs to member " +
+                                                    sync::id_hex(holders.front()));
                      return std::optional<Reply>(r);
                    }
                    return std::optional<Reply>();
@@ -162,51 +165,64 @@ Result<Reply> Ledger::update_profile(const std::string& request_id, const Member
   if (fields.empty()) return Status::invalid("no profile field to update");
   for (const auto& f : fields) {
     switch (f.field) {
-      case Field::kCard: OUTPOST_RETURN_IF_ERROR(validate_card(f.value)); break;
-      case Field::kName: OUTPOST_RETURN_IF_ERROR(validate_name(f.value)); break;
-      case Field::kPhone: OUTPOST_RETURN_IF_ERROR(validate_phone(f.value)); break;
-      case Field::kBirthday: OUTPOST_RETURN_IF_ERROR(validate_birthday(f.value)); break;
+      case Field::kCard:
+        OUTPOST_RETURN_IF_ERROR(validate_card(f.value));
+        break;
+      case Field::kName:
+        OUTPOST_RETURN_IF_ERROR(validate_name(f.value));
+        break;
+      case Field::kPhone:
+        OUTPOST_RETURN_IF_ERROR(validate_phone(f.value));
+        break;
+      case Field::kBirthday:
+        OUTPOST_RETURN_IF_ERROR(validate_birthday(f.value));
+        break;
       case Field::kStatus:
         if (f.value != "active" && f.value != "blocked" && f.value != "closed") {
           return Status::invalid("status must be active, blocked or closed");
         }
         break;
       default:
-        if (f.value.size() > limits::kFieldValueBytesMax) return Status::invalid("field value too long");
+        if (f.value.size() > limits::kFieldValueBytesMax)
+          return Status::invalid("field value too long");
     }
   }
   Op op;
   op.kind = OpKind::kProfile;
   op.member = member;
   op.fields = fields;
-  return execute(request_id, op, true, [reopen](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    auto no = sync::profile_refusal(*m, o.fields, reopen);
-    if (!no) return std::optional<Reply>();
-    Reply r = rule_reply(*no);
-    if (no->code == "wallet_not_empty") r.body["balance"] = m->wallet.value();
-    return std::optional<Reply>(r);
-  });
+  return execute(request_id, op, true,
+                 [reopen](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                   auto no = sync::profile_refusal(*m, o.fields, reopen);
+                   if (!no) return std::optional<Reply>();
+                   Reply r = rule_reply(*no);
+                   if (no->code == "wallet_not_empty") r.body["balance"] = m->wallet.value();
+                   return std::optional<Reply>(r);
+                 });
 }
 
 Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member,
                            std::uint64_t purchase_minor, const std::string& receipt) {
-  if (purchase_minor == 0 || purchase_minor > limits::kAmountMax) return Status::invalid("purchase amount out of range");
+  if (purchase_minor == 0 || purchase_minor > limits::kAmountMax)
+    return Status::invalid("purchase amount out of range");
   Op op;
   op.kind = OpKind::kEarn;
   op.member = member;
   op.account = Account::kPoints;
   op.spend_minor = purchase_minor;
   op.receipt = receipt;
-  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    if (auto no = status_check(*m, o)) return no;
-    o.amount =
-        sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
-    return std::optional<Reply>();
-  });
+  return execute(
+      request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+        if (auto no = status_check(*m, o)) return no;
+        o.amount =
+            sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
+        return std::optional<Reply>();
+      });
 }
 
 Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& member, OpKind kind,
-                            std::uint64_t amount, const std::string& receipt, const PinClearance* pin) {
+                            std::uint64_t amount, const std::string& receipt,
+                            const PinClearance* pin) {
   if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
   Op op;
   op.kind = kind;
@@ -214,29 +230,33 @@ Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& membe
   op.account = kind == OpKind::kRedeem ? Account::kPoints : Account::kWallet;
   op.amount = amount;
   op.receipt = receipt;
-  return execute(request_id, op, true, [this, pin](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    if (auto no = status_check(*m, o)) return no;
-    if (o.kind == OpKind::kSpend) {
-      OUTPOST_ASSIGN_OR_RETURN(auto no, pin_cleared(*m, o, pin, "this member's wallet needs a PIN"));
-      if (no) return no;
-    }
-    auto no = sync::rights_refusal(*m, o, node_id_);
-    if (!no) return std::optional<Reply>();
-    // The typed refusal, shown in full: the POS (and the rights broker) read where the rest sits.
-    const sync::RuleRefusal::Rights& rights = *no->rights;
-    Reply r = rule_reply(*no);
-    r.body["member"] = sync::id_hex(o.member);
-    r.body["account"] = o.account == Account::kPoints ? "points" : "wallet";
-    r.body["requested"] = rights.requested;
-    r.body["balance"] = rights.balance;
-    r.body["rights_here"] = rights.here;
-    r.body["shortfall"] = rights.shortfall;
-    Json elsewhere = Json::object();
-    for (const auto& [node, held] : rights.elsewhere) elsewhere[sync::id_hex(node)] = held;
-    r.body["rights_elsewhere"] = elsewhere;
-    r.body["rights_request_tried"] = false;
-    return std::optional<Reply>(r);
-  });
+  return execute(request_id, op, true,
+                 [this, pin](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                   if (auto no = status_check(*m, o)) return no;
+                   if (o.kind == OpKind::kSpend) {
+                     OUTPOST_ASSIGN_OR_RETURN(
+                         auto no, pin_cleared(*m, o, pin, "this member's wallet needs a PIN"));
+                     if (no) return no;
+                   }
+                   auto no = sync::rights_refusal(*m, o, node_id_);
+                   if (!no) return std::optional<Reply>();
+                   // The typed refusal, shown in full: the POS (and the rights broker) read where
+                   // the rest sits.
+                   const sync::RuleRefusal::Rights& rights = *no->rights;
+                   Reply r = rule_reply(*no);
+                   r.body["member"] = sync::id_hex(o.member);
+                   r.body["account"] = o.account == Account::kPoints ? "points" : "wallet";
+                   r.body["requested"] = rights.requested;
+                   r.body["balance"] = rights.balance;
+                   r.body["rights_here"] = rights.here;
+                   r.body["shortfall"] = rights.shortfall;
+                   Json elsewhere = Json::object();
+                   for (const auto& [node, held] : rights.elsewhere)
+                     elsewhere[sync::id_hex(node)] = held;
+                   r.body["rights_elsewhere"] = elsewhere;
+                   r.body["rights_request_tried"] = false;
+                   return std::optional<Reply>(r);
+                 });
 }
 
 Result<Reply> Ledger::redeem(const std::string& request_id, const MemberId& member,
@@ -245,25 +265,29 @@ Result<Reply> Ledger::redeem(const std::string& request_id, const MemberId& memb
 }
 
 Result<Reply> Ledger::spend(const std::string& request_id, const MemberId& member,
-                            std::uint64_t amount_minor, const std::string& receipt, const PinClearance* pin) {
+                            std::uint64_t amount_minor, const std::string& receipt,
+                            const PinClearance* pin) {
   return debit(request_id, member, OpKind::kSpend, amount_minor, receipt, pin);
 }
 
 Result<Reply> Ledger::topup(const std::string& request_id, const MemberId& member,
                             std::uint64_t amount_minor, const std::string& receipt) {
-  if (amount_minor == 0 || amount_minor > limits::kAmountMax) return Status::invalid("amount out of range");
+  if (amount_minor == 0 || amount_minor > limits::kAmountMax)
+    return Status::invalid("amount out of range");
   Op op;
   op.kind = OpKind::kTopup;
   op.member = member;
   op.account = Account::kWallet;
   op.amount = amount_minor;
   op.receipt = receipt;
-  return execute(request_id, op, true, [](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    return status_check(*m, o);
-  });
+  return execute(request_id, op, true,
+                 [](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                   return status_check(*m, o);
+                 });
 }
 
-Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origin, std::uint64_t seq) {
+Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origin,
+                              std::uint64_t seq) {
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
   // Replays of an earlier reversal answer before the op checks below (the op is reversed now);
   // a request_id that made another operation is refused as by execute().
@@ -286,28 +310,33 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
   if (origin != node_id_) {
     Reply r;
     r.refused = true;
-    r.body = refusal("not_origin", "op " + ref + " was made at another node; only its origin may reverse it");
+    r.body = refusal("not_origin",
+                     "op " + ref + " was made at another node; only its origin may reverse it");
     return r;
   }
   const Op op = sync::reversal_of(t);
-  return execute(request_id, op, true, [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    if (auto no = status_check(*m, o)) return no;
-    OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
-    if (by) {
-      Reply r;
-      r.refused = true;
-      r.body = refusal("already_reversed", "op " + ref + " was already reversed by op " +
-                                               sync::op_ref_string(node_id_, *by));
-      return std::optional<Reply>(r);
-    }
-    // Undoing a credit takes rights back: only possible while this node still holds them.
-    if (auto no = sync::rights_refusal(*m, o, node_id_)) return std::optional<Reply>(rule_reply(*no));
-    return std::optional<Reply>();
-  });
+  return execute(request_id, op, true,
+                 [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                   if (auto no = status_check(*m, o)) return no;
+                   OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
+                   if (by) {
+                     Reply r;
+                     r.refused = true;
+                     r.body =
+                         refusal("already_reversed", "op " + ref + " was already reversed by op " +
+                                                         sync::op_ref_string(node_id_, *by));
+                     return std::optional<Reply>(r);
+                   }
+                   // Undoing a credit takes rights back: only possible while this node still holds
+                   // them.
+                   if (auto no = sync::rights_refusal(*m, o, node_id_))
+                     return std::optional<Reply>(rule_reply(*no));
+                   return std::optional<Reply>();
+                 });
 }
 
-Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId& member, Account account,
-                                  std::uint64_t amount, const NodeId& target) {
+Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId& member,
+                                  Account account, std::uint64_t amount, const NodeId& target) {
   if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
   if (target == node_id_) return Status::invalid("cannot move rights to this node itself");
   Op op;
@@ -316,12 +345,13 @@ Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId&
   op.account = account;
   op.amount = amount;
   op.target = target;
-  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-    if (auto no = status_check(*m, o)) return no;
-    if (auto no = sync::rights_refusal(*m, o, node_id_))
-      return std::optional<Reply>(rule_reply(*no));
-    return std::optional<Reply>();
-  });
+  return execute(request_id, op, true,
+                 [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                   if (auto no = status_check(*m, o)) return no;
+                   if (auto no = sync::rights_refusal(*m, o, node_id_))
+                     return std::optional<Reply>(rule_reply(*no));
+                   return std::optional<Reply>();
+                 });
 }
 
 Result<bool> Ledger::has_request(const std::string& request_id) {
@@ -331,7 +361,8 @@ Result<bool> Ledger::has_request(const std::string& request_id) {
 
 Result<std::string> Ledger::add_terminal(const std::string& name, const std::string& role) {
   OUTPOST_RETURN_IF_ERROR(validate_name(name).with_context("terminal name"));
-  if (role != "pos" && role != "admin") return Status::invalid("terminal role must be pos or admin");
+  if (role != "pos" && role != "admin")
+    return Status::invalid("terminal role must be pos or admin");
   std::array<std::uint8_t, 32> raw{};
   crypto::random_bytes(raw);
   std::string token = "opt_" + crypto::to_hex(raw);
@@ -342,7 +373,8 @@ Result<std::string> Ledger::add_terminal(const std::string& name, const std::str
 }
 
 Result<std::vector<std::string>> Ledger::rebalance(sync::MemberId* cursor, std::size_t members_max,
-                                                   std::uint64_t now_ms, const sync::RebalancePolicy& policy) {
+                                                   std::uint64_t now_ms,
+                                                   const sync::RebalancePolicy& policy) {
   // How far back a member's ops are read to find where they shop: the newest ones decide.
   constexpr std::size_t kRecentOpsRead = 64;
   std::vector<std::string> moved;
@@ -361,31 +393,36 @@ Result<std::vector<std::string>> Ledger::rebalance(sync::MemberId* cursor, std::
       t = std::max(t, sop.op.hlc.wall_ms);
     }
     for (Account account : {Account::kPoints, Account::kWallet}) {
-      auto plan = sync::plan_rebalance(counter_of(*state, account), node_id_, last_seen, now_ms, policy);
+      auto plan =
+          sync::plan_rebalance(counter_of(*state, account), node_id_, last_seen, now_ms, policy);
       if (!plan) continue;
-      auto r = move_rights("rebalance-" + new_request_id(), member, account, plan->amount, plan->to);
+      auto r =
+          move_rights("rebalance-" + new_request_id(), member, account, plan->amount, plan->to);
       if (!r.is_ok()) {
         if (r.status().code() == Code::kUnavailable) return moved;  // fenced: try again later
         return r.status();
       }
       if (r->refused) continue;
-      moved.push_back(std::string(sync::account_name(account)) + " " + std::to_string(plan->amount) + " of member " +
-                      sync::id_hex(member) + " to " + sync::id_hex(plan->to));
+      moved.push_back(std::string(sync::account_name(account)) + " " +
+                      std::to_string(plan->amount) + " of member " + sync::id_hex(member) + " to " +
+                      sync::id_hex(plan->to));
       OUTPOST_ASSIGN_OR_RETURN(state, store_->load_member(member));
     }
   }
   return moved;
 }
 
-Result<std::uint64_t> Ledger::grant_rights(const NodeId& to, const MemberId& member, Account account,
-                                           std::uint64_t amount) {
-  if (account != Account::kPoints && account != Account::kWallet) return Status::invalid("bad account");
+Result<std::uint64_t> Ledger::grant_rights(const NodeId& to, const MemberId& member,
+                                           Account account, std::uint64_t amount) {
+  if (account != Account::kPoints && account != Account::kWallet)
+    return Status::invalid("bad account");
   OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
   if (!m) return std::uint64_t{0};
   std::int64_t here = counter_of(*m, account).rights(node_id_);
   if (here <= 0) return std::uint64_t{0};
   std::uint64_t give = std::min<std::uint64_t>(amount, static_cast<std::uint64_t>(here));
-  OUTPOST_ASSIGN_OR_RETURN(Reply r, move_rights("grant-" + new_request_id(), member, account, give, to));
+  OUTPOST_ASSIGN_OR_RETURN(Reply r,
+                           move_rights("grant-" + new_request_id(), member, account, give, to));
   if (r.refused) return std::uint64_t{0};
   return give;
 }
