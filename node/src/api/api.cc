@@ -278,7 +278,7 @@ void Api::submit(const Responder& respond, bool mutating, std::function<HttpResp
   LedgerWorker::Task task;
   task.mutating = mutating;
   task.run = [result, fn = std::move(fn)](Ledger& ledger) { *result = fn(ledger); };
-  task.done = [this, result, respond, after](bool durable) {
+  task.done = [this, result, respond, after = std::move(after)](bool durable) {
     if (!durable && result->status == 0) return respond(worker_refusal(false));
     if (!durable && result->status == 200) {
       respond(http_error(503, "not_durable",
