@@ -32,15 +32,15 @@ for tool in clang-format clang-format-diff clang-tidy jq; do
   command -v "$tool" >/dev/null || { echo "style: $tool is missing (scripts/setup.sh installs it)" >&2; exit 2; }
 done
 
-# Changed C++ files since the base (committed or not), one "STATUS<TAB>PATH" per line; a moved
-# file's line names its new path.
+# Changed C++ files since the base (committed or not), one "STATUS<TAB>PATH<TAB>OLD PATH" per
+# line; a moved file's line names its new path and the path it had at the base (else PATH again).
 changes="$(git diff --name-status -M --diff-filter=AMR "$base" -- '*.cc' '*.h' |
-  awk -F'\t' '{ print substr($1, 1, 1) "\t" $NF }')"
+  awk -F'\t' '{ print substr($1, 1, 1) "\t" $NF "\t" $2 }')"
 status=0
 
 check_format() {
   local added=0 edited=0 bad=0
-  while IFS=$'\t' read -r kind path; do
+  while IFS=$'\t' read -r kind path from; do
     [[ -n "$path" ]] || continue
     if [[ "$kind" == "A" ]]; then
       added=$((added + 1))
@@ -51,7 +51,8 @@ check_format() {
     else
       edited=$((edited + 1))
       local fix
-      fix="$(git diff -U0 -M "$base" -- "$path" | clang-format-diff -p1 2>&1 || true)"
+      # Both paths, so that git sees a move as a move and only its edited lines count.
+      fix="$(git diff -U0 -M "$base" -- "$from" "$path" | clang-format-diff -p1 2>&1 || true)"
       if [[ -n "$fix" ]]; then
         echo "format: changed lines of $path do not match .clang-format; the fix:"
         echo "$fix"
@@ -65,7 +66,7 @@ check_format() {
 
 check_tidy() {
   local sources=()
-  while IFS=$'\t' read -r kind path; do
+  while IFS=$'\t' read -r kind path _; do
     [[ "$kind" == "A" || "$kind" == "M" ]] && [[ "$path" == *.cc ]] && sources+=("$path")
   done <<< "$changes"
   if (( ${#sources[@]} == 0 )); then
