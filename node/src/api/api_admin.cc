@@ -86,7 +86,7 @@ Result<Json> terminals_json(storage::Store& store) {
 
 }  // namespace
 
-void Api::handle_admin(HttpRequest req, Responder respond) {
+void Api::handle_admin(const HttpRequest& req, const Responder& respond) {
   auto parts = split_path(req.path);
   if (is_health(parts, true)) {
     if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));

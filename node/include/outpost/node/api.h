@@ -64,7 +64,7 @@ class Api {
   // path, method or body is looked at: 401/403), then routed (404 unknown path, 405 with an Allow
   // header for a known path with another method), then its body is checked (400).
   void handle_pos(HttpRequest req, Responder respond);
-  void handle_admin(HttpRequest req, Responder respond);
+  void handle_admin(const HttpRequest& req, const Responder& respond);
   // Checks the bearer token of `req` for `role` ("pos" or "admin") (a remembered token on the
   // calling thread, any other on the worker thread against the database), then calls on_ok (on
   // the calling thread or the worker thread) or answers the auth error itself.

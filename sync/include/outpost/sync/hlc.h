@@ -12,6 +12,7 @@ namespace outpost::sync {
 struct Hlc {
   std::uint64_t wall_ms = 0;   // milliseconds since the Unix epoch, as seen by the issuer
   std::uint32_t logical = 0;   // tie-breaker within one wall_ms
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted comparison
   auto operator<=>(const Hlc&) const = default;
   std::string to_string() const;
 };
