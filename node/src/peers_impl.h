@@ -177,8 +177,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void refresh_roster();
 
   // --- rights broker driver (peers_broker.cc) ---
-  // The broker's clock: milliseconds of the steady clock (deadlines only; never stored).
-  static std::uint64_t broker_now_ms();
+  // The broker's clock: the Env's monotonic milliseconds (deadlines only; never stored).
+  std::uint64_t broker_now_ms();
   void request_rights(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
                       sync::RightsView view, std::function<void(bool, bool)> done);
   void broker_link_up(const std::shared_ptr<Conn>& c);
