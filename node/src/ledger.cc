@@ -128,7 +128,8 @@ Status Ledger::init(const std::string& dir, const InitOptions& options) {
   return txn.commit();
 }
 
-Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir) {
+Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir,
+                                                            const storage::StoreOptions& options) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) {
@@ -137,6 +138,7 @@ Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& d
   if (!fs::exists(st)) return Status::not_found("data dir " + dir + " does not exist");
   if (!fs::is_directory(st)) return Status::not_found(dir + " is not a directory, so not an Outpost data dir");
   const std::string db = join(dir, kDbFile);
+  if (!options.vfs.empty()) return storage::Store::open(db, storage::OpenMode::kExisting, options);
   const bool has_db = fs::exists(db, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) {
     return Status::permission("cannot read data dir " + dir + ": " + ec.message());
@@ -150,8 +152,9 @@ Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& d
   return storage::Store::open(db, storage::OpenMode::kExisting);
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock) {
-  OUTPOST_ASSIGN_OR_RETURN(auto store, open_data_dir_store(dir));
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock,
+                                             const storage::StoreOptions& store_options) {
+  OUTPOST_ASSIGN_OR_RETURN(auto store, open_data_dir_store(dir, store_options));
   OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey key, crypto::read_signing_key(join(dir, kSigningKeyFile)));
   OUTPOST_ASSIGN_OR_RETURN(auto id_hex, store->get_meta("node_id"));
   OUTPOST_ASSIGN_OR_RETURN(auto name, store->get_meta("node_name"));
@@ -424,7 +427,11 @@ Result<Reply> Ledger::enroll(const EnrollRequest& req) {
   if (!req.birthday.empty()) OUTPOST_RETURN_IF_ERROR(validate_birthday(req.birthday));
   Op op;
   op.kind = OpKind::kEnroll;
-  crypto::random_bytes(op.member);
+  // From the Env, so that a simulated chain is one run per seed (SystemEnv: the OS source).
+  for (std::size_t i = 0; i < op.member.size(); i += 8) {
+    const std::uint64_t r = clock_.random_u64();
+    std::memcpy(op.member.data() + i, &r, std::min<std::size_t>(8, op.member.size() - i));
+  }
   op.fields.push_back({Field::kCard, req.card});
   op.fields.push_back({Field::kName, req.name});
   if (!req.phone.empty()) op.fields.push_back({Field::kPhone, req.phone});

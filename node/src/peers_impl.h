@@ -26,6 +26,7 @@
 
 #include "outpost/node/hq_view.h"
 #include "outpost/node/job_thread.h"
+#include "outpost/node/ledger_sync_store.h"
 #include "outpost/node/peers.h"
 #include "outpost/sync/broker.h"
 #include "outpost/sync/session.h"
@@ -33,12 +34,6 @@
 namespace outpost::node {
 
 namespace asio = boost::asio;
-
-// The node's data as the session of one link sees it; `peer` is the certificate that link
-// authenticated (every decision about who the peer is uses it). Worker thread only.
-std::unique_ptr<sync::SyncStore> make_ledger_sync_store(Ledger& ledger, sync::Clock& clock,
-                                                        bool is_hq, std::function<void()> on_roster,
-                                                        sync::Certificate peer);
 
 std::uint64_t vv_get(const sync::VersionVector& vv, const sync::NodeId& id);
 
