@@ -17,4 +17,11 @@ if [[ ! -f "build/$preset/build.ninja" ]]; then
 fi
 targets=()
 for t in "$@"; do targets+=(--target "$t"); done
-cmake --build --preset "$preset" "${targets[@]}" -- -j"${OUTPOST_JOBS:-2}"
+# CI and the 2-core machines pin two jobs; the dev preset uses every core unless OUTPOST_JOBS says.
+jobs=()
+if [[ -n "${OUTPOST_JOBS:-}" ]]; then
+  jobs=(-j"$OUTPOST_JOBS")
+elif [[ "$preset" != "dev" ]]; then
+  jobs=(-j2)
+fi
+cmake --build --preset "$preset" "${targets[@]}" -- "${jobs[@]}"

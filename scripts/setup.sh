@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
   libsqlite3-dev sqlite3 libsodium-dev libboost-dev libcereal-dev
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libncurses-dev
   libgtest-dev libgmock-dev

@@ -2,8 +2,9 @@
 // docs/sync-protocol.md): the plaintext of every frame a peer sends after the handshake. The input
 // is one message. On success:
 //   - encode_message gives back exactly the input (the encoding is canonical), except for a HELLO
-//     of an earlier build that ends after its version vector: its re-encoding is the input plus
-//     the optional tail with empty values, and decodes to the same message;
+//     of an earlier build that ends before one of its optional tails (after the version vector,
+//     or after the tree head set version): its re-encoding is the input plus the missing tails
+//     with empty values, and decodes to the same message;
 //   - every op of an OPS message has a hash equal to its op hash and canonical signed bytes.
 // Any crash, sanitizer report or broken invariant (FUZZ_CHECK) is a finding.
 #include <algorithm>
@@ -20,14 +21,25 @@ using namespace outpost;
 using fuzz::Bytes;
 using fuzz::ByteView;
 
-// Bytes of the optional HELLO tail when every value is empty: str16 "" (2), u32 (4), u64 (8).
-constexpr std::size_t kEmptyHelloTailBytes = 2 + 4 + 8;
+// Bytes of the optional HELLO tails when every value is empty: the reported versions (str16 "",
+// u32, u64) and the features (u32).
+constexpr std::size_t kEmptyVersionsTailBytes = 2 + 4 + 8;
+constexpr std::size_t kEmptyFeaturesTailBytes = 4;
 
+// True when `again` is `input` plus the HELLO tails an earlier build leaves out, all empty.
 bool is_short_hello(const sync::Message& m, ByteView input, const Bytes& again) {
   const auto* hello = std::get_if<sync::HelloMsg>(&m);
-  return hello != nullptr && hello->software_version.empty() && hello->schema_version == 0 &&
-         hello->tree_heads_version == 0 && again.size() == input.size() + kEmptyHelloTailBytes &&
-         std::equal(input.begin(), input.end(), again.begin());
+  if (hello == nullptr || hello->features != 0 || again.size() <= input.size() ||
+      !std::equal(input.begin(), input.end(), again.begin())) {
+    return false;
+  }
+  const std::size_t added = again.size() - input.size();
+  const bool no_versions = hello->software_version.empty() && hello->schema_version == 0 &&
+                           hello->tree_heads_version == 0;
+  const bool zeros = std::all_of(again.begin() + static_cast<std::ptrdiff_t>(input.size()),
+                                 again.end(), [](std::uint8_t b) { return b == 0; });
+  return zeros && (added == kEmptyFeaturesTailBytes ||
+                   (no_versions && added == kEmptyVersionsTailBytes + kEmptyFeaturesTailBytes));
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-// Links over real TCP sockets on 127.0.0.1 (node/src/link.cc): good XX handshakes in both
-// directions with message exchange up to 1 MiB, rekey, keepalive, graceful close and send-queue
-// bounds; and every bad peer of issue 3 — crafted with a raw Asio socket and the crypto/ Noise
-// API — closes its link with a logged reason, never hangs the server, and leaves it serving the
-// next good peer with no handshake left in flight. Waits are bounded only as a hang guard;
+// Links over real TCP sockets on 127.0.0.1 (node/src/replication/link.cc): good XX handshakes in
+// both directions with message exchange up to 1 MiB, rekey, keepalive, graceful close and
+// send-queue bounds; and every bad peer of issue 3 — crafted with a raw Asio socket and the crypto/
+// Noise API — closes its link with a logged reason, never hangs the server, and leaves it serving
+// the next good peer with no handshake left in flight. Waits are bounded only as a hang guard;
 // nothing here asserts on time.
 #include "outpost/node/link.h"
 

@@ -1,5 +1,5 @@
-// node/ POS API (node/src/api.cc) in process, over a real LedgerWorker and data dir, with the
-// HTTP layer left out: requests go straight to Api::handle_pos and answers are caught from the
+// node/ POS API (node/src/api/api_pos.cc) in process, over a real LedgerWorker and data dir, with
+// the HTTP layer left out: requests go straight to Api::handle_pos and answers are caught from the
 // Responder. Covers what the HTTP tests cannot reach: member PIN checks run on the PIN thread and
 // never stall the ledger worker (a verifier hook holds a check open while other requests are
 // served), the races of a check with a PIN change and with a lockout, and the bearer-token

@@ -60,12 +60,45 @@ TEST(FuzzRegression, VersionVectorWithOriginsOutOfOrderIsRefused) {
   EXPECT_TRUE(decode_message(encode_message(m)).is_ok());
 }
 
+// sync_message_fuzz (CI): the HELLO gained an optional features word after the tree head set
+// version, and the target's own invariant still expected a HELLO of an earlier build to grow by the
+// reported-versions tail alone. The decoder was right; this pins both earlier shapes: a HELLO that
+// ends after its version vector, and one that ends after the tree head set version, each decodes
+// and re-encodes as the input plus its missing tails, all zero.
+TEST(FuzzRegression, HelloOfAnEarlierBuildReencodesWithItsMissingTailsEmpty) {
+  const std::string head = std::string("0101") + "606162636465666768696a6b6c6d6e6f" +
+                           "0100000000000000" + "0000000000000000" + "00505c18a3010000" +
+                           "01000000" + "404142434445464748494a4b4c4d4e4f" + "0800000000000000";
+  const std::string versions = "0000" + std::string("00000000") + "0000000000000000";
+  const std::string features = "00000000";
+  for (const std::string& input : {head, head + versions}) {
+    auto m = decode_message(unhex(input));
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    const auto& hello = std::get<HelloMsg>(*m);
+    EXPECT_EQ(hello.features, 0u);
+    EXPECT_EQ(hello.schema_version, 0u);
+    EXPECT_EQ(crypto::to_hex(encode_message(*m)), head + versions + features);
+  }
+  // A HELLO with every tail round-trips exactly.
+  HelloMsg full;
+  full.node.fill(0x60);
+  full.software_version = "0.2.0";
+  full.schema_version = 6;
+  full.tree_heads_version = 3;
+  full.features = 1;
+  const Bytes bytes = encode_message(full);
+  auto back = decode_message(bytes);
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(encode_message(*back), bytes);
+  EXPECT_EQ(std::get<HelloMsg>(*back).features, 1u);
+}
+
 // bundle_fuzz: `outpost-audit prove` sized its Merkle leaves by the tree size the newest tree
 // head set in the bundle names, read before anything checks it, so a bundle naming a tree of 2^40
 // ops made it allocate 32 TiB and die (std::bad_alloc) instead of refusing the bundle.
 TEST(FuzzRegression, ProofFromABundleWhoseTreeHeadClaimsAHugeTreeIsRefusedNotAllocated) {
   test::TempDir tmp("outpost-fuzz-regression");
-  const std::string dir = tmp.path();
+  const std::string& dir = tmp.path();
   std::array<std::uint8_t, 32> seed{};
   seed.fill(7);
   const auto key = crypto::SigningKey::from_seed(seed).value();

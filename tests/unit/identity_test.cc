@@ -1,7 +1,7 @@
-// Identity on real data dirs (node/src/identity.cc, the identity parts of node/src/ledger.cc):
-// `hq init`, the two-step enrollment in which no private key travels, every check of
-// `init --enroll`, revocation and its cutoff (refused signing, refused ingest, log-verify
-// findings), origin keys from the roster, and accepting only root-signed, newer rosters.
+// Identity on real data dirs (node/src/identity/identity.cc, the identity parts of
+// node/src/ledger/ledger.cc): `hq init`, the two-step enrollment in which no private key travels,
+// every check of `init --enroll`, revocation and its cutoff (refused signing, refused ingest,
+// log-verify findings), origin keys from the roster, and accepting only root-signed, newer rosters.
 #include "outpost/node/identity.h"
 
 #include <gtest/gtest.h>
@@ -567,7 +567,8 @@ TEST_F(IdentityTest, RestoreRefusesARunningDaemonAnotherNodesBackupAndGarbage) {
   EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
 }
 
-// --- the rebalancer (node/src/ledger.cc Ledger::rebalance over sync::plan_rebalance) ---
+// --- the rebalancer (node/src/ledger/ledger_requests.cc Ledger::rebalance over
+// sync::plan_rebalance) ---
 
 TEST_F(IdentityTest, RebalancerMovesIdleWalletRightsToTheStoreTheMemberNowUsesAndTheyCanBeSpentThere) {
   const std::string store2 = tmp_.file("store-2");

@@ -1,8 +1,8 @@
-// Ingest of ops received from a peer (Ledger::ingest, node/src/ledger.cc) and the seq fence's
-// rules about who may fence a node (Ledger::observe_peer_hello), on real data dirs of an enrolled
-// chain. Each test names the deliberate bug it catches (issue 11, items 2 and 14-16): a skipped
-// signature check in a many-op batch, the signature fast path trusting an op's own hash field,
-// badly signed "forks" kept as evidence or blamed on their origin, the HLC not observing
+// Ingest of ops received from a peer (Ledger::ingest, node/src/ledger/ledger_ingest.cc) and the seq
+// fence's rules about who may fence a node (Ledger::observe_peer_hello), on real data dirs of an
+// enrolled chain. Each test names the deliberate bug it catches (issue 11, items 2 and 14-16): a
+// skipped signature check in a many-op batch, the signature fast path trusting an op's own hash
+// field, badly signed "forks" kept as evidence or blamed on their origin, the HLC not observing
 // received ops, and claims that fence a node without proof.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// node/ ledger service (node/src/{ledger,validate}.cc) through its public API, on a real data dir
+// node/ ledger service (node/src/ledger/) through its public API, on a real data dir
 // with a ManualEnv: every member operation, tiers over the rolling 12-month window,
 // idempotency by request_id, refusals with balance/rights/shortfall, reversal rules, bad input
 // that must leave the database byte-for-byte unchanged, and `log verify` catching damage done to
@@ -549,7 +549,7 @@ TEST_F(LedgerTest, UnknownMemberIsNotFoundAndChangesNothing) {
   std::string before = snapshot();
   MemberId stranger{};
   stranger[3] = 0x42;
-  for (auto r :
+  for (const auto& r :
        {ledger_->earn(next_rid(), stranger, 100, ""), ledger_->redeem(next_rid(), stranger, 1, ""),
         ledger_->topup(next_rid(), stranger, 100, ""),
         ledger_->spend(next_rid(), stranger, 1, "")}) {
@@ -617,10 +617,11 @@ TEST_F(LedgerTest, OutOfRangeAmountsThroughTheApiAreInvalidAndChangeNothing) {
   ok(ledger_->topup(next_rid(), id, 100, ""));
   std::string before = snapshot();
   const std::uint64_t too_big = limits::kAmountMax + 1;
-  for (auto r : {ledger_->earn(next_rid(), id, 0, ""), ledger_->earn(next_rid(), id, too_big, ""),
-                 ledger_->redeem(next_rid(), id, 0, ""), ledger_->topup(next_rid(), id, 0, ""),
-                 ledger_->topup(next_rid(), id, too_big, ""), ledger_->spend(next_rid(), id, 0, ""),
-                 ledger_->spend(next_rid(), id, too_big, "")}) {
+  for (const auto& r :
+       {ledger_->earn(next_rid(), id, 0, ""), ledger_->earn(next_rid(), id, too_big, ""),
+        ledger_->redeem(next_rid(), id, 0, ""), ledger_->topup(next_rid(), id, 0, ""),
+        ledger_->topup(next_rid(), id, too_big, ""), ledger_->spend(next_rid(), id, 0, ""),
+        ledger_->spend(next_rid(), id, too_big, "")}) {
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().to_string();
   }

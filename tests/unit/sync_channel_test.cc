@@ -136,8 +136,8 @@ TEST_F(SyncChannelTest, MessagesOfEverySizeArriveWholeAndInOrderWhateverTheSplit
   EXPECT_FALSE(b.has_partial_frame());
 }
 
-// How node/link.cc drives a channel: a reader that keeps unconsumed bytes in its own buffer and
-// calls receive_in_place() on them after every chunk.
+// How node/src/replication/link.cc drives a channel: a reader that keeps unconsumed bytes in its
+// own buffer and calls receive_in_place() on them after every chunk.
 struct InPlaceReader {
   Bytes buffer;
   Status feed(SecureChannel& channel, ByteView chunk, ChannelOutput& out) {

@@ -20,8 +20,9 @@ namespace outpost::tui {
 using Json = nlohmann::json;
 
 // When a row counts as a problem (highlighted). The skew bound matches the node's own
-// clock_skew alert (node/src/peers.cc); a connected node may trail by a few in-flight ops, so
-// only a large gap is flagged while it is connected (any gap counts once its link is down).
+// clock_skew alert (node/src/replication/peers_sessions.cc); a connected node may trail by a few
+// in-flight ops, so only a large gap is flagged while it is connected (any gap counts once its
+// link is down).
 inline constexpr std::int64_t kClockSkewWarnMs = 5 * 60 * 1000;
 inline constexpr std::uint64_t kCertWarnMs = 30ULL * 24 * 3600 * 1000;
 inline constexpr std::uint64_t kBehindWarnOps = 1000;

@@ -121,9 +121,12 @@ class [[nodiscard]] Result {
 
 #define OUTPOST_CONCAT_INNER(a, b) a##b
 #define OUTPOST_CONCAT(a, b) OUTPOST_CONCAT_INNER(a, b)
-// Assigns the value of a Result expression to `lhs`, or returns its Status.
+// Assigns the value of a Result expression to `lhs`, or returns its Status. `lhs` is a declaration
+// or an lvalue, which parentheses would break.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define OUTPOST_ASSIGN_OR_RETURN(lhs, expr)                         \
   auto OUTPOST_CONCAT(_res_, __LINE__) = (expr);                    \
   if (!OUTPOST_CONCAT(_res_, __LINE__).is_ok())                     \
     return OUTPOST_CONCAT(_res_, __LINE__).status();                \
   lhs = std::move(OUTPOST_CONCAT(_res_, __LINE__)).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -359,7 +359,7 @@ class Ledger {
                         const Check& check);
   // The request_id rule of every mutating request (docs/api.md, "request_id"): when `request_id`
   // already made an op, fills `out` with its stored first answer and returns true if that op is
-  // the operation `asked` describes (same_operation in ledger.cc), and fails with
+  // the operation `asked` describes (sync::same_request), and fails with
   // kInvalidArgument, naming the op, if it is another one. Returns false for an unused id.
   Result<bool> replay(const std::string& request_id, const sync::Op& asked, Reply& out);
   Result<Reply> debit(const std::string& request_id, const sync::MemberId& member,

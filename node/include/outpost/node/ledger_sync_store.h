@@ -1,6 +1,6 @@
 // The node's data as a sync::SyncStore: the adapter between a link's SyncSession and the Ledger
-// (node/src/peers_store.cc). The daemon's peer manager makes one per link; the simulator
-// (docs/simulator.md) makes the same ones, so its sessions run the daemon's ingest path.
+// (node/src/replication/peers_store.cc). The daemon's peer manager makes one per link; the
+// simulator (docs/simulator.md) makes the same ones, so its sessions run the daemon's ingest path.
 // Not thread-safe: the daemon uses it on the ledger worker only.
 #pragma once
 

@@ -2,7 +2,8 @@
 // the Noise_XX handshake with node certificates in its payloads, peer admission against the
 // pinned root and the roster, 2-byte big-endian length framing, transport encryption with rekey,
 // and splitting/reassembly of application messages. Bytes in, bytes out, time passed in:
-// node/link.cc drives it over TCP; tests and the fuzzer drive it directly. Not thread-safe.
+// node/src/replication/link.cc drives it over TCP; tests and the fuzzer drive it directly. Not
+// thread-safe.
 #pragma once
 
 #include <array>

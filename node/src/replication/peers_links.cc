@@ -90,7 +90,7 @@ void PeerManager::Impl::touch_contacts() {
   persist_contacts(std::move(rows));
 }
 
-void PeerManager::Impl::attach(std::shared_ptr<Link> link, int slot) {
+void PeerManager::Impl::attach(const std::shared_ptr<Link>& link, int slot) {
   auto c = std::make_shared<Conn>();
   c->id = next_conn_id++;
   c->link = link;
@@ -149,10 +149,24 @@ void PeerManager::Impl::start_session(const std::shared_ptr<Conn>& c) {
     c->session = std::make_unique<sync::SyncSession>(*c->store, c->link->peer_id());
     *out = c->session->start(now);
   };
-  t.done = [self, c, out](bool) {
-    asio::post(self->io, [self, c, out] { self->apply_output(c, std::move(*out)); });
+  t.done = [self, c, out](bool ran) {
+    asio::post(self->io, [self, c, out, ran] {
+      // Not run (the worker latched a failed commit, or is stopping): no session to speak for.
+      if (!ran) {
+        self->close_conn(c, self->worker_refusal());
+        return;
+      }
+      self->apply_output(c, std::move(*out));
+    });
   };
-  if (!worker.submit(std::move(t))) close_conn(c, "ledger worker queue is full");
+  if (!worker.submit(std::move(t))) close_conn(c, worker_refusal());
+}
+
+std::string PeerManager::Impl::worker_refusal() const {
+  const Status failure = worker.failure();
+  if (!failure.is_ok())
+    return "the ledger worker stopped after a failed commit: " + failure.message();
+  return "ledger worker queue is full";
 }
 
 void PeerManager::Impl::close_conn(const std::shared_ptr<Conn>& c, const std::string& why) {

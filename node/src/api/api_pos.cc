@@ -1,59 +1,45 @@
-#include "outpost/node/api.h"
-
+// Api's POS routes (docs/api.md; the files of Api are listed in api_internal.h): members,
+// history, profile and PIN changes, earn, redeem, top-up and spend, reversal. A spend of a member
+// with a PIN has the PIN checked on the PIN thread, and a spend or redeem refused for lack of
+// rights here goes through the rights broker once before the refusal is final.
 #include <algorithm>
-#include <condition_variable>
-#include <cstring>
-#include <deque>
-#include <set>
-#include <thread>
+#include <string>
 #include <vector>
 
+#include "api_internal.h"
 #include "outpost/base/limits.h"
-#include "outpost/base/version.h"
-#include "outpost/node/hq_view.h"
-#include "outpost/node/identity.h"
+#include "outpost/node/api.h"
 #include "outpost/node/log.h"
-#include "outpost/sync/checkpoint.h"
 
 namespace outpost::node {
 
-namespace {
+using api_internal::is_health;
+using api_internal::no_route;
+using api_internal::ok_json;
+using api_internal::split_path;
 
-// Splits "/v1/members/X/topup" into its non-empty parts (the path is bounded by the header limit).
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < path.size();) {
-    std::size_t end = path.find('/', i);
-    if (end == std::string::npos) end = path.size();
-    if (end > i) out.emplace_back(path, i, end - i);
-    i = end + 1;
-  }
-  return out;
-}
+namespace {
 
 Result<std::uint64_t> get_amount(const Json& j, const char* key) {
   if (!j.contains(key)) return Status::invalid(std::string("missing field '") + key + "'");
   const Json& v = j[key];
   if (!v.is_number_integer()) {
-    return Status::invalid(std::string("field '") + key + "' must be an integer (minor units), got " + v.dump());
+    return Status::invalid(std::string("field '") + key +
+                           "' must be an integer (minor units), got " + v.dump());
   }
   if (v.is_number_unsigned()) {
     auto x = v.get<std::uint64_t>();
     if (x == 0) return Status::invalid(std::string("field '") + key + "' must be positive");
-    if (x > limits::kAmountMax) return Status::invalid(std::string("field '") + key + "' is above the maximum");
+    if (x > limits::kAmountMax)
+      return Status::invalid(std::string("field '") + key + "' is above the maximum");
     return x;
   }
   auto x = v.get<std::int64_t>();
   if (x <= 0) return Status::invalid(std::string("field '") + key + "' must be positive");
-  if (static_cast<std::uint64_t>(x) > limits::kAmountMax) return Status::invalid(std::string("field '") + key + "' is above the maximum");
+  if (static_cast<std::uint64_t>(x) > limits::kAmountMax)
+    return Status::invalid(std::string("field '") + key + "' is above the maximum");
   return static_cast<std::uint64_t>(x);
 }
-
-// Serializes a response body. Stored strings (names, receipts entered through the CLI or received
-// from peers) need not be UTF-8; they are replaced rather than letting dump() throw.
-std::string dump_json(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-HttpResponse ok_json(const Json& j) { return HttpResponse{200, dump_json(j)}; }
 
 // Returns the methods a POS route takes, or nothing when `parts` names no route: a known path
 // with a wrong method gets 405, an unknown one 404, before any body is looked at.
@@ -72,249 +58,16 @@ std::vector<std::string> pos_route_methods(const std::vector<std::string>& parts
   return {};
 }
 
-// The same for admin routes (docs/admin-api.md). /admin/v1/peers and /admin/v1/links are served by
-// the peer manager of an enrolled node.
-std::vector<std::string> admin_route_methods(const std::vector<std::string>& parts) {
-  if (parts.size() < 3 || parts[0] != "admin" || parts[1] != "v1") return {};
-  if (parts.size() == 3) {
-    for (const char* route : {"health", "node", "alerts", "members", "terminals", "roster", "checkpoints", "peers"}) {
-      if (parts[2] == route) return {"GET"};
-    }
-    if (parts[2] == "links") return {"POST"};
-  }
-  if (parts.size() == 4 && parts[2] == "members") return {"GET"};
-  return {};
-}
-
-bool is_health(const std::vector<std::string>& parts, bool admin) {
-  return admin ? parts.size() == 3 && parts[0] == "admin" && parts[1] == "v1" && parts[2] == "health"
-               : parts.size() == 2 && parts[0] == "v1" && parts[1] == "health";
-}
-
-// 404 for an unknown path, 405 with an Allow header for a known one with another method; nullopt
-// when `req.method` is allowed.
-std::optional<HttpResponse> no_route(const HttpRequest& req, const std::vector<std::string>& allowed) {
-  if (std::find(allowed.begin(), allowed.end(), req.method) != allowed.end()) return std::nullopt;
-  if (allowed.empty()) return http_error(404, "unknown_route", "no route " + req.method + " " + req.path);
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  HttpResponse r = http_error(405, "method_not_allowed", req.method + " not allowed on " + req.path + " (allowed: " + list + ")");
-  r.allow = list;
-  return r;
-}
-
-// Runs a handler continuation outside the HTTP layer's own guard (on the ledger worker, after the
-// token was looked up): an exception becomes a 500 answer instead of ending the process.
-void guarded(const Responder& respond, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    log(LogLevel::kError, "api handler failed", {{"error", e.what()}});
-    respond(http_error(500, "internal", "internal error while handling the request; see the node's log"));
-  }
+// Records a spend or redeem refused for lack of rights here (admin API alerts, outpost-top).
+void raise_refusal_alert(Ledger& l, const Json& refusal) {
+  if (refusal.value("error", "") != "insufficient_rights") return;
+  std::string message = refusal.value("message", "refused");
+  message += refusal.value("rights_request_tried", false) ? " (rights request tried)"
+                                                          : " (no rights request possible)";
+  l.raise_alert("refused_spend", sync::id_hex(l.node_id()), message);
 }
 
 }  // namespace
-
-Result<Json> parse_json_object(const std::string& body) {
-  if (body.empty()) return Status::invalid("request body must be a JSON object");
-  // A key given twice is refused: {"request_id":"a",...,"request_id":"b"} must not silently mean
-  // whichever one the parser keeps.
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  std::string duplicate;
-  auto on_event = [&](int, Json::parse_event_t event, Json& parsed) {
-    if (event == Json::parse_event_t::object_start) keys.emplace_back();
-    if (event == Json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (event == Json::parse_event_t::key && !keys.empty() && duplicate.empty() &&
-        !keys.back().insert(parsed.get<std::string>()).second) {
-      duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  try {
-    Json j = Json::parse(body, on_event);
-    if (!duplicate.empty()) return Status::invalid("field '" + duplicate + "' is given twice");
-    if (!j.is_object()) return Status::invalid("request body must be a JSON object");
-    return j;
-  } catch (const std::exception& e) {
-    return Status::invalid(std::string("malformed JSON: ") + e.what());
-  }
-}
-
-Status check_fields(const Json& body, std::initializer_list<const char*> allowed) {
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    bool ok = false;
-    for (const char* a : allowed) ok |= it.key() == a;
-    if (!ok) return Status::invalid("unknown field '" + it.key() + "'");
-  }
-  return Status::ok();
-}
-
-Result<std::string> string_field(const Json& body, const char* key, bool required) {
-  if (!body.contains(key)) {
-    if (required) return Status::invalid(std::string("missing field '") + key + "'");
-    return std::string();
-  }
-  if (!body[key].is_string()) return Status::invalid(std::string("field '") + key + "' must be a string");
-  return body[key].get<std::string>();
-}
-
-std::optional<storage::Terminal> TokenCache::find(const crypto::Hash32& token_hash, std::uint64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::size_t found = entries_.size();
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    // Every entry is compared, each in constant time: the time taken does not say which matched.
-    const bool same = crypto::ct_equal(entries_[i].token_hash, token_hash);
-    found = same ? i : found;
-  }
-  if (found == entries_.size()) return std::nullopt;
-  const Entry& e = entries_[found];
-  // Expired (or the clock went back): confirm with the database again.
-  if (now_ms < e.confirmed_ms || now_ms - e.confirmed_ms >= limits::kTokenCacheTtlMs) {
-    entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(found));
-    return std::nullopt;
-  }
-  return e.terminal;
-}
-
-void TokenCache::remember(const crypto::Hash32& token_hash, const storage::Terminal& terminal,
-                          std::uint64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (Entry& e : entries_) {
-    if (crypto::ct_equal(e.token_hash, token_hash)) {
-      e.terminal = terminal;
-      e.confirmed_ms = now_ms;
-      return;
-    }
-  }
-  if (entries_.size() >= limits::kTokenCacheEntriesMax) {
-    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-      return a.confirmed_ms < b.confirmed_ms;
-    });
-    entries_.erase(oldest);
-  }
-  entries_.push_back(Entry{token_hash, terminal, now_ms});
-}
-
-void TokenCache::clear() {
-  std::lock_guard<std::mutex> lock(mu_);
-  entries_.clear();
-}
-
-std::size_t TokenCache::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return entries_.size();
-}
-
-Api::Api(LedgerWorker& worker, sync::Clock& clock)
-    : worker_(worker), clock_(clock), pin_verifier_(crypto::verify_pin), pin_thread_(std::make_unique<JobThread>(limits::kPinChecksQueuedMax)) {}
-
-Api::~Api() { pin_thread_->stop(); }
-
-HttpResponse status_response(const Status& st) {
-  switch (st.code()) {
-    case Code::kInvalidArgument:
-    case Code::kUnsupported: return http_error(400, code_name(st.code()), st.message());
-    case Code::kNotFound: return http_error(404, "not_found", st.message());
-    case Code::kPermission: return http_error(401, "unauthorized", st.message());
-    case Code::kRefused: return http_error(409, "refused", st.message());
-    case Code::kUnavailable: return http_error(503, "unavailable", st.message());
-    default: return http_error(500, code_name(st.code()), st.message());
-  }
-}
-
-HttpResponse reply_response(const Reply& r) {
-  if (!r.refused) return HttpResponse{200, r.text.empty() ? dump_json(r.body) : r.text};
-  int status = r.body.value("error", "") == "pin_locked" ? 423 : 409;
-  if (r.body.value("error", "") == "pin_wrong") status = 403;
-  return HttpResponse{status, dump_json(r.body)};
-}
-
-void Api::authenticate(const HttpRequest& req, const Responder& respond, const char* role, OnAuth on_ok) {
-  const std::string prefix = "Bearer ";
-  if (req.authorization.compare(0, prefix.size(), prefix) != 0 || req.authorization.size() == prefix.size()) {
-    return respond(http_error(401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN)"));
-  }
-  const std::size_t token_bytes = req.authorization.size() - prefix.size();
-  if (token_bytes > 256) return respond(http_error(401, "unauthorized", "token not recognized"));
-  const crypto::Hash32 hash = crypto::sha256(
-      {reinterpret_cast<const std::uint8_t*>(req.authorization.data()) + prefix.size(), token_bytes});
-  const bool want_admin = std::strcmp(role, "admin") == 0;
-  auto forbidden = [](const storage::Terminal& t) {
-    return http_error(403, "forbidden", "terminal " + t.name + " is not an admin terminal");
-  };
-  // A token the database confirmed recently is checked here, on the calling thread; any other
-  // goes to the worker, which asks the database and remembers a confirmed one.
-  if (const std::optional<storage::Terminal> known = tokens_.find(hash, clock_.now_ms())) {
-    if (want_admin && known->role != "admin") return respond(forbidden(*known));
-    return guarded(respond, [&] { on_ok(*known); });
-  }
-  auto result = std::make_shared<HttpResponse>();
-  auto terminal = std::make_shared<storage::Terminal>();
-  LedgerWorker::Task task;
-  task.run = [this, result, terminal, hash](Ledger& ledger) {
-    auto t = ledger.store().find_terminal(hash);
-    if (!t.is_ok()) {
-      *result = status_response(t.status());
-    } else if (!*t) {
-      *result = http_error(401, "unauthorized", "token not recognized");
-    } else {
-      tokens_.remember(hash, **t, clock_.now_ms());
-      *terminal = **t;
-    }
-  };
-  task.done = [this, result, terminal, respond, want_admin, forbidden,
-               on_ok = std::move(on_ok)](bool ran) {
-    if (!ran) return respond(worker_refusal(false));
-    if (result->status != 200) return respond(std::move(*result));
-    if (want_admin && terminal->role != "admin") return respond(forbidden(*terminal));
-    guarded(respond, [&] { on_ok(*terminal); });
-  };
-  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
-}
-
-HttpResponse Api::health() const {
-  if (Status failed = worker_.failure(); !failed.is_ok()) {
-    return http_error(503, "storage_failed", failed.message());
-  }
-  return HttpResponse{200, R"({"ok":true})"};
-}
-
-HttpResponse Api::worker_refusal(bool at_submit) const {
-  if (Status failed = worker_.failure(); !failed.is_ok()) {
-    return http_error(503, "storage_failed",
-                      failed.message() + "; nothing of this request was done");
-  }
-  if (at_submit) {
-    return http_error(503, "overloaded", "the node is shutting down or its queue is full; retry");
-  }
-  return http_error(503, "unavailable",
-                    "the node's database was busy and nothing of this request was done; retry");
-}
-
-void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn, After after) {
-  // Status 0 until the task runs: a task answered not durable without having run (the worker
-  // latched a failed commit, or could not begin its batch) is told apart from one that ran.
-  auto result = std::make_shared<HttpResponse>(0, "");
-  LedgerWorker::Task task;
-  task.mutating = mutating;
-  task.run = [result, fn = std::move(fn)](Ledger& ledger) { *result = fn(ledger); };
-  task.done = [this, result, respond, after](bool durable) {
-    if (!durable && result->status == 0) return respond(worker_refusal(false));
-    if (!durable && result->status == 200) {
-      respond(http_error(503, "not_durable", "the operation could not be made durable; nothing was recorded, retry with the same request_id"));
-      return;
-    }
-    if (after && after(*result, respond)) return;
-    respond(std::move(*result));
-  };
-  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
-}
-
-void Api::authorized(const HttpRequest& req, const Responder& respond, const char* role,
-                     std::function<void()> on_ok) {
-  authenticate(req, respond, role, [on_ok = std::move(on_ok)](const storage::Terminal&) { on_ok(); });
-}
 
 // Every route: the token first (nothing of the request is looked at before it is confirmed),
 // then the path and method (404, 405), then the body.
@@ -489,17 +242,6 @@ void Api::reverse(const HttpRequest& req, const Responder& respond, const std::s
   });
 }
 
-namespace {
-// Records a spend or redeem refused for lack of rights here (admin API alerts, outpost-top).
-void raise_refusal_alert(Ledger& l, const Json& refusal) {
-  if (refusal.value("error", "") != "insufficient_rights") return;
-  std::string message = refusal.value("message", "refused");
-  message += refusal.value("rights_request_tried", false) ? " (rights request tried)"
-                                                          : " (no rights request possible)";
-  l.raise_alert("refused_spend", sync::id_hex(l.node_id()), message);
-}
-}  // namespace
-
 void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
   sync::Clock* clock = &clock_;
   const bool has_broker = static_cast<bool>(broker_);
@@ -568,52 +310,6 @@ void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
   };
   submit(respond, true, fn, after);
 }
-
-namespace {
-// GET /admin/v1/checkpoints: the newest HQ checkpoint of each origin held here (docs/admin-api.md).
-Result<Json> checkpoints_json(storage::Store& store) {
-  OUTPOST_ASSIGN_OR_RETURN(auto rows, store.latest_checkpoints());
-  OUTPOST_ASSIGN_OR_RETURN(auto vv, store.version_vector());
-  Json arr = Json::array();
-  for (const auto& row : rows) {
-    auto cp = sync::decode_checkpoint(row.body);
-    if (!cp.is_ok()) return cp.status().with_context("stored checkpoint of " + sync::id_hex(row.origin));
-    auto held = vv.find(cp->origin);
-    const std::uint64_t held_seq = held == vv.end() ? 0 : held->second;
-    arr.push_back({{"origin", sync::id_hex(cp->origin)},
-                   {"tree_size", cp->tree_size},
-                   {"root", crypto::to_hex(cp->root)},
-                   {"head_hash", crypto::to_hex(cp->head_hash)},
-                   {"issued_ms", cp->issued.wall_ms},
-                   {"held_seq", held_seq},
-                   {"ops_after", held_seq > cp->tree_size ? held_seq - cp->tree_size : 0}});
-  }
-  Json set = Json();
-  auto newest = store.latest_tree_head_set();
-  if (!newest.is_ok()) return newest.status();
-  if (newest->has_value()) {
-    const storage::StoredTreeHeadSet& heads = **newest;
-    auto decoded = sync::decode_tree_head_set(heads.body);
-    if (!decoded.is_ok()) return decoded.status().with_context("stored tree head set v" + std::to_string(heads.version));
-    Json lines = Json::object();
-    for (const auto& h : decoded->heads) lines[sync::id_hex(h.origin)] = h.tree_size;
-    set = {{"version", decoded->version},
-           {"issued_ms", decoded->issued.wall_ms},
-           {"roster_version", decoded->roster_version},
-           {"ops", decoded->total_ops()},
-           {"tree_size_by_origin", lines}};
-  }
-  return Json{{"checkpoints", arr}, {"tree_head_set", set}};
-}
-
-// GET /admin/v1/terminals: names and roles, never tokens.
-Result<Json> terminals_json(storage::Store& store) {
-  OUTPOST_ASSIGN_OR_RETURN(auto ts, store.list_terminals());
-  Json arr = Json::array();
-  for (const auto& t : ts) arr.push_back({{"name", t.name}, {"role", t.role}, {"created_ms", t.created_ms}});
-  return Json{{"terminals", arr}};
-}
-}  // namespace
 
 void Api::check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
                                const std::string& pin_hash) {
@@ -709,76 +405,6 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
     return true;
   };
   submit(respond, true, fn, after);
-}
-
-void Api::handle_admin(HttpRequest req, Responder respond) {
-  auto parts = split_path(req.path);
-  if (is_health(parts, true)) {
-    if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));
-    return respond(health());
-  }
-  authenticate(req, respond, "admin", [this, req, respond, parts](const storage::Terminal&) {
-    // Extension routes (the peer manager's) come first, so that a route it adds works before this
-    // table lists it; it matches path and method, so a wrong method falls through to the table.
-    if (admin_ext_ && admin_ext_(req, respond)) return;
-    if (auto no = no_route(req, admin_route_methods(parts))) return respond(std::move(*no));
-    route_admin(respond, parts, req);
-  });
-}
-
-void Api::route_admin(const Responder& respond, const std::vector<std::string>& parts, const HttpRequest& req) {
-  const std::string& route = parts[2];
-  if (parts.size() == 4) {
-    return submit(respond, false, [ref = parts[3]](Ledger& l) {
-      auto id = l.resolve_member(ref);
-      if (!id.is_ok()) return status_response(id.status());
-      auto j = l.member_json(*id);
-      if (!j.is_ok()) return status_response(j.status());
-      auto h = l.history_json(*id, 20);
-      if (h.is_ok()) (*j)["recent_ops"] = *h;
-      return ok_json(*j);
-    });
-  }
-  if (route == "members") return find_members(req, respond, true);
-  if (route == "peers" || route == "links") {
-    return respond(http_error(404, "not_found", "this node is not enrolled in a chain: it has no peer links"));
-  }
-  sync::Clock* clock = &clock_;
-  if (route == "node") {
-    return submit(respond, false, [w = &worker_, info = node_info_, clock](Ledger& l) {
-      auto j = l.status_json();
-      if (!j.is_ok()) return status_response(j.status());
-      auto s = w->stats();
-      (*j)["wall_clock_ms"] = clock->now_ms();
-      (*j)["software_version"] = kSoftwareVersion;
-      (*j)["group_commit"] = {{"batches", s.batches}, {"mutating_ops", s.mutating_tasks}, {"largest_batch", s.largest_batch},
-                              {"failed_commits", s.failed_commits}};
-      if (info) info(*j);
-      return ok_json(*j);
-    });
-  }
-  if (route == "alerts") {
-    // ?source=NODE_ID: one node's alerts only (own and those HQ collected from its stores).
-    std::optional<std::string> source;
-    if (req.query.count("source")) source = req.query.at("source");
-    return submit(respond, false, [source](Ledger& l) -> HttpResponse {
-      std::optional<sync::NodeId> id;
-      if (source) {
-        auto parsed = sync::parse_id(*source);
-        if (!parsed.is_ok()) return http_error(400, "invalid_argument", "source must be a 32-hex node id");
-        id = *parsed;
-      }
-      auto j = alerts_json(l, id, 200);
-      return j.is_ok() ? ok_json(*j) : status_response(j.status());
-    });
-  }
-  submit(respond, false, [route, clock](Ledger& l) -> HttpResponse {
-    Result<Json> j = Status::not_found("no route");
-    if (route == "roster") j = roster_json(l.store(), clock->now_ms());
-    if (route == "checkpoints") j = checkpoints_json(l.store());
-    if (route == "terminals") j = terminals_json(l.store());
-    return j.is_ok() ? ok_json(*j) : status_response(j.status());
-  });
 }
 
 }  // namespace outpost::node

@@ -25,7 +25,7 @@ void PeerManager::Impl::conn_task(const std::shared_ptr<Conn>& c,
   auto self = shared_from_this();
   LedgerWorker::Task t;
   t.mutating = true;
-  t.run = [self, c, fn, out](Ledger& ledger) {
+  t.run = [self, c, fn = std::move(fn), out](Ledger& ledger) {
     if (!c->session) return;
     *out = fn(*c->session);
     ConnSnapshot s;
@@ -50,7 +50,7 @@ void PeerManager::Impl::conn_task(const std::shared_ptr<Conn>& c,
       self->apply_output(c, std::move(*out));
     });
   };
-  if (!worker.submit(std::move(t))) close_conn(c, "ledger worker queue is full");
+  if (!worker.submit(std::move(t))) close_conn(c, worker_refusal());
 }
 
 // A message from a link (io thread): decoded and its ops' signatures checked on the verifier

@@ -462,6 +462,169 @@ Result<sync::SignedTreeHeadSet> accept_tree_head_set(storage::Store& store, cons
   return offered;
 }
 
+namespace {
+
+// What an export has written so far: the manifest's file entries, counts and origins (in the
+// order they are written), and the seqs of each origin whose ops are in the bundle.
+struct ExportState {
+  Json files = Json::array();
+  Json counts;
+  Json origins = Json::array();
+  std::map<NodeId, SeqRange> exported;
+};
+
+// Rosters: every stored version, ascending.
+Status export_rosters(storage::Store& store, const std::string& out, ExportState& state) {
+  OUTPOST_ASSIGN_OR_RETURN(FileSink rosters, FileSink::create(out, bundle::kRostersFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto versions, store.roster_versions());
+  for (std::uint64_t v : versions) {
+    OUTPOST_ASSIGN_OR_RETURN(auto r, store.get_roster(v));
+    if (!r) return Status::corruption("roster v" + std::to_string(v) + " vanished");
+    OUTPOST_RETURN_IF_ERROR(write_frame(rosters, r->body, r->sig));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json rosters_entry, rosters.close());
+  state.files.push_back(rosters_entry);
+  state.counts["rosters"] = versions.size();
+  return Status::ok();
+}
+
+// The ops of every origin held, each origin in its own file plus the readable ops.jsonl; in a
+// range bundle (`partial`) only the seqs whose HLC falls in [from_ms, to_ms), with the Merkle
+// frontier of the ops before them, so that the verifier can still check the log's tree heads.
+Status export_ops(storage::Store& store, const std::string& out, const sync::Roster* roster,
+                  bool partial, std::uint64_t from_ms, std::uint64_t to_ms,
+                  const ExportProgress& progress, ExportState& state) {
+  OUTPOST_ASSIGN_OR_RETURN(auto vv, store.version_vector());
+  std::uint64_t total = 0;
+  for (const auto& [origin, head] : vv) total += head;
+  std::uint64_t done = 0;
+  OUTPOST_ASSIGN_OR_RETURN(FileSink jsonl, FileSink::create(out, bundle::kOpsJsonFile));
+  for (const auto& [origin, head] : vv) {
+    SeqRange range{1, head};
+    if (partial) {
+      OUTPOST_ASSIGN_OR_RETURN(auto sel, select_range(store, origin, head, from_ms, to_ms));
+      if (!sel) continue;
+      range = *sel;
+    }
+    if (range.last < range.first) continue;
+    const std::string rel =
+        std::string(bundle::kOpsDir) + "/" + sync::id_hex(origin) + bundle::kOpsSuffix;
+    OUTPOST_ASSIGN_OR_RETURN(FileSink ops, FileSink::create(out, rel));
+    sync::MerkleAccumulator prefix;
+    sync::Hash32 prefix_last{};
+    OUTPOST_RETURN_IF_ERROR(
+        for_each_op(store, origin, 1, range.last, [&](const sync::SignedOp& s) -> Status {
+          if (s.op.seq < range.first) {
+            prefix.append(sync::merkle_op_leaf_hash(s.signed_bytes, s.sig));
+            prefix_last = s.hash;
+            return Status::ok();
+          }
+          OUTPOST_RETURN_IF_ERROR(write_frame(ops, s.signed_bytes, s.sig));
+          Json j = Ledger::op_json(s);
+          j["prev"] = crypto::to_hex(s.op.prev);
+          OUTPOST_RETURN_IF_ERROR(jsonl.write(j.dump() + "\n"));
+          if (++done % kOpsPerRead == 0 && progress) progress(done, total);
+          return Status::ok();
+        }));
+    OUTPOST_ASSIGN_OR_RETURN(Json entry, ops.close());
+    state.files.push_back(entry);
+    Json frontier = Json::array();
+    for (const auto& h : prefix.frontier()) frontier.push_back(crypto::to_hex(h));
+    const sync::SignedCertificate* cert = roster ? roster->find(origin) : nullptr;
+    state.origins.push_back({{"origin", sync::id_hex(origin)},
+                             {"name", cert ? Json(cert->cert.name) : Json()},
+                             {"file", rel},
+                             {"first_seq", range.first},
+                             {"last_seq", range.last},
+                             {"ops", range.last - range.first + 1},
+                             {"prefix",
+                              {{"size", prefix.size()},
+                               {"frontier", frontier},
+                               {"prev_hash", crypto::to_hex(prefix_last)}}}});
+    state.exported[origin] = range;
+  }
+  if (progress) progress(done, total);
+  OUTPOST_ASSIGN_OR_RETURN(Json jsonl_entry, jsonl.close());
+  state.files.push_back(jsonl_entry);
+  state.counts["ops"] = done;
+  state.counts["origins"] = state.exported.size();
+  return Status::ok();
+}
+
+// Checkpoints whose tree the bundle can recompute (all of them in a complete bundle).
+Status export_checkpoints(storage::Store& store, const std::string& out, ExportState& state) {
+  OUTPOST_ASSIGN_OR_RETURN(FileSink cps, FileSink::create(out, bundle::kCheckpointsFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto stored_cps, load_checkpoints(store));
+  std::uint64_t ncp = 0;
+  for (const auto& c : stored_cps) {
+    auto it = state.exported.find(c.origin);
+    if (it == state.exported.end() || c.seq + 1 < it->second.first || c.seq > it->second.last)
+      continue;
+    OUTPOST_RETURN_IF_ERROR(write_frame(cps, c.body, c.sig));
+    ++ncp;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json cps_entry, cps.close());
+  state.files.push_back(cps_entry);
+  state.counts["checkpoints"] = ncp;
+  return Status::ok();
+}
+
+// Tree head sets: every version HQ signed (a range bundle too: the verifier checks the heads
+// that fall inside the range).
+Status export_tree_heads(storage::Store& store, const std::string& out, ExportState& state) {
+  OUTPOST_ASSIGN_OR_RETURN(FileSink ths, FileSink::create(out, bundle::kTreeHeadsFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto th_versions, store.tree_head_set_versions());
+  for (std::uint64_t v : th_versions) {
+    OUTPOST_ASSIGN_OR_RETURN(auto t, store.get_tree_head_set(v));
+    if (!t) return Status::corruption("tree head set v" + std::to_string(v) + " vanished");
+    OUTPOST_RETURN_IF_ERROR(write_frame(ths, t->body, t->sig));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json ths_entry, ths.close());
+  state.files.push_back(ths_entry);
+  state.counts["tree_heads"] = th_versions.size();
+  return Status::ok();
+}
+
+// Equivocation evidence: second ops HQ received for a held (origin, seq).
+Status export_equivocations(storage::Store& store, const std::string& out, ExportState& state) {
+  OUTPOST_ASSIGN_OR_RETURN(FileSink eq, FileSink::create(out, bundle::kEquivocationsFile));
+  OUTPOST_ASSIGN_OR_RETURN(auto evidence, store.equivocations());
+  std::uint64_t neq = 0;
+  for (const auto& e : evidence) {
+    auto it = state.exported.find(e.origin);
+    if (it == state.exported.end() || e.seq < it->second.first || e.seq > it->second.last) continue;
+    OUTPOST_RETURN_IF_ERROR(write_frame(eq, e.body, e.sig));
+    ++neq;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Json eq_entry, eq.close());
+  state.files.push_back(eq_entry);
+  state.counts["equivocations"] = neq;
+  return Status::ok();
+}
+
+// Balances as this node holds them (complete bundles only: a range cannot be replayed).
+Status export_balances(storage::Store& store, const std::string& out, const std::string& node_id,
+                       ExportState& state) {
+  OUTPOST_ASSIGN_OR_RETURN(auto members, store.load_all_members());
+  OUTPOST_ASSIGN_OR_RETURN(FileSink bal, FileSink::create(out, bundle::kBalancesFile));
+  OUTPOST_RETURN_IF_ERROR(bal.write("{\"format\":\"" + std::string(bundle::kBalancesFormat) +
+                                    "\",\"version\":" + std::to_string(bundle::kVersion) +
+                                    ",\"node_id\":\"" + node_id + "\",\"members\":[\n"));
+  bool first = true;
+  for (const auto& [id, m] : members) {
+    OUTPOST_RETURN_IF_ERROR(
+        bal.write((first ? "" : ",\n") + audit::bundle::balance_json(id, m).dump()));
+    first = false;
+  }
+  OUTPOST_RETURN_IF_ERROR(bal.write("\n]}\n"));
+  OUTPOST_ASSIGN_OR_RETURN(Json bal_entry, bal.close());
+  state.files.push_back(bal_entry);
+  state.counts["members"] = members.size();
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
                           sync::Clock& clock) {
   std::optional<std::uint64_t> from_ms, to_ms;
@@ -478,8 +641,9 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
   OUTPOST_ASSIGN_OR_RETURN(auto store, open_store(dir));
   OUTPOST_ASSIGN_OR_RETURN(auto anchors, load_trust_anchors(*store));
   if (!anchors) {
-    return Status::invalid("this node is not enrolled in a chain: without HQ-signed rosters its "
-                           "ops cannot be verified from a root key (docs/security.md)");
+    return Status::invalid(
+        "this node is not enrolled in a chain: without HQ-signed rosters its "
+        "ops cannot be verified from a root key (docs/security.md)");
   }
   OUTPOST_ASSIGN_OR_RETURN(auto roster, load_roster(*store, *anchors));
   OUTPOST_ASSIGN_OR_RETURN(auto node_id, store->get_meta("node_id"));
@@ -489,140 +653,14 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
   const std::string& out = options.out_dir;
 
   OUTPOST_ASSIGN_OR_RETURN(ReadSnapshot snap, ReadSnapshot::begin(store->db()));
-  Json files = Json::array();
-  Json counts;
-
-  // Rosters: every stored version, ascending.
-  OUTPOST_ASSIGN_OR_RETURN(FileSink rosters, FileSink::create(out, bundle::kRostersFile));
-  OUTPOST_ASSIGN_OR_RETURN(auto versions, store->roster_versions());
-  for (std::uint64_t v : versions) {
-    OUTPOST_ASSIGN_OR_RETURN(auto r, store->get_roster(v));
-    if (!r) return Status::corruption("roster v" + std::to_string(v) + " vanished");
-    OUTPOST_RETURN_IF_ERROR(write_frame(rosters, r->body, r->sig));
-  }
-  OUTPOST_ASSIGN_OR_RETURN(Json rosters_entry, rosters.close());
-  files.push_back(rosters_entry);
-  counts["rosters"] = versions.size();
-
-  // Ops, one file per origin, plus the readable rendering.
-  OUTPOST_ASSIGN_OR_RETURN(auto vv, store->version_vector());
-  std::uint64_t total = 0;
-  for (const auto& [origin, head] : vv) total += head;
-  std::uint64_t done = 0;
-  OUTPOST_ASSIGN_OR_RETURN(FileSink jsonl, FileSink::create(out, bundle::kOpsJsonFile));
-  Json origins = Json::array();
-  std::map<NodeId, SeqRange> exported;
-  for (const auto& [origin, head] : vv) {
-    SeqRange range{1, head};
-    if (partial) {
-      OUTPOST_ASSIGN_OR_RETURN(auto sel, select_range(*store, origin, head, from_ms.value_or(0),
-                                                      to_ms.value_or(UINT64_MAX)));
-      if (!sel) continue;
-      range = *sel;
-    }
-    if (range.last < range.first) continue;
-    const std::string rel = std::string(bundle::kOpsDir) + "/" + sync::id_hex(origin) +
-                            bundle::kOpsSuffix;
-    OUTPOST_ASSIGN_OR_RETURN(FileSink ops, FileSink::create(out, rel));
-    sync::MerkleAccumulator prefix;
-    sync::Hash32 prefix_last{};
-    OUTPOST_RETURN_IF_ERROR(
-        for_each_op(*store, origin, 1, range.last, [&](const sync::SignedOp& s) -> Status {
-          if (s.op.seq < range.first) {
-            prefix.append(sync::merkle_op_leaf_hash(s.signed_bytes, s.sig));
-            prefix_last = s.hash;
-            return Status::ok();
-          }
-          OUTPOST_RETURN_IF_ERROR(write_frame(ops, s.signed_bytes, s.sig));
-          Json j = Ledger::op_json(s);
-          j["prev"] = crypto::to_hex(s.op.prev);
-          OUTPOST_RETURN_IF_ERROR(jsonl.write(j.dump() + "\n"));
-          if (++done % kOpsPerRead == 0 && options.progress) options.progress(done, total);
-          return Status::ok();
-        }));
-    OUTPOST_ASSIGN_OR_RETURN(Json entry, ops.close());
-    files.push_back(entry);
-    Json frontier = Json::array();
-    for (const auto& h : prefix.frontier()) frontier.push_back(crypto::to_hex(h));
-    const sync::SignedCertificate* cert = roster ? roster->find(origin) : nullptr;
-    origins.push_back({{"origin", sync::id_hex(origin)},
-                       {"name", cert ? Json(cert->cert.name) : Json()},
-                       {"file", rel},
-                       {"first_seq", range.first},
-                       {"last_seq", range.last},
-                       {"ops", range.last - range.first + 1},
-                       {"prefix",
-                        {{"size", prefix.size()},
-                         {"frontier", frontier},
-                         {"prev_hash", crypto::to_hex(prefix_last)}}}});
-    exported[origin] = range;
-  }
-  if (options.progress) options.progress(done, total);
-  OUTPOST_ASSIGN_OR_RETURN(Json jsonl_entry, jsonl.close());
-  files.push_back(jsonl_entry);
-  counts["ops"] = done;
-  counts["origins"] = exported.size();
-
-  // Checkpoints whose tree the bundle can recompute (all of them in a complete bundle).
-  OUTPOST_ASSIGN_OR_RETURN(FileSink cps, FileSink::create(out, bundle::kCheckpointsFile));
-  OUTPOST_ASSIGN_OR_RETURN(auto stored_cps, load_checkpoints(*store));
-  std::uint64_t ncp = 0;
-  for (const auto& c : stored_cps) {
-    auto it = exported.find(c.origin);
-    if (it == exported.end() || c.seq + 1 < it->second.first || c.seq > it->second.last) continue;
-    OUTPOST_RETURN_IF_ERROR(write_frame(cps, c.body, c.sig));
-    ++ncp;
-  }
-  OUTPOST_ASSIGN_OR_RETURN(Json cps_entry, cps.close());
-  files.push_back(cps_entry);
-  counts["checkpoints"] = ncp;
-
-  // Tree head sets: every version HQ signed (a range bundle too: the verifier checks the heads
-  // that fall inside the range).
-  OUTPOST_ASSIGN_OR_RETURN(FileSink ths, FileSink::create(out, bundle::kTreeHeadsFile));
-  OUTPOST_ASSIGN_OR_RETURN(auto th_versions, store->tree_head_set_versions());
-  for (std::uint64_t v : th_versions) {
-    OUTPOST_ASSIGN_OR_RETURN(auto t, store->get_tree_head_set(v));
-    if (!t) return Status::corruption("tree head set v" + std::to_string(v) + " vanished");
-    OUTPOST_RETURN_IF_ERROR(write_frame(ths, t->body, t->sig));
-  }
-  OUTPOST_ASSIGN_OR_RETURN(Json ths_entry, ths.close());
-  files.push_back(ths_entry);
-  counts["tree_heads"] = th_versions.size();
-
-  // Equivocation evidence: second ops HQ received for a held (origin, seq).
-  OUTPOST_ASSIGN_OR_RETURN(FileSink eq, FileSink::create(out, bundle::kEquivocationsFile));
-  OUTPOST_ASSIGN_OR_RETURN(auto evidence, store->equivocations());
-  std::uint64_t neq = 0;
-  for (const auto& e : evidence) {
-    auto it = exported.find(e.origin);
-    if (it == exported.end() || e.seq < it->second.first || e.seq > it->second.last) continue;
-    OUTPOST_RETURN_IF_ERROR(write_frame(eq, e.body, e.sig));
-    ++neq;
-  }
-  OUTPOST_ASSIGN_OR_RETURN(Json eq_entry, eq.close());
-  files.push_back(eq_entry);
-  counts["equivocations"] = neq;
-
-  // Balances as this node holds them (complete bundles only: a range cannot be replayed).
-  if (!partial) {
-    OUTPOST_ASSIGN_OR_RETURN(auto members, store->load_all_members());
-    OUTPOST_ASSIGN_OR_RETURN(FileSink bal, FileSink::create(out, bundle::kBalancesFile));
-    OUTPOST_RETURN_IF_ERROR(bal.write("{\"format\":\"" + std::string(bundle::kBalancesFormat) +
-                                      "\",\"version\":" + std::to_string(bundle::kVersion) +
-                                      ",\"node_id\":\"" + node_id.value_or("") +
-                                      "\",\"members\":[\n"));
-    bool first = true;
-    for (const auto& [id, m] : members) {
-      OUTPOST_RETURN_IF_ERROR(
-          bal.write((first ? "" : ",\n") + audit::bundle::balance_json(id, m).dump()));
-      first = false;
-    }
-    OUTPOST_RETURN_IF_ERROR(bal.write("\n]}\n"));
-    OUTPOST_ASSIGN_OR_RETURN(Json bal_entry, bal.close());
-    files.push_back(bal_entry);
-    counts["members"] = members.size();
-  }
+  ExportState state;
+  OUTPOST_RETURN_IF_ERROR(export_rosters(*store, out, state));
+  OUTPOST_RETURN_IF_ERROR(export_ops(*store, out, roster.get(), partial, from_ms.value_or(0),
+                                     to_ms.value_or(UINT64_MAX), options.progress, state));
+  OUTPOST_RETURN_IF_ERROR(export_checkpoints(*store, out, state));
+  OUTPOST_RETURN_IF_ERROR(export_tree_heads(*store, out, state));
+  OUTPOST_RETURN_IF_ERROR(export_equivocations(*store, out, state));
+  if (!partial) OUTPOST_RETURN_IF_ERROR(export_balances(*store, out, node_id.value_or(""), state));
 
   const std::uint64_t now_ms = clock.now_ms();
   Json range = Json();
@@ -643,9 +681,9 @@ Result<Json> export_audit(const std::string& dir, const ExportOptions& options,
                 {"created_ms", now_ms},
                 {"created", utc_iso(now_ms)},
                 {"range", range},
-                {"origins", origins},
-                {"counts", counts},
-                {"files", files}};
+                {"origins", state.origins},
+                {"counts", state.counts},
+                {"files", state.files}};
   OUTPOST_ASSIGN_OR_RETURN(FileSink mf, FileSink::create(out, bundle::kManifestFile));
   OUTPOST_RETURN_IF_ERROR(mf.write(manifest.dump(2) + "\n"));
   OUTPOST_ASSIGN_OR_RETURN(Json mf_entry, mf.close());

@@ -141,10 +141,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void alert(const std::string& kind, const std::string& node, const std::string& msg);
 
   // --- links (peers_links.cc) ---
-  void attach(std::shared_ptr<Link> link, int slot);
+  void attach(const std::shared_ptr<Link>& link, int slot);
   void start_session(const std::shared_ptr<Conn>& c);
   void on_closed(const std::shared_ptr<Conn>& c, const Status& reason);
   void close_conn(const std::shared_ptr<Conn>& c, const std::string& why);
+  // Why the worker did not take or run a task: its latched failure, or a full queue.
+  std::string worker_refusal() const;
   void schedule_dial(int idx);
   void dial(int idx);
   void on_dialed(int idx, Result<std::shared_ptr<Link>> r);
