@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
   const int members_max = *std::max_element(levels.begin(), levels.end());
 
   // The daemon's data dir: node key, terminals, one member per client.
-  outpost::sync::SystemClock clock;
+  outpost::sync::SystemEnv clock;
   const std::string data = dir + "/data";
   if (auto st = outpost::node::Ledger::init(data, {"bench-store", "store"}); !st.is_ok()) die("init", st);
   std::string token, admin_token;

@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
   outpost::node::InitOptions init;
   init.name = "bench-store";
   if (Status st = outpost::node::Ledger::init(data, init); !st.is_ok()) die("init", st);
-  outpost::sync::SystemClock clock;
+  outpost::sync::SystemEnv clock;
   auto opened = outpost::node::Ledger::open(data, clock);
   if (!opened.is_ok()) die("open", opened.status());
   outpost::node::Ledger& ledger = **opened;

@@ -95,7 +95,7 @@ struct World {
     crypto::random_bytes(cert.node_id);
     cert.signing_key = crypto::SigningKey::generate().public_key();
     cert.noise_key = c.noise_key->public_key();
-    sync::SystemClock clock;
+    sync::SystemEnv clock;
     cert.valid_from_ms = clock.now_ms() - 60'000;
     cert.valid_until_ms = clock.now_ms() + 3'600'000;
     cert.name = name;

@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
   } cleanup{tmpl};
   if (!crypto::init().is_ok()) return 1;
   node::set_log_level(node::LogLevel::kError);
-  outpost::sync::SystemClock clock;
+  outpost::sync::SystemEnv clock;
 
   Node hq{tmpl + "/hq", ""}, store{tmpl + "/store-1", ""};
   enroll(hq, store, clock);

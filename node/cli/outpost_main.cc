@@ -411,7 +411,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitBadInput;
   }
 
-  outpost::sync::SystemClock clock;
+  outpost::sync::SystemEnv clock;
   if (request_id.empty()) request_id = outpost::node::new_request_id();
 
   if (*init || *hq || *enroll_request) {

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   }
   outpost::node::LogLevel level;
   if (outpost::node::parse_log_level(config->log_level, level)) outpost::node::set_log_level(level);
-  outpost::sync::SystemClock clock;
+  outpost::sync::SystemEnv clock;
   auto daemon = outpost::node::Daemon::create(*config, clock);
   if (!daemon.is_ok()) {
     std::cerr << "outpostd: error: " << daemon.status().message() << "\n";

@@ -1,7 +1,6 @@
 #include "outpost/node/log.h"
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -12,6 +11,8 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::mutex g_mu;
 std::string g_node;
+sync::SystemEnv g_system_env;
+std::atomic<sync::Env*> g_env{&g_system_env};
 
 std::string quote(const std::string& v) {
   bool plain = !v.empty() && v.find_first_of(" \"=\n\t") == std::string::npos;
@@ -49,6 +50,8 @@ bool parse_log_level(const std::string& text, LogLevel& out) {
   return false;
 }
 
+void set_log_env(sync::Env& env) { g_env.store(&env); }
+
 void set_log_level(LogLevel level) { g_level = static_cast<int>(level); }
 
 void set_log_node(const std::string& node_name) {
@@ -58,8 +61,7 @@ void set_log_node(const std::string& node_name) {
 
 void log(LogLevel level, const std::string& msg, std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < g_level.load()) return;
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::uint64_t ms = g_env.load()->now_ms();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);

@@ -101,15 +101,33 @@ std::vector<std::uint8_t> Statement::blob(int col) const {
 }
 bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
-Result<std::unique_ptr<Database>> Database::open(const std::string& path, OpenMode mode) {
-  struct stat sb {};
-  if (mode == OpenMode::kExisting && ::stat(path.c_str(), &sb) != 0) {
+namespace {
+
+// Whether `path` exists, on the operating system or on the named VFS.
+bool database_exists(const std::string& path, const std::string& vfs) {
+  if (vfs.empty()) {
+    struct stat sb {};
+    return ::stat(path.c_str(), &sb) == 0;
+  }
+  sqlite3_vfs* v = sqlite3_vfs_find(vfs.c_str());
+  int exists = 0;
+  return v && v->xAccess(v, path.c_str(), SQLITE_ACCESS_EXISTS, &exists) == SQLITE_OK && exists;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> Database::open(const std::string& path, OpenMode mode,
+                                                 const std::string& vfs) {
+  if (mode == OpenMode::kExisting && !database_exists(path, vfs)) {
     return Status::not_found("database " + path + " does not exist");
+  }
+  if (!vfs.empty() && sqlite3_vfs_find(vfs.c_str()) == nullptr) {
+    return Status::invalid("open " + path + ": no SQLite VFS named " + vfs);
   }
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
               (mode == OpenMode::kCreate ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     Status st = sqlite_status(db, rc, "open " + path);
     sqlite3_close(db);

@@ -143,11 +143,20 @@ Status check_identity(std::int64_t app, std::int64_t ver, std::int64_t tables) {
 // Checks an existing, non-empty file through a read-only connection before Database::open
 // switches it to WAL: that switch rewrites the file header, and a foreign or newer database
 // must be refused without being changed.
-Status check_existing_file(const std::string& path) {
-  struct stat sb {};
-  if (::stat(path.c_str(), &sb) != 0 || sb.st_size == 0) return Status::ok();
+Status check_existing_file(const std::string& path, const std::string& vfs) {
+  if (vfs.empty()) {
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) != 0 || sb.st_size == 0) return Status::ok();
+  } else {
+    sqlite3_vfs* v = sqlite3_vfs_find(vfs.c_str());
+    int exists = 0;  // SQLite's "exists": present and not empty
+    if (!v || v->xAccess(v, path.c_str(), SQLITE_ACCESS_EXISTS, &exists) != SQLITE_OK || !exists) {
+      return Status::ok();  // Database::open reports a missing VFS or file
+    }
+  }
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY,
+                           vfs.empty() ? nullptr : vfs.c_str());
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
   if (rc != SQLITE_OK) return sqlite_status(raw, rc, "cannot open");
   sqlite3_busy_timeout(raw, limits::kSqliteBusyTimeoutMs);
@@ -167,9 +176,10 @@ Status check_existing_file(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode) {
-  OUTPOST_RETURN_IF_ERROR(check_existing_file(path).with_context(path));
-  OUTPOST_ASSIGN_OR_RETURN(auto db, Database::open(path, mode));
+Result<std::unique_ptr<Store>> Store::open(const std::string& path, OpenMode mode,
+                                           const StoreOptions& options) {
+  OUTPOST_RETURN_IF_ERROR(check_existing_file(path, options.vfs).with_context(path));
+  OUTPOST_ASSIGN_OR_RETURN(auto db, Database::open(path, mode, options.vfs));
   std::unique_ptr<Store> store(new Store(std::move(db)));
   OUTPOST_RETURN_IF_ERROR(store->migrate().with_context(path));
   return store;

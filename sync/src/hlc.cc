@@ -1,6 +1,5 @@
 #include "outpost/sync/hlc.h"
 
-#include <chrono>
 #include <cstdio>
 #include <limits>
 
@@ -8,11 +7,6 @@ namespace outpost::sync {
 
 std::string Hlc::to_string() const {
   return std::to_string(wall_ms) + "." + std::to_string(logical);
-}
-
-std::uint64_t SystemClock::now_ms() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
 }
 
 Hlc HlcClock::now(std::uint64_t wall_ms) {

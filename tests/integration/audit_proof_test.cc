@@ -83,7 +83,7 @@ class AuditProofTest : public ::testing::Test {
   // HQ, stores A and C. Round 1: A's first ops. Round 2: more of A, C's three ops. Then C is
   // revoked after seq 2 (forced: HQ holds C:3) and round 3 signs a set under that roster.
   static std::string build(Chain& ch) {
-    sync::ManualClock clock(kStartMs);
+    sync::ManualEnv clock(kStartMs);
     ch.hq = ch.tmp.file("hq");
     ch.a = ch.tmp.file("store-a");
     ch.c = ch.tmp.file("store-c");

@@ -104,7 +104,7 @@ class AuditTest : public ::testing::Test {
 
   // Builds HQ + stores A, B, C, two days of ops, two rounds of checkpoints, revokes C, exports.
   static std::string build(History& h) {
-    sync::ManualClock clock(kDay1Ms);
+    sync::ManualEnv clock(kDay1Ms);
     h.hq = h.tmp.file("hq");
     h.a = h.tmp.file("store-a");
     h.b = h.tmp.file("store-b");
@@ -782,7 +782,7 @@ TEST_F(AuditTest, TwoTreeHeadSetsWithOneVersionAreTreeHeadsConflict) {
 }
 
 TEST_F(AuditTest, HqCheckpointSignsANewTreeHeadSetOnlyWhenAHeadMoves) {
-  sync::ManualClock clock(kDay1Ms);
+  sync::ManualEnv clock(kDay1Ms);
   const std::string hq = tmp_.file("hq");
   ASSERT_TRUE(node::hq_init(hq, "hq", 3650, clock).is_ok());
   auto first = node::hq_checkpoint(hq, clock);

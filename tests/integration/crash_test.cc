@@ -61,7 +61,7 @@ void write_all(int fd, const std::string& s) {
 [[noreturn]] void run_writer(const std::string& dir, int fd, int round,
                              const std::vector<sync::MemberId>& members) {
   if (!crypto::init().is_ok()) ::_exit(3);
-  sync::SystemClock clock;
+  sync::SystemEnv clock;
   auto ledger = Ledger::open(dir, clock);
   if (!ledger.is_ok()) {
     write_all(fd, "ERR open " + ledger.status().to_string() + "\n");
@@ -215,7 +215,7 @@ class CrashTest : public ::testing::Test {
 
   test::TempDir tmp_{"outpost-crash"};
   std::string data_ = tmp_.file("data");
-  sync::ManualClock clock_{1'717'000'000'000ULL};
+  sync::ManualEnv clock_{1'717'000'000'000ULL};
   sync::NodeId node_id_{};
   std::vector<sync::MemberId> members_;
 };

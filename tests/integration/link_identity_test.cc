@@ -67,7 +67,7 @@ class LinkIdentityTest : public ::testing::Test {
     }
     ASSERT_TRUE(chain_.enroll_store("rogue"));
     rogue_dir_ = chain_.store(stores + 1).node->data_dir();
-    sync::SystemClock clock;
+    sync::SystemEnv clock;
     auto ledger = node::Ledger::open(rogue_dir_, clock);
     ASSERT_TRUE(ledger.is_ok()) << ledger.status().to_string();
     node::EnrollRequest e{node::new_request_id(), "40002222", "Gus", "", ""};

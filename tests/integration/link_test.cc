@@ -193,7 +193,7 @@ class LinkTest : public ::testing::Test {
   }
 
   static std::uint64_t now_ms() {
-    static sync::SystemClock clock;
+    static sync::SystemEnv clock;
     return clock.now_ms();
   }
 

@@ -24,7 +24,7 @@ class ReceiverTest : public ::testing::Test {
     // "rogue" is enrolled but its daemon never runs: the test speaks for it.
     ASSERT_TRUE(chain_.enroll_store("rogue"));
     rogue_dir_ = chain_.store(2).node->data_dir();
-    sync::SystemClock clock;
+    sync::SystemEnv clock;
     auto ledger = node::Ledger::open(rogue_dir_, clock);
     ASSERT_TRUE(ledger.is_ok()) << ledger.status().to_string();
     node::EnrollRequest e{node::new_request_id(), "40002222", "Gus", "", ""};

@@ -206,7 +206,7 @@ class ApiPinTest : public ::testing::Test {
   }
 
   test::TempDir dir_{"outpost-api-pin"};
-  sync::ManualClock clock_{kNowMs};
+  sync::ManualEnv clock_{kNowMs};
   std::string pos_token_, admin_token_;
   std::string alice_, bob_;
   sync::MemberId alice_id_{};

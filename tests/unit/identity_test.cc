@@ -74,7 +74,7 @@ class IdentityTest : public ::testing::Test {
   }
 
   test::TempDir tmp_{"outpost-identity"};
-  sync::ManualClock clock_{kNowMs};
+  sync::ManualEnv clock_{kNowMs};
   std::string hq_, store_;
   Json hq_summary_;
 };

@@ -71,7 +71,7 @@ class IngestTest : public ::testing::Test {
   static bool fenced(Ledger& l) { return (*l.fence_json())["fenced"].get<bool>(); }
 
   test::TempDir tmp_{"outpost-ingest"};
-  sync::ManualClock clock_{kNowMs};
+  sync::ManualEnv clock_{kNowMs};
   std::string hq_, store_;
   sync::NodeId sender_{};
 };
@@ -177,7 +177,7 @@ TEST_F(IngestTest, BadlySignedForkIsABadSignatureOfTheSenderNeverEvidenceAgainst
 // peer's would then stamp its next op before an op it already holds (e.g. a spend before the
 // move that funded it).
 TEST_F(IngestTest, NextLocalOpIsStampedAfterAPeerOpStampedAheadOfTheLocalClock) {
-  sync::ManualClock ahead(kNowMs + 3'600'000);  // the store's clock runs an hour ahead
+  sync::ManualEnv ahead(kNowMs + 3'600'000);  // the store's clock runs an hour ahead
   auto store = open(store_, ahead);
   const auto ops = make_ops(*store, 3);
   sync::Hlc newest{};

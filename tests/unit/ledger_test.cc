@@ -1,5 +1,5 @@
 // node/ ledger service (node/src/ledger/) through its public API, on a real data dir
-// with a ManualClock: every member operation, tiers over the rolling 12-month window,
+// with a ManualEnv: every member operation, tiers over the rolling 12-month window,
 // idempotency by request_id, refusals with balance/rights/shortfall, reversal rules, bad input
 // that must leave the database byte-for-byte unchanged, and `log verify` catching damage done to
 // the database behind the ledger's back.
@@ -159,7 +159,7 @@ class LedgerTest : public ::testing::Test {
 
   test::TempDir tmp_{"outpost-ledger"};
   std::string data_ = tmp_.file("data");
-  sync::ManualClock clock_{kJan15_2024};
+  sync::ManualEnv clock_{kJan15_2024};
   std::unique_ptr<Ledger> ledger_;
   int rid_counter_ = 0;
 };

@@ -231,7 +231,7 @@ class LedgerRulesTest : public ::testing::Test {
 
   test::TempDir tmp_{"outpost-member-rules"};
   std::string hq_;
-  sync::ManualClock clock_{kNowMs};
+  sync::ManualEnv clock_{kNowMs};
   std::unique_ptr<Ledger> a_, b_;
   MemberId member_{};
 };

@@ -173,7 +173,7 @@ class LedgerWorkerTest : public ::testing::Test {
   }
 
   test::TempDir dir_{"outpost-worker"};
-  sync::ManualClock clock_{kNowMs};
+  sync::ManualEnv clock_{kNowMs};
   std::string data_;
   std::string token_;
   sync::MemberId member_{};

@@ -42,15 +42,15 @@ struct Daemon::Impl {
     signals.cancel();
     // Let in-flight HTTP requests finish: poll until no connection is open (bounded).
     auto timer = std::make_shared<asio::steady_timer>(io);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const std::uint64_t deadline_ms = clock.steady_ms() + 5000;
     auto check = std::make_shared<std::function<void()>>();
     // The function holds itself only weakly (a strong self-capture is a cycle that leaks); the
     // pending wait keeps it alive between polls.
     std::weak_ptr<std::function<void()>> weak = check;
-    *check = [this, timer, deadline, weak]() {
+    *check = [this, timer, deadline_ms, weak]() {
       std::size_t open = (pos_server ? pos_server->open_connections() : 0) +
                          (admin_server ? admin_server->open_connections() : 0);
-      if (open == 0 || std::chrono::steady_clock::now() > deadline) {
+      if (open == 0 || clock.steady_ms() > deadline_ms) {
         io.stop();
         return;
       }

@@ -57,7 +57,8 @@ Status Ledger::init(const std::string& dir, const InitOptions& options) {
   return txn.commit();
 }
 
-Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir) {
+Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir,
+                                                            const storage::StoreOptions& options) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) {
@@ -67,6 +68,7 @@ Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& d
   if (!fs::is_directory(st))
     return Status::not_found(dir + " is not a directory, so not an Outpost data dir");
   const std::string db = join(dir, kDbFile);
+  if (!options.vfs.empty()) return storage::Store::open(db, storage::OpenMode::kExisting, options);
   const bool has_db = fs::exists(db, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) {
     return Status::permission("cannot read data dir " + dir + ": " + ec.message());
@@ -81,8 +83,9 @@ Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& d
   return storage::Store::open(db, storage::OpenMode::kExisting);
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock) {
-  OUTPOST_ASSIGN_OR_RETURN(auto store, open_data_dir_store(dir));
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, sync::Clock& clock,
+                                             const storage::StoreOptions& store_options) {
+  OUTPOST_ASSIGN_OR_RETURN(auto store, open_data_dir_store(dir, store_options));
   OUTPOST_ASSIGN_OR_RETURN(crypto::SigningKey key,
                            crypto::read_signing_key(join(dir, kSigningKeyFile)));
   OUTPOST_ASSIGN_OR_RETURN(auto id_hex, store->get_meta("node_id"));

@@ -3,6 +3,7 @@
 // member operation, the rights moves of the broker and the rebalancer, and terminals.
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <map>
 
 #include "ledger_internal.h"
@@ -137,7 +138,11 @@ Result<Reply> Ledger::enroll(const EnrollRequest& req) {
   if (!req.birthday.empty()) OUTPOST_RETURN_IF_ERROR(validate_birthday(req.birthday));
   Op op;
   op.kind = OpKind::kEnroll;
-  crypto::random_bytes(op.member);
+  // From the Env, so that a simulated chain is one run per seed (SystemEnv: the OS source).
+  for (std::size_t i = 0; i < op.member.size(); i += 8) {
+    const std::uint64_t r = clock_.random_u64();
+    std::memcpy(op.member.data() + i, &r, std::min<std::size_t>(8, op.member.size() - i));
+  }
   op.fields.push_back({Field::kCard, req.card});
   op.fields.push_back({Field::kName, req.name});
   if (!req.phone.empty()) op.fields.push_back({Field::kPhone, req.phone});

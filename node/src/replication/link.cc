@@ -36,7 +36,15 @@ namespace outpost::node {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using SteadyClock = std::chrono::steady_clock;
+// Deadlines and timeouts count the environment's monotonic milliseconds (sync/env.h): the link
+// never reads the system's clocks itself.
+struct SteadyClock {
+  using duration = std::chrono::milliseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<SteadyClock>;
+  static constexpr bool is_steady = true;
+};
 using sync::Bytes;
 
 namespace {
@@ -54,6 +62,17 @@ static_assert(kWriteBatchBytes >= sync::kFrameWireBytesMax);
 constexpr int kCloseLingerMsMax = 1000;
 
 std::chrono::milliseconds ms(int v) { return std::chrono::milliseconds(v); }
+
+// The context's environment, or the system's when the context names none.
+sync::Env& env_of(const LinkContext& context) {
+  static sync::SystemEnv system_env;
+  return context.clock ? *context.clock : system_env;
+}
+
+SteadyClock::time_point steady_now(const LinkContext& context) {
+  return SteadyClock::time_point(
+      std::chrono::milliseconds(static_cast<std::int64_t>(env_of(context).steady_ms())));
+}
 
 std::string address_of(const tcp::socket& socket) {
   boost::system::error_code ec;
@@ -198,7 +217,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     const LinkOptions& o = context_.options;
     tick_ = ms(std::clamp(std::min({o.handshake_timeout_ms, o.idle_timeout_ms, o.keepalive_ms}) / 4,
                           5, 1000));
-    handshake_deadline_ = SteadyClock::now() + ms(o.handshake_timeout_ms);
+    handshake_deadline_ = steady_now(context_) + ms(o.handshake_timeout_ms);
   }
 
   // --- start ---
@@ -228,7 +247,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   void start_handshake() {
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);  // small sync messages must not wait
-    last_rx_ = last_tx_ = SteadyClock::now();
+    last_rx_ = last_tx_ = steady_now(context_);
     if (initiator_) {
       sync::ChannelOutput out;
       Status st = channel_.start(out);
@@ -274,7 +293,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     }
     if (ec) return close_now(Status::unavailable("read failed: " + ec.message()));
     wire_bytes_received_.fetch_add(n, std::memory_order_relaxed);
-    last_rx_ = SteadyClock::now();
+    last_rx_ = steady_now(context_);
     read_end_ += n;
     sync::ChannelOutput out;
     std::size_t consumed = 0;
@@ -358,7 +377,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     // ping or its refusal) are all queued before the handshake completes, so no message sealed
     // later from the queue can overtake them with a smaller nonce.
     OUTPOST_CHECK(item.kind != Outgoing::Kind::kWire || !handshake_done_);
-    last_tx_ = SteadyClock::now();
+    last_tx_ = steady_now(context_);
     send_queue_.push_back(std::move(item));
     if (!writing_) do_write();
   }
@@ -375,7 +394,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
       return;
     }
     writing_ = true;
-    last_write_progress_ = SteadyClock::now();
+    last_write_progress_ = steady_now(context_);
     write_some();
   }
 
@@ -390,7 +409,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     if (closed_) return;
     if (ec) return close_now(Status::unavailable("write failed: " + ec.message()));
     wire_bytes_sent_.fetch_add(n, std::memory_order_relaxed);
-    last_write_progress_ = SteadyClock::now();
+    last_write_progress_ = steady_now(context_);
     write_batch_written_ += n;
     if (write_batch_written_ < write_batch_bytes_) return write_some();
     do_write();
@@ -465,7 +484,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   }
 
   void on_tick() {
-    const auto now = SteadyClock::now();
+    const auto now = steady_now(context_);
     const LinkOptions& o = context_.options;
     if (closing_ && now >= closing_deadline_) return close_now(close_reason_);
     if (!handshake_done_) {
@@ -515,7 +534,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
     open_.store(false);
     close_reason_ = reason;
     closing_deadline_ =
-        SteadyClock::now() + ms(std::min(kCloseLingerMsMax, context_.options.idle_timeout_ms));
+        steady_now(context_) + ms(std::min(kCloseLingerMsMax, context_.options.idle_timeout_ms));
     enqueue(std::move(last));
   }
 
@@ -554,14 +573,11 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   // --- helpers ---
 
   void note_frame() {
-    last_frame_ticks_.store(SteadyClock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    last_frame_ticks_.store(steady_now(context_).time_since_epoch().count(),
+                            std::memory_order_relaxed);
   }
 
-  std::uint64_t wall_ms() {
-    if (context_.clock) return context_.clock->now_ms();
-    static sync::SystemClock system_clock;
-    return system_clock.now_ms();
-  }
+  std::uint64_t wall_ms() { return env_of(context_).now_ms(); }
 
   std::string describe() const {
     if (!handshake_done_) return address_;
@@ -591,7 +607,7 @@ struct Link::Impl : std::enable_shared_from_this<Link::Impl> {
   std::atomic<std::size_t> queued_bytes_{0};
   std::atomic<std::uint64_t> wire_bytes_sent_{0};
   std::atomic<std::uint64_t> wire_bytes_received_{0};
-  std::atomic<SteadyClock::rep> last_frame_ticks_{SteadyClock::now().time_since_epoch().count()};
+  std::atomic<SteadyClock::rep> last_frame_ticks_{steady_now(context_).time_since_epoch().count()};
 
   // Strand-only state.
   HandshakeDone on_handshake_;
@@ -644,7 +660,7 @@ std::uint64_t Link::wire_bytes_received() const {
 
 std::uint64_t Link::ms_since_last_frame() const {
   const SteadyClock::duration since(impl_->last_frame_ticks_.load(std::memory_order_relaxed));
-  const auto age = SteadyClock::now() - SteadyClock::time_point(since);
+  const auto age = steady_now(impl_->context_) - SteadyClock::time_point(since);
   return static_cast<std::uint64_t>(std::max<std::int64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(age).count(), 0));
 }
@@ -765,7 +781,7 @@ struct LinkListener::Impl : std::enable_shared_from_this<LinkListener::Impl> {
   // with the count, so that a flood cannot fill the log.
   void refused_at_accept(const std::string& why, const std::string& address) {
     ++refused_unlogged_;
-    const auto now = SteadyClock::now();
+    const auto now = steady_now(context_);
     if (refused_unlogged_ > 1 && now - refused_logged_at_ < std::chrono::seconds(1)) return;
     log(LogLevel::kWarn, "link refused at accept: " + why,
         {{"address", address}, {"refused_since_last_line", std::to_string(refused_unlogged_)}});

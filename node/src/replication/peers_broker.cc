@@ -10,11 +10,7 @@
 namespace outpost::node {
 
 // The only clock read of the broker: every event passes the time it happened into the machine.
-std::uint64_t PeerManager::Impl::broker_now_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
+std::uint64_t PeerManager::Impl::broker_now_ms() { return clock.steady_ms(); }
 
 void PeerManager::Impl::request_rights(const sync::MemberId& member, sync::Account account,
                                        std::uint64_t amount, sync::RightsView view,
@@ -102,12 +98,12 @@ void PeerManager::Impl::grant_rights(const sync::GrantRights& g) {
   t.done = [self, result, grant_id](bool durable) {
     asio::post(self->io, [self, result, grant_id, durable] {
       self->run_broker(self->broker.on_granted(grant_id, durable ? result->granted : 0,
-                                               result->view, broker_now_ms()));
+                                               result->view, self->broker_now_ms()));
     });
   };
   if (!worker.submit(std::move(t))) {
     asio::post(io, [self, grant_id] {
-      self->run_broker(self->broker.on_granted(grant_id, 0, {}, broker_now_ms()));
+      self->run_broker(self->broker.on_granted(grant_id, 0, {}, self->broker_now_ms()));
     });
   }
 }
@@ -138,7 +134,7 @@ void PeerManager::Impl::arm_broker_timer() {
   broker_timer.async_wait([self](const boost::system::error_code& ec) {
     if (ec || self->stopping) return;
     self->broker_timer_at.reset();
-    self->run_broker(self->broker.advance(broker_now_ms()));
+    self->run_broker(self->broker.advance(self->broker_now_ms()));
   });
 }
 

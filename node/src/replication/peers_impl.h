@@ -26,6 +26,7 @@
 
 #include "outpost/node/hq_view.h"
 #include "outpost/node/job_thread.h"
+#include "outpost/node/ledger_sync_store.h"
 #include "outpost/node/peers.h"
 #include "outpost/sync/broker.h"
 #include "outpost/sync/session.h"
@@ -33,12 +34,6 @@
 namespace outpost::node {
 
 namespace asio = boost::asio;
-
-// The node's data as the session of one link sees it; `peer` is the certificate that link
-// authenticated (every decision about who the peer is uses it). Worker thread only.
-std::unique_ptr<sync::SyncStore> make_ledger_sync_store(Ledger& ledger, sync::Clock& clock,
-                                                        bool is_hq, std::function<void()> on_roster,
-                                                        sync::Certificate peer);
 
 std::uint64_t vv_get(const sync::VersionVector& vv, const sync::NodeId& id);
 
@@ -179,8 +174,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void refresh_roster();
 
   // --- rights broker driver (peers_broker.cc) ---
-  // The broker's clock: milliseconds of the steady clock (deadlines only; never stored).
-  static std::uint64_t broker_now_ms();
+  // The broker's clock: the Env's monotonic milliseconds (deadlines only; never stored).
+  std::uint64_t broker_now_ms();
   void request_rights(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
                       sync::RightsView view, std::function<void(bool, bool)> done);
   void broker_link_up(const std::shared_ptr<Conn>& c);

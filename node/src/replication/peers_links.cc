@@ -19,7 +19,7 @@ PeerManager::Impl::Impl(asio::io_context& io, LedgerWorker& worker, const Config
       ctx(std::move(ctx)),
       pump_timer(io),
       rebalance_timer(io),
-      rng(std::random_device{}()),
+      rng(clock.random_u64()),
       verified(std::make_shared<VerifiedSignatures>()),
       verifier(std::make_unique<JobThread>(kVerifierQueueMax)),
       verify_helper(std::make_unique<JobThread>(1)),

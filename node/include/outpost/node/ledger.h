@@ -71,8 +71,10 @@ struct InitOptions {
 
 // Opens the database of the data dir `dir` (an existing one; nothing is created). Errors name
 // the problem: kNotFound when `dir` is missing or is no data dir, kPermission when it or its
-// database cannot be read, otherwise as storage::Store::open.
-Result<std::unique_ptr<storage::Store>> open_data_dir_store(const std::string& dir);
+// database cannot be read, otherwise as storage::Store::open. With `options.vfs` set the
+// database is the file of that path on that SQLite VFS (the simulator's MemVfs), not on disk.
+Result<std::unique_ptr<storage::Store>> open_data_dir_store(
+    const std::string& dir, const storage::StoreOptions& options = {});
 
 // Signatures checked ahead of ingest on another thread (the daemon's verifier thread), so that
 // the ledger worker, which stores and applies ops one batch at a time, does not also spend its
@@ -100,7 +102,9 @@ class Ledger {
 
   // Opens an existing data dir. Fails with kNotFound if it is not a data dir, kCorruption for
   // a damaged key or database, kUnsupported for a database from a newer version.
-  static Result<std::unique_ptr<Ledger>> open(const std::string& dir, sync::Clock& clock);
+  // `store_options` as open_data_dir_store's.
+  static Result<std::unique_ptr<Ledger>> open(const std::string& dir, sync::Clock& clock,
+                                              const storage::StoreOptions& store_options = {});
 
   const sync::NodeId& node_id() const { return node_id_; }
   const std::string& node_name() const { return node_name_; }

@@ -65,7 +65,9 @@ class Database {
  public:
   // Opens (or creates) the database at `path` in WAL mode with synchronous=FULL, foreign keys
   // on and the busy timeout from limits.h. kExisting fails with kNotFound if the file is absent.
-  static Result<std::unique_ptr<Database>> open(const std::string& path, OpenMode mode);
+  // `vfs` names a registered SQLite VFS to use instead of the default (a MemVfs, mem_vfs.h).
+  static Result<std::unique_ptr<Database>> open(const std::string& path, OpenMode mode,
+                                                const std::string& vfs = "");
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;

@@ -97,12 +97,19 @@ struct StoredRequest {
   std::string response;  // the JSON answer given the first time
 };
 
+struct StoreOptions {
+  // A registered SQLite VFS to open the database on, instead of the default (the simulator's
+  // MemVfs, mem_vfs.h). Empty: the operating system's files.
+  std::string vfs;
+};
+
 class Store {
  public:
   // Opens the database at `path`, creating and migrating it when mode is kCreate. Fails with
   // kUnsupported for a schema newer than kSchemaVersion and kCorruption for a file that is not
   // an Outpost database.
-  static Result<std::unique_ptr<Store>> open(const std::string& path, OpenMode mode);
+  static Result<std::unique_ptr<Store>> open(const std::string& path, OpenMode mode,
+                                             const StoreOptions& options = {});
 
   Database& db() { return *db_; }
   // Starts a write transaction; everything written until commit() is atomic and durable.

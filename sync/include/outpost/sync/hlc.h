@@ -1,11 +1,13 @@
 // Hybrid logical clock (Kulkarni et al.): timestamps that follow causality and stay close to wall
-// time. Pure: the wall time is passed in by the caller (a Clock at the edge), so tests and the
-// simulator drive it deterministically. Not thread-safe; the owner serializes calls.
+// time. Pure: the wall time is passed in by the caller (an Env at the edge, env.h), so tests and
+// the simulator drive it deterministically. Not thread-safe; the owner serializes calls.
 #pragma once
 
 #include <compare>
 #include <cstdint>
 #include <string>
+
+#include "outpost/sync/env.h"  // Clock: the wall time callers pass in
 
 namespace outpost::sync {
 
@@ -15,29 +17,6 @@ struct Hlc {
   // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted comparison
   auto operator<=>(const Hlc&) const = default;
   std::string to_string() const;
-};
-
-// Source of wall time. The daemon uses SystemClock; tests use a manual clock.
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual std::uint64_t now_ms() = 0;
-};
-
-class SystemClock final : public Clock {
- public:
-  std::uint64_t now_ms() override;
-};
-
-class ManualClock final : public Clock {
- public:
-  explicit ManualClock(std::uint64_t start_ms) : now_ms_(start_ms) {}
-  std::uint64_t now_ms() override { return now_ms_; }
-  void advance(std::uint64_t delta_ms) { now_ms_ += delta_ms; }
-  void set(std::uint64_t ms) { now_ms_ = ms; }
-
- private:
-  std::uint64_t now_ms_;
 };
 
 class HlcClock {
