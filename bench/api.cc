@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/net/http_client.h"
 #include "outpost/node/config.h"
@@ -167,6 +168,7 @@ Figures http_topups(std::uint16_t port, std::uint16_t admin_port, const std::str
   Clock::time_point deadline;
   const GroupCommit before = group_commit(admin_port, admin_token);
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(clients));
   for (int t = 0; t < clients; ++t) {
     threads.emplace_back([&, t] {
       net::HttpClient c({"127.0.0.1", port});
@@ -226,11 +228,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
-      seconds = std::atof(argv[++i]);
+      seconds = outpost::bench::seconds_arg("--seconds", argv[++i], 0.5, 10);
     } else if (a == "--dir" && i + 1 < argc) {
       base = argv[++i];
     } else if (a == "--clients" && i + 1 < argc) {
-      only_clients = std::atoi(argv[++i]);
+      only_clients = static_cast<int>(outpost::bench::int_arg("--clients", argv[++i], 1, 64));
     } else {
       std::cerr << "usage: bench_api [--seconds S (0.5..10, default 3)] [--dir DIR] [--clients 1|8|64]\n";
       return 2;
@@ -310,6 +312,7 @@ int main(int argc, char** argv) {
   const std::uint16_t admin_port = (*daemon)->admin_endpoint().port;
 
   std::vector<std::pair<int, Figures>> rows;
+  rows.reserve(levels.size());
   for (int clients : levels) {
     rows.emplace_back(clients, http_topups(port, admin_port, token, admin_token, members, clients, seconds));
   }

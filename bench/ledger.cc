@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_args.h"
 #include "outpost/crypto/crypto.h"
 
 namespace {
@@ -52,13 +54,14 @@ Options parse(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--ops") {
-      o.ops = std::atoi(next().c_str());
+      o.ops = static_cast<int>(outpost::bench::int_arg("--ops", next().c_str(), 1, 10000000));
     } else if (a == "--dir") {
       o.dir = next();
     } else if (a == "--members") {
-      o.members = std::atoi(next().c_str());
+      o.members =
+          static_cast<int>(outpost::bench::int_arg("--members", next().c_str(), 1, 1000000));
     } else if (a == "--max-seconds") {
-      o.max_seconds = std::atof(next().c_str());
+      o.max_seconds = outpost::bench::seconds_arg("--max-seconds", next().c_str(), 0.1, 3600);
     } else {
       usage(argv[0]);
     }
@@ -88,7 +91,7 @@ struct Series {
     if (us.empty()) return 0;
     std::vector<double> s = us;
     std::sort(s.begin(), s.end());
-    std::size_t i = static_cast<std::size_t>(p * static_cast<double>(s.size() - 1) + 0.5);
+    std::size_t i = static_cast<std::size_t>(std::lround(p * static_cast<double>(s.size() - 1)));
     return s[std::min(i, s.size() - 1)];
   }
 };

@@ -32,6 +32,7 @@
 #include <string>
 #include <thread>
 
+#include "bench_args.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/log.h"
 
@@ -255,7 +256,7 @@ BulkResult link_bulk(World& w, double seconds, std::size_t message_bytes) {
   std::mutex mu;
   auto listener = node::LinkListener::listen(
       server_io.io, {"127.0.0.1", 0}, w.b, [&](std::shared_ptr<node::Link> link) {
-        link->set_handlers([&](Bytes m) { received += m.size(); }, [](const Status&) {});
+        link->set_handlers([&](const Bytes& m) { received += m.size(); }, [](const Status&) {});
         std::lock_guard<std::mutex> lock(mu);
         server_side = std::move(link);
       });
@@ -300,7 +301,7 @@ BulkResult link_bulk(World& w, double seconds, std::size_t message_bytes) {
 double link_handshakes_s(World& w, double seconds, std::uint64_t& count) {
   IoThread server_io, client_io;
   auto listener = node::LinkListener::listen(server_io.io, {"127.0.0.1", 0}, w.b,
-                                             [](std::shared_ptr<node::Link>) {});
+                                             [](const std::shared_ptr<node::Link>&) {});
   if (!listener.is_ok()) std::abort();
   const node::Endpoint to = (*listener)->local_endpoint();
   count = 0;
@@ -323,9 +324,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
-      seconds = std::atof(argv[++i]);
+      seconds = outpost::bench::seconds_arg("--seconds", argv[++i], 0.1, 600);
     } else if (a == "--message-kib" && i + 1 < argc) {
-      message_kib = static_cast<std::size_t>(std::atol(argv[++i]));
+      message_kib =
+          static_cast<std::size_t>(outpost::bench::int_arg("--message-kib", argv[++i], 1, 65536));
     } else {
       std::fprintf(stderr, "usage: %s [--seconds S] [--message-kib K]\n", argv[0]);
       return 2;

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/net/http_client.h"
 #include "outpost/node/config.h"
@@ -181,11 +182,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--ops" && i + 1 < argc) {
-      topups = std::atoi(argv[++i]);
+      topups = static_cast<int>(outpost::bench::int_arg("--ops", argv[++i], 1, 200000));
     } else if (a == "--dir" && i + 1 < argc) {
       base = argv[++i];
     } else if (a == "--max-seconds" && i + 1 < argc) {
-      max_seconds = std::atof(argv[++i]);
+      max_seconds = outpost::bench::seconds_arg("--max-seconds", argv[++i], 0.1, 3600);
     } else {
       std::cerr << "usage: bench_sync [--ops N (1..200000, default 20000)] [--dir DIR] [--max-seconds S]\n";
       return 2;

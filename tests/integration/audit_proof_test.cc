@@ -305,7 +305,7 @@ class ConsistencyCliTest : public AuditProofTest {
  protected:
   // A file holding the tree head set of `version` only.
   std::string set_file(std::uint64_t version) {
-    const std::string path = tmp_.file("set-v" + std::to_string(version) + ".bin");
+    std::string path = tmp_.file("set-v" + std::to_string(version) + ".bin");
     for (const auto& [v, r] : sets()) {
       if (v == version) write_records(path, {r});
     }
@@ -313,7 +313,7 @@ class ConsistencyCliTest : public AuditProofTest {
   }
   // A file holding the smallest checkpoint of `origin` only.
   std::string first_checkpoint_file(const NodeId& origin) {
-    const std::string path = tmp_.file("cp-" + sync::id_hex(origin) + ".bin");
+    std::string path = tmp_.file("cp-" + sync::id_hex(origin) + ".bin");
     for (const Record& r : read_records(c().bundle + "/checkpoints.bin")) {
       auto cp = sync::decode_checkpoint(r.body);
       if (cp.is_ok() && cp->origin == origin) {

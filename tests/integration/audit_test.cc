@@ -224,7 +224,7 @@ class AuditTest : public ::testing::Test {
 
   // A private copy of the clean (or partial) bundle for one test to tamper with.
   std::string copy_bundle(bool partial = false) {
-    const std::string dst = tmp_.file("bundle");
+    std::string dst = tmp_.file("bundle");
     fs::copy(partial ? h().partial : h().bundle, dst, fs::copy_options::recursive);
     return dst;
   }

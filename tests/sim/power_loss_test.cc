@@ -47,7 +47,14 @@ std::vector<std::uint8_t> read_file(const fs::path& p) {
 
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
+  if (v == nullptr) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < 0 || n > 100000000) {
+    ADD_FAILURE() << name << "='" << v << "' is not a whole number; using " << fallback;
+    return fallback;
+  }
+  return static_cast<int>(n);
 }
 
 // libsodium's random source, while one exists, is a stream from a seed, so that the node ids

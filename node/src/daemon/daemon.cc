@@ -113,8 +113,11 @@ Status Daemon::start() {
   Api* api = d.api.get();
   OUTPOST_ASSIGN_OR_RETURN(d.pos_server, HttpServer::listen(d.io, d.config.api, "pos",
                                                             [api](HttpRequest r, Responder s) { api->handle_pos(std::move(r), std::move(s)); }));
-  OUTPOST_ASSIGN_OR_RETURN(d.admin_server, HttpServer::listen(d.io, d.config.admin, "admin",
-                                                              [api](HttpRequest r, Responder s) { api->handle_admin(std::move(r), std::move(s)); }));
+  OUTPOST_ASSIGN_OR_RETURN(d.admin_server,
+                           HttpServer::listen(d.io, d.config.admin, "admin",
+                                              [api](const HttpRequest& r, const Responder& s) {
+                                                api->handle_admin(r, s);
+                                              }));
   d.worker->start();
   if (d.peers) OUTPOST_RETURN_IF_ERROR(d.peers->start());
   std::string ports_file = d.config.ports_file.empty() ? (std::filesystem::path(d.config.data_dir) / "outpostd.ports").string()

@@ -713,7 +713,7 @@ void Link::close(const Status& reason) {
 
 void async_connect(asio::io_context& io, const Endpoint& to, LinkContext context,
                    std::function<void(Result<std::shared_ptr<Link>>)> done) {
-  auto fail_soon = [&io, &done](Status st) {
+  auto fail_soon = [&io, &done](const Status& st) {
     asio::post(io, [done = std::move(done), st] { done(st); });
   };
   boost::system::error_code ec;

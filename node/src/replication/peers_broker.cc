@@ -13,7 +13,7 @@ namespace outpost::node {
 std::uint64_t PeerManager::Impl::broker_now_ms() { return clock.steady_ms(); }
 
 void PeerManager::Impl::request_rights(const sync::MemberId& member, sync::Account account,
-                                       std::uint64_t amount, sync::RightsView view,
+                                       std::uint64_t amount, const sync::RightsView& view,
                                        std::function<void(bool, bool)> done) {
   sync::BrokerOutput out;
   const std::uint64_t ticket = broker.request(member, account, amount, view, broker_now_ms(), out);
@@ -32,7 +32,7 @@ void PeerManager::Impl::broker_link_down(const Conn& c) {
   run_broker(broker.link_down(c.id, broker_now_ms()));
 }
 
-void PeerManager::Impl::run_broker(sync::BrokerOutput out) {
+void PeerManager::Impl::run_broker(const sync::BrokerOutput& out) {
   for (const auto& action : out.actions) {
     if (const auto* s = std::get_if<sync::SendRightsRequest>(&action)) {
       send_rights_request(*s);

@@ -177,10 +177,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   // The broker's clock: the Env's monotonic milliseconds (deadlines only; never stored).
   std::uint64_t broker_now_ms();
   void request_rights(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
-                      sync::RightsView view, std::function<void(bool, bool)> done);
+                      const sync::RightsView& view, std::function<void(bool, bool)> done);
   void broker_link_up(const std::shared_ptr<Conn>& c);
   void broker_link_down(const Conn& c);
-  void run_broker(sync::BrokerOutput out);
+  void run_broker(const sync::BrokerOutput& out);
   void send_rights_request(const sync::SendRightsRequest& s);
   void send_rights_reply(const sync::SendRightsReply& s);
   void grant_rights(const sync::GrantRights& g);
