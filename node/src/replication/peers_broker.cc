@@ -18,7 +18,7 @@ void PeerManager::Impl::request_rights(const sync::MemberId& member, sync::Accou
   sync::BrokerOutput out;
   const std::uint64_t ticket = broker.request(member, account, amount, view, broker_now_ms(), out);
   rights_waiters[ticket] = std::move(done);  // before the output: it may end the request at once
-  run_broker(std::move(out));
+  run_broker(out);
 }
 
 void PeerManager::Impl::broker_link_up(const std::shared_ptr<Conn>& c) {
