@@ -9,6 +9,7 @@
 
 #include "outpost/audit/verify.h"
 #include "outpost/base/status.h"
+#include "outpost/crypto/hex.h"
 #include "outpost/sync/op.h"
 
 namespace outpost::audit::internal {
@@ -44,16 +45,7 @@ Result<std::vector<OriginEntry>> bundle_origins(const std::string& dir, const Js
 
 // A string member of a JSON object, or kInvalidArgument naming it.
 Result<std::string> json_string(const Json& j, const char* key, const std::string& what);
-// A hex string of exactly N bytes.
-template <std::size_t N>
-Result<std::array<std::uint8_t, N>> hex_array(const std::string& hex, const std::string& what) {
-  auto bytes = crypto::from_hex(hex);
-  if (!bytes.is_ok() || bytes->size() != N) {
-    return Status::invalid(what + " must be " + std::to_string(2 * N) + " hex digits");
-  }
-  std::array<std::uint8_t, N> out{};
-  std::copy(bytes->begin(), bytes->end(), out.begin());
-  return out;
-}
+
+using crypto::hex_array;
 
 }  // namespace outpost::audit::internal

@@ -5,18 +5,14 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/storage/store.h"
+#include "store_internal.h"
 
 namespace outpost::storage {
 
 namespace {
 
-std::span<const std::uint8_t> id_view(const sync::NodeId& id) { return {id.data(), id.size()}; }
-
-bool to_node_id(const std::vector<std::uint8_t>& v, sync::NodeId& out) {
-  if (v.size() != out.size()) return false;
-  std::copy(v.begin(), v.end(), out.begin());
-  return true;
-}
+using detail::bv;
+using detail::to_array;
 
 Result<std::vector<AlertCount>> read_counts(Statement& s, bool with_source) {
   std::vector<AlertCount> out;
@@ -25,7 +21,7 @@ Result<std::vector<AlertCount>> read_counts(Statement& s, bool with_source) {
     if (!row) break;
     AlertCount c;
     int col = 0;
-    if (with_source && !to_node_id(s.blob(col++), c.source))
+    if (with_source && !to_array(s.blob(col++), c.source))
       return Status::corruption("peer_alerts: bad source id");
     c.kind = s.text(col++);
     c.count = s.int64(col++);
@@ -90,7 +86,7 @@ Status Store::add_peer_alerts(const sync::NodeId& source, const std::vector<Peer
                                 "received_ms, kind, node, message) "
                                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   for (const auto& a : alerts) {
-    s.bind_blob(1, id_view(source)).bind(2, a.source_id).bind(3, a.at_ms).bind(4, a.received_ms);
+    s.bind_blob(1, bv(source)).bind(2, a.source_id).bind(3, a.at_ms).bind(4, a.received_ms);
     s.bind(5, a.kind).bind(6, a.node).bind(7, a.message);
     OUTPOST_RETURN_IF_ERROR(s.run());
   }
@@ -99,7 +95,7 @@ Status Store::add_peer_alerts(const sync::NodeId& source, const std::vector<Peer
                            db_->prepare("DELETE FROM peer_alerts WHERE source = ?1 AND source_id < "
                                         "(SELECT source_id FROM peer_alerts WHERE source = ?1 "
                                         "ORDER BY source_id DESC LIMIT 1 OFFSET ?2)"));
-  prune.bind_blob(1, id_view(source))
+  prune.bind_blob(1, bv(source))
       .bind(2, static_cast<std::int64_t>(limits::kPeerAlertsPerSourceMax - 1));
   return prune.run();
 }
@@ -108,7 +104,7 @@ Result<std::int64_t> Store::peer_alerts_cursor(const sync::NodeId& source) {
   OUTPOST_ASSIGN_OR_RETURN(Statement s,
                            db_->prepare("SELECT coalesce(max(source_id), 0) FROM peer_alerts "
                                         "WHERE source = ?1"));
-  s.bind_blob(1, id_view(source));
+  s.bind_blob(1, bv(source));
   OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
   return row ? s.int64(0) : 0;
 }
@@ -122,13 +118,13 @@ Result<std::vector<PeerAlert>> Store::recent_peer_alerts(const std::optional<syn
                "ORDER BY at_ms DESC, source_id DESC LIMIT ?1";
   OUTPOST_ASSIGN_OR_RETURN(Statement s, db_->prepare(sql));
   s.bind(1, static_cast<std::int64_t>(limit));
-  if (source) s.bind_blob(2, id_view(*source));
+  if (source) s.bind_blob(2, bv(*source));
   std::vector<PeerAlert> out;
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
     if (!row) break;
     PeerAlert a;
-    if (!to_node_id(s.blob(0), a.source)) return Status::corruption("peer_alerts: bad source id");
+    if (!to_array(s.blob(0), a.source)) return Status::corruption("peer_alerts: bad source id");
     a.source_id = s.int64(1);
     a.at_ms = s.int64(2);
     a.received_ms = s.int64(3);
@@ -151,7 +147,7 @@ Status Store::put_peer_contact(const PeerContact& c) {
   OUTPOST_ASSIGN_OR_RETURN(
       Statement s, db_->prepare("INSERT OR REPLACE INTO peer_contacts(node, last_contact_ms, "
                                 "down_since_ms) VALUES(?1, ?2, ?3)"));
-  s.bind_blob(1, id_view(c.node)).bind(2, c.last_contact_ms).bind(3, c.down_since_ms);
+  s.bind_blob(1, bv(c.node)).bind(2, c.last_contact_ms).bind(3, c.down_since_ms);
   return s.run();
 }
 
@@ -166,7 +162,7 @@ Result<std::vector<PeerContact>> Store::peer_contacts() {
     OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
     if (!row) break;
     PeerContact c;
-    if (!to_node_id(s.blob(0), c.node)) return Status::corruption("peer_contacts: bad node id");
+    if (!to_array(s.blob(0), c.node)) return Status::corruption("peer_contacts: bad node id");
     c.last_contact_ms = s.int64(1);
     c.down_since_ms = s.int64(2);
     out.push_back(c);

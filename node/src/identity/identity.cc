@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "outpost/base/limits.h"
+#include "outpost/crypto/hex.h"
 
 namespace outpost::node {
 
@@ -39,16 +40,7 @@ std::string join(const std::string& dir, const char* file) {
 
 Result<std::unique_ptr<storage::Store>> open_store(const std::string& dir) { return open_data_dir_store(dir); }
 
-template <std::size_t N>
-Result<std::array<std::uint8_t, N>> hex_array(const std::string& hex, const std::string& what) {
-  auto bytes = crypto::from_hex(hex);
-  if (!bytes.is_ok() || bytes->size() != N) {
-    return Status::invalid(what + " must be " + std::to_string(2 * N) + " hex digits");
-  }
-  std::array<std::uint8_t, N> out{};
-  std::copy(bytes->begin(), bytes->end(), out.begin());
-  return out;
-}
+using crypto::hex_array;
 
 // Returns the string member `key` of a JSON object, or kInvalidArgument naming it.
 Result<std::string> json_string(const Json& j, const char* key, const std::string& what) {
