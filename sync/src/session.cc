@@ -172,115 +172,134 @@ SessionOutput SyncSession::on_decoded(Result<Message> decoded, std::size_t wire_
   if (!peer_ && !std::holds_alternative<HelloMsg>(msg)) {
     return fail(3, std::string(message_name(msg)) + " before HELLO");
   }
-  SessionOutput out;
-  if (auto* h = std::get_if<HelloMsg>(&msg)) {
-    if (peer_) return fail(3, "second HELLO");
-    if (h->node == store_.self()) return fail(3, "peer claims our own node id");
-    if (authenticated_peer_ && h->node != *authenticated_peer_) {
-      return fail(3, "HELLO claims node " + id_hex(h->node) + " but the link authenticated node " +
-                         id_hex(*authenticated_peer_));
-    }
-    if (Status st = store_.on_peer_hello(*h); !st.is_ok()) return fail(1, "cannot handle HELLO: " + st.message());
-    peer_ = h->node;
-    peer_vv_ = h->vv;
-    sent_ = h->vv;
-    peer_wall_ms_ = h->wall_ms;
-    hello_local_ms_ = now_ms;
-    SessionEvent ev;
-    ev.kind = SessionEvent::Kind::kHello;
-    ev.hello = *h;
-    out.events.push_back(std::move(ev));
-    peer_roster_version_ = h->roster_version;
-    peer_rules_version_ = h->rules_version;
-    peer_tree_heads_version_ = h->tree_heads_version;
-    if ((h->features & kFeatureAlerts) != 0) {
-      auto wanted = store_.alerts_wanted_from(*peer_);
-      if (!wanted.is_ok()) return fail(1, "cannot read held alerts: " + wanted.status().message());
-      if (*wanted) {
-        alerts_asked_ = true;
-        send(out, AlertsAckMsg{**wanted});
-      }
-    }
-    out.merge(pump());
-    return out;
-  }
+  if (auto* h = std::get_if<HelloMsg>(&msg)) return on_hello(*h, now_ms);
   if (auto* alerts = std::get_if<AlertsMsg>(&msg)) return on_alerts(*alerts);
   if (auto* ack = std::get_if<AlertsAckMsg>(&msg)) return on_alerts_ack(*ack);
-  if (auto* ops = std::get_if<OpsMsg>(&msg)) {
-    stats_.ops_received += ops->ops.size();
-    auto report = store_.ingest(ops->ops);
-    if (!report.is_ok()) return fail(4, "batch refused: " + report.status().message());
-    AckMsg ack;
-    auto vv = store_.version_vector();
-    if (!vv.is_ok()) return fail(1, "cannot read version vector");
-    for (const auto& op : ops->ops) ack.vv[op.op.origin] = get(*vv, op.op.origin);
-    send(out, ack);
-    SessionEvent ev;
-    ev.kind = report->equivocations.empty() ? SessionEvent::Kind::kIngested : SessionEvent::Kind::kEquivocation;
-    ev.ingest = std::move(report).value();
-    out.events.push_back(std::move(ev));
-    return out;
-  }
-  if (auto* ack = std::get_if<AckMsg>(&msg)) {
-    for (const auto& [origin, seq] : ack->vv) {
-      auto& slot = peer_vv_[origin];
-      slot = std::max(slot, seq);
-    }
-    if (inflight_ > 0) inflight_--;
-    SessionEvent ev;
-    ev.kind = SessionEvent::Kind::kAcked;
-    out.events.push_back(std::move(ev));
-    out.merge(pump());
-    return out;
-  }
-  if (auto* blob = std::get_if<BlobMsg>(&msg)) {
-    Status st = store_.offer_blob(*blob);
-    if (!st.is_ok()) return fail(5, "document refused: " + st.message());
-    // The peer holds what it sent.
-    std::uint64_t& theirs = peer_version(blob->kind);
-    theirs = std::max(theirs, blob->version);
-    return out;
-  }
-  if (auto* rq = std::get_if<RightsRequestMsg>(&msg)) {
-    if (store_.defer_rights_requests()) {
-      SessionEvent ev;
-      ev.kind = SessionEvent::Kind::kRightsRequest;
-      ev.request = *rq;
-      out.events.push_back(std::move(ev));
-      return out;
-    }
-    auto granted = store_.grant_rights(*peer_, rq->member, rq->account, rq->amount);
-    RightsReplyMsg reply;
-    reply.request_id = rq->request_id;
-    if (granted.is_ok()) {
-      reply.granted = *granted;
-      if (*granted == 0) reply.reason = "no rights to give here";
-    } else {
-      reply.reason = granted.status().message();
-    }
-    // The move op must reach the peer before the reply: send it now, ignoring the window.
-    out.merge(pump_impl(true));
-    send(out, reply);
-    return out;
-  }
+  if (auto* ops = std::get_if<OpsMsg>(&msg)) return on_ops(*ops);
+  if (auto* ack = std::get_if<AckMsg>(&msg)) return on_ack(*ack);
+  if (auto* blob = std::get_if<BlobMsg>(&msg)) return on_blob(*blob);
+  if (auto* rq = std::get_if<RightsRequestMsg>(&msg)) return on_rights_request(*rq);
   if (auto* rr = std::get_if<RightsReplyMsg>(&msg)) {
+    SessionOutput out;
     SessionEvent ev;
     ev.kind = SessionEvent::Kind::kRightsReply;
     ev.reply = *rr;
     out.events.push_back(std::move(ev));
     return out;
   }
-  if (auto* err = std::get_if<ErrorMsg>(&msg)) {
-    closed_ = true;
-    out.close = true;
-    out.close_reason = "peer error: " + err->message;
+  if (auto* err = std::get_if<ErrorMsg>(&msg)) return on_peer_error(*err);
+  return fail(3, "unexpected message");
+}
+
+SessionOutput SyncSession::on_hello(const HelloMsg& h, std::uint64_t now_ms) {
+  if (peer_) return fail(3, "second HELLO");
+  if (h.node == store_.self()) return fail(3, "peer claims our own node id");
+  if (authenticated_peer_ && h.node != *authenticated_peer_) {
+    return fail(3, "HELLO claims node " + id_hex(h.node) + " but the link authenticated node " +
+                       id_hex(*authenticated_peer_));
+  }
+  if (Status st = store_.on_peer_hello(h); !st.is_ok())
+    return fail(1, "cannot handle HELLO: " + st.message());
+  SessionOutput out;
+  peer_ = h.node;
+  peer_vv_ = h.vv;
+  sent_ = h.vv;
+  peer_wall_ms_ = h.wall_ms;
+  hello_local_ms_ = now_ms;
+  SessionEvent ev;
+  ev.kind = SessionEvent::Kind::kHello;
+  ev.hello = h;
+  out.events.push_back(std::move(ev));
+  peer_roster_version_ = h.roster_version;
+  peer_rules_version_ = h.rules_version;
+  peer_tree_heads_version_ = h.tree_heads_version;
+  if ((h.features & kFeatureAlerts) != 0) {
+    auto wanted = store_.alerts_wanted_from(*peer_);
+    if (!wanted.is_ok()) return fail(1, "cannot read held alerts: " + wanted.status().message());
+    if (*wanted) {
+      alerts_asked_ = true;
+      send(out, AlertsAckMsg{**wanted});
+    }
+  }
+  out.merge(pump());
+  return out;
+}
+
+SessionOutput SyncSession::on_ops(const OpsMsg& ops) {
+  stats_.ops_received += ops.ops.size();
+  auto report = store_.ingest(ops.ops);
+  if (!report.is_ok()) return fail(4, "batch refused: " + report.status().message());
+  AckMsg ack;
+  auto vv = store_.version_vector();
+  if (!vv.is_ok()) return fail(1, "cannot read version vector");
+  for (const auto& op : ops.ops) ack.vv[op.op.origin] = get(*vv, op.op.origin);
+  SessionOutput out;
+  send(out, ack);
+  SessionEvent ev;
+  ev.kind = report->equivocations.empty() ? SessionEvent::Kind::kIngested
+                                          : SessionEvent::Kind::kEquivocation;
+  ev.ingest = std::move(report).value();
+  out.events.push_back(std::move(ev));
+  return out;
+}
+
+SessionOutput SyncSession::on_ack(const AckMsg& ack) {
+  for (const auto& [origin, seq] : ack.vv) {
+    auto& slot = peer_vv_[origin];
+    slot = std::max(slot, seq);
+  }
+  if (inflight_ > 0) inflight_--;
+  SessionOutput out;
+  SessionEvent ev;
+  ev.kind = SessionEvent::Kind::kAcked;
+  out.events.push_back(std::move(ev));
+  out.merge(pump());
+  return out;
+}
+
+SessionOutput SyncSession::on_blob(const BlobMsg& blob) {
+  Status st = store_.offer_blob(blob);
+  if (!st.is_ok()) return fail(5, "document refused: " + st.message());
+  // The peer holds what it sent.
+  std::uint64_t& theirs = peer_version(blob.kind);
+  theirs = std::max(theirs, blob.version);
+  return {};
+}
+
+SessionOutput SyncSession::on_rights_request(const RightsRequestMsg& rq) {
+  SessionOutput out;
+  if (store_.defer_rights_requests()) {
     SessionEvent ev;
-    ev.kind = SessionEvent::Kind::kPeerError;
-    ev.message = err->message;
+    ev.kind = SessionEvent::Kind::kRightsRequest;
+    ev.request = rq;
     out.events.push_back(std::move(ev));
     return out;
   }
-  return fail(3, "unexpected message");
+  auto granted = store_.grant_rights(*peer_, rq.member, rq.account, rq.amount);
+  RightsReplyMsg reply;
+  reply.request_id = rq.request_id;
+  if (granted.is_ok()) {
+    reply.granted = *granted;
+    if (*granted == 0) reply.reason = "no rights to give here";
+  } else {
+    reply.reason = granted.status().message();
+  }
+  // The move op must reach the peer before the reply: send it now, ignoring the window.
+  out.merge(pump_impl(true));
+  send(out, reply);
+  return out;
+}
+
+SessionOutput SyncSession::on_peer_error(const ErrorMsg& err) {
+  closed_ = true;
+  SessionOutput out;
+  out.close = true;
+  out.close_reason = "peer error: " + err.message;
+  SessionEvent ev;
+  ev.kind = SessionEvent::Kind::kPeerError;
+  ev.message = err.message;
+  out.events.push_back(std::move(ev));
+  return out;
 }
 
 }  // namespace outpost::sync

@@ -285,6 +285,55 @@ Status prepare_out_dir(const std::string& out) {
   return Status::ok();
 }
 
+// The heads HQ signed before for `origin` (its newest checkpoint, its head in the newest tree
+// head set), which a new checkpoint must extend.
+Result<std::vector<SignedHead>> signed_heads_before(
+    const NodeId& origin, const StoredCheckpoint* previous,
+    const std::optional<sync::SignedTreeHeadSet>& previous_set) {
+  std::vector<SignedHead> before;
+  if (previous != nullptr) {
+    auto cp = sync::decode_checkpoint(previous->body);
+    if (!cp.is_ok()) return cp.status().with_context("stored checkpoint is damaged");
+    before.push_back(SignedHead{cp->tree_size, cp->root, cp->head_hash, "checkpoint"});
+  }
+  if (previous_set) {
+    const sync::TreeHead* h = previous_set->set.find(origin);
+    if (h != nullptr && h->tree_size > 0) {
+      const std::string what = "tree head set v" + std::to_string(previous_set->set.version);
+      before.push_back(SignedHead{h->tree_size, h->root, h->head_hash, what});
+    }
+  }
+  return before;
+}
+
+// The chain-wide tree head set over `heads`: a new version, signed, whenever a head or the roster
+// moved since `previous_set` (returned, and written to `set`); otherwise `set` is the previous one
+// and nothing is returned.
+Result<std::optional<sync::SignedTreeHeadSet>> next_tree_head_set(
+    const TrustAnchors& anchors, std::uint64_t roster_version,
+    const std::map<NodeId, sync::TreeHead>& heads,
+    const std::optional<sync::SignedTreeHeadSet>& previous_set, std::uint64_t now_ms,
+    const crypto::SigningKey& root, sync::TreeHeadSet& set) {
+  set.network_id = anchors.network_id;
+  set.roster_version = roster_version;
+  for (const auto& [origin, h] : heads) set.heads.push_back(h);
+  if (previous_set && previous_set->set.heads == set.heads &&
+      previous_set->set.roster_version == set.roster_version) {
+    set = previous_set->set;
+    return std::optional<sync::SignedTreeHeadSet>();
+  }
+  set.version = previous_set ? previous_set->set.version + 1 : 1;
+  set.issued = sync::Hlc{now_ms, 0};
+  if (previous_set) {
+    Status st = sync::check_tree_head_successor(previous_set->set, set);
+    if (!st.is_ok()) {
+      return Status::corruption("HQ's log no longer extends its newest tree head set: " +
+                                st.message());
+    }
+  }
+  return std::optional<sync::SignedTreeHeadSet>(sync::sign_tree_head_set(set, root));
+}
+
 // The seqs of `origin` that a date range selects: [first, last], or nullopt when none.
 struct SeqRange {
   std::uint64_t first = 1;
@@ -369,19 +418,8 @@ Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
         list.push_back({{"origin", sync::id_hex(origin)}, {"seq", head_seq}, {"new", false}});
         continue;
       }
-      std::vector<SignedHead> before;
-      if (previous != nullptr) {
-        auto cp = sync::decode_checkpoint(previous->body);
-        if (!cp.is_ok()) return cp.status().with_context("stored checkpoint is damaged");
-        before.push_back(SignedHead{cp->tree_size, cp->root, cp->head_hash, "checkpoint"});
-      }
-      if (previous_set) {
-        const sync::TreeHead* h = previous_set->set.find(origin);
-        if (h != nullptr && h->tree_size > 0) {
-          const std::string what = "tree head set v" + std::to_string(previous_set->set.version);
-          before.push_back(SignedHead{h->tree_size, h->root, h->head_hash, what});
-        }
-      }
+      OUTPOST_ASSIGN_OR_RETURN(std::vector<SignedHead> before,
+                               signed_heads_before(origin, previous, previous_set));
       OUTPOST_ASSIGN_OR_RETURN(sync::Checkpoint cp,
                                compute_checkpoint(*store, *anchors, origin, head_seq, before));
       cp.issued = sync::Hlc{now_ms, 0};
@@ -392,25 +430,8 @@ Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
                       {"root", crypto::to_hex(cp.root)},
                       {"new", true}});
     }
-    // The chain-wide tree head set: a new version whenever a head or the roster moved.
-    set.network_id = anchors->network_id;
-    set.roster_version = roster->version;
-    for (auto& [origin, h] : heads) set.heads.push_back(h);
-    if (previous_set && previous_set->set.heads == set.heads &&
-        previous_set->set.roster_version == set.roster_version) {
-      set = previous_set->set;
-    } else {
-      set.version = previous_set ? previous_set->set.version + 1 : 1;
-      set.issued = sync::Hlc{now_ms, 0};
-      if (previous_set) {
-        Status st = sync::check_tree_head_successor(previous_set->set, set);
-        if (!st.is_ok()) {
-          return Status::corruption("HQ's log no longer extends its newest tree head set: " +
-                                    st.message());
-        }
-      }
-      fresh_set = sync::sign_tree_head_set(set, root);
-    }
+    OUTPOST_ASSIGN_OR_RETURN(fresh_set, next_tree_head_set(*anchors, roster->version, heads,
+                                                           previous_set, now_ms, root, set));
   }
   std::vector<storage::StoredSigned> rows;
   for (const auto& s : fresh) rows.push_back({s.cp.origin, s.cp.tree_size, s.body, s.sig});

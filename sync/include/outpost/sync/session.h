@@ -151,6 +151,13 @@ class SyncSession {
   void offer_documents(SessionOutput& out);
   // Sends the next ALERTS once the peer asked for this node's alerts and acknowledged the last.
   void offer_alerts(SessionOutput& out);
+  // One handler per message kind, after on_decoded's checks (decoded, HELLO first).
+  SessionOutput on_hello(const HelloMsg& h, std::uint64_t now_ms);
+  SessionOutput on_ops(const OpsMsg& ops);
+  SessionOutput on_ack(const AckMsg& ack);
+  SessionOutput on_blob(const BlobMsg& blob);
+  SessionOutput on_rights_request(const RightsRequestMsg& rq);
+  SessionOutput on_peer_error(const ErrorMsg& err);
   SessionOutput on_alerts(const AlertsMsg& m);
   SessionOutput on_alerts_ack(const AlertsAckMsg& m);
   void send(SessionOutput& out, const Message& m);
