@@ -167,6 +167,118 @@ int run_consistency(const ConsistencyArgs& a, const outpost::crypto::PublicKey& 
   return r.valid ? kExitClean : kExitFindings;
 }
 
+// `prove BUNDLE OP`: prints the inclusion proof of one op.
+int run_prove(const std::string& bundle, const std::string& op_ref) {
+  outpost::sync::NodeId origin{};
+  std::uint64_t seq = 0;
+  if (!outpost::sync::parse_op_ref(op_ref, origin, seq) || seq == 0) {
+    return usage_error("OP must be ORIGIN:SEQ (32 hex digits, colon, seq), got '" + op_ref + "'");
+  }
+  auto proof = outpost::audit::prove_inclusion(bundle, origin, seq);
+  if (!proof.is_ok()) {
+    std::cerr << "outpost-audit: cannot prove " << op_ref << ": " << proof.status().message()
+              << "\n";
+    const auto code = proof.status().code();
+    return code == outpost::Code::kNotFound || code == outpost::Code::kCorruption ? kExitFindings
+                                                                                  : kExitUsage;
+  }
+  std::cout << proof->dump(2) << "\n";
+  return kExitClean;
+}
+
+// `explain BUNDLE MEMBER`: how the member's balance follows from its ops. Without a root key
+// (`given_root` null) it uses the one the bundle names, and warns that this proves nothing.
+int run_explain(const std::string& bundle, const std::string& member,
+                const outpost::crypto::PublicKey* given_root, outpost::audit::VerifyOptions options,
+                bool json) {
+  auto id = outpost::audit::find_member(bundle, member);
+  if (!id.is_ok()) return print_status_error("explain", id.status());
+  outpost::crypto::PublicKey root{};
+  if (given_root != nullptr) {
+    root = *given_root;
+  } else {
+    auto manifest =
+        outpost::audit::read_whole_file(bundle + "/" + outpost::audit::bundle::kManifestFile,
+                                        outpost::audit::bundle::kJsonFileBytesMax);
+    Json m;
+    try {
+      if (manifest.is_ok()) m = Json::parse(manifest->begin(), manifest->end());
+    } catch (const std::exception&) {
+    }
+    // Any manifest, any type: a key that is not a string is no key.
+    const Json named = m.is_object() ? m.value("root_public_key", Json()) : Json();
+    auto key = outpost::audit::parse_root_key(named.is_string() ? named.get<std::string>() : "");
+    if (!key.is_ok()) return usage_error("pass --root KEY (the bundle names no usable root key)");
+    root = *key;
+    std::cerr << "outpost-audit: warning: no --root given; using the root key the bundle "
+                 "itself names, which proves nothing about its origin\n";
+  }
+  options.root = root;
+  options.trace_member = *id;
+  auto report = outpost::audit::verify_bundle(bundle, options);
+  if (!report.is_ok()) return print_status_error("cannot read the bundle", report.status());
+  const std::string hex = outpost::sync::id_hex(*id);
+  if (json) {
+    Json lines = Json::array();
+    for (const auto& t : report->trace) {
+      lines.push_back({{"op", t.op},
+                       {"origin_name", t.origin_name},
+                       {"hlc", t.hlc.to_string()},
+                       {"kind", t.kind},
+                       {"account", t.account},
+                       {"amount", t.amount},
+                       {"delta", t.delta},
+                       {"detail", t.detail},
+                       {"points", t.points},
+                       {"wallet", t.wallet},
+                       {"rights_at_origin", t.rights_at_origin}});
+    }
+    std::cout << Json{{"member", hex},
+                      {"ops", lines},
+                      {"recomputed", report->traced_final},
+                      {"exported", report->traced_exported},
+                      {"findings", report->findings.size()}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << outpost::audit::trace_text(*report, hex);
+  }
+  return kExitClean;
+}
+
+// The --root option of the commands that check signatures.
+void add_root_option(CLI::App* c, std::string& root_text, bool required) {
+  auto* o = c->add_option("--root", root_text,
+                          "HQ root public key: 64 hex digits, or a file holding them "
+                          "(take it from your own records, never from the bundle)");
+  if (required) o->required();
+}
+
+// `consistency OLD NEW`: its options, into `cons` (and the shared --root into `root_text`).
+CLI::App* add_consistency_command(CLI::App& app, ConsistencyArgs& cons, std::string& root_text) {
+  auto* consistency = app.add_subcommand(
+      "consistency", "check that NEW's signed heads extend OLD's (RFC 6962 consistency proofs)");
+  consistency
+      ->add_option("OLD", cons.old_file,
+                   "the older signed head: a file of signed records (a bundle's "
+                   "tree_heads.bin or checkpoints.bin, or one record of them)")
+      ->required();
+  consistency->add_option("NEW", cons.new_file, "the newer signed head, in the same form")
+      ->required();
+  add_root_option(consistency, root_text, true);
+  consistency->add_option("--proof", cons.proof_file,
+                          "consistency proof file (a saved --json result of this command)");
+  consistency->add_option(
+      "--bundle", cons.bundle,
+      "compute the proofs from this bundle's ops instead (need not be trusted)");
+  consistency->add_option("--origin", cons.origin_hex,
+                          "compare this origin only (32 hex digits); picks its checkpoint from a "
+                          "checkpoints file");
+  consistency->add_flag("--json", cons.json,
+                        "print the result as JSON (a consistency proof document)");
+  return consistency;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,19 +296,13 @@ int main(int argc, char** argv) {
 
   std::string bundle, root_text, member, op_ref, proof_file;
   bool json = false, no_progress = false, allow_incomplete = false;
-  unsigned workers = std::max(1u, std::min(std::thread::hardware_concurrency(),
-                                           outpost::audit::kWorkersMax));
-  auto add_root = [&](CLI::App* c, bool required) {
-    auto* o = c->add_option("--root", root_text,
-                            "HQ root public key: 64 hex digits, or a file holding them "
-                            "(take it from your own records, never from the bundle)");
-    if (required) o->required();
-  };
+  unsigned workers =
+      std::max(1u, std::min(std::thread::hardware_concurrency(), outpost::audit::kWorkersMax));
 
   auto* verify = app.add_subcommand("verify", "check every signature, chain, checkpoint and "
                                               "balance of a bundle; report every finding");
   verify->add_option("BUNDLE", bundle, "bundle directory (outpost export-audit --out)")->required();
-  add_root(verify, true);
+  add_root_option(verify, root_text, true);
   verify->add_flag("--json", json, "print the report as JSON on stdout");
   verify->add_option("--workers", workers, "signature-verification threads (default: cores)")
       ->check(CLI::Range(1u, outpost::audit::kWorkersMax));
@@ -209,7 +315,7 @@ int main(int argc, char** argv) {
   auto* explain = app.add_subcommand("explain", "show how a member's balance follows from its ops");
   explain->add_option("BUNDLE", bundle, "bundle directory")->required();
   explain->add_option("MEMBER", member, "member id (32 hex) or card number")->required();
-  add_root(explain, false);
+  add_root_option(explain, root_text, false);
   explain->add_flag("--json", json, "print the trace as JSON");
 
   auto* prove = app.add_subcommand("prove", "print an inclusion proof (JSON) of one op against "
@@ -220,7 +326,7 @@ int main(int argc, char** argv) {
   auto* verify_proof = app.add_subcommand("verify-proof", "check an inclusion proof with the "
                                                           "root key alone");
   verify_proof->add_option("PROOF", proof_file, "proof file written by prove")->required();
-  add_root(verify_proof, true);
+  add_root_option(verify_proof, root_text, true);
   verify_proof->add_flag("--json", json, "print the result as JSON");
   std::uint64_t min_tree_head_version = 0;
   verify_proof->add_option("--min-tree-head-version", min_tree_head_version,
@@ -228,24 +334,7 @@ int main(int argc, char** argv) {
                            "newest you know HQ signed)");
 
   ConsistencyArgs cons;
-  auto* consistency = app.add_subcommand(
-      "consistency", "check that NEW's signed heads extend OLD's (RFC 6962 consistency proofs)");
-  consistency->add_option("OLD", cons.old_file,
-                          "the older signed head: a file of signed records (a bundle's "
-                          "tree_heads.bin or checkpoints.bin, or one record of them)")
-      ->required();
-  consistency->add_option("NEW", cons.new_file, "the newer signed head, in the same form")
-      ->required();
-  add_root(consistency, true);
-  consistency->add_option("--proof", cons.proof_file,
-                          "consistency proof file (a saved --json result of this command)");
-  consistency->add_option("--bundle", cons.bundle,
-                          "compute the proofs from this bundle's ops instead (need not be trusted)");
-  consistency->add_option("--origin", cons.origin_hex,
-                          "compare this origin only (32 hex digits); picks its checkpoint from a "
-                          "checkpoints file");
-  consistency->add_flag("--json", cons.json,
-                        "print the result as JSON (a consistency proof document)");
+  CLI::App* consistency = add_consistency_command(app, cons, root_text);
 
   try {
     app.parse(argc, argv);
@@ -254,24 +343,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitClean : kExitUsage;
   }
 
-  if (*prove) {
-    outpost::sync::NodeId origin{};
-    std::uint64_t seq = 0;
-    if (!outpost::sync::parse_op_ref(op_ref, origin, seq) || seq == 0) {
-      return usage_error("OP must be ORIGIN:SEQ (32 hex digits, colon, seq), got '" + op_ref + "'");
-    }
-    auto proof = outpost::audit::prove_inclusion(bundle, origin, seq);
-    if (!proof.is_ok()) {
-      std::cerr << "outpost-audit: cannot prove " << op_ref << ": " << proof.status().message()
-                << "\n";
-      const auto code = proof.status().code();
-      return code == outpost::Code::kNotFound || code == outpost::Code::kCorruption
-                 ? kExitFindings
-                 : kExitUsage;
-    }
-    std::cout << proof->dump(2) << "\n";
-    return kExitClean;
-  }
+  if (*prove) return run_prove(bundle, op_ref);
 
   outpost::crypto::PublicKey root{};
   if (!root_text.empty()) {
@@ -287,53 +359,8 @@ int main(int argc, char** argv) {
   options.workers = workers;
   if (!no_progress) options.progress = stderr_progress();
 
-  if (*explain) {
-    auto id = outpost::audit::find_member(bundle, member);
-    if (!id.is_ok()) return print_status_error("explain", id.status());
-    if (root_text.empty()) {
-      auto manifest =
-          outpost::audit::read_whole_file(bundle + "/" + outpost::audit::bundle::kManifestFile,
-                                          outpost::audit::bundle::kJsonFileBytesMax);
-      Json m;
-      try {
-        if (manifest.is_ok()) m = Json::parse(manifest->begin(), manifest->end());
-      } catch (const std::exception&) {
-      }
-      // Any manifest, any type: a key that is not a string is no key.
-      const Json named = m.is_object() ? m.value("root_public_key", Json()) : Json();
-      auto key = outpost::audit::parse_root_key(named.is_string() ? named.get<std::string>() : "");
-      if (!key.is_ok()) return usage_error("pass --root KEY (the bundle names no usable root key)");
-      root = *key;
-      std::cerr << "outpost-audit: warning: no --root given; using the root key the bundle "
-                   "itself names, which proves nothing about its origin\n";
-    }
-    options.root = root;
-    options.trace_member = *id;
-    auto report = outpost::audit::verify_bundle(bundle, options);
-    if (!report.is_ok()) return print_status_error("cannot read the bundle", report.status());
-    const std::string hex = outpost::sync::id_hex(*id);
-    if (json) {
-      Json lines = Json::array();
-      for (const auto& t : report->trace) {
-        lines.push_back({{"op", t.op},          {"origin_name", t.origin_name},
-                         {"hlc", t.hlc.to_string()}, {"kind", t.kind},
-                         {"account", t.account}, {"amount", t.amount},
-                         {"delta", t.delta},     {"detail", t.detail},
-                         {"points", t.points},   {"wallet", t.wallet},
-                         {"rights_at_origin", t.rights_at_origin}});
-      }
-      std::cout << Json{{"member", hex},
-                        {"ops", lines},
-                        {"recomputed", report->traced_final},
-                        {"exported", report->traced_exported},
-                        {"findings", report->findings.size()}}
-                       .dump()
-                << "\n";
-    } else {
-      std::cout << outpost::audit::trace_text(*report, hex);
-    }
-    return kExitClean;
-  }
+  if (*explain)
+    return run_explain(bundle, member, root_text.empty() ? nullptr : &root, options, json);
 
   options.root = root;
   options.allow_incomplete = allow_incomplete;
