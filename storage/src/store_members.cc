@@ -130,6 +130,23 @@ Result<std::map<MemberId, MemberState>> Store::load_all_members() {
   return all;
 }
 
+Result<std::map<MemberId, std::uint64_t>> Store::enroll_times() {
+  OUTPOST_ASSIGN_OR_RETURN(Statement s,
+                           db_->prepare("SELECT member, min(hlc_wall) FROM ops WHERE kind = ?1 "
+                                        "GROUP BY member"));
+  s.bind(1, static_cast<std::int64_t>(sync::OpKind::kEnroll));
+  std::map<MemberId, std::uint64_t> out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    MemberId id{};
+    if (!to_array(s.blob(0), id))
+      return Status::corruption("stored op row has a damaged member id");
+    out[id] = static_cast<std::uint64_t>(s.int64(1));
+  }
+  return out;
+}
+
 namespace {
 
 // The value of `key` in `map`, or 0 when absent (CRDT entries start at zero).

@@ -141,6 +141,9 @@ class Store {
   // --- members ---
   Result<std::optional<sync::MemberState>> load_member(const sync::MemberId& member);
   Result<std::map<sync::MemberId, sync::MemberState>> load_all_members();
+  // The wall-clock HLC time (ms) of each member's enroll op held here (the earliest, should a
+  // member have two), for reports.
+  Result<std::map<sync::MemberId, std::uint64_t>> enroll_times();
   // Up to `limit` members that hold points or wallet value (an escrow row), in id order after
   // `after` (all zero: from the first). The rebalancer walks them a page per tick.
   Result<std::vector<sync::MemberId>> members_with_balances_after(const sync::MemberId& after, std::size_t limit);
