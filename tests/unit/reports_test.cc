@@ -220,5 +220,59 @@ TEST(Reports, RenderingSaysWhatDataWasUsedAndEscapesCsv) {
   EXPECT_EQ(money(5), "0.05");
 }
 
+TEST(Reports, RunByNameChecksEveryOptionBeforeComputing) {
+  const ReportInput in = fixed_chain();
+  const std::uint32_t june = month("2026-06");
+  ReportRequest req;
+  req.name = "quadrants";
+  req.store = "store-a";
+  auto ok = run_report(in, req, june);  // the year to 2026-06: Ann, Cat, and Gus in 2025-10
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->json["period"]["store"], "store-a");
+  EXPECT_EQ(ok->json["period"]["from"], "2025-07");
+  EXPECT_EQ(ok->json["active_members"], 3);
+  auto req_of = [](const char* name, auto&& set) {
+    ReportRequest r;
+    r.name = name;
+    set(r);
+    return r;
+  };
+  auto none = [](ReportRequest&) {};
+  const std::vector<std::pair<ReportRequest, std::string>> bad = {
+      {req_of("churn", none), "unknown report 'churn' (reports: quadrants, rfm"},
+      {req_of("kpis", [](ReportRequest& r) { r.from = "2026-13"; }), "a month is YYYY-MM"},
+      {req_of("kpis", [](ReportRequest& r) { r.from = "2026-06", r.to = "2026-01"; }),
+       "starts (2026-06) after it ends"},
+      {req_of("kpis", [](ReportRequest& r) { r.store = "store-z"; }),
+       "no node named 'store-z' in the roster (nodes: store-a"},
+      {req_of("quadrants", [](ReportRequest& r) { r.min_visits = "3"; }), "give both thresholds"},
+      {req_of("quadrants", [](ReportRequest& r) { r.min_visits = "3", r.min_spend = "-1"; }),
+       "must be a whole number"},
+      {req_of("liability", [](ReportRequest& r) { r.point_value = "1/0"; }),
+       "a point value is N or N/D"},
+      {req_of("rfm", [](ReportRequest& r) { r.list_limit = 10'001; }), "at most 10000"},
+  };
+
+  for (const auto& [r, want] : bad) {
+    auto got = run_report(in, r, june);
+    ASSERT_FALSE(got.is_ok()) << r.name;
+    EXPECT_EQ(got.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(got.status().message().find(want), std::string::npos) << got.status().message();
+  }
+}
+
+TEST(Reports, QuadrantSvgPlotsEveryActiveMemberAndTheThresholds) {
+  const ReportInput in = fixed_chain();
+  const QuadrantReport q = quadrants(in, period("2026-01", "2026-06"), std::nullopt, 0);
+  const std::string svg = quadrant_svg(in, q);
+  EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+  std::size_t circles = 0;
+  for (auto at = svg.find("<circle"); at != std::string::npos; at = svg.find("<circle", at + 1))
+    ++circles;
+  EXPECT_EQ(circles, 4u);  // Ann, Bob, Cat, Dan
+  EXPECT_NE(svg.find("知己 true friends: 1"), std::string::npos);
+  EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace outpost::node::reports

@@ -35,6 +35,26 @@ std::string to_text(const Rendered& r);
 // RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled.
 std::string to_csv(const Table& t);
 
+// A report asked for by name with its options as text, as the CLI and the admin API take them.
+struct ReportRequest {
+  std::string name;         // one of kReportNames
+  std::string from, to;     // YYYY-MM; empty: the year ending with the current month
+  std::string store;        // node name; empty: all
+  std::string min_visits;   // quadrants: frequent from this many visits (with min_spend)
+  std::string min_spend;    // quadrants: high spend from this many minor units
+  std::string point_value;  // liability: N or N/D minor units per point
+  std::size_t list_limit = 20;
+};
+
+// Checks `req` against `in` (an unknown report, a bad month or period, a store the roster does
+// not name, half a threshold pair: kInvalidArgument, nothing computed) and runs it.
+Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req,
+                            std::uint32_t now_month);
+
+// An SVG scatter chart of the active members of `scope` (visits x spend) with the quadrant
+// thresholds of `q`, which opens in any browser.
+std::string quadrant_svg(const ReportInput& in, const QuadrantReport& q);
+
 // 12345 -> "123.45" (minor units of a two-decimal currency), with thousands separators.
 std::string money(std::uint64_t minor);
 
