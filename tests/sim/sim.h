@@ -114,6 +114,7 @@ struct SimResult {
   std::string failure;  // "reproduce with seed=N step=K: ..." plus the last actions
   SimStats stats;
   std::uint64_t digest = 0;  // hash of every action and op: equal for equal seeds
+  std::uint64_t far_acked = 0;  // ops the last store acknowledged (all of them reached HQ)
 };
 
 // A node's clock: the simulation's, read with the node's fixed skew.

@@ -27,6 +27,7 @@ SimResult Simulator::run() {
     }
   }
   if (result_.ok) final_phase();
+  result_.far_acked = nodes_.empty() ? 0 : nodes_.back().own_acked.size();
   return result_;
 }
 
