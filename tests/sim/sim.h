@@ -38,9 +38,9 @@ using sync::NodeId;
 // A negative control: a fault the checker must report (docs/simulator.md, "The tests").
 enum class Control {
   kNone,
-  kSpendWithoutRights,     // a store's key signs a spend beyond its rights into its log
-  kSignTwoOpsWithOneSeq,   // a store's key signs a second op for a held seq, given to HQ
-  kSyncsDoNotPersist,      // every store's disk acknowledges syncs it does not keep
+  kSpendWithoutRights,    // a store's key signs a spend beyond its rights into its log
+  kSignTwoOpsWithOneSeq,  // a store's key signs a second op for a held seq, given to HQ
+  kSyncsDoNotPersist,     // every store's disk acknowledges syncs it does not keep
 };
 
 // What the simulator may do, with relative weights, and the faults of its links.
@@ -113,7 +113,7 @@ struct SimResult {
   std::size_t step = 0;
   std::string failure;  // "reproduce with seed=N step=K: ..." plus the last actions
   SimStats stats;
-  std::uint64_t digest = 0;  // hash of every action and op: equal for equal seeds
+  std::uint64_t digest = 0;     // hash of every action and op: equal for equal seeds
   std::uint64_t far_acked = 0;  // ops the last store acknowledged (all of them reached HQ)
 };
 
@@ -259,7 +259,7 @@ class Simulator {
   std::shared_ptr<const sync::Roster> roster_;
   std::vector<std::unique_ptr<ChainLink>> links_;
   std::set<std::pair<std::size_t, std::size_t>> cut_;  // partitioned pairs
-  std::vector<MemberId> members_;                       // enrolled and acknowledged somewhere
+  std::vector<MemberId> members_;                      // enrolled and acknowledged somewhere
   std::uint64_t next_link_id_ = 1;
   bool control_done_ = false;
   // The truth: every op any node held, per origin in seq order, and their replay.

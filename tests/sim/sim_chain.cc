@@ -114,13 +114,14 @@ void Simulator::make_chain(const fs::path& root) {
     const fs::path dir = root / name;
     Status st = node::Ledger::init(dir.string(), node::InitOptions{name, "store"});
     auto req = st.is_ok() ? node::make_enroll_request(dir.string()) : Result<node::Json>(st);
-    auto file = req.is_ok() ? node::hq_enroll(hq_dir.string(), name, sync::NodeRole::kStore, *req,
-                                              30, env_)
-                            : Result<node::Json>(req.status());
+    auto file = req.is_ok()
+                    ? node::hq_enroll(hq_dir.string(), name, sync::NodeRole::kStore, *req, 30, env_)
+                    : Result<node::Json>(req.status());
     if (file.is_ok()) st = node::install_enrollment(dir.string(), *file).status();
     if (!file.is_ok() || !st.is_ok()) {
-      return (void)fail(Invariant::kNodeFailed, "enrolling " + name + ": " +
-                                                    (file.is_ok() ? st : file.status()).to_string());
+      return (void)fail(
+          Invariant::kNodeFailed,
+          "enrolling " + name + ": " + (file.is_ok() ? st : file.status()).to_string());
     }
     add(name, dir, false);
   }
@@ -274,10 +275,10 @@ std::string SimStats::summary() const {
     << " deliveries=" << deliveries << " lost=" << losses << " duplicated=" << duplicates
     << " reordered=" << reorders << " connects=" << connects << " closes=" << closes
     << " (by_session=" << closes_by_session << " deadline=" << deadline_closes
-    << ") partitions=" << partitions << " crashes=" << crashes
-    << " power_losses=" << power_losses << " (at_write=" << write_crashes
-    << ") restarts=" << restarts << " ops_received_new=" << ops_received_new
-    << " full_checks=" << full_checks << " final_steps=" << final_steps;
+    << ") partitions=" << partitions << " crashes=" << crashes << " power_losses=" << power_losses
+    << " (at_write=" << write_crashes << ") restarts=" << restarts
+    << " ops_received_new=" << ops_received_new << " full_checks=" << full_checks
+    << " final_steps=" << final_steps;
   return s.str();
 }
 

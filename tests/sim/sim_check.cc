@@ -115,7 +115,8 @@ bool Simulator::scan_node(std::size_t i, std::set<MemberId>& touched) {
   // (4) An honest node holds no evidence of two histories of one origin.
   auto evidence = store.equivocation_count();
   if (!evidence.is_ok() || *evidence != 0) {
-    return fail(Invariant::kNoEquivocation, n.name + " holds evidence of an origin's two histories");
+    return fail(Invariant::kNoEquivocation,
+                n.name + " holds evidence of an origin's two histories");
   }
   n.durable_floor = *vv;  // committed, so synced: a later power loss must keep it
   return true;
@@ -127,9 +128,9 @@ bool Simulator::check_durable(std::size_t i, const sync::VersionVector& vv) {
   ChainNode& n = nodes_[i];
   for (const auto& [origin, seq] : n.durable_floor) {
     if (vv_at(vv, origin) < seq) {
-      return fail(Invariant::kNoAckedOpLost,
-                  n.name + " lost ops of " + sync::id_hex(origin) + ": it held " +
-                      std::to_string(seq) + ", now " + std::to_string(vv_at(vv, origin)));
+      return fail(Invariant::kNoAckedOpLost, n.name + " lost ops of " + sync::id_hex(origin) +
+                                                 ": it held " + std::to_string(seq) + ", now " +
+                                                 std::to_string(vv_at(vv, origin)));
     }
   }
   if (n.own_acked.empty()) return true;
@@ -208,7 +209,8 @@ bool Simulator::final_phase() {
       }
     }
     bool in_flight = false;
-    for (const auto& l : links_) in_flight = in_flight || !l->inbox[0].empty() || !l->inbox[1].empty();
+    for (const auto& l : links_)
+      in_flight = in_flight || !l->inbox[0].empty() || !l->inbox[1].empty();
     if (in_flight) {
       deliver(false);
     } else if (!pump_all()) {
@@ -222,8 +224,8 @@ bool Simulator::final_phase() {
     if (!check_step()) return false;
   }
   if (step_ >= end) {
-    return fail(Invariant::kQuiescence, "the chain did not settle within " +
-                                            std::to_string(o_.final_steps_max) + " steps");
+    return fail(Invariant::kQuiescence,
+                "the chain did not settle within " + std::to_string(o_.final_steps_max) + " steps");
   }
   return check_convergence();
 }

@@ -11,9 +11,9 @@ namespace outpost::sim {
 // One chaos step: one action picked with the weights of SimOptions.
 void Simulator::step_chaos() {
   env_.advance(below(5));
-  const unsigned weights[] = {o_.w_pos,     o_.w_deliver, o_.w_pump,    o_.w_connect,
-                              o_.w_cut,     o_.w_isolate, o_.w_heal,    o_.w_crash,
-                              o_.w_power,   o_.w_restart, o_.w_tick,    o_.w_rebalance};
+  const unsigned weights[] = {o_.w_pos,   o_.w_deliver, o_.w_pump, o_.w_connect,
+                              o_.w_cut,   o_.w_isolate, o_.w_heal, o_.w_crash,
+                              o_.w_power, o_.w_restart, o_.w_tick, o_.w_rebalance};
   unsigned total = 0;
   for (unsigned w : weights) total += w;
   std::uint64_t r = below(total);
@@ -21,15 +21,23 @@ void Simulator::step_chaos() {
   while (r >= weights[action]) r -= weights[action++];
   const std::size_t any = below(nodes_.size());
   switch (action) {
-    case 0: pos_request(1 + below(nodes_.size() - 1)); break;
-    case 1: deliver(true); break;
-    case 2: pump_all(); break;
+    case 0:
+      pos_request(1 + below(nodes_.size() - 1));
+      break;
+    case 1:
+      deliver(true);
+      break;
+    case 2:
+      pump_all();
+      break;
     case 3: {
       const std::size_t b = below(2) == 0 ? 0 : below(nodes_.size());  // HQ is most linked
       if (any != b && can_connect(any, b) && !find_link(any, b)) connect(any, b);
       break;
     }
-    case 4: partition(); break;
+    case 4:
+      partition();
+      break;
     case 5:
       if (!nodes_[any].isolated) {
         nodes_[any].isolated = true;
@@ -37,12 +45,25 @@ void Simulator::step_chaos() {
         close_links_of(any, "isolate");
       }
       break;
-    case 6: heal(); break;
-    case 7: crash(any); break;
-    case 8: power_loss(any); break;
-    case 9: restart_one(); break;
-    case 10: env_.advance(100 + below(1901)); note("time passes"); break;
-    default: rebalance(any); break;
+    case 6:
+      heal();
+      break;
+    case 7:
+      crash(any);
+      break;
+    case 8:
+      power_loss(any);
+      break;
+    case 9:
+      restart_one();
+      break;
+    case 10:
+      env_.advance(100 + below(1901));
+      note("time passes");
+      break;
+    default:
+      rebalance(any);
+      break;
   }
   reap_dead_nodes();
   run_control();
@@ -213,9 +234,10 @@ void Simulator::connect(std::size_t a, std::size_t b) {
     ChainNode& self = nodes_[link->node[s]];
     const ChainNode& peer = nodes_[link->node[1 - s]];
     const sync::SignedCertificate* cert = roster_->find(peer.id);
-    if (cert == nullptr) return (void)fail(Invariant::kNodeFailed, "no certificate of " + peer.name);
-    link->store[s] = node::make_ledger_sync_store(*self.ledger, *self.env, self.is_hq, nullptr,
-                                                  cert->cert);
+    if (cert == nullptr)
+      return (void)fail(Invariant::kNodeFailed, "no certificate of " + peer.name);
+    link->store[s] =
+        node::make_ledger_sync_store(*self.ledger, *self.env, self.is_hq, nullptr, cert->cert);
     link->session[s] = std::make_unique<sync::SyncSession>(*link->store[s], peer.id);
   }
   ++result_.stats.connects;

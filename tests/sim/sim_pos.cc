@@ -66,8 +66,8 @@ bool Simulator::acknowledge(std::size_t i, const Result<node::Reply>& r, const c
       ++result_.stats.refusals;
       return false;
     }
-    return fail(Invariant::kNodeFailed, std::string(what) + " at " + n.name +
-                                            " failed: " + r.status().to_string());
+    return fail(Invariant::kNodeFailed,
+                std::string(what) + " at " + n.name + " failed: " + r.status().to_string());
   }
   if (r->refused) {
     ++result_.stats.refusals;
@@ -162,8 +162,8 @@ void Simulator::run_broker(std::size_t i, const sync::BrokerOutput& out) {
           note("grant " + std::to_string(done.granted) + " from " + nodes_[i].name);
           pump_node(i);
         }
-        if (alive(i)) run_broker(i, nodes_[i].broker->on_granted(g.grant_id, done.granted,
-                                                                 done.view, now()));
+        if (alive(i))
+          run_broker(i, nodes_[i].broker->on_granted(g.grant_id, done.granted, done.view, now()));
       },
       [&](const sync::RightsDone& d) { on_rights_done(i, d); });
 }
@@ -201,8 +201,8 @@ void Simulator::rebalance(std::size_t i) {
   auto moved = n.ledger->rebalance(&n.rebalance_cursor, 8, n.env->now_ms(), sim_rebalance_policy());
   if (!alive(i)) return;
   if (!moved.is_ok()) {
-    return (void)fail(Invariant::kNodeFailed, "rebalance at " + n.name + ": " +
-                                                  moved.status().to_string());
+    return (void)fail(Invariant::kNodeFailed,
+                      "rebalance at " + n.name + ": " + moved.status().to_string());
   }
   if (moved->empty() || !before.is_ok()) return;
   result_.stats.rebalances += moved->size();
@@ -235,7 +235,8 @@ void Simulator::run_control() {
     op.hlc = sync::Hlc{n.env->now_ms() + 1000, 0};
     op.member = m;
     op.account = sync::Account::kWallet;
-    op.amount = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (*state)->wallet.rights(n.id))) + 1;
+    op.amount =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, (*state)->wallet.rights(n.id))) + 1;
     op.request_id = "control-overspend";
     control_done_ = inject(s, sync::sign_op(op, *key));
   } else if (o_.control == Control::kSignTwoOpsWithOneSeq && head->seq > 0) {

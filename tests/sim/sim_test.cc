@@ -1,6 +1,8 @@
 // Deterministic simulation tests (tests/sim/sim.h, docs/simulator.md). CTest runs a few seeds of
 // a few hundred steps; a soak runs more with OUTPOST_SIM_SEEDS=N OUTPOST_SIM_STEPS=M, and
 // OUTPOST_SIM_SEED=S replays one seed (OUTPOST_SIM_TRACE=1 prints every action).
+#include "sim.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -13,7 +15,6 @@
 
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/log.h"
-#include "sim.h"
 
 namespace outpost::sim {
 namespace {
