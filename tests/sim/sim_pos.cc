@@ -103,8 +103,7 @@ void Simulator::debit(std::size_t i, const WaitingDebit& d, bool may_ask) {
   const std::int64_t here = here_it == view.end() ? 0 : std::max<std::int64_t>(0, here_it->second);
   if (static_cast<std::uint64_t>(here) >= d.amount) return;  // refused for another reason
   WaitingDebit retry = d;
-  retry.request_id += "-retry";
-  retry.amount = d.amount;
+  retry.request_id += "-retry";  // the refused request's id stays the refusal's
   ask_rights(i, retry);
 }
 

@@ -136,6 +136,7 @@ SimResult run_control(Control c, std::uint64_t seed) {
   SimOptions o = SimOptions::for_seed(seed, 400);
   o.control = c;
   o.control_at_step = 60;
+  o.replay_hint = "outpost_integration_tests --gtest_filter='Sim.CheckerCatches*'";
   SimResult r = run_sim(o);
   std::cout << "[sim] the checker says: " << r.failure.substr(0, r.failure.find('\n')) << "\n";
   return r;
