@@ -94,10 +94,11 @@ struct MemVfs::Handle {
   static int x_sync(sqlite3_file* f, int) {
     Handle& h = of(f);
     if (h.dead()) return SQLITE_IOERR_FSYNC;
+    ++h.vfs->syncs_;
+    if (!h.vfs->syncs_persist_) return SQLITE_OK;
     h.file->synced = h.file->data;
     h.file->ever_synced = true;
     h.file->written = false;
-    ++h.vfs->syncs_;
     return SQLITE_OK;
   }
 

@@ -4,6 +4,7 @@
 // on the ledger worker, the API's callback). The policy lives in the broker (sync/broker.h,
 // docs/sync-protocol.md "Rights broker"); nothing here decides who is asked or when to give up.
 // io thread, except the worker task of a grant.
+#include "outpost/node/broker_driver.h"
 #include "outpost/node/log.h"
 #include "peers_impl.h"
 
@@ -33,17 +34,11 @@ void PeerManager::Impl::broker_link_down(const Conn& c) {
 }
 
 void PeerManager::Impl::run_broker(const sync::BrokerOutput& out) {
-  for (const auto& action : out.actions) {
-    if (const auto* s = std::get_if<sync::SendRightsRequest>(&action)) {
-      send_rights_request(*s);
-    } else if (const auto* r = std::get_if<sync::SendRightsReply>(&action)) {
-      send_rights_reply(*r);
-    } else if (const auto* g = std::get_if<sync::GrantRights>(&action)) {
-      grant_rights(*g);
-    } else if (const auto* d = std::get_if<sync::RightsDone>(&action)) {
-      rights_done(*d);
-    }
-  }
+  for_each_broker_action(
+      out, [this](const sync::SendRightsRequest& s) { send_rights_request(s); },
+      [this](const sync::SendRightsReply& r) { send_rights_reply(r); },
+      [this](const sync::GrantRights& g) { grant_rights(g); },
+      [this](const sync::RightsDone& d) { rights_done(d); });
   arm_broker_timer();
 }
 
@@ -76,24 +71,11 @@ void PeerManager::Impl::send_rights_reply(const sync::SendRightsReply& s) {
 // Moves the rights on the worker; the broker hears the amount once the move op is durable (a
 // batch that failed to commit moved nothing).
 void PeerManager::Impl::grant_rights(const sync::GrantRights& g) {
-  struct Result {
-    std::uint64_t granted = 0;
-    sync::RightsView view;
-  };
-  auto result = std::make_shared<Result>();
+  auto result = std::make_shared<GrantOutcome>();
   auto self = shared_from_this();
   LedgerWorker::Task t;
   t.mutating = true;
-  t.run = [g, result](Ledger& l) {
-    auto moved = l.grant_rights(g.to, g.member, g.account, g.amount);
-    result->granted = moved.is_ok() ? *moved : 0;
-    if (!g.want_view) return;
-    auto m = l.store().load_member(g.member);
-    if (!m.is_ok() || !*m) return;
-    const sync::EscrowCounter& counter =
-        g.account == sync::Account::kPoints ? (*m)->points : (*m)->wallet;
-    result->view = counter.rights_by_node();
-  };
+  t.run = [g, result](Ledger& l) { *result = carry_out_grant(l, g); };
   const std::uint64_t grant_id = g.grant_id;
   t.done = [self, result, grant_id](bool durable) {
     asio::post(self->io, [self, result, grant_id, durable] {

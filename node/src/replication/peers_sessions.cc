@@ -4,6 +4,7 @@
 // first; session output is carried out on the io thread.
 #include <future>
 
+#include "outpost/node/broker_driver.h"
 #include "outpost/node/log.h"
 #include "peers_impl.h"
 
@@ -147,10 +148,9 @@ void PeerManager::Impl::handle_event(const std::shared_ptr<Conn>& c, SessionEven
           {{"peer", c->name},
            {"granted", std::to_string(ev.reply.granted)},
            {"reason", ev.reply.reason}});
-      run_broker(broker.on_reply(c->id, ev.reply, now));
-      break;
+      [[fallthrough]];
     case SessionEvent::Kind::kRightsRequest:
-      run_broker(broker.on_request(c->id, ev.request, now));
+      run_broker(*broker_on_session_event(broker, c->id, ev, now));
       break;
     case SessionEvent::Kind::kPeerError:
       log(LogLevel::kWarn, "peer closed the sync session",

@@ -52,6 +52,9 @@ class MemVfs {
   // Arms a power loss at the `writes`-th next xWrite (1: the very next one): that write is not
   // made, the call fails, and power_loss() happens then. 0 disarms it.
   void crash_at_write(std::uint64_t writes) { crash_countdown_ = writes; }
+  // A disk that lies (the simulator's negative control, docs/simulator.md): while false, xSync
+  // reports success and keeps nothing, so a power loss drops what SQLite believes is durable.
+  void set_syncs_persist(bool persist) { syncs_persist_ = persist; }
 
   // Puts a file in place as if written and synced (a database made on disk, copied in), replacing
   // any file of that name. For setting up tests; no connection may have it open.
@@ -91,6 +94,7 @@ class MemVfs {
   std::uint64_t generation_ = 0;  // bumped by power_loss(): older handles are dead
   bool powered_ = true;
   std::uint64_t crash_countdown_ = 0;
+  bool syncs_persist_ = true;
   std::uint64_t writes_ = 0;
   std::uint64_t syncs_ = 0;
   std::uint64_t temp_files_ = 0;
