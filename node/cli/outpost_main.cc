@@ -4,12 +4,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/audit_export.h"
@@ -17,6 +16,7 @@
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
 #include "outpost/sync/op.h"
+#include "report_command.h"
 
 namespace {
 
@@ -404,6 +404,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pos", "admin"}));
   auto* tlist = terminal->add_subcommand("list", "list terminals (tokens are never shown again)");
 
+  outpost::cli::ReportArgs report_args;
+  auto* report = outpost::cli::add_report_command(app, report_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -413,6 +416,7 @@ int main(int argc, char** argv) {
 
   outpost::sync::SystemEnv clock;
   if (request_id.empty()) request_id = outpost::node::new_request_id();
+  if (*report) return outpost::cli::run_report_command(g.data_dir, g.json, report_args, clock);
 
   if (*init || *hq || *enroll_request) {
     if (g.data_dir.empty()) return report_error(g, Status::invalid("no data dir: pass --data DIR"));

@@ -291,6 +291,7 @@ TEST_F(CliTest, HelpWorksOnEverySubcommand) {
       {"fence", "release", "--help"},
       {"rules", "show", "--help"},
       {"hq", "rules", "--help"},
+      {"report", "--help"},
       {"-h"},
   };
   for (const auto& args : cases) {
@@ -519,6 +520,64 @@ TEST_F(CliTest, GroupReadableKeyFileExitsTwoWithChmodHint) {
   EXPECT_TRUE(r.exit.exited_with(kExitBadInput)) << r.describe();
   EXPECT_TRUE(is_one_line(r.err)) << r.err;
   EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
+}
+
+// --- reports (docs/reports.md) ---
+
+TEST_F(CliTest, ReportsReadTheReplicaAndSayWhatDataTheyUsed) {
+  init();
+  add_member("40001234");
+  add_member("40005678");
+  cli_json({"earn", "40001234", "--purchase", "12345"});
+  cli_json({"earn", "40001234", "--purchase", "655"});
+  cli_json({"topup", "40005678", "--amount", "5000"});
+  json k = cli_json({"report", "kpis"});
+  EXPECT_EQ(k["report"], "kpis");
+  EXPECT_EQ(k["members"], 2);
+  EXPECT_EQ(k["active_members"], 1);
+  EXPECT_EQ(k["repeat_members"], 1);
+  EXPECT_EQ(k["repurchase_rate_bp"], 10000);
+  EXPECT_EQ(k["visits"], 2);
+  EXPECT_EQ(k["spend_minor"], 13000);
+  EXPECT_EQ(k["spend_per_visit_minor"], 6500);
+  EXPECT_EQ(k["data"]["ops"], 5);
+  EXPECT_EQ(k["data"]["version_vector"][node_id_], 5);
+  json l = cli_json({"report", "liability", "--point-value", "1/2"});
+  EXPECT_EQ(l["points"], 129);  // 123 + 6 points at the default earn rate
+  EXPECT_EQ(l["wallet_minor"], 5000);
+  EXPECT_EQ(l["points_value_minor"], 64);
+  ASSERT_EQ(l["by_node"].size(), 1u);
+  EXPECT_EQ(l["by_node"][0]["node"], "store-1");
+  json q = cli_json({"report", "quadrants", "--store", "store-1"});
+  EXPECT_EQ(q["period"]["store"], "store-1");
+  EXPECT_EQ(q["active_members"], 1);
+  EXPECT_EQ(q["inactive_members"], 1);
+
+  const std::string svg = tmp_.file("q.svg");
+  auto drawn = cli({"report", "quadrants", "--svg", svg}, false);
+  ASSERT_TRUE(drawn.exit.exited_with(kExitOk)) << drawn.describe();
+  EXPECT_NE(drawn.out.find("知己 true friends"), std::string::npos) << drawn.out;
+  EXPECT_NE(test::slurp(svg).find("<circle"), std::string::npos);
+  auto csv = cli({"report", "liability", "--csv"}, false);
+  ASSERT_TRUE(csv.exit.exited_with(kExitOk)) << csv.describe();
+  EXPECT_EQ(csv.out.rfind("node,points,stored value\r\nstore-1,129,50.00\r\n", 0), 0u) << csv.out;
+}
+
+TEST_F(CliTest, ReportBadInputExitsTwoWithOneLineAndChangesNothing) {
+  init();
+  add_member("40001234");
+  expect_bad_input({"report", "churn"}, "unknown report 'churn'");
+  expect_bad_input({"report", "kpis", "--from", "2026-13"}, "YYYY-MM");
+  expect_bad_input({"report", "kpis", "--from", "2026-06", "--to", "2026-01"}, "after it ends");
+  expect_bad_input({"report", "rfm", "--store", "store-9"}, "no node named 'store-9'");
+  expect_bad_input({"report", "quadrants", "--min-visits", "2"}, "give both thresholds");
+  expect_bad_input({"report", "liability", "--point-value", "x"}, "a point value is");
+  expect_bad_input({"report", "kpis", "--svg", tmp_.file("k.svg")},
+                   "--svg draws the quadrants report only");
+  // With --json the error is also a JSON object on stdout, as for every verb.
+  json both = cli_json({"report", "kpis", "--csv"}, kExitBadInput);
+  EXPECT_EQ(both["error"], "invalid_argument");
+  EXPECT_NE(both.value("message", "").find("not both"), std::string::npos) << both.dump();
 }
 
 }  // namespace

@@ -22,8 +22,11 @@ Result<std::optional<sync::NodeId>> store_of(const ReportInput& in, const std::s
   for (const auto& [id, n] : in.node_names) {
     if (n == name) return std::optional<sync::NodeId>(id);
   }
+  std::vector<std::string> names;
+  for (const auto& [id, n] : in.node_names) names.push_back(n);
+  std::sort(names.begin(), names.end());
   std::string known;
-  for (const auto& [id, n] : in.node_names) known += (known.empty() ? "" : ", ") + n;
+  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
   return Status::invalid("no node named '" + name + "' in the roster (nodes: " + known + ")");
 }
 
@@ -51,7 +54,10 @@ Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req,
       OUTPOST_ASSIGN_OR_RETURN(t.spend_minor, parse_count(req.min_spend, "the spend threshold"));
       given = t;
     }
-    return render(in, quadrants(in, scope, given, req.list_limit));
+    const QuadrantReport q = quadrants(in, scope, given, req.list_limit);
+    Rendered r = render(in, q);
+    if (req.svg) r.svg = quadrant_svg(in, q);
+    return r;
   }
   if (req.name == "rfm") return render(in, rfm(in, scope, req.list_limit));
   if (req.name == "lifecycle")
@@ -70,9 +76,11 @@ std::string quadrant_svg(const ReportInput& in, const QuadrantReport& q) {
   constexpr int kW = 640, kH = 480, kPad = 60;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> points;  // visits, spend
   std::uint64_t max_v = q.thresholds.visits, max_s = q.thresholds.spend_minor;
+  const std::uint64_t stride = q.active_members / kSvgPointsMax + 1;
+  std::uint64_t seen = 0;
   for (const MemberFacts& m : in.members) {
     const Activity a = activity_of(m.state, q.scope);
-    if (a.visits == 0) continue;
+    if (a.visits == 0 || seen++ % stride != 0) continue;
     points.emplace_back(a.visits, a.spend_minor);
     max_v = std::max(max_v, a.visits);
     max_s = std::max(max_s, a.spend_minor);
@@ -88,7 +96,9 @@ std::string quadrant_svg(const ReportInput& in, const QuadrantReport& q) {
                     "\" height=\"" + std::to_string(kH) +
                     "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<title>Members by visits x spend, " + sync::month_string(q.scope.from_month) + " .. " +
-         sync::month_string(q.scope.to_month) + "</title>\n";
+         sync::month_string(q.scope.to_month) +
+         (stride > 1 ? ", every " + std::to_string(stride) + "th member plotted" : std::string()) +
+         "</title>\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   const int tx = x(q.thresholds.visits), ty = y(q.thresholds.spend_minor);
   svg += "<line x1=\"" + std::to_string(tx) + "\" y1=\"" + std::to_string(kPad) + "\" x2=\"" +

@@ -23,6 +23,7 @@ struct Rendered {
   std::vector<std::string> notes;  // for text: lines under the title (period, thresholds, data)
   Table table;
   Json json;
+  std::string svg;  // quadrants with ReportRequest::svg: the chart
 };
 
 Rendered render(const ReportInput& in, const QuadrantReport& r);
@@ -44,6 +45,7 @@ struct ReportRequest {
   std::string min_spend;    // quadrants: high spend from this many minor units
   std::string point_value;  // liability: N or N/D minor units per point
   std::size_t list_limit = 20;
+  bool svg = false;  // quadrants: also draw the chart (Rendered::svg)
 };
 
 // Checks `req` against `in` (an unknown report, a bad month or period, a store the roster does
@@ -51,8 +53,10 @@ struct ReportRequest {
 Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req,
                             std::uint32_t now_month);
 
-// An SVG scatter chart of the active members of `scope` (visits x spend) with the quadrant
-// thresholds of `q`, which opens in any browser.
+// An SVG scatter chart of the active members of q's scope (visits x spend) with the quadrant
+// thresholds of `q`, which opens in any browser. Beyond kSvgPointsMax members it plots an even
+// sample (every k-th by member id) and says so in its title.
+inline constexpr std::size_t kSvgPointsMax = 20000;
 std::string quadrant_svg(const ReportInput& in, const QuadrantReport& q);
 
 // 12345 -> "123.45" (minor units of a two-decimal currency), with thousands separators.
