@@ -225,6 +225,11 @@ say "bundle exported to $DEMO_DIR/audit-bundle"
   || die "the audit found problems: $DEMO_DIR/audit-report.txt"
 say "$(grep -m1 'RESULT' "$DEMO_DIR/audit-report.txt")  (full report: $DEMO_DIR/audit-report.txt)"
 
+bold "HQ looks at its members (docs/reports.md)"
+"$OUTPOST" --data "$DEMO_DIR/hq" report quadrants --svg "$DEMO_DIR/quadrants.svg" | sed 's/^/   /'
+say "chart: $DEMO_DIR/quadrants.svg (opens in a browser)"
+"$OUTPOST" --data "$DEMO_DIR/hq" report liability | sed 's/^/   /'
+
 bold "Done"
 if [[ $KEEP -eq 1 ]]; then
   say "The chain is still running (data in $DEMO_DIR)."
