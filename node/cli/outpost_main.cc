@@ -16,6 +16,7 @@
 #include "outpost/node/backup.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/op.h"
 
 namespace {
@@ -24,7 +25,7 @@ using outpost::Code;
 using outpost::Status;
 using outpost::node::Json;
 using outpost::node::Ledger;
-using outpost::node::Reply;
+using outpost::node::Outcome;
 
 constexpr int kExitOk = 0;
 constexpr int kExitRefused = 1;
@@ -72,16 +73,20 @@ void print_member_human(const Json& m) {
             << "wallet   " << amount_str(m["wallet"]["balance"].get<std::int64_t>()) << " (rights here " << m["wallet"]["rights_here"].get<std::int64_t>() << ")\n";
 }
 
-int print_reply(const Globals& g, const Reply& r) {
+// The answer to a mutating command: its JSON body (outpost/node/schema.h, as the API answers) with
+// --json, else one line for people.
+int print_reply(const Globals& g, const Outcome& r) {
   if (g.json) {
-    std::cout << r.body.dump() << "\n";
+    std::cout << outpost::node::schema::outcome_json(r).dump() << "\n";
   } else if (r.refused) {
-    std::cerr << "outpost: refused: " << r.body["message"].get<std::string>() << "\n";
+    std::cerr << "outpost: refused: " << r.refusal.message << "\n";
   } else {
-    std::cout << r.body["kind"].get<std::string>() << " ok: op " << r.body["op"].get<std::string>();
-    if (r.body.contains("amount")) std::cout << " amount " << r.body["amount"].get<std::uint64_t>();
-    std::cout << " | points " << r.body["points"]["balance"].get<std::int64_t>() << ", wallet "
-              << r.body["wallet"]["balance"].get<std::int64_t>();
+    const outpost::node::Done& d = r.done;
+    std::cout << outpost::sync::kind_name(d.kind) << " ok: op "
+              << outpost::sync::op_ref_string(d.origin, d.seq);
+    if (d.amount) std::cout << " amount " << *d.amount;
+    if (d.points && d.wallet)
+      std::cout << " | points " << d.points->balance << ", wallet " << d.wallet->balance;
     if (r.replayed) std::cout << " (repeated request: first answer returned, nothing changed)";
     std::cout << "\n";
   }
@@ -147,7 +152,8 @@ Cleared clear_pin(const Globals& g, Ledger& ledger, const outpost::sync::MemberI
   }
   auto gate = ledger.check_pin(member, purpose, pin ? &*pin : nullptr, now_ms);
   if (!gate.is_ok()) return {std::nullopt, report_error(g, gate.status())};
-  if (gate->kind == Ledger::PinGate::Kind::kRefuse) return {std::nullopt, print_reply(g, gate->refusal)};
+  if (gate->kind == Ledger::PinGate::Kind::kRefuse)
+    return {std::nullopt, print_reply(g, Outcome::refuse(gate->refusal))};
   return {gate->clearance, kExitOk};
 }
 
@@ -491,7 +497,7 @@ int main(int argc, char** argv) {
   Ledger& ledger = **opened;
 
   auto resolve = [&]() { return ledger.resolve_member(member_ref); };
-  auto run_reply = [&](const outpost::Result<Reply>& r) {
+  auto run_reply = [&](const outpost::Result<Outcome>& r) {
     return r.is_ok() ? print_reply(g, *r) : report_error(g, r.status());
   };
 
@@ -500,8 +506,10 @@ int main(int argc, char** argv) {
       enroll.request_id = request_id;
       auto r = ledger.enroll(enroll);
       if (r.is_ok() && !r->refused && !g.json) {
-        std::cout << "enrolled member " << r->body["member"].get<std::string>() << " card " << enroll.card
-                  << " (op " << r->body["op"].get<std::string>() << ")" << (r->replayed ? " (repeated request)" : "") << "\n";
+        std::cout << "enrolled member " << outpost::sync::id_hex(r->done.member) << " card "
+                  << enroll.card << " (op "
+                  << outpost::sync::op_ref_string(r->done.origin, r->done.seq) << ")"
+                  << (r->replayed ? " (repeated request)" : "") << "\n";
         return kExitOk;
       }
       return run_reply(r);

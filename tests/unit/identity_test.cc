@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +15,7 @@
 #include "outpost/node/audit_export.h"
 #include "outpost/node/backup.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -367,7 +367,7 @@ TEST_F(IdentityTest, HqSignedRulesReachAStoreAndDecideWhatAPurchaseEarns) {
   ASSERT_TRUE(member.is_ok());
   auto earned = store->earn(new_request_id(), *member, 1234, "");
   ASSERT_TRUE(earned.is_ok() && !earned->refused);
-  EXPECT_EQ(earned->body["amount"], 120);
+  EXPECT_EQ(schema::outcome_json(*earned)["amount"], 120);
   // They stay in force across a restart, and the same version again is ignored (kRefused).
   store.reset();
   store = open(store_);
@@ -498,7 +498,7 @@ TEST_F(IdentityTest, RestoredStoreSignsNothingUntilItHasItsOwnNewerOpsBackThenCo
   EXPECT_TRUE(replay->replayed);
   auto next = store->topup(new_request_id(), *member, 100, "");
   ASSERT_TRUE(next.is_ok()) << next.status().to_string();
-  EXPECT_EQ(next->body["op"], sync::op_ref_string(store->node_id(), 6));
+  EXPECT_EQ(schema::outcome_json(*next)["op"], sync::op_ref_string(store->node_id(), 6));
   auto fence = store->fence_json();
   ASSERT_TRUE(fence.is_ok());
   EXPECT_FALSE((*fence)["fenced"].get<bool>());
@@ -607,8 +607,8 @@ TEST_F(IdentityTest, RebalancerMovesIdleWalletRightsToTheStoreTheMemberNowUsesAn
   ASSERT_TRUE(s2->ingest(*s1->store().ops_of_origin(s1->node_id(), 1, 100)).is_ok());
   auto spend = s2->spend(new_request_id(), *member, 3000, "");
   ASSERT_TRUE(spend.is_ok()) << spend.status().to_string();
-  EXPECT_FALSE(spend->refused) << spend->body.dump();
-  EXPECT_EQ(spend->body["wallet"]["balance"], 2000);
+  EXPECT_FALSE(spend->refused) << schema::outcome_json(*spend).dump();
+  EXPECT_EQ(schema::outcome_json(*spend)["wallet"]["balance"], 2000);
   for (Ledger* l : {s1.get(), s2.get()}) {
     auto v = l->verify_log();
     ASSERT_TRUE(v.is_ok());

@@ -15,6 +15,7 @@
 #include "outpost/node/backup.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -248,7 +249,8 @@ TEST_F(IngestTest, OwnOpCorrectlySignedBeyondAGapFencesUntilTheOpsUpToItAreBack)
   EXPECT_FALSE(fenced(*store));
   auto next = store->topup(new_request_id(), *member, 100, "");
   ASSERT_TRUE(next.is_ok()) << next.status().to_string();
-  EXPECT_EQ(next->body["op"], sync::op_ref_string(store->node_id(), 6)) << "a seq was reused";
+  EXPECT_EQ(schema::outcome_json(*next)["op"], sync::op_ref_string(store->node_id(), 6))
+      << "a seq was reused";
 }
 
 // HQ restored with `outpost restore` waits until a peer's claim is met (the ops are back), so a
@@ -274,7 +276,7 @@ TEST_F(IngestTest, RestoredHqWaitsUntilAClaimIsMetAndAFalseClaimNeitherEndsNorHo
   EXPECT_FALSE(fenced(*hq)) << (*hq->fence_json()).dump();
   auto next = hq->enroll(EnrollRequest{new_request_id(), "40000009", "Hal", "", ""});
   ASSERT_TRUE(next.is_ok()) << next.status().to_string();
-  EXPECT_EQ(next->body["op"], sync::op_ref_string(hq->node_id(), 4));
+  EXPECT_EQ(schema::outcome_json(*next)["op"], sync::op_ref_string(hq->node_id(), 4));
 }
 
 TEST_F(IngestTest, RestoredHqEndsTheWaitOnAPeerThatHoldsNoMoreOfItsOps) {

@@ -15,10 +15,14 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
 namespace {
+
+// The body the API would answer with (outpost/node/schema.h).
+Json body_of(const Outcome& o) { return schema::outcome_json(o); }
 
 using sync::MemberId;
 
@@ -109,18 +113,18 @@ class LedgerTest : public ::testing::Test {
     auto r = ledger_->enroll(req);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (!r.is_ok()) return {};
-    EXPECT_FALSE(r->refused) << r->body.dump();
-    auto id = sync::parse_id(r->body["member"].get<std::string>());
+    EXPECT_FALSE(r->refused) << body_of(*r).dump();
+    auto id = sync::parse_id(body_of(*r)["member"].get<std::string>());
     EXPECT_TRUE(id.is_ok());
     return id.is_ok() ? *id : MemberId{};
   }
 
   // Asserts success (not refused) and returns the answer's body.
-  Json ok(const Result<Reply>& r) {
+  Json ok(const Result<Outcome>& r) {
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (!r.is_ok()) return Json();
-    EXPECT_FALSE(r->refused) << r->body.dump();
-    return r->body;
+    EXPECT_FALSE(r->refused) << body_of(*r).dump();
+    return body_of(*r);
   }
 
   Json member(const MemberId& id) {
@@ -216,7 +220,7 @@ TEST_F(LedgerTest, EnrollWithCardInUseIsRefusedAndAddsNoOp) {
   auto r = ledger_->enroll(req);
   ASSERT_TRUE(r.is_ok());
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["error"], "card_in_use");
+  EXPECT_EQ(body_of(*r)["error"], "card_in_use");
   EXPECT_EQ(op_count(), n);
 }
 
@@ -378,8 +382,8 @@ TEST_F(LedgerTest, RepeatedRequestIdReturnsTheFirstAnswerAndChangesNothing) {
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
   EXPECT_FALSE(again->refused);
-  EXPECT_EQ(again->body["replayed"], true);
-  Json body = again->body;
+  EXPECT_EQ(body_of(*again)["replayed"], true);
+  Json body = body_of(*again);
   body.erase("replayed");
   EXPECT_EQ(body, first);
   EXPECT_EQ(op_count(), n);
@@ -423,8 +427,8 @@ TEST_F(LedgerTest, RepeatedRequestIdIsRememberedAcrossReopen) {
   auto again = ledger_->earn("pos-1:42", id, 5'000, "");
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
-  EXPECT_EQ(again->body["op"], first["op"]);
-  EXPECT_EQ(again->body["hash"], first["hash"]);
+  EXPECT_EQ(body_of(*again)["op"], first["op"]);
+  EXPECT_EQ(body_of(*again)["hash"], first["hash"]);
   EXPECT_EQ(op_count(), n);
   EXPECT_EQ(points(id), 50);
 }
@@ -437,7 +441,7 @@ TEST_F(LedgerTest, RepeatedEnrollRequestReturnsTheSameMember) {
   auto again = ledger_->enroll(req);
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
-  EXPECT_EQ(again->body["member"], first["member"]);
+  EXPECT_EQ(body_of(*again)["member"], first["member"]);
   EXPECT_EQ(op_count(), n);
   EXPECT_TRUE(ledger_->find_by_card("40005678")->empty());
 }
@@ -451,7 +455,7 @@ TEST_F(LedgerTest, RepeatedReversalRequestReturnsItsAnswerNotAlreadyReversed) {
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
   EXPECT_FALSE(again->refused);
-  EXPECT_EQ(again->body["op"], first["op"]);
+  EXPECT_EQ(body_of(*again)["op"], first["op"]);
   EXPECT_EQ(op_count(), n);
 }
 
@@ -465,14 +469,14 @@ TEST_F(LedgerTest, OverspendIsRefusedWithBalanceRightsAndShortfall) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_TRUE(r->refused);
   EXPECT_FALSE(r->replayed);
-  EXPECT_EQ(r->body["error"], "insufficient_rights");
-  EXPECT_EQ(r->body["account"], "wallet");
-  EXPECT_EQ(r->body["requested"], 1'000);
-  EXPECT_EQ(r->body["balance"], 700);
-  EXPECT_EQ(r->body["rights_here"], 700);
-  EXPECT_EQ(r->body["shortfall"], 300);
-  EXPECT_TRUE(r->body["rights_elsewhere"].is_object());
-  EXPECT_NE(r->body["message"].get<std::string>().find("shortfall 300"), std::string::npos);
+  EXPECT_EQ(body_of(*r)["error"], "insufficient_rights");
+  EXPECT_EQ(body_of(*r)["account"], "wallet");
+  EXPECT_EQ(body_of(*r)["requested"], 1'000);
+  EXPECT_EQ(body_of(*r)["balance"], 700);
+  EXPECT_EQ(body_of(*r)["rights_here"], 700);
+  EXPECT_EQ(body_of(*r)["shortfall"], 300);
+  EXPECT_TRUE(body_of(*r)["rights_elsewhere"].is_object());
+  EXPECT_NE(body_of(*r)["message"].get<std::string>().find("shortfall 300"), std::string::npos);
   EXPECT_EQ(snapshot(), before) << "a refusal changes nothing";
 }
 
@@ -483,10 +487,10 @@ TEST_F(LedgerTest, OverRedeemIsRefusedWithBalanceRightsAndShortfall) {
   auto r = ledger_->redeem(next_rid(), id, 26, "");
   ASSERT_TRUE(r.is_ok());
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["account"], "points");
-  EXPECT_EQ(r->body["balance"], 25);
-  EXPECT_EQ(r->body["rights_here"], 25);
-  EXPECT_EQ(r->body["shortfall"], 1);
+  EXPECT_EQ(body_of(*r)["account"], "points");
+  EXPECT_EQ(body_of(*r)["balance"], 25);
+  EXPECT_EQ(body_of(*r)["rights_here"], 25);
+  EXPECT_EQ(body_of(*r)["shortfall"], 1);
   EXPECT_EQ(op_count(), n);
   EXPECT_EQ(points(id), 25);
 }
@@ -496,9 +500,9 @@ TEST_F(LedgerTest, SpendFromEmptyWalletIsRefusedWithFullShortfall) {
   auto r = ledger_->spend(next_rid(), id, 1, "");
   ASSERT_TRUE(r.is_ok());
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["balance"], 0);
-  EXPECT_EQ(r->body["rights_here"], 0);
-  EXPECT_EQ(r->body["shortfall"], 1);
+  EXPECT_EQ(body_of(*r)["balance"], 0);
+  EXPECT_EQ(body_of(*r)["rights_here"], 0);
+  EXPECT_EQ(body_of(*r)["shortfall"], 1);
 }
 
 TEST_F(LedgerTest, DoubleReversalIsRefused) {
@@ -509,8 +513,8 @@ TEST_F(LedgerTest, DoubleReversalIsRefused) {
   auto again = ledger_->reverse(next_rid(), ledger_->node_id(), seq_of(t));
   ASSERT_TRUE(again.is_ok()) << again.status().to_string();
   EXPECT_TRUE(again->refused);
-  EXPECT_EQ(again->body["error"], "already_reversed");
-  EXPECT_NE(again->body["message"].get<std::string>().find(rev["op"].get<std::string>()),
+  EXPECT_EQ(body_of(*again)["error"], "already_reversed");
+  EXPECT_NE(body_of(*again)["message"].get<std::string>().find(rev["op"].get<std::string>()),
             std::string::npos)
       << "the refusal names the reversing op";
   EXPECT_EQ(snapshot(), before);
@@ -525,7 +529,7 @@ TEST_F(LedgerTest, ReversalOfTopupAfterTheWalletWasSpentIsRefused) {
   auto r = ledger_->reverse(next_rid(), ledger_->node_id(), seq_of(t));
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["error"], "insufficient_rights");
+  EXPECT_EQ(body_of(*r)["error"], "insufficient_rights");
   EXPECT_EQ(snapshot(), before);
   EXPECT_EQ(wallet(id), 300) << "the wallet must never go negative";
 }

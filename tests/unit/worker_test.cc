@@ -131,7 +131,7 @@ class LedgerWorkerTest : public ::testing::Test {
     token_ = *token;
     auto r = (*ledger)->enroll({"setup", "50000001", "Alice Ames", "", ""});
     ASSERT_TRUE(r.is_ok() && !r->refused);
-    member_ = *sync::parse_id(r->body.value("member", ""));
+    member_ = r->done.member;
     worker_ = std::make_unique<LedgerWorker>(std::move(ledger).value());
     worker_->start();
   }

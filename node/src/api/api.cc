@@ -1,5 +1,5 @@
 // Api (outpost/node/api.h), what every request goes through: bearer tokens and their cache, the
-// ledger worker and its refusals, request bodies, and the mapping of Status and Reply to HTTP.
+// ledger worker and its refusals, request bodies, and the mapping of Status and Outcome to HTTP.
 // The routes are in api_pos.cc and api_admin.cc (listed in api_internal.h).
 #include "outpost/node/api.h"
 
@@ -14,6 +14,7 @@
 #include "api_internal.h"
 #include "outpost/base/limits.h"
 #include "outpost/node/log.h"
+#include "outpost/node/schema.h"
 
 namespace outpost::node {
 
@@ -197,11 +198,21 @@ HttpResponse status_response(const Status& st) {
   }
 }
 
-HttpResponse reply_response(const Reply& r) {
-  if (!r.refused) return HttpResponse{200, r.text.empty() ? dump_json(r.body) : r.text};
-  int status = r.body.value("error", "") == "pin_locked" ? 423 : 409;
-  if (r.body.value("error", "") == "pin_wrong") status = 403;
-  return HttpResponse{status, dump_json(r.body)};
+HttpResponse outcome_response(const Outcome& o) {
+  int status = 200;
+  if (o.refused) {
+    switch (o.refusal.reason) {
+      case RefusalReason::kPinLocked:
+        status = 423;
+        break;
+      case RefusalReason::kPinWrong:
+        status = 403;
+        break;
+      default:
+        status = 409;
+    }
+  }
+  return HttpResponse{status, dump_json(schema::outcome_json(o))};
 }
 
 void Api::authenticate(const HttpRequest& req, const Responder& respond, const char* role,

@@ -9,6 +9,7 @@
 #include "ledger_internal.h"
 #include "outpost/node/ledger.h"
 #include "outpost/node/log.h"
+#include "outpost/node/schema.h"
 
 namespace outpost::node {
 
@@ -25,17 +26,18 @@ namespace {
 
 // The stored answer for one of this node's own ops that it got back from a peer (the first
 // answer's balances are gone with the lost copy): enough for a POS replay.
-Json recovered_answer(const sync::SignedOp& sop) {
+Done recovered_answer(const sync::SignedOp& sop) {
   const Op& op = sop.op;
-  Json j;
-  j["op"] = sync::op_ref_string(op.origin, op.seq);
-  j["kind"] = sync::kind_name(op.kind);
-  j["member"] = sync::id_hex(op.member);
-  if (op.account != Account::kNone) j["amount"] = op.amount;
-  if (op.kind == OpKind::kEarn) j["purchase_minor"] = op.spend_minor;
-  j["hash"] = crypto::to_hex(sop.hash);
-  j["recovered_from_peer"] = true;
-  return j;
+  Done d;
+  d.origin = op.origin;
+  d.seq = op.seq;
+  d.kind = op.kind;
+  d.member = op.member;
+  if (op.account != Account::kNone) d.amount = op.amount;
+  if (op.kind == OpKind::kEarn) d.purchase_minor = op.spend_minor;
+  d.hash = sop.hash;
+  d.recovered_from_peer = true;
+  return d;
 }
 
 // Stores the answer of one of this node's own ops (`sop`, made for a POS request), given back by
@@ -46,7 +48,8 @@ Status remember_recovered_request(storage::Store& store, const sync::SignedOp& s
   if (op.request_id.empty()) return Status::ok();
   OUTPOST_ASSIGN_OR_RETURN(auto prior, store.find_request(op.request_id));
   if (prior) return Status::ok();
-  return store.put_request(op.request_id, op.origin, op.seq, recovered_answer(sop).dump());
+  return store.put_request(op.request_id, op.origin, op.seq,
+                           schema::done_json(recovered_answer(sop)).dump());
 }
 
 // Moves the stored HLC past `newest`, the newest HLC of the ops a batch applied, so that the next

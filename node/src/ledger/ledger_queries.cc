@@ -7,12 +7,13 @@
 
 #include "ledger_internal.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/member_rules.h"
 #include "outpost/sync/replica.h"
 
 namespace outpost::node {
 
-using ledger_internal::rights_json;
+using ledger_internal::account_view;
 using ledger_internal::trust_in;
 using sync::Account;
 using sync::Field;
@@ -65,8 +66,8 @@ Result<Json> Ledger::member_json(const MemberId& member) {
   j["tier"] = rules_.tier_for(spend).name;
   j["rolling_spend_minor"] = spend;
   j["visits"] = m->visits.total();
-  j["points"] = rights_json(m->points, node_id_);
-  j["wallet"] = rights_json(m->wallet, node_id_);
+  j["points"] = schema::account_json(account_view(m->points, node_id_));
+  j["wallet"] = schema::account_json(account_view(m->wallet, node_id_));
   return j;
 }
 
