@@ -67,6 +67,12 @@ void raise_refusal_alert(Ledger& l, const Refusal& refusal) {
       refusal.message + (tried ? " (rights request tried)" : " (no rights request possible)"));
 }
 
+// The answer of a step that ends the request on the worker; nullopt when it goes on elsewhere.
+std::optional<HttpResponse> answer_of(const DebitFlow::Step& step) {
+  if (step.what != DebitFlow::Step::Do::kAnswer) return std::nullopt;
+  return outcome_response(step.answer);
+}
+
 }  // namespace
 
 // Every route: the token first (nothing of the request is looked at before it is confirmed),
@@ -285,59 +291,35 @@ void Api::drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond,
 }
 
 void Api::debit_on_worker(const std::shared_ptr<Debit>& d, const Responder& respond) {
-  // What the pass decided: an answer (an error, or the machine's answer), or the next step.
-  struct Pass {
-    bool ran = false;
-    std::optional<HttpResponse> answer;
-    DebitFlow::Step next;
-  };
-  auto pass = std::make_shared<Pass>();
-  LedgerWorker::Task task;
-  task.mutating = true;
-  task.run = [d, pass, clock = &clock_](Ledger& l) {
-    pass->ran = true;
+  auto next = std::make_shared<DebitFlow::Step>();  // decided on the worker, taken after the commit
+  Pass run = [d, next, clock = &clock_](Ledger& l) -> std::optional<HttpResponse> {
     auto id = l.resolve_member(d->ref);
-    if (!id.is_ok()) return void(pass->answer = status_response(id.status()));
+    if (!id.is_ok()) return status_response(id.status());
     std::optional<Ledger::PinClearance> clearance;
     if (d->flow.spend()) {
       auto prior = l.has_request(d->request_id);
-      if (!prior.is_ok()) return void(pass->answer = status_response(prior.status()));
+      if (!prior.is_ok()) return status_response(prior.status());
       if (!*prior) {  // a repeated request is answered from its first execution, without a PIN
         const auto& verdict = d->flow.verdict();
         auto gate = l.pin_gate(*id, sync::OpKind::kSpend, d->pin.has_value(),
                                verdict ? &*verdict : nullptr, clock->now_ms());
-        if (!gate.is_ok()) return void(pass->answer = status_response(gate.status()));
-        if (auto stop = d->flow.on_gate(*gate)) return void(pass->next = std::move(*stop));
+        if (!gate.is_ok()) return status_response(gate.status());
+        if (auto stop = d->flow.on_gate(*gate)) *next = std::move(*stop);
+        if (d->flow.state() != DebitFlow::State::kWorker) return answer_of(*next);
         clearance = gate->clearance;
       }
     }
     auto r = d->flow.spend() ? l.spend(d->request_id, *id, d->amount, d->receipt,
                                        clearance ? &*clearance : nullptr)
                              : l.redeem(d->request_id, *id, d->amount, d->receipt);
-    if (!r.is_ok()) return void(pass->answer = status_response(r.status()));
-    pass->next = d->flow.on_debit(std::move(*r));
+    if (!r.is_ok()) return status_response(r.status());
+    *next = d->flow.on_debit(std::move(*r));
     // A final refusal for lack of rights here is recorded in the same batch as the pass.
-    if (pass->next.alert) raise_refusal_alert(l, pass->next.answer.refusal);
+    if (next->alert) raise_refusal_alert(l, next->answer.refusal);
+    return answer_of(*next);
   };
-  task.done = [this, d, pass, respond](bool durable) {
-    using Do = DebitFlow::Step::Do;
-    if (!pass->answer && pass->next.what == Do::kAnswer)
-      pass->answer = outcome_response(pass->next.answer);
-    if (!durable && (!pass->ran || (!pass->answer && pass->next.what == Do::kCheckPin))) {
-      return respond(worker_refusal(false));
-    }
-    if (pass->answer) {
-      if (!durable && pass->answer->status == 200) {
-        return respond(
-            http_error(503, "not_durable",
-                       "the operation could not be made durable; nothing was recorded, retry "
-                       "with the same request_id"));
-      }
-      return respond(std::move(*pass->answer));
-    }
-    drive_debit(d, respond, std::move(pass->next));
-  };
-  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
+  submit_pass(respond, std::move(run),
+              [this, d, next, respond] { drive_debit(d, respond, std::move(*next)); });
 }
 
 void Api::set_pin(const HttpRequest& req, const Responder& respond, const storage::Terminal& terminal,
@@ -375,7 +357,7 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
   }
   sync::Clock* clock = &clock_;
   auto verify_hash = std::make_shared<std::string>();  // set on the worker: check the old PIN against it
-  auto fn = [c, clock, verify_hash](Ledger& l) {
+  Pass run = [c, clock, verify_hash](Ledger& l) -> std::optional<HttpResponse> {
     auto id = l.resolve_member(c.ref);
     if (!id.is_ok()) return status_response(id.status());
     auto prior = l.has_request(c.request_id);
@@ -392,12 +374,14 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
       if (gate->kind == Ledger::PinGate::Kind::kVerify) *verify_hash = gate->hash;
       if (gate->kind == Ledger::PinGate::Kind::kPass) authority = gate->clearance;
     }
-    if (c.new_hash.empty() || !verify_hash->empty()) return HttpResponse{0, ""};  // to the PIN thread first
+    if (c.new_hash.empty() || !verify_hash->empty())
+      return std::nullopt;  // to the PIN thread first
     auto r = l.set_pin_hash(c.request_id, *id, c.new_hash, authority ? &*authority : nullptr);
     return r.is_ok() ? outcome_response(*r) : status_response(r.status());
   };
-  After after = [this, req, c, verify_hash](const HttpResponse& resp, const Responder& respond) {
-    if (resp.status != 0) return false;
+  // On the PIN thread: the new PIN hashed (once), the old one checked against the hash of the
+  // moment; then the worker decides again.
+  auto to_pin_thread = [this, req, respond, c, verify_hash]() {
     auto job = [this, req, respond, c, verify_hash](bool cancelled) mutable {
       if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
       if (c.new_hash.empty()) {
@@ -414,9 +398,8 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
     if (!pin_thread_->submit(std::move(job))) {
       respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
     }
-    return true;
   };
-  submit(respond, true, fn, after);
+  submit_pass(respond, std::move(run), std::move(to_pin_thread));
 }
 
 }  // namespace outpost::node

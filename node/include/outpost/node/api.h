@@ -115,15 +115,19 @@ class Api {
   using OnAuth = std::function<void(const storage::Terminal&)>;
   // authorized() with the terminal the token belongs to.
   void authenticate(const HttpRequest& req, const Responder& respond, const char* role, OnAuth on_ok);
-  // Queues `fn` on the worker (the request is authenticated already). `after`, when set, sees
-  // the response on the worker thread once durable and may take over answering it (returns true).
-  using After = std::function<bool(const HttpResponse&, const Responder&)>;
-  void submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn,
-              After after = nullptr);
+  // Queues `fn` on the worker (the request is authenticated already) and answers what it
+  // returns once its batch is durable (503 not_durable for a success that did not commit).
+  void submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn);
+  // One mutating pass of a request that may go on elsewhere (the PIN thread, the rights broker):
+  // `run` returns the answer, or nullopt to go on with `next` once the pass is durable.
+  using Pass = std::function<std::optional<HttpResponse>(Ledger&)>;
+  void submit_pass(const Responder& respond, Pass run, std::function<void()> next);
   // The 503 for a request the worker did not run: storage_failed once a group commit failed
   // (worker_.failure(), until restart), else overloaded (refused `at_submit`: queue full or
   // stopping) or unavailable (its batch could not begin).
   HttpResponse worker_refusal(bool at_submit) const;
+  // The 503 for a request whose op was made but whose batch did not commit.
+  static HttpResponse not_durable();
   // GET /v1/health and /admin/v1/health: 200 {"ok":true}, or 503 storage_failed once latched.
   HttpResponse health() const;
   // Authenticated POS and admin requests whose path and method are known.
