@@ -142,7 +142,8 @@ Cleared clear_pin(const Globals& g, Ledger& ledger, const outpost::sync::MemberI
                              : "pin-reset by operator" + (a.reason.empty() ? std::string() : ": " + a.reason);
     return {Ledger::pin_override(member, note), kExitOk};
   }
-  auto info = ledger.member_json(member);
+  auto info = outpost::node::schema::json_of(ledger.member_view(member),
+                                             outpost::node::schema::member_json);
   if (!info.is_ok()) return {std::nullopt, report_error(g, info.status())};
   std::optional<std::string> pin;
   if ((*info)["pin_set"].get<bool>()) {
@@ -481,7 +482,8 @@ int main(int argc, char** argv) {
     if (!st.is_ok()) return report_error(g, st);
     auto l = Ledger::open(g.data_dir, clock);
     if (!l.is_ok()) return report_error(g, l.status());
-    auto s = (*l)->status_json();
+    auto s =
+        outpost::node::schema::json_of((*l)->node_status(), outpost::node::schema::status_json);
     if (!s.is_ok()) return report_error(g, s.status());
     if (g.json) {
       std::cout << s->dump() << "\n";
@@ -517,7 +519,8 @@ int main(int argc, char** argv) {
     if (*mshow) {
       auto id = resolve();
       if (!id.is_ok()) return report_error(g, id.status());
-      auto j = ledger.member_json(*id);
+      auto j = outpost::node::schema::json_of(ledger.member_view(*id),
+                                              outpost::node::schema::member_json);
       if (!j.is_ok()) return report_error(g, j.status());
       if (g.json) std::cout << j->dump() << "\n"; else print_member_human(*j);
       return kExitOk;
@@ -528,7 +531,8 @@ int main(int argc, char** argv) {
       if (!ids.is_ok()) return report_error(g, ids.status());
       Json arr = Json::array();
       for (const auto& id : *ids) {
-        auto j = ledger.member_json(id);
+        auto j = outpost::node::schema::json_of(ledger.member_view(id),
+                                                outpost::node::schema::member_json);
         if (j.is_ok()) arr.push_back(*j);
       }
       if (g.json) {
@@ -602,7 +606,8 @@ int main(int argc, char** argv) {
   if (*history) {
     auto id = resolve();
     if (!id.is_ok()) return report_error(g, id.status());
-    auto h = ledger.history_json(*id, limit);
+    auto h = outpost::node::schema::json_of(ledger.history(*id, limit),
+                                            outpost::node::schema::history_json);
     if (!h.is_ok()) return report_error(g, h.status());
     if (g.json) {
       std::cout << h->dump() << "\n";
@@ -679,7 +684,10 @@ int main(int argc, char** argv) {
       if (!running.is_ok()) return report_error(g, running.status());
       if (*running) return report_error(g, Status::unavailable("outpostd runs on " + g.data_dir + "; stop it first"));
     }
-    auto r = *fence_show ? ledger.fence_json() : ledger.release_fence();
+    auto r = *fence_show ? outpost::node::schema::json_of(ledger.fence_state(),
+                                                          outpost::node::schema::fence_json)
+                         : outpost::node::schema::json_of(ledger.release_fence(),
+                                                          outpost::node::schema::fence_json);
     if (!r.is_ok()) return report_error(g, r.status());
     if (g.json) {
       std::cout << r->dump() << "\n";
@@ -694,7 +702,7 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (*rules_show) {
-    Json r = ledger.rules_json();
+    Json r = outpost::node::schema::rules_json(ledger.rules(), ledger.rules_source());
     if (g.json) {
       std::cout << r.dump() << "\n";
       return kExitOk;
@@ -709,7 +717,8 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (*status) {
-    auto s = ledger.status_json();
+    auto s =
+        outpost::node::schema::json_of(ledger.node_status(), outpost::node::schema::status_json);
     if (!s.is_ok()) return report_error(g, s.status());
     std::cout << (g.json ? s->dump() : s->dump(2)) << "\n";
     return kExitOk;

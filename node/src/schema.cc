@@ -147,6 +147,109 @@ Json outcome_json(const Outcome& o) {
   return j;
 }
 
+Json member_json(const MemberView& m) {
+  Json j;
+  j["id"] = sync::id_hex(m.id);
+  j["card"] = m.card;
+  j["name"] = m.name;
+  j["phone"] = m.phone;
+  j["birthday"] = m.birthday;
+  j["home_store"] = m.home_store;
+  j["status"] = m.status;
+  j["pin_set"] = m.pin_set;
+  j["pin_failures"] = m.pin_failures;
+  j["pin_locked_until_ms"] = m.pin_locked_until_ms;
+  j["tier"] = m.tier;
+  j["rolling_spend_minor"] = m.rolling_spend_minor;
+  j["visits"] = m.visits;
+  j["points"] = account_json(m.points);
+  j["wallet"] = account_json(m.wallet);
+  return j;
+}
+
+Json op_json(const sync::SignedOp& sop) {
+  using sync::OpKind;
+  const sync::Op& op = sop.op;
+  Json j;
+  j["op"] = sync::op_ref_string(op.origin, op.seq);
+  j["origin"] = sync::id_hex(op.origin);
+  j["seq"] = op.seq;
+  j["kind"] = sync::kind_name(op.kind);
+  j["hlc"] = op.hlc.to_string();
+  j["member"] = sync::id_hex(op.member);
+  if (op.account != sync::Account::kNone) {
+    j["account"] = sync::account_name(op.account);
+    j["amount"] = op.amount;
+  }
+  if (op.kind == OpKind::kEarn || (op.kind == OpKind::kReverse && op.ref_kind == OpKind::kEarn)) {
+    j["purchase_minor"] = op.spend_minor;
+  }
+  if (op.kind == OpKind::kMove) j["target"] = sync::id_hex(op.target);
+  if (op.kind == OpKind::kReverse) {
+    j["reverses"] = sync::op_ref_string(op.ref_origin, op.ref_seq);
+    j["reversed_kind"] = sync::kind_name(op.ref_kind);
+  }
+  if (!op.fields.empty()) {
+    Json f = Json::object();
+    for (const auto& fv : op.fields)  // a PIN hash is never shown
+      f[sync::field_name(fv.field)] = fv.field == sync::Field::kPinHash ? "(set)" : fv.value;
+    j["fields"] = f;
+  }
+  if (!op.request_id.empty()) j["request_id"] = op.request_id;
+  if (!op.receipt.empty()) j["receipt"] = op.receipt;
+  j["hash"] = crypto::to_hex(sop.hash);
+  return j;
+}
+
+Json history_json(const std::vector<HistoryEntry>& entries) {
+  Json arr = Json::array();
+  for (const HistoryEntry& e : entries) {
+    Json j = op_json(e.op);
+    if (e.reversed_by) j["reversed_by"] = sync::op_ref_string(e.op.op.origin, *e.reversed_by);
+    arr.push_back(std::move(j));
+  }
+  return arr;
+}
+
+Json fence_json(const FenceState& f) {
+  return Json{{"fenced", f.fenced},
+              {"awaiting_peer", f.awaiting_peer},
+              {"own_seq", f.own_seq},
+              {"own_seq_floor", f.own_seq_floor},
+              {"reason", f.reason}};
+}
+
+Json status_json(const NodeStatus& s) {
+  Json j;
+  j["node_id"] = sync::id_hex(s.node_id);
+  j["name"] = s.name;
+  j["role"] = s.role;
+  j["signing_public_key"] = crypto::to_hex(s.signing_public_key);
+  Json v = Json::object();
+  for (const auto& [origin, seq] : s.version_vector) v[sync::id_hex(origin)] = seq;
+  j["version_vector"] = v;
+  j["ops"] = s.ops;
+  j["schema_version"] = s.schema_version;
+  j["rules_version"] = s.rules_version;
+  j["rules_source"] = s.rules_source;
+  j["seq_fence"] = fence_json(s.seq_fence);
+  return j;
+}
+
+Json rules_json(const sync::ProgramRules& rules, const std::string& source) {
+  Json tiers = Json::array();
+  for (const auto& t : rules.tiers) {
+    tiers.push_back({{"name", t.name},
+                     {"threshold_minor", t.threshold_minor},
+                     {"points_per_unit", t.points_per_unit}});
+  }
+  return Json{{"version", rules.version},
+              {"source", source},
+              {"unit_minor", rules.unit_minor},
+              {"window_months", rules.window_months},
+              {"tiers", tiers}};
+}
+
 Result<Done> done_from_json(const Json& j) {
   if (!j.is_object()) return Status::corruption("answer is not a JSON object");
   Done d;

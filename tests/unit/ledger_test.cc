@@ -128,7 +128,7 @@ class LedgerTest : public ::testing::Test {
   }
 
   Json member(const MemberId& id) {
-    auto j = ledger_->member_json(id);
+    auto j = schema::json_of(ledger_->member_view(id), schema::member_json);
     EXPECT_TRUE(j.is_ok()) << j.status().to_string();
     return j.is_ok() ? *j : Json();
   }
@@ -173,7 +173,7 @@ class LedgerTest : public ::testing::Test {
 TEST_F(LedgerTest, InitCreatesPrivateDirKeyAndIdentity) {
   EXPECT_EQ(test::file_mode(data_), 0700);
   EXPECT_EQ(test::file_mode(key_path()), 0600);
-  auto st = ledger_->status_json();
+  auto st = schema::json_of(ledger_->node_status(), schema::status_json);
   ASSERT_TRUE(st.is_ok());
   EXPECT_EQ((*st)["name"], "store-1");
   EXPECT_EQ((*st)["ops"], 0);
@@ -293,7 +293,7 @@ TEST_F(LedgerTest, ReversalOfEachKindRestoresTheBalance) {
   EXPECT_EQ(points(id), 0);
   EXPECT_EQ(member(id)["rolling_spend_minor"], 0) << "a reversed purchase leaves the tier spend";
 
-  auto hist = ledger_->history_json(id, 100);
+  auto hist = schema::json_of(ledger_->history(id, 100), schema::history_json);
   ASSERT_TRUE(hist.is_ok());
   int reversed = 0;
   for (const auto& op : *hist) reversed += op.contains("reversed_by") ? 1 : 0;
@@ -560,8 +560,10 @@ TEST_F(LedgerTest, UnknownMemberIsNotFoundAndChangesNothing) {
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
   }
-  EXPECT_EQ(ledger_->member_json(stranger).status().code(), Code::kNotFound);
-  EXPECT_EQ(ledger_->history_json(stranger, 10).status().code(), Code::kNotFound);
+  EXPECT_EQ(schema::json_of(ledger_->member_view(stranger), schema::member_json).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(schema::json_of(ledger_->history(stranger, 10), schema::history_json).status().code(),
+            Code::kNotFound);
   EXPECT_EQ(ledger_->resolve_member("49999999").status().code(), Code::kNotFound);
   EXPECT_EQ(ledger_->resolve_member("not-a-card").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(snapshot(), before);

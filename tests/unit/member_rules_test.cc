@@ -323,7 +323,9 @@ TEST_F(LedgerRulesTest, WrongPinsAtTwoLedgersAddUpAndLockBothOnceTheyExchangeOps
   exchange();
   for (Ledger* l : {a_.get(), b_.get()}) {
     SCOPED_TRACE(l->node_name());
-    EXPECT_EQ(l->member_json(member_)->value("pin_failures", 0), 5);
+    EXPECT_EQ(node::schema::json_of(l->member_view(member_), node::schema::member_json)
+                  ->value("pin_failures", 0),
+              5);
     EXPECT_EQ(pin_refusal(*l, "4711"), "pin_locked") << "the right PIN too";
     auto verify = l->verify_log();
     ASSERT_TRUE(verify.is_ok());
@@ -332,7 +334,9 @@ TEST_F(LedgerRulesTest, WrongPinsAtTwoLedgersAddUpAndLockBothOnceTheyExchangeOps
   clock_.advance(limits::kPinLockoutMs);
   EXPECT_EQ(pin_refusal(*b_, "4711"), "") << "the lock ends kPinLockoutMs after the newest failure";
   exchange();
-  EXPECT_EQ(a_->member_json(member_)->value("pin_failures", 9), 0)
+  EXPECT_EQ(node::schema::json_of(a_->member_view(member_), node::schema::member_json)
+                ->value("pin_failures", 9),
+            0)
       << "the right PIN restarts the count chain-wide";
 }
 
@@ -343,16 +347,25 @@ TEST_F(LedgerRulesTest, MoveOfExactlyTheRightsHeldSucceedsAndOneMoreIsRefused) {
             "insufficient_rights");
   EXPECT_EQ(snapshot(*a_), before);
   ok(a_->move_rights("m1", member_, sync::Account::kWallet, 1000, b_->node_id()));
-  EXPECT_EQ(a_->member_json(member_).value()["wallet"].value("rights_here", -1), 0);
+  EXPECT_EQ(node::schema::json_of(a_->member_view(member_), node::schema::member_json)
+                .value()["wallet"]
+                .value("rights_here", -1),
+            0);
   EXPECT_EQ(refusal(a_->move_rights("m2", member_, sync::Account::kWallet, 1, b_->node_id())),
             "insufficient_rights");
   ok(a_->topup("t1", member_, 30, ""));
   auto granted = a_->grant_rights(b_->node_id(), member_, sync::Account::kWallet, 31);
   ASSERT_TRUE(granted.is_ok());
   EXPECT_EQ(*granted, 30u) << "a grant gives at most what is held";
-  EXPECT_EQ(a_->member_json(member_).value()["wallet"].value("rights_here", -1), 0);
+  EXPECT_EQ(node::schema::json_of(a_->member_view(member_), node::schema::member_json)
+                .value()["wallet"]
+                .value("rights_here", -1),
+            0);
   exchange();
-  EXPECT_EQ(b_->member_json(member_).value()["wallet"].value("rights_here", -1), 1030);
+  EXPECT_EQ(node::schema::json_of(b_->member_view(member_), node::schema::member_json)
+                .value()["wallet"]
+                .value("rights_here", -1),
+            1030);
 }
 
 // Item 19 of issue 11: another origin's op is refused as not_origin (a 409), not a generic 400.

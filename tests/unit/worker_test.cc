@@ -22,6 +22,7 @@
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/api.h"
 #include "outpost/node/job_thread.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -168,7 +169,7 @@ class LedgerWorkerTest : public ::testing::Test {
     auto l = Ledger::open(data_, clock_);
     EXPECT_TRUE(l.is_ok()) << l.status().to_string();
     if (!l.is_ok()) return -1;
-    auto j = (*l)->member_json(member_);
+    auto j = schema::json_of((*l)->member_view(member_), schema::member_json);
     return j.is_ok() ? (*j)["wallet"].value("balance", std::int64_t{-1}) : -1;
   }
 

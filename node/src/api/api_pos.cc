@@ -10,6 +10,7 @@
 #include "outpost/base/limits.h"
 #include "outpost/node/api.h"
 #include "outpost/node/log.h"
+#include "outpost/node/schema.h"
 
 namespace outpost::node {
 
@@ -94,8 +95,8 @@ void Api::route_pos(const HttpRequest& req, const Responder& respond, const std:
   const std::string& m = req.method;
   if (parts[1] == "status") {
     return submit(respond, false, [](Ledger& l) {
-      auto j = l.status_json();
-      return j.is_ok() ? ok_json(*j) : status_response(j.status());
+      auto st = l.node_status();
+      return st.is_ok() ? ok_json(schema::status_json(*st)) : status_response(st.status());
     });
   }
   if (parts[1] == "ops") return reverse(req, respond, parts[2]);
@@ -105,8 +106,8 @@ void Api::route_pos(const HttpRequest& req, const Responder& respond, const std:
     return submit(respond, false, [ref](Ledger& l) {
       auto id = l.resolve_member(ref);
       if (!id.is_ok()) return status_response(id.status());
-      auto j = l.member_json(*id);
-      return j.is_ok() ? ok_json(*j) : status_response(j.status());
+      auto m = l.member_view(*id);
+      return m.is_ok() ? ok_json(schema::member_json(*m)) : status_response(m.status());
     });
   }
   if (parts[3] == "history") return history(req, respond, ref);
@@ -128,8 +129,8 @@ void Api::find_members(const HttpRequest& req, const Responder& respond, bool id
     for (const auto& id : *ids) {
       if (ids_only) {
         arr.push_back(sync::id_hex(id));
-      } else if (auto j = l.member_json(id); j.is_ok()) {
-        arr.push_back(*j);
+      } else if (auto m = l.member_view(id); m.is_ok()) {
+        arr.push_back(schema::member_json(*m));
       }
     }
     return ok_json(Json{{"members", arr}});
@@ -166,9 +167,9 @@ void Api::history(const HttpRequest& req, const Responder& respond, const std::s
   submit(respond, false, [ref, limit](Ledger& l) {
     auto id = l.resolve_member(ref);
     if (!id.is_ok()) return status_response(id.status());
-    auto h = l.history_json(*id, limit);
+    auto h = l.history(*id, limit);
     if (!h.is_ok()) return status_response(h.status());
-    return ok_json(Json{{"member", sync::id_hex(*id)}, {"ops", *h}});
+    return ok_json(Json{{"member", sync::id_hex(*id)}, {"ops", schema::history_json(*h)}});
   });
 }
 

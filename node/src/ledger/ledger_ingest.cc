@@ -315,18 +315,15 @@ Status Ledger::raise_own_seq_floor(std::uint64_t seq, const std::string& why) {
   return Status::ok();
 }
 
-Result<Json> Ledger::fence_json() {
+Result<FenceState> Ledger::fence_state() {
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
   Status st = check_fence(head.seq);
-  return Json{{"fenced", !st.is_ok()},
-              {"awaiting_peer", awaiting_peer_},
-              {"own_seq", head.seq},
-              {"own_seq_floor", own_seq_floor_},
-              {"reason", st.is_ok() ? "" : st.message()}};
+  return FenceState{!st.is_ok(), awaiting_peer_, head.seq, own_seq_floor_,
+                    st.is_ok() ? "" : st.message()};
 }
 
-Result<Json> Ledger::release_fence() {
-  OUTPOST_ASSIGN_OR_RETURN(Json before, fence_json());
+Result<FenceState> Ledger::release_fence() {
+  OUTPOST_ASSIGN_OR_RETURN(FenceState before, fence_state());
   OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store_->begin());
   OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));
   OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, "0"));

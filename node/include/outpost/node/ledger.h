@@ -21,6 +21,7 @@
 #include "outpost/base/status.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/outcome.h"
+#include "outpost/node/views.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
@@ -248,11 +249,13 @@ class Ledger {
   Result<sync::MemberId> resolve_member(const std::string& id_or_card);
   Result<std::vector<sync::MemberId>> find_by_card(const std::string& card);
   Result<std::vector<sync::MemberId>> find_by_phone(const std::string& phone);
-  Result<Json> member_json(const sync::MemberId& member);
-  Result<Json> history_json(const sync::MemberId& member, std::size_t limit);
-  Result<Json> status_json();
-  // The program rules in force: version, source ("hq", "file", "default"), unit, window, tiers.
-  Json rules_json() const;
+  // A member's profile, PIN state, tier and accounts (schema::member_json); kNotFound if unknown.
+  Result<MemberView> member_view(const sync::MemberId& member);
+  // Up to `limit` (at most limits::kHistoryRowsMax) of a member's ops, newest first, each with
+  // its reversal (schema::history_json); kNotFound for an unknown member.
+  Result<std::vector<HistoryEntry>> history(const sync::MemberId& member, std::size_t limit);
+  // This node, what it holds and its seq fence (schema::status_json).
+  Result<NodeStatus> node_status();
 
   // Re-verifies every signature and chain link of every origin held, replays the log into a
   // fresh replica and compares it with the stored CRDT state.
@@ -296,8 +299,6 @@ class Ledger {
   // Every op this node would sign is refused with it.
   Status signing_allowed() const;
 
-  static Json op_json(const sync::SignedOp& op);
-
   // --- restored from a backup (docs/architecture.md, failure rule 7; docs/operations.md,
   // "Backup and restore") ---
   // A node must never sign a seq it already used: after a restore its database may lack its own
@@ -319,11 +320,11 @@ class Ledger {
   // `peer_name` and `peer_is_hq` come from the certificate the link authenticated, never from
   // the HELLO. Raises an `own_seq_behind` alert when the peer holds more than this node does.
   Status observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer);
-  // The fence state: {"fenced", "awaiting_peer", "own_seq", "own_seq_floor", "reason"}.
-  Result<Json> fence_json();
+  // The fence state (schema::fence_json).
+  Result<FenceState> fence_state();
   // Lifts the fence by operator decision (`outpost fence release`): this node may then reuse a
   // seq its peers hold, which they will record as equivocation. Returns the state before.
-  Result<Json> release_fence();
+  Result<FenceState> release_fence();
   // Marks `store` (a restored copy of a data dir's database) as awaiting a peer.
   static Status mark_restored(storage::Store& store);
 
