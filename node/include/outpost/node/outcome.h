@@ -105,7 +105,8 @@ struct Outcome {
   }
 };
 
-// The former name, kept for code that still says Reply.
+// The former name, still used by the simulator's power-loss test (tests/sim/); remove it once
+// that says Outcome.
 using Reply = Outcome;
 
 }  // namespace outpost::node
