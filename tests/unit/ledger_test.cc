@@ -385,7 +385,8 @@ TEST_F(LedgerTest, RepeatedRequestIdReturnsTheFirstAnswerAndChangesNothing) {
   EXPECT_EQ(body_of(*again)["replayed"], true);
   Json body = body_of(*again);
   body.erase("replayed");
-  EXPECT_EQ(body.dump(), first.dump()) << "the stored answer, read back, is the first byte for byte";
+  EXPECT_EQ(body.dump(), first.dump())
+      << "the stored answer, read back, is the first byte for byte";
   EXPECT_EQ(op_count(), n);
   EXPECT_EQ(wallet(id), 500);
   EXPECT_EQ(snapshot(), before);
