@@ -287,8 +287,9 @@ int main(int argc, char** argv) {
     if (auto st = (*ledger)->begin_batch(); !st.is_ok()) die("begin", st);
     for (int i = 0; i < members_max; ++i) {
       auto r = (*ledger)->enroll({"enroll-" + std::to_string(i), std::to_string(70000000 + i), "Bench " + std::to_string(i), "", ""});
-      if (!r.is_ok() || r->refused) die("enroll", r.is_ok() ? outpost::Status::refused(r->body.dump()) : r.status());
-      members.push_back(r->body.value("member", ""));
+      if (!r.is_ok() || r->refused)
+        die("enroll", r.is_ok() ? outpost::Status::refused(r->refusal.message) : r.status());
+      members.push_back(outpost::sync::id_hex(r->done.member));
     }
     if (auto st = (*ledger)->commit_batch(); !st.is_ok()) die("commit", st);
   }

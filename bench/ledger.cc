@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
                                      "Bench " + std::to_string(i), "", ""};
     auto r = ledger.enroll(req);
     if (!r.is_ok()) die("enroll", r.status());
-    members.push_back(*outpost::sync::parse_id(r->body["member"].get<std::string>()));
+    members.push_back(r->done.member);
   }
   RawSqlite raw(root + "/raw.db");
 

@@ -114,7 +114,7 @@ OfflineLog build_offline_log(const std::string& dir, int topups, outpost::sync::
   for (int i = 0; i < kMembers; ++i) {
     auto r = must(ledger->enroll({"e-" + std::to_string(i), std::to_string(60000000 + i), "Bench " + std::to_string(i), "", ""}),
                   "enroll");
-    members.push_back(must(outpost::sync::parse_id(r.body.value("member", "")), "member id"));
+    members.push_back(r.done.member);
   }
   for (int i = 0; i < topups; ++i) {
     if (i % kOpsPerCommit == kOpsPerCommit - 1) {
@@ -123,7 +123,7 @@ OfflineLog build_offline_log(const std::string& dir, int topups, outpost::sync::
     }
     auto r = must(ledger->topup("t-" + std::to_string(i), members[static_cast<std::size_t>(i) % members.size()], 100, ""),
                   "topup");
-    if (r.refused) die("topup", Status::refused(r.body.dump()));
+    if (r.refused) die("topup", Status::refused(r.refusal.message));
   }
   if (auto st = ledger->commit_batch(); !st.is_ok()) die("commit", st);
   OfflineLog log;

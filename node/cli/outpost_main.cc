@@ -15,6 +15,7 @@
 #include "outpost/node/backup.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/op.h"
 #include "report_command.h"
 
@@ -24,7 +25,7 @@ using outpost::Code;
 using outpost::Status;
 using outpost::node::Json;
 using outpost::node::Ledger;
-using outpost::node::Reply;
+using outpost::node::Outcome;
 
 constexpr int kExitOk = 0;
 constexpr int kExitRefused = 1;
@@ -72,16 +73,20 @@ void print_member_human(const Json& m) {
             << "wallet   " << amount_str(m["wallet"]["balance"].get<std::int64_t>()) << " (rights here " << m["wallet"]["rights_here"].get<std::int64_t>() << ")\n";
 }
 
-int print_reply(const Globals& g, const Reply& r) {
+// The answer to a mutating command: its JSON body (outpost/node/schema.h, as the API answers) with
+// --json, else one line for people.
+int print_reply(const Globals& g, const Outcome& r) {
   if (g.json) {
-    std::cout << r.body.dump() << "\n";
+    std::cout << outpost::node::schema::outcome_json(r).dump() << "\n";
   } else if (r.refused) {
-    std::cerr << "outpost: refused: " << r.body["message"].get<std::string>() << "\n";
+    std::cerr << "outpost: refused: " << r.refusal.message << "\n";
   } else {
-    std::cout << r.body["kind"].get<std::string>() << " ok: op " << r.body["op"].get<std::string>();
-    if (r.body.contains("amount")) std::cout << " amount " << r.body["amount"].get<std::uint64_t>();
-    std::cout << " | points " << r.body["points"]["balance"].get<std::int64_t>() << ", wallet "
-              << r.body["wallet"]["balance"].get<std::int64_t>();
+    const outpost::node::Done& d = r.done;
+    std::cout << outpost::sync::kind_name(d.kind) << " ok: op "
+              << outpost::sync::op_ref_string(d.origin, d.seq);
+    if (d.amount) std::cout << " amount " << *d.amount;
+    if (d.points && d.wallet)
+      std::cout << " | points " << d.points->balance << ", wallet " << d.wallet->balance;
     if (r.replayed) std::cout << " (repeated request: first answer returned, nothing changed)";
     std::cout << "\n";
   }
@@ -137,7 +142,8 @@ Cleared clear_pin(const Globals& g, Ledger& ledger, const outpost::sync::MemberI
                              : "pin-reset by operator" + (a.reason.empty() ? std::string() : ": " + a.reason);
     return {Ledger::pin_override(member, note), kExitOk};
   }
-  auto info = ledger.member_json(member);
+  auto info = outpost::node::schema::json_of(ledger.member_view(member),
+                                             outpost::node::schema::member_json);
   if (!info.is_ok()) return {std::nullopt, report_error(g, info.status())};
   std::optional<std::string> pin;
   if ((*info)["pin_set"].get<bool>()) {
@@ -147,7 +153,8 @@ Cleared clear_pin(const Globals& g, Ledger& ledger, const outpost::sync::MemberI
   }
   auto gate = ledger.check_pin(member, purpose, pin ? &*pin : nullptr, now_ms);
   if (!gate.is_ok()) return {std::nullopt, report_error(g, gate.status())};
-  if (gate->kind == Ledger::PinGate::Kind::kRefuse) return {std::nullopt, print_reply(g, gate->refusal)};
+  if (gate->kind == Ledger::PinGate::Kind::kRefuse)
+    return {std::nullopt, print_reply(g, Outcome::refuse(gate->refusal))};
   return {gate->clearance, kExitOk};
 }
 
@@ -479,7 +486,8 @@ int main(int argc, char** argv) {
     if (!st.is_ok()) return report_error(g, st);
     auto l = Ledger::open(g.data_dir, clock);
     if (!l.is_ok()) return report_error(g, l.status());
-    auto s = (*l)->status_json();
+    auto s =
+        outpost::node::schema::json_of((*l)->node_status(), outpost::node::schema::status_json);
     if (!s.is_ok()) return report_error(g, s.status());
     if (g.json) {
       std::cout << s->dump() << "\n";
@@ -495,7 +503,7 @@ int main(int argc, char** argv) {
   Ledger& ledger = **opened;
 
   auto resolve = [&]() { return ledger.resolve_member(member_ref); };
-  auto run_reply = [&](const outpost::Result<Reply>& r) {
+  auto run_reply = [&](const outpost::Result<Outcome>& r) {
     return r.is_ok() ? print_reply(g, *r) : report_error(g, r.status());
   };
 
@@ -504,8 +512,10 @@ int main(int argc, char** argv) {
       enroll.request_id = request_id;
       auto r = ledger.enroll(enroll);
       if (r.is_ok() && !r->refused && !g.json) {
-        std::cout << "enrolled member " << r->body["member"].get<std::string>() << " card " << enroll.card
-                  << " (op " << r->body["op"].get<std::string>() << ")" << (r->replayed ? " (repeated request)" : "") << "\n";
+        std::cout << "enrolled member " << outpost::sync::id_hex(r->done.member) << " card "
+                  << enroll.card << " (op "
+                  << outpost::sync::op_ref_string(r->done.origin, r->done.seq) << ")"
+                  << (r->replayed ? " (repeated request)" : "") << "\n";
         return kExitOk;
       }
       return run_reply(r);
@@ -513,7 +523,8 @@ int main(int argc, char** argv) {
     if (*mshow) {
       auto id = resolve();
       if (!id.is_ok()) return report_error(g, id.status());
-      auto j = ledger.member_json(*id);
+      auto j = outpost::node::schema::json_of(ledger.member_view(*id),
+                                              outpost::node::schema::member_json);
       if (!j.is_ok()) return report_error(g, j.status());
       if (g.json) std::cout << j->dump() << "\n"; else print_member_human(*j);
       return kExitOk;
@@ -524,7 +535,8 @@ int main(int argc, char** argv) {
       if (!ids.is_ok()) return report_error(g, ids.status());
       Json arr = Json::array();
       for (const auto& id : *ids) {
-        auto j = ledger.member_json(id);
+        auto j = outpost::node::schema::json_of(ledger.member_view(id),
+                                                outpost::node::schema::member_json);
         if (j.is_ok()) arr.push_back(*j);
       }
       if (g.json) {
@@ -598,7 +610,8 @@ int main(int argc, char** argv) {
   if (*history) {
     auto id = resolve();
     if (!id.is_ok()) return report_error(g, id.status());
-    auto h = ledger.history_json(*id, limit);
+    auto h = outpost::node::schema::json_of(ledger.history(*id, limit),
+                                            outpost::node::schema::history_json);
     if (!h.is_ok()) return report_error(g, h.status());
     if (g.json) {
       std::cout << h->dump() << "\n";
@@ -675,7 +688,10 @@ int main(int argc, char** argv) {
       if (!running.is_ok()) return report_error(g, running.status());
       if (*running) return report_error(g, Status::unavailable("outpostd runs on " + g.data_dir + "; stop it first"));
     }
-    auto r = *fence_show ? ledger.fence_json() : ledger.release_fence();
+    auto r = *fence_show ? outpost::node::schema::json_of(ledger.fence_state(),
+                                                          outpost::node::schema::fence_json)
+                         : outpost::node::schema::json_of(ledger.release_fence(),
+                                                          outpost::node::schema::fence_json);
     if (!r.is_ok()) return report_error(g, r.status());
     if (g.json) {
       std::cout << r->dump() << "\n";
@@ -690,7 +706,7 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (*rules_show) {
-    Json r = ledger.rules_json();
+    Json r = outpost::node::schema::rules_json(ledger.rules(), ledger.rules_source());
     if (g.json) {
       std::cout << r.dump() << "\n";
       return kExitOk;
@@ -705,7 +721,8 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (*status) {
-    auto s = ledger.status_json();
+    auto s =
+        outpost::node::schema::json_of(ledger.node_status(), outpost::node::schema::status_json);
     if (!s.is_ok()) return report_error(g, s.status());
     std::cout << (g.json ? s->dump() : s->dump(2)) << "\n";
     return kExitOk;

@@ -17,6 +17,7 @@
 #include "outpost/node/audit_export.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/roster.h"
 #include "test_process.h"
@@ -112,12 +113,13 @@ class AuditProofTest : public ::testing::Test {
     ch.c_id = C.node_id();
     std::string err;
     int n = 0;
-    auto ok = [&](const Result<node::Reply>& r, const char* what) {
+    auto ok = [&](const Result<node::Outcome>& r, const char* what) {
       clock.advance(1000);
       if (err.empty() && (!r.is_ok() || r->refused)) {
-        err = std::string(what) + ": " + (r.is_ok() ? r->body.dump() : r.status().to_string());
+        err = std::string(what) + ": " +
+              (r.is_ok() ? node::schema::outcome_json(*r).dump() : r.status().to_string());
       }
-      return r.is_ok() ? r->body : Json();
+      return r.is_ok() ? node::schema::outcome_json(*r) : Json();
     };
     auto rid = [&] { return "req-" + std::to_string(++n); };
     auto member = [&](const Json& body) {

@@ -22,6 +22,7 @@
 #include "outpost/node/audit_export.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/checkpoint.h"
 #include "test_process.h"
 
@@ -139,15 +140,15 @@ class AuditTest : public ::testing::Test {
     std::string err;
     int n = 0;
     auto rid = [&] { return "req-" + std::to_string(++n); };
-    auto ok = [&](const Result<node::Reply>& r, const char* what) {
+    auto ok = [&](const Result<node::Outcome>& r, const char* what) {
       clock.advance(1000);
       if (!err.empty()) return Json();
       if (!r.is_ok()) {
         err = std::string(what) + ": " + r.status().to_string();
       } else if (r->refused) {
-        err = std::string(what) + " refused: " + r->body.dump();
+        err = std::string(what) + " refused: " + node::schema::outcome_json(*r).dump();
       }
-      return r.is_ok() ? r->body : Json();
+      return r.is_ok() ? node::schema::outcome_json(*r) : Json();
     };
     auto member = [&](const Json& body) {
       auto id = sync::parse_id(body.value("member", ""));

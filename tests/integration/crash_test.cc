@@ -29,6 +29,7 @@
 #include "../unit/test_util.h"
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "test_process.h"
 
 namespace outpost::node {
@@ -83,9 +84,10 @@ void write_all(int fd, const std::string& s) {
     }
     sync::NodeId origin{};
     std::uint64_t seq = 0;
-    if (!sync::parse_op_ref(r->body["op"].get<std::string>(), origin, seq)) ::_exit(6);
+    if (!sync::parse_op_ref(node::schema::outcome_json(*r)["op"].get<std::string>(), origin, seq))
+      ::_exit(6);
     write_all(fd, "ACK " + rid + " " + std::to_string(seq) + " " +
-                      r->body["hash"].get<std::string>() + "\n");
+                      node::schema::outcome_json(*r)["hash"].get<std::string>() + "\n");
   }
   ::_exit(0);
 }
@@ -105,7 +107,8 @@ class CrashTest : public ::testing::Test {
                         "Crash " + std::to_string(i), "", ""};
       auto r = (*l)->enroll(req);
       ASSERT_TRUE(r.is_ok() && !r->refused);
-      members_.push_back(*sync::parse_id(r->body["member"].get<std::string>()));
+      members_.push_back(
+          *sync::parse_id(node::schema::outcome_json(*r)["member"].get<std::string>()));
     }
   }
 

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -153,7 +154,7 @@ class ApiPinTest : public ::testing::Test {
   std::string enroll(Ledger& l, const std::string& card, const std::string& name) {
     auto r = l.enroll({"setup-" + card, card, name, "", ""});
     EXPECT_TRUE(r.is_ok() && !r->refused);
-    return r.is_ok() ? r->body.value("member", "") : "";
+    return r.is_ok() && !r->refused ? sync::id_hex(r->done.member) : "";
   }
 
   std::thread::id worker_thread_id() {
@@ -334,6 +335,71 @@ TEST_F(ApiPinTest, SpendOfAMemberWithoutPinNeedsNoCheck) {
   HttpResponse r = call("POST", "/v1/members/" + bob_ + "/spend", Json{{"request_id", "s"}, {"amount_minor", 20}});
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(verifier_.calls(), 0);
+}
+
+// --- the rights broker (DebitFlow's kAskBroker), with a broker that grants by a top-up here ---
+
+// Kinds of this node's alerts, newest first.
+std::vector<std::string> alert_kinds(Ledger& l) {
+  std::vector<std::string> kinds;
+  auto alerts = l.store().recent_alerts(50);
+  EXPECT_TRUE(alerts.is_ok());
+  if (alerts.is_ok()) {
+    for (const auto& a : *alerts) kinds.push_back(a.kind);
+  }
+  return kinds;
+}
+
+TEST_F(ApiPinTest, SpendShortOfRightsAsksTheBrokerOnceAndTheSecondDebitSucceeds) {
+  int asked = 0;
+  api_->set_rights_broker([this, &asked](const sync::MemberId& member, sync::Account account,
+                                         std::uint64_t amount, const sync::RightsView&,
+                                         std::function<void(bool, bool)> done) {
+    ++asked;
+    EXPECT_EQ(account, sync::Account::kWallet);
+    // Rights arrive here (as a grant from a holder would): a top-up of the shortfall.
+    LedgerWorker::Task grant;
+    grant.mutating = true;
+    grant.run = [member, amount](Ledger& l) {
+      ASSERT_TRUE(l.topup("grant", member, amount, "").is_ok());
+    };
+    grant.done = [done](bool durable) { done(true, durable); };
+    ASSERT_TRUE(worker_->submit(std::move(grant)));
+  });
+  ASSERT_EQ(call("POST", "/v1/members/" + bob_ + "/topup",
+                 Json{{"request_id", "t"}, {"amount_minor", 100}})
+                .status,
+            200);
+  HttpResponse r = call("POST", "/v1/members/" + bob_ + "/spend",
+                        Json{{"request_id", "s"}, {"amount_minor", 150}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(wallet(bob_), 0);
+}
+
+TEST_F(ApiPinTest, BrokerNotGrantingAnswers409WithRightsRequestTriedAndAnAlert) {
+  int asked = 0;
+  api_->set_rights_broker([&asked](const sync::MemberId&, sync::Account, std::uint64_t amount,
+                                   const sync::RightsView&, std::function<void(bool, bool)> done) {
+    ++asked;
+    EXPECT_EQ(amount, 50u);
+    done(true, false);
+  });
+  ASSERT_EQ(call("POST", "/v1/members/" + bob_ + "/topup",
+                 Json{{"request_id", "t"}, {"amount_minor", 100}})
+                .status,
+            200);
+  HttpResponse r = call("POST", "/v1/members/" + bob_ + "/spend",
+                        Json{{"request_id", "s"}, {"amount_minor", 150}});
+  ASSERT_EQ(r.status, 409) << r.body;
+  Json body = Json::parse(r.body);
+  EXPECT_EQ(body["error"], "insufficient_rights");
+  EXPECT_EQ(body["rights_request_tried"], true);
+  EXPECT_EQ(asked, 1);
+  std::vector<std::string> kinds;
+  on_worker([&kinds](Ledger& l) { kinds = alert_kinds(l); });
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "refused_spend"), 1);
+  EXPECT_EQ(wallet(bob_), 100);
 }
 
 // --- bearer tokens ---

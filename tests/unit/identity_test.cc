@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +15,7 @@
 #include "outpost/node/audit_export.h"
 #include "outpost/node/backup.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -238,7 +238,8 @@ TEST_F(IdentityTest, RevokedNodeRefusesToSignOnceItHoldsTheRoster) {
   store.reset();
   store = open(store_);
   EXPECT_FALSE(store->signing_allowed().is_ok());
-  EXPECT_TRUE(store->status_json().is_ok());  // reads still work for the operator
+  EXPECT_TRUE(schema::json_of(store->node_status(), schema::status_json)
+                  .is_ok());  // reads still work for the operator
 }
 
 TEST_F(IdentityTest, OpsPastTheRevocationCutoffAreRefusedAndReported) {
@@ -367,7 +368,7 @@ TEST_F(IdentityTest, HqSignedRulesReachAStoreAndDecideWhatAPurchaseEarns) {
   ASSERT_TRUE(member.is_ok());
   auto earned = store->earn(new_request_id(), *member, 1234, "");
   ASSERT_TRUE(earned.is_ok() && !earned->refused);
-  EXPECT_EQ(earned->body["amount"], 120);
+  EXPECT_EQ(schema::outcome_json(*earned)["amount"], 120);
   // They stay in force across a restart, and the same version again is ignored (kRefused).
   store.reset();
   store = open(store_);
@@ -432,7 +433,7 @@ TEST_F(IdentityTest, ARunningLedgerPicksUpRulesAnotherProcessSignedOnRefresh) {
   ASSERT_TRUE(changed.is_ok()) << changed.status().to_string();
   EXPECT_TRUE(*changed);
   EXPECT_EQ(hq->rules().version, 5u);
-  EXPECT_EQ(hq->rules_json()["source"], "hq");
+  EXPECT_EQ(schema::rules_json(hq->rules(), hq->rules_source())["source"], "hq");
 }
 
 // --- backup, restore and the seq fence (docs/architecture.md, failure rule 7) ---
@@ -498,14 +499,14 @@ TEST_F(IdentityTest, RestoredStoreSignsNothingUntilItHasItsOwnNewerOpsBackThenCo
   EXPECT_TRUE(replay->replayed);
   auto next = store->topup(new_request_id(), *member, 100, "");
   ASSERT_TRUE(next.is_ok()) << next.status().to_string();
-  EXPECT_EQ(next->body["op"], sync::op_ref_string(store->node_id(), 6));
-  auto fence = store->fence_json();
+  EXPECT_EQ(schema::outcome_json(*next)["op"], sync::op_ref_string(store->node_id(), 6));
+  auto fence = schema::json_of(store->fence_state(), schema::fence_json);
   ASSERT_TRUE(fence.is_ok());
   EXPECT_FALSE((*fence)["fenced"].get<bool>());
   // The lifted fence survives a restart.
   store.reset();
   store = open(store_);
-  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+  EXPECT_FALSE((*schema::json_of(store->fence_state(), schema::fence_json))["fenced"].get<bool>());
   auto report2 = store->verify_log();
   ASSERT_TRUE(report2.is_ok());
   EXPECT_TRUE(report2->ok()) << report2->findings.front();
@@ -519,7 +520,7 @@ TEST_F(IdentityTest, CopyPutBackWithoutRestoreIsFencedOnceAPeerShowsItHoldsMore)
   // Another store claims it holds seq 4 of ours: only an alert (a rogue store could claim seqs
   // it can never deliver and stop this store for good).
   ASSERT_TRUE(store->observe_peer_hello("store-2", false, 4).is_ok());
-  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+  EXPECT_FALSE((*schema::json_of(store->fence_state(), schema::fence_json))["fenced"].get<bool>());
   EXPECT_EQ(store->store().recent_alerts(10)->front().kind, "own_seq_behind");
   // HQ says so (e.g. the database was copied back by hand): fenced.
   ASSERT_TRUE(store->observe_peer_hello("hq-central", true, 4).is_ok());
@@ -527,16 +528,16 @@ TEST_F(IdentityTest, CopyPutBackWithoutRestoreIsFencedOnceAPeerShowsItHoldsMore)
   // The floor is persisted: a restart does not lift it.
   store.reset();
   store = open(store_);
-  EXPECT_TRUE((*store->fence_json())["fenced"].get<bool>());
-  EXPECT_EQ((*store->fence_json())["own_seq_floor"], 4);
+  EXPECT_TRUE((*schema::json_of(store->fence_state(), schema::fence_json))["fenced"].get<bool>());
+  EXPECT_EQ((*schema::json_of(store->fence_state(), schema::fence_json))["own_seq_floor"], 4);
   // Only the operator can lift it without the ops (they accept the equivocation risk).
-  auto before = store->release_fence();
+  auto before = schema::json_of(store->release_fence(), schema::fence_json);
   ASSERT_TRUE(before.is_ok());
   EXPECT_TRUE((*before)["fenced"].get<bool>());
   EXPECT_TRUE(store->topup(new_request_id(), *member, 100, "").is_ok());
   // A peer that holds less than we do changes nothing.
   ASSERT_TRUE(store->observe_peer_hello("hq-central", true, 1).is_ok());
-  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+  EXPECT_FALSE((*schema::json_of(store->fence_state(), schema::fence_json))["fenced"].get<bool>());
 }
 
 TEST_F(IdentityTest, RestoreRefusesARunningDaemonAnotherNodesBackupAndGarbage) {
@@ -564,7 +565,7 @@ TEST_F(IdentityTest, RestoreRefusesARunningDaemonAnotherNodesBackupAndGarbage) {
   // None of the refusals touched the store: it is not fenced and keeps its database.
   auto store = open(store_);
   ASSERT_NE(store, nullptr);
-  EXPECT_FALSE((*store->fence_json())["fenced"].get<bool>());
+  EXPECT_FALSE((*schema::json_of(store->fence_state(), schema::fence_json))["fenced"].get<bool>());
 }
 
 // --- the rebalancer (node/src/ledger/ledger_requests.cc Ledger::rebalance over
@@ -607,8 +608,8 @@ TEST_F(IdentityTest, RebalancerMovesIdleWalletRightsToTheStoreTheMemberNowUsesAn
   ASSERT_TRUE(s2->ingest(*s1->store().ops_of_origin(s1->node_id(), 1, 100)).is_ok());
   auto spend = s2->spend(new_request_id(), *member, 3000, "");
   ASSERT_TRUE(spend.is_ok()) << spend.status().to_string();
-  EXPECT_FALSE(spend->refused) << spend->body.dump();
-  EXPECT_EQ(spend->body["wallet"]["balance"], 2000);
+  EXPECT_FALSE(spend->refused) << schema::outcome_json(*spend).dump();
+  EXPECT_EQ(schema::outcome_json(*spend)["wallet"]["balance"], 2000);
   for (Ledger* l : {s1.get(), s2.get()}) {
     auto v = l->verify_log();
     ASSERT_TRUE(v.is_ok());

@@ -15,6 +15,7 @@
 #include "outpost/node/backup.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -68,7 +69,9 @@ class IngestTest : public ::testing::Test {
     return static_cast<std::size_t>(std::count_if(
         all.begin(), all.end(), [&](const storage::Alert& a) { return a.kind == kind; }));
   }
-  static bool fenced(Ledger& l) { return (*l.fence_json())["fenced"].get<bool>(); }
+  static bool fenced(Ledger& l) {
+    return (*schema::json_of(l.fence_state(), schema::fence_json))["fenced"].get<bool>();
+  }
 
   test::TempDir tmp_{"outpost-ingest"};
   sync::ManualEnv clock_{kNowMs};
@@ -205,7 +208,7 @@ TEST_F(IngestTest, NextLocalOpIsStampedAfterAPeerOpStampedAheadOfTheLocalClock) 
 TEST_F(IngestTest, AStoresClaimAboutHqsOwnLogDoesNotFenceHqOnlyRaisesAnAlert) {
   auto hq = open(hq_);
   ASSERT_TRUE(hq->observe_peer_hello("store-1", /*peer_is_hq=*/false, 1'000'000).is_ok());
-  EXPECT_FALSE(fenced(*hq)) << (*hq->fence_json()).dump();
+  EXPECT_FALSE(fenced(*hq)) << (*schema::json_of(hq->fence_state(), schema::fence_json)).dump();
   EXPECT_EQ(alerts(*hq).front().kind, "own_seq_behind");
   EXPECT_TRUE(hq->enroll(EnrollRequest{new_request_id(), "40000009", "Hal", "", ""}).is_ok());
   hq.reset();
@@ -226,7 +229,8 @@ TEST_F(IngestTest, OwnOpCorrectlySignedBeyondAGapFencesUntilTheOpsUpToItAreBack)
   }
   ASSERT_TRUE(restore_data_dir(store_, backup, clock_).is_ok());
   auto store = open(store_);
-  ASSERT_TRUE(store->release_fence().is_ok());  // as if the copy had been put back by hand
+  ASSERT_TRUE(schema::json_of(store->release_fence(), schema::fence_json)
+                  .is_ok());  // as if the copy had been put back by hand
   ASSERT_FALSE(fenced(*store));
 
   std::array<std::uint8_t, 32> seed{};
@@ -240,7 +244,7 @@ TEST_F(IngestTest, OwnOpCorrectlySignedBeyondAGapFencesUntilTheOpsUpToItAreBack)
   ASSERT_FALSE(store->ingest({held_by_peers[4]}, sender_).is_ok())
       << "seq 5 without seq 4 is a gap";
   EXPECT_TRUE(fenced(*store)) << "our own correctly signed seq 5 did not fence us";
-  EXPECT_EQ((*store->fence_json())["own_seq_floor"], 5);
+  EXPECT_EQ((*schema::json_of(store->fence_state(), schema::fence_json))["own_seq_floor"], 5);
   auto member = store->resolve_member("40000001");
   EXPECT_EQ(store->topup(new_request_id(), *member, 100, "").status().code(), Code::kUnavailable);
 
@@ -248,7 +252,8 @@ TEST_F(IngestTest, OwnOpCorrectlySignedBeyondAGapFencesUntilTheOpsUpToItAreBack)
   EXPECT_FALSE(fenced(*store));
   auto next = store->topup(new_request_id(), *member, 100, "");
   ASSERT_TRUE(next.is_ok()) << next.status().to_string();
-  EXPECT_EQ(next->body["op"], sync::op_ref_string(store->node_id(), 6)) << "a seq was reused";
+  EXPECT_EQ(schema::outcome_json(*next)["op"], sync::op_ref_string(store->node_id(), 6))
+      << "a seq was reused";
 }
 
 // HQ restored with `outpost restore` waits until a peer's claim is met (the ops are back), so a
@@ -271,10 +276,10 @@ TEST_F(IngestTest, RestoredHqWaitsUntilAClaimIsMetAndAFalseClaimNeitherEndsNorHo
   ASSERT_TRUE(hq->observe_peer_hello("store-1", false, 3).is_ok());
   EXPECT_TRUE(fenced(*hq)) << "HQ may sign before it has seq 2 and 3 back";
   ASSERT_TRUE(hq->ingest({held_by_store[1], held_by_store[2]}, sender_).is_ok());
-  EXPECT_FALSE(fenced(*hq)) << (*hq->fence_json()).dump();
+  EXPECT_FALSE(fenced(*hq)) << (*schema::json_of(hq->fence_state(), schema::fence_json)).dump();
   auto next = hq->enroll(EnrollRequest{new_request_id(), "40000009", "Hal", "", ""});
   ASSERT_TRUE(next.is_ok()) << next.status().to_string();
-  EXPECT_EQ(next->body["op"], sync::op_ref_string(hq->node_id(), 4));
+  EXPECT_EQ(schema::outcome_json(*next)["op"], sync::op_ref_string(hq->node_id(), 4));
 }
 
 TEST_F(IngestTest, RestoredHqEndsTheWaitOnAPeerThatHoldsNoMoreOfItsOps) {
@@ -289,7 +294,7 @@ TEST_F(IngestTest, RestoredHqEndsTheWaitOnAPeerThatHoldsNoMoreOfItsOps) {
   ASSERT_TRUE(hq->observe_peer_hello("rogue", false, 1'000'000).is_ok());
   ASSERT_TRUE(fenced(*hq));
   ASSERT_TRUE(hq->observe_peer_hello("store-1", false, 2).is_ok());
-  EXPECT_FALSE(fenced(*hq)) << (*hq->fence_json()).dump();
+  EXPECT_FALSE(fenced(*hq)) << (*schema::json_of(hq->fence_state(), schema::fence_json)).dump();
 }
 
 }  // namespace

@@ -15,10 +15,14 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
 namespace {
+
+// The body the API would answer with (outpost/node/schema.h).
+Json body_of(const Outcome& o) { return schema::outcome_json(o); }
 
 using sync::MemberId;
 
@@ -109,22 +113,22 @@ class LedgerTest : public ::testing::Test {
     auto r = ledger_->enroll(req);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (!r.is_ok()) return {};
-    EXPECT_FALSE(r->refused) << r->body.dump();
-    auto id = sync::parse_id(r->body["member"].get<std::string>());
+    EXPECT_FALSE(r->refused) << body_of(*r).dump();
+    auto id = sync::parse_id(body_of(*r)["member"].get<std::string>());
     EXPECT_TRUE(id.is_ok());
     return id.is_ok() ? *id : MemberId{};
   }
 
   // Asserts success (not refused) and returns the answer's body.
-  Json ok(const Result<Reply>& r) {
+  Json ok(const Result<Outcome>& r) {
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (!r.is_ok()) return Json();
-    EXPECT_FALSE(r->refused) << r->body.dump();
-    return r->body;
+    EXPECT_FALSE(r->refused) << body_of(*r).dump();
+    return body_of(*r);
   }
 
   Json member(const MemberId& id) {
-    auto j = ledger_->member_json(id);
+    auto j = schema::json_of(ledger_->member_view(id), schema::member_json);
     EXPECT_TRUE(j.is_ok()) << j.status().to_string();
     return j.is_ok() ? *j : Json();
   }
@@ -169,7 +173,7 @@ class LedgerTest : public ::testing::Test {
 TEST_F(LedgerTest, InitCreatesPrivateDirKeyAndIdentity) {
   EXPECT_EQ(test::file_mode(data_), 0700);
   EXPECT_EQ(test::file_mode(key_path()), 0600);
-  auto st = ledger_->status_json();
+  auto st = schema::json_of(ledger_->node_status(), schema::status_json);
   ASSERT_TRUE(st.is_ok());
   EXPECT_EQ((*st)["name"], "store-1");
   EXPECT_EQ((*st)["ops"], 0);
@@ -216,7 +220,7 @@ TEST_F(LedgerTest, EnrollWithCardInUseIsRefusedAndAddsNoOp) {
   auto r = ledger_->enroll(req);
   ASSERT_TRUE(r.is_ok());
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["error"], "card_in_use");
+  EXPECT_EQ(body_of(*r)["error"], "card_in_use");
   EXPECT_EQ(op_count(), n);
 }
 
@@ -289,7 +293,7 @@ TEST_F(LedgerTest, ReversalOfEachKindRestoresTheBalance) {
   EXPECT_EQ(points(id), 0);
   EXPECT_EQ(member(id)["rolling_spend_minor"], 0) << "a reversed purchase leaves the tier spend";
 
-  auto hist = ledger_->history_json(id, 100);
+  auto hist = schema::json_of(ledger_->history(id, 100), schema::history_json);
   ASSERT_TRUE(hist.is_ok());
   int reversed = 0;
   for (const auto& op : *hist) reversed += op.contains("reversed_by") ? 1 : 0;
@@ -378,10 +382,11 @@ TEST_F(LedgerTest, RepeatedRequestIdReturnsTheFirstAnswerAndChangesNothing) {
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
   EXPECT_FALSE(again->refused);
-  EXPECT_EQ(again->body["replayed"], true);
-  Json body = again->body;
+  EXPECT_EQ(body_of(*again)["replayed"], true);
+  Json body = body_of(*again);
   body.erase("replayed");
-  EXPECT_EQ(body, first);
+  EXPECT_EQ(body.dump(), first.dump())
+      << "the stored answer, read back, is the first byte for byte";
   EXPECT_EQ(op_count(), n);
   EXPECT_EQ(wallet(id), 500);
   EXPECT_EQ(snapshot(), before);
@@ -423,8 +428,8 @@ TEST_F(LedgerTest, RepeatedRequestIdIsRememberedAcrossReopen) {
   auto again = ledger_->earn("pos-1:42", id, 5'000, "");
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
-  EXPECT_EQ(again->body["op"], first["op"]);
-  EXPECT_EQ(again->body["hash"], first["hash"]);
+  EXPECT_EQ(body_of(*again)["op"], first["op"]);
+  EXPECT_EQ(body_of(*again)["hash"], first["hash"]);
   EXPECT_EQ(op_count(), n);
   EXPECT_EQ(points(id), 50);
 }
@@ -437,7 +442,7 @@ TEST_F(LedgerTest, RepeatedEnrollRequestReturnsTheSameMember) {
   auto again = ledger_->enroll(req);
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
-  EXPECT_EQ(again->body["member"], first["member"]);
+  EXPECT_EQ(body_of(*again)["member"], first["member"]);
   EXPECT_EQ(op_count(), n);
   EXPECT_TRUE(ledger_->find_by_card("40005678")->empty());
 }
@@ -451,7 +456,7 @@ TEST_F(LedgerTest, RepeatedReversalRequestReturnsItsAnswerNotAlreadyReversed) {
   ASSERT_TRUE(again.is_ok());
   EXPECT_TRUE(again->replayed);
   EXPECT_FALSE(again->refused);
-  EXPECT_EQ(again->body["op"], first["op"]);
+  EXPECT_EQ(body_of(*again)["op"], first["op"]);
   EXPECT_EQ(op_count(), n);
 }
 
@@ -465,14 +470,14 @@ TEST_F(LedgerTest, OverspendIsRefusedWithBalanceRightsAndShortfall) {
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_TRUE(r->refused);
   EXPECT_FALSE(r->replayed);
-  EXPECT_EQ(r->body["error"], "insufficient_rights");
-  EXPECT_EQ(r->body["account"], "wallet");
-  EXPECT_EQ(r->body["requested"], 1'000);
-  EXPECT_EQ(r->body["balance"], 700);
-  EXPECT_EQ(r->body["rights_here"], 700);
-  EXPECT_EQ(r->body["shortfall"], 300);
-  EXPECT_TRUE(r->body["rights_elsewhere"].is_object());
-  EXPECT_NE(r->body["message"].get<std::string>().find("shortfall 300"), std::string::npos);
+  EXPECT_EQ(body_of(*r)["error"], "insufficient_rights");
+  EXPECT_EQ(body_of(*r)["account"], "wallet");
+  EXPECT_EQ(body_of(*r)["requested"], 1'000);
+  EXPECT_EQ(body_of(*r)["balance"], 700);
+  EXPECT_EQ(body_of(*r)["rights_here"], 700);
+  EXPECT_EQ(body_of(*r)["shortfall"], 300);
+  EXPECT_TRUE(body_of(*r)["rights_elsewhere"].is_object());
+  EXPECT_NE(body_of(*r)["message"].get<std::string>().find("shortfall 300"), std::string::npos);
   EXPECT_EQ(snapshot(), before) << "a refusal changes nothing";
 }
 
@@ -483,10 +488,10 @@ TEST_F(LedgerTest, OverRedeemIsRefusedWithBalanceRightsAndShortfall) {
   auto r = ledger_->redeem(next_rid(), id, 26, "");
   ASSERT_TRUE(r.is_ok());
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["account"], "points");
-  EXPECT_EQ(r->body["balance"], 25);
-  EXPECT_EQ(r->body["rights_here"], 25);
-  EXPECT_EQ(r->body["shortfall"], 1);
+  EXPECT_EQ(body_of(*r)["account"], "points");
+  EXPECT_EQ(body_of(*r)["balance"], 25);
+  EXPECT_EQ(body_of(*r)["rights_here"], 25);
+  EXPECT_EQ(body_of(*r)["shortfall"], 1);
   EXPECT_EQ(op_count(), n);
   EXPECT_EQ(points(id), 25);
 }
@@ -496,9 +501,9 @@ TEST_F(LedgerTest, SpendFromEmptyWalletIsRefusedWithFullShortfall) {
   auto r = ledger_->spend(next_rid(), id, 1, "");
   ASSERT_TRUE(r.is_ok());
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["balance"], 0);
-  EXPECT_EQ(r->body["rights_here"], 0);
-  EXPECT_EQ(r->body["shortfall"], 1);
+  EXPECT_EQ(body_of(*r)["balance"], 0);
+  EXPECT_EQ(body_of(*r)["rights_here"], 0);
+  EXPECT_EQ(body_of(*r)["shortfall"], 1);
 }
 
 TEST_F(LedgerTest, DoubleReversalIsRefused) {
@@ -509,8 +514,8 @@ TEST_F(LedgerTest, DoubleReversalIsRefused) {
   auto again = ledger_->reverse(next_rid(), ledger_->node_id(), seq_of(t));
   ASSERT_TRUE(again.is_ok()) << again.status().to_string();
   EXPECT_TRUE(again->refused);
-  EXPECT_EQ(again->body["error"], "already_reversed");
-  EXPECT_NE(again->body["message"].get<std::string>().find(rev["op"].get<std::string>()),
+  EXPECT_EQ(body_of(*again)["error"], "already_reversed");
+  EXPECT_NE(body_of(*again)["message"].get<std::string>().find(rev["op"].get<std::string>()),
             std::string::npos)
       << "the refusal names the reversing op";
   EXPECT_EQ(snapshot(), before);
@@ -525,7 +530,7 @@ TEST_F(LedgerTest, ReversalOfTopupAfterTheWalletWasSpentIsRefused) {
   auto r = ledger_->reverse(next_rid(), ledger_->node_id(), seq_of(t));
   ASSERT_TRUE(r.is_ok()) << r.status().to_string();
   EXPECT_TRUE(r->refused);
-  EXPECT_EQ(r->body["error"], "insufficient_rights");
+  EXPECT_EQ(body_of(*r)["error"], "insufficient_rights");
   EXPECT_EQ(snapshot(), before);
   EXPECT_EQ(wallet(id), 300) << "the wallet must never go negative";
 }
@@ -556,8 +561,10 @@ TEST_F(LedgerTest, UnknownMemberIsNotFoundAndChangesNothing) {
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().to_string();
   }
-  EXPECT_EQ(ledger_->member_json(stranger).status().code(), Code::kNotFound);
-  EXPECT_EQ(ledger_->history_json(stranger, 10).status().code(), Code::kNotFound);
+  EXPECT_EQ(schema::json_of(ledger_->member_view(stranger), schema::member_json).status().code(),
+            Code::kNotFound);
+  EXPECT_EQ(schema::json_of(ledger_->history(stranger, 10), schema::history_json).status().code(),
+            Code::kNotFound);
   EXPECT_EQ(ledger_->resolve_member("49999999").status().code(), Code::kNotFound);
   EXPECT_EQ(ledger_->resolve_member("not-a-card").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(snapshot(), before);

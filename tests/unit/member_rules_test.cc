@@ -15,6 +15,7 @@
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/identity.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost {
@@ -22,7 +23,9 @@ namespace {
 
 using node::Json;
 using node::Ledger;
-using node::Reply;
+using node::Outcome;
+// The body the API would answer with (outpost/node/schema.h).
+Json body_of(const Outcome& o) { return node::schema::outcome_json(o); }
 using sync::Field;
 using sync::MemberId;
 using sync::MemberState;
@@ -166,7 +169,7 @@ class LedgerRulesTest : public ::testing::Test {
     node::EnrollRequest req{"enroll", "40000001", "Ann", "", ""};
     auto r = a_->enroll(req);
     ASSERT_TRUE(r.is_ok() && !r->refused);
-    member_ = *sync::parse_id(r->body["member"].get<std::string>());
+    member_ = *sync::parse_id(body_of(*r)["member"].get<std::string>());
     ok(a_->topup("t0", member_, 1000, ""));
     ok(a_->earn("e0", member_, 5000, ""));
     exchange();
@@ -201,17 +204,17 @@ class LedgerRulesTest : public ::testing::Test {
       }
     }
   }
-  static Json ok(const Result<Reply>& r) {
+  static Json ok(const Result<Outcome>& r) {
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (!r.is_ok()) return Json();
-    EXPECT_FALSE(r->refused) << r->body.dump();
-    return r->body;
+    EXPECT_FALSE(r->refused) << body_of(*r).dump();
+    return body_of(*r);
   }
-  static std::string refusal(const Result<Reply>& r) {
+  static std::string refusal(const Result<Outcome>& r) {
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     if (!r.is_ok()) return "(error)";
-    EXPECT_TRUE(r->refused) << r->body.dump();
-    return r->body.value("error", "");
+    EXPECT_TRUE(r->refused) << body_of(*r).dump();
+    return body_of(*r).value("error", "");
   }
   static std::uint64_t seq_of(const Json& body) {
     sync::NodeId origin{};
@@ -226,7 +229,7 @@ class LedgerRulesTest : public ::testing::Test {
     auto gate = l.check_pin(member_, OpKind::kSpend, &pin, clock_.now_ms());
     EXPECT_TRUE(gate.is_ok()) << gate.status().to_string();
     if (!gate.is_ok() || gate->kind == Ledger::PinGate::Kind::kPass) return "";
-    return gate->refusal.body.value("error", "");
+    return std::string(node::refusal_code(gate->refusal.reason));
   }
 
   test::TempDir tmp_{"outpost-member-rules"};
@@ -244,7 +247,7 @@ TEST_F(LedgerRulesTest, ReversalWithARequestIdOfAnotherOperationIsInvalidAndChan
   const std::string before = snapshot(*a_);
   for (const char* used : {"t1", "e0", "rev-other"}) {
     auto r = a_->reverse(used, a_->node_id(), seq_of(topup));
-    ASSERT_FALSE(r.is_ok()) << used << ": " << (r.is_ok() ? r->body.dump() : "");
+    ASSERT_FALSE(r.is_ok()) << used << ": " << (r.is_ok() ? body_of(*r).dump() : "");
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << used;
   }
   EXPECT_EQ(snapshot(*a_), before);
@@ -278,7 +281,7 @@ TEST_F(LedgerRulesTest, BlockedMemberMovesNoValueAndTheBlockHoldsWhereverItIsKno
 TEST_F(LedgerRulesTest, ClosedMemberNeedsAnEmptyWalletAndAnExplicitReopen) {
   auto r = a_->update_profile("close-1", member_, {{Field::kStatus, "closed"}});
   EXPECT_EQ(refusal(r), "wallet_not_empty");
-  EXPECT_EQ(r->body.value("balance", -1), 1000);
+  EXPECT_EQ(body_of(*r).value("balance", -1), 1000);
   const Json spend = ok(a_->spend("s1", member_, 1000, ""));
   ok(a_->update_profile("close-2", member_, {{Field::kStatus, "closed"}}));
   EXPECT_EQ(refusal(a_->reverse("refund", a_->node_id(), seq_of(spend))), "member_closed")
@@ -320,7 +323,9 @@ TEST_F(LedgerRulesTest, WrongPinsAtTwoLedgersAddUpAndLockBothOnceTheyExchangeOps
   exchange();
   for (Ledger* l : {a_.get(), b_.get()}) {
     SCOPED_TRACE(l->node_name());
-    EXPECT_EQ(l->member_json(member_)->value("pin_failures", 0), 5);
+    EXPECT_EQ(node::schema::json_of(l->member_view(member_), node::schema::member_json)
+                  ->value("pin_failures", 0),
+              5);
     EXPECT_EQ(pin_refusal(*l, "4711"), "pin_locked") << "the right PIN too";
     auto verify = l->verify_log();
     ASSERT_TRUE(verify.is_ok());
@@ -329,7 +334,9 @@ TEST_F(LedgerRulesTest, WrongPinsAtTwoLedgersAddUpAndLockBothOnceTheyExchangeOps
   clock_.advance(limits::kPinLockoutMs);
   EXPECT_EQ(pin_refusal(*b_, "4711"), "") << "the lock ends kPinLockoutMs after the newest failure";
   exchange();
-  EXPECT_EQ(a_->member_json(member_)->value("pin_failures", 9), 0)
+  EXPECT_EQ(node::schema::json_of(a_->member_view(member_), node::schema::member_json)
+                ->value("pin_failures", 9),
+            0)
       << "the right PIN restarts the count chain-wide";
 }
 
@@ -340,16 +347,25 @@ TEST_F(LedgerRulesTest, MoveOfExactlyTheRightsHeldSucceedsAndOneMoreIsRefused) {
             "insufficient_rights");
   EXPECT_EQ(snapshot(*a_), before);
   ok(a_->move_rights("m1", member_, sync::Account::kWallet, 1000, b_->node_id()));
-  EXPECT_EQ(a_->member_json(member_).value()["wallet"].value("rights_here", -1), 0);
+  EXPECT_EQ(node::schema::json_of(a_->member_view(member_), node::schema::member_json)
+                .value()["wallet"]
+                .value("rights_here", -1),
+            0);
   EXPECT_EQ(refusal(a_->move_rights("m2", member_, sync::Account::kWallet, 1, b_->node_id())),
             "insufficient_rights");
   ok(a_->topup("t1", member_, 30, ""));
   auto granted = a_->grant_rights(b_->node_id(), member_, sync::Account::kWallet, 31);
   ASSERT_TRUE(granted.is_ok());
   EXPECT_EQ(*granted, 30u) << "a grant gives at most what is held";
-  EXPECT_EQ(a_->member_json(member_).value()["wallet"].value("rights_here", -1), 0);
+  EXPECT_EQ(node::schema::json_of(a_->member_view(member_), node::schema::member_json)
+                .value()["wallet"]
+                .value("rights_here", -1),
+            0);
   exchange();
-  EXPECT_EQ(b_->member_json(member_).value()["wallet"].value("rights_here", -1), 1030);
+  EXPECT_EQ(node::schema::json_of(b_->member_view(member_), node::schema::member_json)
+                .value()["wallet"]
+                .value("rights_here", -1),
+            1030);
 }
 
 // Item 19 of issue 11: another origin's op is refused as not_origin (a 409), not a generic 400.

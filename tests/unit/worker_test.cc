@@ -22,6 +22,7 @@
 #include "outpost/crypto/crypto.h"
 #include "outpost/node/api.h"
 #include "outpost/node/job_thread.h"
+#include "outpost/node/schema.h"
 #include "test_util.h"
 
 namespace outpost::node {
@@ -131,7 +132,7 @@ class LedgerWorkerTest : public ::testing::Test {
     token_ = *token;
     auto r = (*ledger)->enroll({"setup", "50000001", "Alice Ames", "", ""});
     ASSERT_TRUE(r.is_ok() && !r->refused);
-    member_ = *sync::parse_id(r->body.value("member", ""));
+    member_ = r->done.member;
     worker_ = std::make_unique<LedgerWorker>(std::move(ledger).value());
     worker_->start();
   }
@@ -168,7 +169,7 @@ class LedgerWorkerTest : public ::testing::Test {
     auto l = Ledger::open(data_, clock_);
     EXPECT_TRUE(l.is_ok()) << l.status().to_string();
     if (!l.is_ok()) return -1;
-    auto j = (*l)->member_json(member_);
+    auto j = schema::json_of((*l)->member_view(member_), schema::member_json);
     return j.is_ok() ? (*j)["wallet"].value("balance", std::int64_t{-1}) : -1;
   }
 

@@ -1,5 +1,5 @@
 // Api (outpost/node/api.h), what every request goes through: bearer tokens and their cache, the
-// ledger worker and its refusals, request bodies, and the mapping of Status and Reply to HTTP.
+// ledger worker and its refusals, request bodies, and the mapping of Status and Outcome to HTTP.
 // The routes are in api_pos.cc and api_admin.cc (listed in api_internal.h).
 #include "outpost/node/api.h"
 
@@ -14,6 +14,7 @@
 #include "api_internal.h"
 #include "outpost/base/limits.h"
 #include "outpost/node/log.h"
+#include "outpost/node/schema.h"
 
 namespace outpost::node {
 
@@ -197,11 +198,21 @@ HttpResponse status_response(const Status& st) {
   }
 }
 
-HttpResponse reply_response(const Reply& r) {
-  if (!r.refused) return HttpResponse{200, r.text.empty() ? dump_json(r.body) : r.text};
-  int status = r.body.value("error", "") == "pin_locked" ? 423 : 409;
-  if (r.body.value("error", "") == "pin_wrong") status = 403;
-  return HttpResponse{status, dump_json(r.body)};
+HttpResponse outcome_response(const Outcome& o) {
+  int status = 200;
+  if (o.refused) {
+    switch (o.refusal.reason) {
+      case RefusalReason::kPinLocked:
+        status = 423;
+        break;
+      case RefusalReason::kPinWrong:
+        status = 403;
+        break;
+      default:
+        status = 409;
+    }
+  }
+  return HttpResponse{status, dump_json(schema::outcome_json(o))};
 }
 
 void Api::authenticate(const HttpRequest& req, const Responder& respond, const char* role,
@@ -270,26 +281,47 @@ HttpResponse Api::worker_refusal(bool at_submit) const {
                     "the node's database was busy and nothing of this request was done; retry");
 }
 
-void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn,
-                 After after) {
+void Api::submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn) {
   // Status 0 until the task runs: a task answered not durable without having run (the worker
   // latched a failed commit, or could not begin its batch) is told apart from one that ran.
   auto result = std::make_shared<HttpResponse>(0, "");
   LedgerWorker::Task task;
   task.mutating = mutating;
   task.run = [result, fn = std::move(fn)](Ledger& ledger) { *result = fn(ledger); };
-  task.done = [this, result, respond, after = std::move(after)](bool durable) {
+  task.done = [this, result, respond](bool durable) {
     if (!durable && result->status == 0) return respond(worker_refusal(false));
-    if (!durable && result->status == 200) {
-      respond(http_error(503, "not_durable",
-                         "the operation could not be made durable; nothing was recorded, retry "
-                         "with the same request_id"));
-      return;
-    }
-    if (after && after(*result, respond)) return;
+    if (!durable && result->status == 200) return respond(not_durable());
     respond(std::move(*result));
   };
   if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
+}
+
+void Api::submit_pass(const Responder& respond, Pass run, std::function<void()> next) {
+  struct State {
+    bool ran = false;
+    std::optional<HttpResponse> answer;  // none: the request goes on with `next`
+  };
+  auto state = std::make_shared<State>();
+  LedgerWorker::Task task;
+  task.mutating = true;
+  task.run = [state, run = std::move(run)](Ledger& ledger) {
+    state->ran = true;
+    state->answer = run(ledger);
+  };
+  task.done = [this, state, respond, next = std::move(next)](bool durable) {
+    // A pass that did not run, or whose batch did not commit, goes no further.
+    if (!durable && (!state->ran || !state->answer)) return respond(worker_refusal(false));
+    if (!state->answer) return next();
+    if (!durable && state->answer->status == 200) return respond(not_durable());
+    respond(std::move(*state->answer));
+  };
+  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
+}
+
+HttpResponse Api::not_durable() {
+  return http_error(503, "not_durable",
+                    "the operation could not be made durable; nothing was recorded, retry with the "
+                    "same request_id");
 }
 
 void Api::authorized(const HttpRequest& req, const Responder& respond, const char* role,

@@ -10,6 +10,7 @@
 #include "outpost/node/api.h"
 #include "outpost/node/hq_view.h"
 #include "outpost/node/identity.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/checkpoint.h"
 
 namespace outpost::node {
@@ -108,11 +109,12 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
     return submit(respond, false, [ref = parts[3]](Ledger& l) {
       auto id = l.resolve_member(ref);
       if (!id.is_ok()) return status_response(id.status());
-      auto j = l.member_json(*id);
-      if (!j.is_ok()) return status_response(j.status());
-      auto h = l.history_json(*id, 20);
-      if (h.is_ok()) (*j)["recent_ops"] = *h;
-      return ok_json(*j);
+      auto m = l.member_view(*id);
+      if (!m.is_ok()) return status_response(m.status());
+      Json j = schema::member_json(*m);
+      auto h = l.history(*id, 20);
+      if (h.is_ok()) j["recent_ops"] = schema::history_json(*h);
+      return ok_json(j);
     });
   }
   if (route == "members") return find_members(req, respond, true);
@@ -123,17 +125,18 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
   sync::Clock* clock = &clock_;
   if (route == "node") {
     return submit(respond, false, [w = &worker_, info = node_info_, clock](Ledger& l) {
-      auto j = l.status_json();
-      if (!j.is_ok()) return status_response(j.status());
+      auto st = l.node_status();
+      if (!st.is_ok()) return status_response(st.status());
+      Json j = schema::status_json(*st);
       auto s = w->stats();
-      (*j)["wall_clock_ms"] = clock->now_ms();
-      (*j)["software_version"] = kSoftwareVersion;
-      (*j)["group_commit"] = {{"batches", s.batches},
-                              {"mutating_ops", s.mutating_tasks},
-                              {"largest_batch", s.largest_batch},
-                              {"failed_commits", s.failed_commits}};
-      if (info) info(*j);
-      return ok_json(*j);
+      j["wall_clock_ms"] = clock->now_ms();
+      j["software_version"] = kSoftwareVersion;
+      j["group_commit"] = {{"batches", s.batches},
+                           {"mutating_ops", s.mutating_tasks},
+                           {"largest_batch", s.largest_batch},
+                           {"failed_commits", s.failed_commits}};
+      if (info) info(j);
+      return ok_json(j);
     });
   }
   if (route == "alerts") {

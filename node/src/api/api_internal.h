@@ -1,8 +1,9 @@
 // Helpers shared by the files that implement Api (outpost/node/api.h); private to node/src/api/.
-// Api is one class split over three files:
+// Api is one class split over three files (and the DebitFlow it drives):
 //   api.cc        what every request goes through: bearer tokens (TokenCache), the worker and
-//                 its refusals, request bodies, and the mapping of Status and Reply to HTTP
-//   api_pos.cc    the POS routes (docs/api.md), PIN checks on the PIN thread, the broker retry
+//                 its refusals, request bodies, and the mapping of Status and Outcome to HTTP
+//   api_pos.cc    the POS routes (docs/api.md), PIN checks on the PIN thread, and the driver
+//                 of a spend's or redeem's DebitFlow (debit_flow.cc: its state machine)
 //   api_admin.cc  the admin routes (docs/admin-api.md)
 // Thread-safe as far as Api is.
 #pragma once

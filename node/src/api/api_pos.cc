@@ -10,6 +10,7 @@
 #include "outpost/base/limits.h"
 #include "outpost/node/api.h"
 #include "outpost/node/log.h"
+#include "outpost/node/schema.h"
 
 namespace outpost::node {
 
@@ -59,12 +60,18 @@ std::vector<std::string> pos_route_methods(const std::vector<std::string>& parts
 }
 
 // Records a spend or redeem refused for lack of rights here (admin API alerts, outpost-top).
-void raise_refusal_alert(Ledger& l, const Json& refusal) {
-  if (refusal.value("error", "") != "insufficient_rights") return;
-  std::string message = refusal.value("message", "refused");
-  message += refusal.value("rights_request_tried", false) ? " (rights request tried)"
-                                                          : " (no rights request possible)";
-  l.raise_alert("refused_spend", sync::id_hex(l.node_id()), message);
+void raise_refusal_alert(Ledger& l, const Refusal& refusal) {
+  if (refusal.reason != RefusalReason::kInsufficientRights) return;
+  const bool tried = refusal.rights && refusal.rights->request_tried;
+  l.raise_alert(
+      "refused_spend", sync::id_hex(l.node_id()),
+      refusal.message + (tried ? " (rights request tried)" : " (no rights request possible)"));
+}
+
+// The answer of a step that ends the request on the worker; nullopt when it goes on elsewhere.
+std::optional<HttpResponse> answer_of(const DebitFlow::Step& step) {
+  if (step.what != DebitFlow::Step::Do::kAnswer) return std::nullopt;
+  return outcome_response(step.answer);
 }
 
 }  // namespace
@@ -88,8 +95,8 @@ void Api::route_pos(const HttpRequest& req, const Responder& respond, const std:
   const std::string& m = req.method;
   if (parts[1] == "status") {
     return submit(respond, false, [](Ledger& l) {
-      auto j = l.status_json();
-      return j.is_ok() ? ok_json(*j) : status_response(j.status());
+      auto st = l.node_status();
+      return st.is_ok() ? ok_json(schema::status_json(*st)) : status_response(st.status());
     });
   }
   if (parts[1] == "ops") return reverse(req, respond, parts[2]);
@@ -99,8 +106,8 @@ void Api::route_pos(const HttpRequest& req, const Responder& respond, const std:
     return submit(respond, false, [ref](Ledger& l) {
       auto id = l.resolve_member(ref);
       if (!id.is_ok()) return status_response(id.status());
-      auto j = l.member_json(*id);
-      return j.is_ok() ? ok_json(*j) : status_response(j.status());
+      auto m = l.member_view(*id);
+      return m.is_ok() ? ok_json(schema::member_json(*m)) : status_response(m.status());
     });
   }
   if (parts[3] == "history") return history(req, respond, ref);
@@ -108,7 +115,7 @@ void Api::route_pos(const HttpRequest& req, const Responder& respond, const std:
   if (!body.is_ok()) return respond(status_response(body.status()));
   if (parts[3] == "profile") return update_profile(respond, ref, *body);
   if (parts[3] == "pin") return set_pin(req, respond, terminal, ref, *body);
-  member_action(req, respond, ref, parts[3], *body);
+  member_action(respond, ref, parts[3], *body);
 }
 
 void Api::find_members(const HttpRequest& req, const Responder& respond, bool ids_only) {
@@ -122,8 +129,8 @@ void Api::find_members(const HttpRequest& req, const Responder& respond, bool id
     for (const auto& id : *ids) {
       if (ids_only) {
         arr.push_back(sync::id_hex(id));
-      } else if (auto j = l.member_json(id); j.is_ok()) {
-        arr.push_back(*j);
+      } else if (auto m = l.member_view(id); m.is_ok()) {
+        arr.push_back(schema::member_json(*m));
       }
     }
     return ok_json(Json{{"members", arr}});
@@ -146,7 +153,7 @@ void Api::enroll(const HttpRequest& req, const Responder& respond) {
   EnrollRequest er{*rid, *card, *name, *phone, *bday};
   submit(respond, true, [er](Ledger& l) {
     auto r = l.enroll(er);
-    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+    return r.is_ok() ? outcome_response(*r) : status_response(r.status());
   });
 }
 
@@ -160,9 +167,9 @@ void Api::history(const HttpRequest& req, const Responder& respond, const std::s
   submit(respond, false, [ref, limit](Ledger& l) {
     auto id = l.resolve_member(ref);
     if (!id.is_ok()) return status_response(id.status());
-    auto h = l.history_json(*id, limit);
+    auto h = l.history(*id, limit);
     if (!h.is_ok()) return status_response(h.status());
-    return ok_json(Json{{"member", sync::id_hex(*id)}, {"ops", *h}});
+    return ok_json(Json{{"member", sync::id_hex(*id)}, {"ops", schema::history_json(*h)}});
   });
 }
 
@@ -188,12 +195,12 @@ void Api::update_profile(const Responder& respond, const std::string& ref, const
     auto id = l.resolve_member(ref);
     if (!id.is_ok()) return status_response(id.status());
     auto r = l.update_profile(request_id, *id, fields, reopen);
-    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+    return r.is_ok() ? outcome_response(*r) : status_response(r.status());
   });
 }
 
-void Api::member_action(const HttpRequest& req, const Responder& respond, const std::string& ref,
-                        const std::string& action, const Json& body) {
+void Api::member_action(const Responder& respond, const std::string& ref, const std::string& action,
+                        const Json& body) {
   const char* amount_key = action == "earn" ? "purchase_minor" : action == "redeem" ? "points" : "amount_minor";
   Status st = action == "spend" ? check_fields(body, {"request_id", amount_key, "receipt", "pin"})
                                 : check_fields(body, {"request_id", amount_key, "receipt"});
@@ -208,20 +215,20 @@ void Api::member_action(const HttpRequest& req, const Responder& respond, const 
   auto pin = string_field(body, "pin", false);
   if (!pin.is_ok()) return respond(status_response(pin.status()));
   if (action == "spend" || action == "redeem") {
-    Debit d;
-    d.action = action;
-    d.ref = ref;
-    d.request_id = *rid;
-    d.amount = *amount;
-    d.receipt = *receipt;
-    if (body.contains("pin")) d.pin = *pin;
-    return debit(req, respond, std::move(d));
+    auto d = std::make_shared<Debit>();
+    d->ref = ref;
+    d->request_id = *rid;
+    d->amount = *amount;
+    d->receipt = *receipt;
+    if (body.contains("pin")) d->pin = *pin;
+    d->flow = DebitFlow(action == "spend", static_cast<bool>(broker_));
+    return drive_debit(d, respond, d->flow.start());
   }
   submit(respond, true, [=, request_id = *rid, amt = *amount, rc = *receipt](Ledger& l) {
     auto id = l.resolve_member(ref);
     if (!id.is_ok()) return status_response(id.status());
     auto r = action == "earn" ? l.earn(request_id, *id, amt, rc) : l.topup(request_id, *id, amt, rc);
-    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+    return r.is_ok() ? outcome_response(*r) : status_response(r.status());
   });
 }
 
@@ -238,95 +245,82 @@ void Api::reverse(const HttpRequest& req, const Responder& respond, const std::s
   if (!rid.is_ok()) return respond(status_response(rid.status()));
   submit(respond, true, [request_id = *rid, origin, seq](Ledger& l) {
     auto r = l.reverse(request_id, origin, seq);
-    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+    return r.is_ok() ? outcome_response(*r) : status_response(r.status());
   });
 }
 
-void Api::debit(const HttpRequest& req, const Responder& respond, Debit d) {
-  sync::Clock* clock = &clock_;
-  const bool has_broker = static_cast<bool>(broker_);
-  // Set on the worker when the member has a PIN that must be checked (against this hash) first.
-  auto verify_hash = std::make_shared<std::string>();
-  auto fn = [d, clock, has_broker, verify_hash](Ledger& l) {
-    auto id = l.resolve_member(d.ref);
+void Api::drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond,
+                      DebitFlow::Step step) {
+  using Do = DebitFlow::Step::Do;
+  switch (step.what) {
+    case Do::kRunOnWorker:
+      return debit_on_worker(d, respond);
+    case Do::kCheckPin: {
+      auto job = [this, d, respond, hash = step.pin_hash](bool cancelled) {
+        if (cancelled)
+          return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
+        drive_debit(d, respond, d->flow.on_pin_checked(pin_verifier_(hash, *d->pin)));
+      };
+      if (!pin_thread_->submit(std::move(job))) {
+        respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
+      }
+      return;
+    }
+    case Do::kAskBroker: {
+      const RightsShortfall& s = step.shortfall;
+      broker_(s.member, s.account, s.shortfall, s.elsewhere,
+              [this, d, respond](bool tried, bool granted) {
+                DebitFlow::Step next = d->flow.on_broker(tried, granted);
+                if (next.alert) {
+                  LedgerWorker::Task alert;
+                  alert.mutating = true;
+                  alert.run = [refusal = next.answer.refusal](Ledger& l) {
+                    raise_refusal_alert(l, refusal);
+                  };
+                  (void)worker_.submit(std::move(alert));  // best effort, like every alert
+                }
+                drive_debit(d, respond, std::move(next));
+              });
+      return;
+    }
+    case Do::kAnswer:
+      return respond(outcome_response(step.answer));
+    case Do::kPinKeptChanging:
+      return respond(http_error(503, "pin_changed",
+                                "the member's PIN changed while it was being checked; retry"));
+  }
+}
+
+void Api::debit_on_worker(const std::shared_ptr<Debit>& d, const Responder& respond) {
+  auto next = std::make_shared<DebitFlow::Step>();  // decided on the worker, taken after the commit
+  Pass run = [d, next, clock = &clock_](Ledger& l) -> std::optional<HttpResponse> {
+    auto id = l.resolve_member(d->ref);
     if (!id.is_ok()) return status_response(id.status());
     std::optional<Ledger::PinClearance> clearance;
-    if (d.action == "spend") {
-      auto prior = l.has_request(d.request_id);
+    if (d->flow.spend()) {
+      auto prior = l.has_request(d->request_id);
       if (!prior.is_ok()) return status_response(prior.status());
       if (!*prior) {  // a repeated request is answered from its first execution, without a PIN
-        auto gate = l.pin_gate(*id, sync::OpKind::kSpend, d.pin.has_value(), d.verdict ? &*d.verdict : nullptr,
-                               clock->now_ms());
+        const auto& verdict = d->flow.verdict();
+        auto gate = l.pin_gate(*id, sync::OpKind::kSpend, d->pin.has_value(),
+                               verdict ? &*verdict : nullptr, clock->now_ms());
         if (!gate.is_ok()) return status_response(gate.status());
-        if (gate->kind == Ledger::PinGate::Kind::kRefuse) return reply_response(gate->refusal);
-        if (gate->kind == Ledger::PinGate::Kind::kVerify) {
-          *verify_hash = gate->hash;
-          return HttpResponse{0, ""};  // no answer yet: `after` has the PIN checked first
-        }
+        if (auto stop = d->flow.on_gate(*gate)) *next = std::move(*stop);
+        if (d->flow.state() != DebitFlow::State::kWorker) return answer_of(*next);
         clearance = gate->clearance;
       }
     }
-    auto r = d.action == "redeem" ? l.redeem(d.request_id, *id, d.amount, d.receipt)
-                                  : l.spend(d.request_id, *id, d.amount, d.receipt, clearance ? &*clearance : nullptr);
+    auto r = d->flow.spend() ? l.spend(d->request_id, *id, d->amount, d->receipt,
+                                       clearance ? &*clearance : nullptr)
+                             : l.redeem(d->request_id, *id, d->amount, d->receipt);
     if (!r.is_ok()) return status_response(r.status());
-    if (r->refused && d.retried) r->body["rights_request_tried"] = true;
-    // The final answer is a refusal for lack of rights here (no broker, or after its attempt).
-    if (r->refused && (d.retried || !has_broker)) raise_refusal_alert(l, r->body);
-    return reply_response(*r);
+    *next = d->flow.on_debit(std::move(*r));
+    // A final refusal for lack of rights here is recorded in the same batch as the pass.
+    if (next->alert) raise_refusal_alert(l, next->answer.refusal);
+    return answer_of(*next);
   };
-  After after = [this, req, d, verify_hash](const HttpResponse& resp, const Responder& respond) {
-    if (!verify_hash->empty()) {
-      check_pin_then_debit(req, respond, d, *verify_hash);
-      return true;
-    }
-    if (!broker_ || d.retried || resp.status != 409) return false;
-    Json body;
-    try {
-      body = Json::parse(resp.body);
-    } catch (const std::exception&) {
-      return false;
-    }
-    if (body.value("error", "") != "insufficient_rights") return false;
-    auto member = sync::parse_id(body.value("member", ""));
-    if (!member.is_ok()) return false;
-    sync::Account acct = d.action == "redeem" ? sync::Account::kPoints : sync::Account::kWallet;
-    broker_(*member, acct, body.value("shortfall", std::uint64_t{0}), body.value("rights_elsewhere", Json::object()),
-            [=, this](bool tried, bool granted) {
-              if (granted) {
-                Debit again = d;
-                again.retried = true;
-                debit(req, respond, std::move(again));
-                return;
-              }
-              Json b = body;
-              b["rights_request_tried"] = tried;
-              LedgerWorker::Task alert;
-              alert.mutating = true;
-              alert.run = [b](Ledger& l) { raise_refusal_alert(l, b); };
-              (void)worker_.submit(std::move(alert));  // best effort, like every alert
-              respond(HttpResponse{409, b.dump()});
-            });
-    return true;
-  };
-  submit(respond, true, fn, after);
-}
-
-void Api::check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
-                               const std::string& pin_hash) {
-  // Each check is against the member's PIN hash of the moment; a PIN that keeps changing while
-  // it is checked ends the attempt instead of looping.
-  if (d.pin_checks >= limits::kPinCheckAttemptsMax) {
-    return respond(http_error(503, "pin_changed", "the member's PIN changed while it was being checked; retry"));
-  }
-  auto job = [this, req, respond, d, pin_hash](bool cancelled) mutable {
-    if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
-    d.verdict = Ledger::PinVerdict{pin_hash, pin_verifier_(pin_hash, *d.pin)};
-    d.pin_checks++;
-    debit(req, respond, std::move(d));
-  };
-  if (!pin_thread_->submit(std::move(job))) {
-    respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
-  }
+  submit_pass(respond, std::move(run),
+              [this, d, next, respond] { drive_debit(d, respond, std::move(*next)); });
 }
 
 void Api::set_pin(const HttpRequest& req, const Responder& respond, const storage::Terminal& terminal,
@@ -364,7 +358,7 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
   }
   sync::Clock* clock = &clock_;
   auto verify_hash = std::make_shared<std::string>();  // set on the worker: check the old PIN against it
-  auto fn = [c, clock, verify_hash](Ledger& l) {
+  Pass run = [c, clock, verify_hash](Ledger& l) -> std::optional<HttpResponse> {
     auto id = l.resolve_member(c.ref);
     if (!id.is_ok()) return status_response(id.status());
     auto prior = l.has_request(c.request_id);
@@ -376,16 +370,19 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
       auto gate = l.pin_gate(*id, sync::OpKind::kProfile, c.old_pin.has_value(), c.verdict ? &*c.verdict : nullptr,
                              clock->now_ms());
       if (!gate.is_ok()) return status_response(gate.status());
-      if (gate->kind == Ledger::PinGate::Kind::kRefuse) return reply_response(gate->refusal);
+      if (gate->kind == Ledger::PinGate::Kind::kRefuse)
+        return outcome_response(Outcome::refuse(gate->refusal));
       if (gate->kind == Ledger::PinGate::Kind::kVerify) *verify_hash = gate->hash;
       if (gate->kind == Ledger::PinGate::Kind::kPass) authority = gate->clearance;
     }
-    if (c.new_hash.empty() || !verify_hash->empty()) return HttpResponse{0, ""};  // to the PIN thread first
+    if (c.new_hash.empty() || !verify_hash->empty())
+      return std::nullopt;  // to the PIN thread first
     auto r = l.set_pin_hash(c.request_id, *id, c.new_hash, authority ? &*authority : nullptr);
-    return r.is_ok() ? reply_response(*r) : status_response(r.status());
+    return r.is_ok() ? outcome_response(*r) : status_response(r.status());
   };
-  After after = [this, req, c, verify_hash](const HttpResponse& resp, const Responder& respond) {
-    if (resp.status != 0) return false;
+  // On the PIN thread: the new PIN hashed (once), the old one checked against the hash of the
+  // moment; then the worker decides again.
+  auto to_pin_thread = [this, req, respond, c, verify_hash]() {
     auto job = [this, req, respond, c, verify_hash](bool cancelled) mutable {
       if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
       if (c.new_hash.empty()) {
@@ -402,9 +399,8 @@ void Api::change_pin(const HttpRequest& req, const Responder& respond, PinChange
     if (!pin_thread_->submit(std::move(job))) {
       respond(http_error(503, "overloaded", "too many PIN checks are waiting; retry"));
     }
-    return true;
   };
-  submit(respond, true, fn, after);
+  submit_pass(respond, std::move(run), std::move(to_pin_thread));
 }
 
 }  // namespace outpost::node

@@ -92,7 +92,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Config& config, sync::Clock
       });
     });
     api->set_node_info([pm](Json& j) { pm->node_info(j); });
-    api->set_rights_broker([pm](const sync::MemberId& m, sync::Account a, std::uint64_t amount, const Json& elsewhere,
+    api->set_rights_broker([pm](const sync::MemberId& m, sync::Account a, std::uint64_t amount,
+                                const sync::RightsView& elsewhere,
                                 std::function<void(bool, bool)> done) {
       pm->request_rights(m, a, amount, elsewhere, std::move(done));
     });

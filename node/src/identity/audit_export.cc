@@ -19,6 +19,7 @@
 #include "outpost/base/files.h"
 #include "outpost/base/limits.h"
 #include "outpost/node/identity.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/checkpoint.h"
 #include "outpost/sync/merkle.h"
 
@@ -541,7 +542,7 @@ Status export_ops(storage::Store& store, const std::string& out, const sync::Ros
             return Status::ok();
           }
           OUTPOST_RETURN_IF_ERROR(write_frame(ops, s.signed_bytes, s.sig));
-          Json j = Ledger::op_json(s);
+          Json j = schema::op_json(s);
           j["prev"] = crypto::to_hex(s.op.prev);
           OUTPOST_RETURN_IF_ERROR(jsonl.write(j.dump() + "\n"));
           if (++done % kOpsPerRead == 0 && progress) progress(done, total);

@@ -9,6 +9,7 @@
 #include "ledger_internal.h"
 #include "outpost/node/ledger.h"
 #include "outpost/node/log.h"
+#include "outpost/node/schema.h"
 
 namespace outpost::node {
 
@@ -25,17 +26,18 @@ namespace {
 
 // The stored answer for one of this node's own ops that it got back from a peer (the first
 // answer's balances are gone with the lost copy): enough for a POS replay.
-Json recovered_answer(const sync::SignedOp& sop) {
+Done recovered_answer(const sync::SignedOp& sop) {
   const Op& op = sop.op;
-  Json j;
-  j["op"] = sync::op_ref_string(op.origin, op.seq);
-  j["kind"] = sync::kind_name(op.kind);
-  j["member"] = sync::id_hex(op.member);
-  if (op.account != Account::kNone) j["amount"] = op.amount;
-  if (op.kind == OpKind::kEarn) j["purchase_minor"] = op.spend_minor;
-  j["hash"] = crypto::to_hex(sop.hash);
-  j["recovered_from_peer"] = true;
-  return j;
+  Done d;
+  d.origin = op.origin;
+  d.seq = op.seq;
+  d.kind = op.kind;
+  d.member = op.member;
+  if (op.account != Account::kNone) d.amount = op.amount;
+  if (op.kind == OpKind::kEarn) d.purchase_minor = op.spend_minor;
+  d.hash = sop.hash;
+  d.recovered_from_peer = true;
+  return d;
 }
 
 // Stores the answer of one of this node's own ops (`sop`, made for a POS request), given back by
@@ -46,7 +48,8 @@ Status remember_recovered_request(storage::Store& store, const sync::SignedOp& s
   if (op.request_id.empty()) return Status::ok();
   OUTPOST_ASSIGN_OR_RETURN(auto prior, store.find_request(op.request_id));
   if (prior) return Status::ok();
-  return store.put_request(op.request_id, op.origin, op.seq, recovered_answer(sop).dump());
+  return store.put_request(op.request_id, op.origin, op.seq,
+                           schema::done_json(recovered_answer(sop)).dump());
 }
 
 // Moves the stored HLC past `newest`, the newest HLC of the ops a batch applied, so that the next
@@ -312,18 +315,15 @@ Status Ledger::raise_own_seq_floor(std::uint64_t seq, const std::string& why) {
   return Status::ok();
 }
 
-Result<Json> Ledger::fence_json() {
+Result<FenceState> Ledger::fence_state() {
   OUTPOST_ASSIGN_OR_RETURN(storage::Head head, store_->head(node_id_));
   Status st = check_fence(head.seq);
-  return Json{{"fenced", !st.is_ok()},
-              {"awaiting_peer", awaiting_peer_},
-              {"own_seq", head.seq},
-              {"own_seq_floor", own_seq_floor_},
-              {"reason", st.is_ok() ? "" : st.message()}};
+  return FenceState{!st.is_ok(), awaiting_peer_, head.seq, own_seq_floor_,
+                    st.is_ok() ? "" : st.message()};
 }
 
-Result<Json> Ledger::release_fence() {
-  OUTPOST_ASSIGN_OR_RETURN(Json before, fence_json());
+Result<FenceState> Ledger::release_fence() {
+  OUTPOST_ASSIGN_OR_RETURN(FenceState before, fence_state());
   OUTPOST_ASSIGN_OR_RETURN(storage::Transaction txn, store_->begin());
   OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaAwaitingPeer, "0"));
   OUTPOST_RETURN_IF_ERROR(store_->set_meta(kMetaOwnSeqFloor, "0"));

@@ -35,23 +35,16 @@ inline Result<sync::Hlc> parse_hlc(const std::string& s) {
 }
 
 // An account's balance, the rights held here and where every node's rights sit.
-inline Json rights_json(const sync::EscrowCounter& c, const sync::NodeId& here) {
-  Json j;
-  j["balance"] = c.value();
-  j["rights_here"] = c.rights(here);
-  Json by = Json::object();
-  for (const auto& [node, r] : c.rights_by_node()) by[sync::id_hex(node)] = r;
-  j["rights_by_node"] = by;
-  return j;
+inline AccountView account_view(const sync::EscrowCounter& c, const sync::NodeId& here) {
+  return AccountView{c.value(), c.rights(here), c.rights_by_node()};
 }
 
-// The answer to a request refused by a member rule (sync/member_rules.h).
-inline Reply rule_reply(const sync::RuleRefusal& r) {
-  Reply out;
-  out.refused = true;
-  out.body["error"] = r.code;
-  out.body["message"] = r.message;
-  return out;
+// A refusal by a member rule (sync/rule_book.h, sync/member_rules.h). The rule book names its
+// refusals by their wire code; an unknown code is a bug of this node, not an input error.
+inline Refusal rule_refusal(const sync::RuleRefusal& r) {
+  std::optional<RefusalReason> reason = refusal_reason(r.code);
+  OUTPOST_CHECK(reason.has_value());
+  return Refusal{*reason, r.message, std::nullopt, std::nullopt, std::nullopt};
 }
 
 // What this ledger knows of `origin` for the log rule: its key and revocation cut-off.

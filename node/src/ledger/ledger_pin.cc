@@ -7,22 +7,22 @@
 
 namespace outpost::node {
 
-using ledger_internal::rule_reply;
+using ledger_internal::rule_refusal;
 using sync::Field;
 using sync::MemberId;
 using sync::MemberState;
 using sync::Op;
 using sync::OpKind;
 
-Result<Reply> Ledger::set_pin(const std::string& request_id, const MemberId& member,
-                              const std::string& pin, const PinClearance* authority) {
+Result<Outcome> Ledger::set_pin(const std::string& request_id, const MemberId& member,
+                                const std::string& pin, const PinClearance* authority) {
   OUTPOST_RETURN_IF_ERROR(validate_pin(pin));
   OUTPOST_ASSIGN_OR_RETURN(std::string hash, crypto::hash_pin(pin));
   return set_pin_hash(request_id, member, hash, authority);
 }
 
-Result<Reply> Ledger::set_pin_hash(const std::string& request_id, const MemberId& member,
-                                   const std::string& pin_hash, const PinClearance* authority) {
+Result<Outcome> Ledger::set_pin_hash(const std::string& request_id, const MemberId& member,
+                                     const std::string& pin_hash, const PinClearance* authority) {
   if (pin_hash.empty() || pin_hash.size() > limits::kFieldValueBytesMax)
     return Status::invalid("bad PIN hash");
   Op op;
@@ -30,7 +30,7 @@ Result<Reply> Ledger::set_pin_hash(const std::string& request_id, const MemberId
   op.member = member;
   op.fields = {{Field::kPinHash, pin_hash}};
   return execute(request_id, op, true,
-                 [authority](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
+                 [authority](Op& o, const MemberState* m) -> Result<std::optional<Refusal>> {
                    return pin_cleared(*m, o, authority,
                                       "changing this member's PIN needs the old PIN or an admin");
                  });
@@ -43,12 +43,13 @@ Ledger::PinClearance Ledger::pin_override(const MemberId& member, const std::str
   return c;
 }
 
-Result<std::optional<Reply>> Ledger::pin_cleared(const MemberState& m, Op& o,
-                                                 const PinClearance* pin, const char* needed) {
+Result<std::optional<Refusal>> Ledger::pin_cleared(const MemberState& m, Op& o,
+                                                   const PinClearance* pin, const char* needed) {
   const std::string hash = m.field(Field::kPinHash);
-  if (hash.empty()) return std::optional<Reply>();  // no PIN to pass
+  if (hash.empty()) return std::optional<Refusal>();  // no PIN to pass
   auto refuse = [](const std::string& message) {
-    return std::optional<Reply>(rule_reply({"pin_wrong", message}));
+    return std::optional<Refusal>(
+        Refusal{RefusalReason::kPinWrong, message, std::nullopt, std::nullopt, std::nullopt});
   };
   if (pin == nullptr || pin->member_ != o.member) return refuse(needed);
   if (!pin->note_.empty()) {
@@ -59,20 +60,21 @@ Result<std::optional<Reply>> Ledger::pin_cleared(const MemberState& m, Op& o,
                              std::to_string(limits::kReceiptBytesMax) + " bytes together");
     }
     o.receipt = std::move(receipt);
-    return std::optional<Reply>();
+    return std::optional<Refusal>();
   }
   if (pin->hash_ != hash) return refuse("the member's PIN was changed meanwhile; give the new PIN");
-  return std::optional<Reply>();
+  return std::optional<Refusal>();
 }
 
 Status Ledger::record_pin_failure(const MemberId& member) {
   Op op;
   op.kind = OpKind::kPinFailure;
   op.member = member;
-  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
-    return std::optional<Reply>();
+  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Refusal>> {
+    return std::optional<Refusal>();
   };
-  OUTPOST_ASSIGN_OR_RETURN(Reply r, execute("pin-failure-" + new_request_id(), op, true, no_check));
+  OUTPOST_ASSIGN_OR_RETURN(Outcome r,
+                           execute("pin-failure-" + new_request_id(), op, true, no_check));
   (void)r;
   return Status::ok();
 }
@@ -82,10 +84,10 @@ Status Ledger::reset_pin_failures(const MemberId& member) {
   op.kind = OpKind::kProfile;
   op.member = member;
   op.fields = {{Field::kPinReset, sync::id_hex(node_id_)}};
-  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Reply>> {
-    return std::optional<Reply>();
+  auto no_check = [](Op&, const MemberState*) -> Result<std::optional<Refusal>> {
+    return std::optional<Refusal>();
   };
-  OUTPOST_ASSIGN_OR_RETURN(Reply r, execute("pin-reset-" + new_request_id(), op, true, no_check));
+  OUTPOST_ASSIGN_OR_RETURN(Outcome r, execute("pin-reset-" + new_request_id(), op, true, no_check));
   (void)r;
   return Status::ok();
 }
@@ -115,16 +117,20 @@ Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose,
   if (!m || !m->fields.count(Field::kCard))
     return Status::not_found("unknown member " + sync::id_hex(member));
   PinGate gate;
-  auto refuse = [&](const char* code, const std::string& msg) {
+  auto refuse = [&](RefusalReason reason, const std::string& msg) {
     gate.kind = PinGate::Kind::kRefuse;
-    gate.refusal = rule_reply({code, msg});
+    gate.refusal = Refusal{reason, msg, std::nullopt, std::nullopt, std::nullopt};
     return gate;
   };
   if (purpose == OpKind::kSpend) {
     Op spend;
     spend.kind = OpKind::kSpend;
     spend.member = member;
-    if (auto no = sync::status_refusal(*m, spend)) return refuse(no->code.c_str(), no->message);
+    if (auto no = sync::status_refusal(*m, spend)) {
+      gate.kind = PinGate::Kind::kRefuse;
+      gate.refusal = rule_refusal(*no);
+      return gate;
+    }
   }
   const std::string hash = m->field(Field::kPinHash);
   gate.clearance.member_ = member;
@@ -132,16 +138,16 @@ Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose,
   if (hash.empty()) return gate;  // no PIN: pass
   const sync::PinLock lock = sync::pin_lock(*m, now_ms);
   if (lock.locked()) {
-    refuse("pin_locked", "wallet spends and PIN changes are locked after " +
-                             std::to_string(kPinFailuresMax) + " wrong PINs; try again in " +
-                             minutes_until(lock.locked_until_ms, now_ms));
-    gate.refusal.body["locked_until_ms"] = lock.locked_until_ms;
+    refuse(RefusalReason::kPinLocked,
+           "wallet spends and PIN changes are locked after " + std::to_string(kPinFailuresMax) +
+               " wrong PINs; try again in " + minutes_until(lock.locked_until_ms, now_ms));
+    gate.refusal.locked_until_ms = lock.locked_until_ms;
     return gate;
   }
   if (!pin_given) {
-    return refuse("pin_wrong", purpose == OpKind::kSpend
-                                   ? "this member's wallet needs a PIN"
-                                   : "changing this member's PIN needs the old PIN");
+    return refuse(RefusalReason::kPinWrong, purpose == OpKind::kSpend
+                                                ? "this member's wallet needs a PIN"
+                                                : "changing this member's PIN needs the old PIN");
   }
   if (verdict == nullptr || verdict->hash != hash) {
     gate.kind = PinGate::Kind::kVerify;
@@ -156,12 +162,13 @@ Result<Ledger::PinGate> Ledger::pin_gate(const MemberId& member, OpKind purpose,
   OUTPOST_ASSIGN_OR_RETURN(m, store_->load_member(member));
   const sync::PinLock after = sync::pin_lock(*m, now_ms);
   if (after.locked()) {
-    refuse("pin_locked", "wrong PIN; wallet spends and PIN changes are now locked for " +
-                             minutes_until(after.locked_until_ms, now_ms));
-    gate.refusal.body["locked_until_ms"] = after.locked_until_ms;
+    refuse(RefusalReason::kPinLocked,
+           "wrong PIN; wallet spends and PIN changes are now locked for " +
+               minutes_until(after.locked_until_ms, now_ms));
+    gate.refusal.locked_until_ms = after.locked_until_ms;
     return gate;
   }
-  return refuse("pin_wrong",
+  return refuse(RefusalReason::kPinWrong,
                 "wrong PIN (" + std::to_string(kPinFailuresMax - static_cast<int>(after.failures)) +
                     " tries left)");
 }

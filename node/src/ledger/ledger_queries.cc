@@ -12,7 +12,7 @@
 
 namespace outpost::node {
 
-using ledger_internal::rights_json;
+using ledger_internal::account_view;
 using ledger_internal::trust_in;
 using sync::Account;
 using sync::Field;
@@ -46,112 +46,61 @@ Result<std::vector<MemberId>> Ledger::find_by_phone(const std::string& phone) {
   return store_->find_members(Field::kPhone, phone);
 }
 
-Result<Json> Ledger::member_json(const MemberId& member) {
+Result<MemberView> Ledger::member_view(const MemberId& member) {
   OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
   if (!m || !m->fields.count(Field::kCard))
     return Status::not_found("unknown member " + sync::id_hex(member));
-  Json j;
-  j["id"] = sync::id_hex(member);
-  for (Field f : {Field::kCard, Field::kName, Field::kPhone, Field::kBirthday, Field::kHomeStore,
-                  Field::kStatus}) {
-    j[sync::field_name(f)] = m->field(f);
-  }
-  j["pin_set"] = !m->field(Field::kPinHash).empty();
+  MemberView v;
+  v.id = member;
+  v.card = m->field(Field::kCard);
+  v.name = m->field(Field::kName);
+  v.phone = m->field(Field::kPhone);
+  v.birthday = m->field(Field::kBirthday);
+  v.home_store = m->field(Field::kHomeStore);
+  v.status = m->field(Field::kStatus);
+  v.pin_set = !m->field(Field::kPinHash).empty();
   const sync::PinLock lock = sync::pin_lock(*m, clock_.now_ms());
-  j["pin_failures"] = lock.failures;
-  j["pin_locked_until_ms"] = lock.locked_until_ms;
+  v.pin_failures = lock.failures;
+  v.pin_locked_until_ms = lock.locked_until_ms;
   std::uint32_t month = sync::month_index(clock_.now_ms());
-  std::uint64_t spend = m->rolling_spend(month, rules_.window_months);
-  j["tier"] = rules_.tier_for(spend).name;
-  j["rolling_spend_minor"] = spend;
-  j["visits"] = m->visits.total();
-  j["points"] = rights_json(m->points, node_id_);
-  j["wallet"] = rights_json(m->wallet, node_id_);
-  return j;
+  v.rolling_spend_minor = m->rolling_spend(month, rules_.window_months);
+  v.tier = rules_.tier_for(v.rolling_spend_minor).name;
+  v.visits = m->visits.total();
+  v.points = account_view(m->points, node_id_);
+  v.wallet = account_view(m->wallet, node_id_);
+  return v;
 }
 
-Json Ledger::op_json(const sync::SignedOp& sop) {
-  const Op& op = sop.op;
-  Json j;
-  j["op"] = sync::op_ref_string(op.origin, op.seq);
-  j["origin"] = sync::id_hex(op.origin);
-  j["seq"] = op.seq;
-  j["kind"] = sync::kind_name(op.kind);
-  j["hlc"] = op.hlc.to_string();
-  j["member"] = sync::id_hex(op.member);
-  if (op.account != Account::kNone) {
-    j["account"] = sync::account_name(op.account);
-    j["amount"] = op.amount;
-  }
-  if (op.kind == OpKind::kEarn || (op.kind == OpKind::kReverse && op.ref_kind == OpKind::kEarn)) {
-    j["purchase_minor"] = op.spend_minor;
-  }
-  if (op.kind == OpKind::kMove) j["target"] = sync::id_hex(op.target);
-  if (op.kind == OpKind::kReverse) {
-    j["reverses"] = sync::op_ref_string(op.ref_origin, op.ref_seq);
-    j["reversed_kind"] = sync::kind_name(op.ref_kind);
-  }
-  if (!op.fields.empty()) {
-    Json f = Json::object();
-    for (const auto& fv : op.fields)
-      f[sync::field_name(fv.field)] = fv.field == Field::kPinHash ? "(set)" : fv.value;
-    j["fields"] = f;
-  }
-  if (!op.request_id.empty()) j["request_id"] = op.request_id;
-  if (!op.receipt.empty()) j["receipt"] = op.receipt;
-  j["hash"] = crypto::to_hex(sop.hash);
-  return j;
-}
-
-Result<Json> Ledger::history_json(const MemberId& member, std::size_t limit) {
+Result<std::vector<HistoryEntry>> Ledger::history(const MemberId& member, std::size_t limit) {
   limit = std::min(limit, limits::kHistoryRowsMax);
   OUTPOST_ASSIGN_OR_RETURN(auto ops, store_->ops_of_member(member, limit));
   if (ops.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(auto m, store_->load_member(member));
     if (!m) return Status::not_found("unknown member " + sync::id_hex(member));
   }
-  Json arr = Json::array();
-  for (const auto& op : ops) {
-    Json j = op_json(op);
+  std::vector<HistoryEntry> out;
+  out.reserve(ops.size());
+  for (auto& op : ops) {
     OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(op.op.origin, op.op.seq));
-    if (by) j["reversed_by"] = sync::op_ref_string(op.op.origin, *by);
-    arr.push_back(std::move(j));
+    out.push_back(HistoryEntry{std::move(op), by});
   }
-  return arr;
+  return out;
 }
 
-Result<Json> Ledger::status_json() {
-  Json j;
-  j["node_id"] = sync::id_hex(node_id_);
-  j["name"] = node_name_;
+Result<NodeStatus> Ledger::node_status() {
+  NodeStatus s;
+  s.node_id = node_id_;
+  s.name = node_name_;
   OUTPOST_ASSIGN_OR_RETURN(auto role, store_->get_meta("role"));
-  j["role"] = role.value_or("store");
-  j["signing_public_key"] = crypto::to_hex(key_.public_key());
-  OUTPOST_ASSIGN_OR_RETURN(auto vv, store_->version_vector());
-  Json v = Json::object();
-  for (const auto& [origin, seq] : vv) v[sync::id_hex(origin)] = seq;
-  j["version_vector"] = v;
-  OUTPOST_ASSIGN_OR_RETURN(std::uint64_t n, store_->op_count());
-  j["ops"] = n;
-  j["schema_version"] = storage::kSchemaVersion;
-  j["rules_version"] = rules_.version;
-  j["rules_source"] = rules_source_;
-  OUTPOST_ASSIGN_OR_RETURN(j["seq_fence"], fence_json());
-  return j;
-}
-
-Json Ledger::rules_json() const {
-  Json tiers = Json::array();
-  for (const auto& t : rules_.tiers) {
-    tiers.push_back({{"name", t.name},
-                     {"threshold_minor", t.threshold_minor},
-                     {"points_per_unit", t.points_per_unit}});
-  }
-  return Json{{"version", rules_.version},
-              {"source", rules_source_},
-              {"unit_minor", rules_.unit_minor},
-              {"window_months", rules_.window_months},
-              {"tiers", tiers}};
+  s.role = role.value_or("store");
+  s.signing_public_key = key_.public_key();
+  OUTPOST_ASSIGN_OR_RETURN(s.version_vector, store_->version_vector());
+  OUTPOST_ASSIGN_OR_RETURN(s.ops, store_->op_count());
+  s.schema_version = storage::kSchemaVersion;
+  s.rules_version = rules_.version;
+  s.rules_source = rules_source_;
+  OUTPOST_ASSIGN_OR_RETURN(s.seq_fence, fence_state());
+  return s;
 }
 
 namespace {

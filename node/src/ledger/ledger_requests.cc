@@ -8,13 +8,14 @@
 
 #include "ledger_internal.h"
 #include "outpost/node/ledger.h"
+#include "outpost/node/schema.h"
 #include "outpost/sync/member_rules.h"
 
 namespace outpost::node {
 
+using ledger_internal::account_view;
 using ledger_internal::parse_hlc;
-using ledger_internal::rights_json;
-using ledger_internal::rule_reply;
+using ledger_internal::rule_refusal;
 using sync::Account;
 using sync::Field;
 using sync::MemberId;
@@ -30,21 +31,16 @@ const sync::EscrowCounter& counter_of(const MemberState& m, Account a) {
 }
 
 // Refuses `op` when the member's status forbids it (sync::status_refusal).
-std::optional<Reply> status_check(const MemberState& m, const Op& op) {
+std::optional<Refusal> status_check(const MemberState& m, const Op& op) {
   auto no = sync::status_refusal(m, op);
-  return no ? std::optional<Reply>(rule_reply(*no)) : std::nullopt;
+  return no ? std::optional<Refusal>(rule_refusal(*no)) : std::nullopt;
 }
+
+using Checked = Result<std::optional<Refusal>>;
 
 }  // namespace
 
-Json Ledger::refusal(const char* code, const std::string& message) const {
-  Json j;
-  j["error"] = code;
-  j["message"] = message;
-  return j;
-}
-
-Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Reply& r) {
+Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Outcome& r) {
   OUTPOST_ASSIGN_OR_RETURN(auto prior, store_->find_request(request_id));
   if (!prior) return false;
   const std::string ref = sync::op_ref_string(prior->origin, prior->seq);
@@ -56,18 +52,20 @@ Result<bool> Ledger::replay(const std::string& request_id, const Op& asked, Repl
                            "' was already used for another operation (" +
                            sync::kind_name(made->op.kind) + " " + ref + "); use a new request_id");
   }
-  r.replayed = true;
-  try {
-    r.body = Json::parse(prior->response);
-  } catch (const std::exception&) {
-    return Status::corruption("stored answer for request " + request_id + " is damaged");
+  // The stored form of the first answer (schema::done_json), read back as the type it was.
+  const schema::Json stored = schema::Json::parse(prior->response, nullptr, false);
+  auto done = schema::done_from_json(stored);
+  if (!done.is_ok()) {
+    return Status::corruption("stored answer for request " + request_id + " is damaged (" +
+                              done.status().message() + ")");
   }
-  r.body["replayed"] = true;
+  r = Outcome::made(std::move(*done));
+  r.replayed = true;
   return true;
 }
 
-Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_must_exist,
-                              const Check& check) {
+Result<Outcome> Ledger::execute(const std::string& request_id, Op op, bool member_must_exist,
+                                const Check& check) {
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
   // Either a transaction of our own, or a savepoint inside the open group-commit batch. Both
   // roll back on every early return below.
@@ -80,7 +78,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
     OUTPOST_ASSIGN_OR_RETURN(storage::Transaction t, store_->begin());
     txn.emplace(std::move(t));
   }
-  Reply prior;
+  Outcome prior;
   OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, op, prior));
   if (seen) return prior;  // nothing changed
   OUTPOST_RETURN_IF_ERROR(signing_allowed());
@@ -103,7 +101,7 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
     return Status::not_found("unknown member " + sync::id_hex(op.member));
   }
   OUTPOST_ASSIGN_OR_RETURN(auto refused, check(op, member ? &*member : nullptr));
-  if (refused) return *refused;  // txn rolls back
+  if (refused) return Outcome::refuse(std::move(*refused));  // txn rolls back
   OUTPOST_RETURN_IF_ERROR(sync::validate_op(op));
 
   sync::SignedOp sop = sync::sign_op(op, key_);
@@ -115,23 +113,24 @@ Result<Reply> Ledger::execute(const std::string& request_id, Op op, bool member_
   // Invariant: this node's rights never go below zero (docs/architecture.md, "Escrow counter").
   OUTPOST_CHECK(after.points.rights(node_id_) >= 0 && after.wallet.rights(node_id_) >= 0);
 
-  Reply reply;
-  reply.body["op"] = sync::op_ref_string(op.origin, op.seq);
-  reply.body["kind"] = sync::kind_name(op.kind);
-  reply.body["member"] = sync::id_hex(op.member);
-  if (op.account != Account::kNone) reply.body["amount"] = op.amount;
-  if (op.kind == OpKind::kEarn) reply.body["purchase_minor"] = op.spend_minor;
-  reply.body["points"] = rights_json(after.points, node_id_);
-  reply.body["wallet"] = rights_json(after.wallet, node_id_);
-  reply.body["hash"] = crypto::to_hex(sop.hash);
-  reply.text = reply.body.dump();
-  OUTPOST_RETURN_IF_ERROR(store_->put_request(request_id, node_id_, op.seq, reply.text));
+  Done done;
+  done.origin = op.origin;
+  done.seq = op.seq;
+  done.kind = op.kind;
+  done.member = op.member;
+  if (op.account != Account::kNone) done.amount = op.amount;
+  if (op.kind == OpKind::kEarn) done.purchase_minor = op.spend_minor;
+  done.points = account_view(after.points, node_id_);
+  done.wallet = account_view(after.wallet, node_id_);
+  done.hash = sop.hash;
+  OUTPOST_RETURN_IF_ERROR(
+      store_->put_request(request_id, node_id_, op.seq, schema::done_json(done).dump()));
   OUTPOST_RETURN_IF_ERROR(store_->set_meta("hlc", op.hlc.to_string()));
   OUTPOST_RETURN_IF_ERROR(sp ? sp->release() : txn->commit());
-  return reply;
+  return Outcome::made(std::move(done));
 }
 
-Result<Reply> Ledger::enroll(const EnrollRequest& req) {
+Result<Outcome> Ledger::enroll(const EnrollRequest& req) {
   OUTPOST_RETURN_IF_ERROR(validate_card(req.card));
   OUTPOST_RETURN_IF_ERROR(validate_name(req.name));
   if (!req.phone.empty()) OUTPOST_RETURN_IF_ERROR(validate_phone(req.phone));
@@ -150,23 +149,18 @@ Result<Reply> Ledger::enroll(const EnrollRequest& req) {
   op.fields.push_back({Field::kHomeStore, sync::id_hex(node_id_)});
   op.fields.push_back({Field::kStatus, "active"});
   const std::string card = req.card;
-  return execute(req.request_id, op, false,
-                 [this, card](Op&, const MemberState*) -> Result<std::optional<Reply>> {
-                   OUTPOST_ASSIGN_OR_RETURN(auto holders, store_->find_members(Field::kCard, card));
-                   if (!holders.empty()) {
-                     Reply r;
-                     r.refused = true;
-                     r.body =
-                         refusal("card_in_use", "card " + card + " already belongs to member " +
-                                                    sync::id_hex(holders.front()));
-                     return std::optional<Reply>(r);
-                   }
-                   return std::optional<Reply>();
-                 });
+  return execute(req.request_id, op, false, [this, card](Op&, const MemberState*) -> Checked {
+    OUTPOST_ASSIGN_OR_RETURN(auto holders, store_->find_members(Field::kCard, card));
+    if (holders.empty()) return std::optional<Refusal>();
+    return std::optional<Refusal>(
+        Refusal{RefusalReason::kCardInUse,
+                "card " + card + " already belongs to member " + sync::id_hex(holders.front()),
+                std::nullopt, std::nullopt, std::nullopt});
+  });
 }
 
-Result<Reply> Ledger::update_profile(const std::string& request_id, const MemberId& member,
-                                     const std::vector<sync::FieldValue>& fields, bool reopen) {
+Result<Outcome> Ledger::update_profile(const std::string& request_id, const MemberId& member,
+                                       const std::vector<sync::FieldValue>& fields, bool reopen) {
   if (fields.empty()) return Status::invalid("no profile field to update");
   for (const auto& f : fields) {
     switch (f.field) {
@@ -196,18 +190,17 @@ Result<Reply> Ledger::update_profile(const std::string& request_id, const Member
   op.kind = OpKind::kProfile;
   op.member = member;
   op.fields = fields;
-  return execute(request_id, op, true,
-                 [reopen](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-                   auto no = sync::profile_refusal(*m, o.fields, reopen);
-                   if (!no) return std::optional<Reply>();
-                   Reply r = rule_reply(*no);
-                   if (no->code == "wallet_not_empty") r.body["balance"] = m->wallet.value();
-                   return std::optional<Reply>(r);
-                 });
+  return execute(request_id, op, true, [reopen](Op& o, const MemberState* m) -> Checked {
+    auto no = sync::profile_refusal(*m, o.fields, reopen);
+    if (!no) return std::optional<Refusal>();
+    Refusal r = rule_refusal(*no);
+    if (r.reason == RefusalReason::kWalletNotEmpty) r.balance = m->wallet.value();
+    return std::optional<Refusal>(std::move(r));
+  });
 }
 
-Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member,
-                           std::uint64_t purchase_minor, const std::string& receipt) {
+Result<Outcome> Ledger::earn(const std::string& request_id, const MemberId& member,
+                             std::uint64_t purchase_minor, const std::string& receipt) {
   if (purchase_minor == 0 || purchase_minor > limits::kAmountMax)
     return Status::invalid("purchase amount out of range");
   Op op;
@@ -216,18 +209,17 @@ Result<Reply> Ledger::earn(const std::string& request_id, const MemberId& member
   op.account = Account::kPoints;
   op.spend_minor = purchase_minor;
   op.receipt = receipt;
-  return execute(
-      request_id, op, true, [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-        if (auto no = status_check(*m, o)) return no;
-        o.amount =
-            sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
-        return std::optional<Reply>();
-      });
+  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Checked {
+    if (auto no = status_check(*m, o)) return no;
+    o.amount =
+        sync::points_for_purchase(m, rules_, sync::month_index(o.hlc.wall_ms), o.spend_minor);
+    return std::optional<Refusal>();
+  });
 }
 
-Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& member, OpKind kind,
-                            std::uint64_t amount, const std::string& receipt,
-                            const PinClearance* pin) {
+Result<Outcome> Ledger::debit(const std::string& request_id, const MemberId& member, OpKind kind,
+                              std::uint64_t amount, const std::string& receipt,
+                              const PinClearance* pin) {
   if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
   Op op;
   op.kind = kind;
@@ -235,48 +227,38 @@ Result<Reply> Ledger::debit(const std::string& request_id, const MemberId& membe
   op.account = kind == OpKind::kRedeem ? Account::kPoints : Account::kWallet;
   op.amount = amount;
   op.receipt = receipt;
-  return execute(request_id, op, true,
-                 [this, pin](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-                   if (auto no = status_check(*m, o)) return no;
-                   if (o.kind == OpKind::kSpend) {
-                     OUTPOST_ASSIGN_OR_RETURN(
-                         auto no, pin_cleared(*m, o, pin, "this member's wallet needs a PIN"));
-                     if (no) return no;
-                   }
-                   auto no = sync::rights_refusal(*m, o, node_id_);
-                   if (!no) return std::optional<Reply>();
-                   // The typed refusal, shown in full: the POS (and the rights broker) read where
-                   // the rest sits.
-                   const sync::RuleRefusal::Rights& rights = *no->rights;
-                   Reply r = rule_reply(*no);
-                   r.body["member"] = sync::id_hex(o.member);
-                   r.body["account"] = o.account == Account::kPoints ? "points" : "wallet";
-                   r.body["requested"] = rights.requested;
-                   r.body["balance"] = rights.balance;
-                   r.body["rights_here"] = rights.here;
-                   r.body["shortfall"] = rights.shortfall;
-                   Json elsewhere = Json::object();
-                   for (const auto& [node, held] : rights.elsewhere)
-                     elsewhere[sync::id_hex(node)] = held;
-                   r.body["rights_elsewhere"] = elsewhere;
-                   r.body["rights_request_tried"] = false;
-                   return std::optional<Reply>(r);
-                 });
+  return execute(request_id, op, true, [this, pin](Op& o, const MemberState* m) -> Checked {
+    if (auto no = status_check(*m, o)) return no;
+    if (o.kind == OpKind::kSpend) {
+      OUTPOST_ASSIGN_OR_RETURN(auto no,
+                               pin_cleared(*m, o, pin, "this member's wallet needs a PIN"));
+      if (no) return no;
+    }
+    auto no = sync::rights_refusal(*m, o, node_id_);
+    if (!no) return std::optional<Refusal>();
+    // The refusal in full: the POS (and the rights broker) read where the rest
+    // sits.
+    const sync::RuleRefusal::Rights& rights = *no->rights;
+    Refusal r = rule_refusal(*no);
+    r.rights = RightsShortfall{o.member,    o.account,        rights.requested, rights.balance,
+                               rights.here, rights.shortfall, rights.elsewhere, false};
+    return std::optional<Refusal>(std::move(r));
+  });
 }
 
-Result<Reply> Ledger::redeem(const std::string& request_id, const MemberId& member,
-                             std::uint64_t points, const std::string& receipt) {
+Result<Outcome> Ledger::redeem(const std::string& request_id, const MemberId& member,
+                               std::uint64_t points, const std::string& receipt) {
   return debit(request_id, member, OpKind::kRedeem, points, receipt, nullptr);
 }
 
-Result<Reply> Ledger::spend(const std::string& request_id, const MemberId& member,
-                            std::uint64_t amount_minor, const std::string& receipt,
-                            const PinClearance* pin) {
+Result<Outcome> Ledger::spend(const std::string& request_id, const MemberId& member,
+                              std::uint64_t amount_minor, const std::string& receipt,
+                              const PinClearance* pin) {
   return debit(request_id, member, OpKind::kSpend, amount_minor, receipt, pin);
 }
 
-Result<Reply> Ledger::topup(const std::string& request_id, const MemberId& member,
-                            std::uint64_t amount_minor, const std::string& receipt) {
+Result<Outcome> Ledger::topup(const std::string& request_id, const MemberId& member,
+                              std::uint64_t amount_minor, const std::string& receipt) {
   if (amount_minor == 0 || amount_minor > limits::kAmountMax)
     return Status::invalid("amount out of range");
   Op op;
@@ -286,13 +268,11 @@ Result<Reply> Ledger::topup(const std::string& request_id, const MemberId& membe
   op.amount = amount_minor;
   op.receipt = receipt;
   return execute(request_id, op, true,
-                 [](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-                   return status_check(*m, o);
-                 });
+                 [](Op& o, const MemberState* m) -> Checked { return status_check(*m, o); });
 }
 
-Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origin,
-                              std::uint64_t seq) {
+Result<Outcome> Ledger::reverse(const std::string& request_id, const NodeId& origin,
+                                std::uint64_t seq) {
   OUTPOST_RETURN_IF_ERROR(validate_request_id(request_id));
   // Replays of an earlier reversal answer before the op checks below (the op is reversed now);
   // a request_id that made another operation is refused as by execute().
@@ -301,7 +281,7 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
     asked.kind = OpKind::kReverse;
     asked.ref_origin = origin;
     asked.ref_seq = seq;
-    Reply prior;
+    Outcome prior;
     OUTPOST_ASSIGN_OR_RETURN(bool seen, replay(request_id, asked, prior));
     if (seen) return prior;
   }
@@ -313,35 +293,30 @@ Result<Reply> Ledger::reverse(const std::string& request_id, const NodeId& origi
     return Status::invalid("a " + std::string(sync::kind_name(t.kind)) + " op cannot be reversed");
   }
   if (origin != node_id_) {
-    Reply r;
-    r.refused = true;
-    r.body = refusal("not_origin",
-                     "op " + ref + " was made at another node; only its origin may reverse it");
-    return r;
+    return Outcome::refuse(
+        RefusalReason::kNotOrigin,
+        "op " + ref + " was made at another node; only its origin may reverse it");
   }
   const Op op = sync::reversal_of(t);
-  return execute(request_id, op, true,
-                 [this, ref](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-                   if (auto no = status_check(*m, o)) return no;
-                   OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
-                   if (by) {
-                     Reply r;
-                     r.refused = true;
-                     r.body =
-                         refusal("already_reversed", "op " + ref + " was already reversed by op " +
-                                                         sync::op_ref_string(node_id_, *by));
-                     return std::optional<Reply>(r);
-                   }
-                   // Undoing a credit takes rights back: only possible while this node still holds
-                   // them.
-                   if (auto no = sync::rights_refusal(*m, o, node_id_))
-                     return std::optional<Reply>(rule_reply(*no));
-                   return std::optional<Reply>();
-                 });
+  return execute(request_id, op, true, [this, ref](Op& o, const MemberState* m) -> Checked {
+    if (auto no = status_check(*m, o)) return no;
+    OUTPOST_ASSIGN_OR_RETURN(auto by, store_->reversed_by(o.ref_origin, o.ref_seq));
+    if (by) {
+      return std::optional<Refusal>(
+          Refusal{RefusalReason::kAlreadyReversed,
+                  "op " + ref + " was already reversed by op " + sync::op_ref_string(node_id_, *by),
+                  std::nullopt, std::nullopt, std::nullopt});
+    }
+    // Undoing a credit takes rights back: only possible while this node still holds
+    // them.
+    if (auto no = sync::rights_refusal(*m, o, node_id_))
+      return std::optional<Refusal>(rule_refusal(*no));
+    return std::optional<Refusal>();
+  });
 }
 
-Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId& member,
-                                  Account account, std::uint64_t amount, const NodeId& target) {
+Result<Outcome> Ledger::move_rights(const std::string& request_id, const MemberId& member,
+                                    Account account, std::uint64_t amount, const NodeId& target) {
   if (amount == 0 || amount > limits::kAmountMax) return Status::invalid("amount out of range");
   if (target == node_id_) return Status::invalid("cannot move rights to this node itself");
   Op op;
@@ -350,13 +325,12 @@ Result<Reply> Ledger::move_rights(const std::string& request_id, const MemberId&
   op.account = account;
   op.amount = amount;
   op.target = target;
-  return execute(request_id, op, true,
-                 [this](Op& o, const MemberState* m) -> Result<std::optional<Reply>> {
-                   if (auto no = status_check(*m, o)) return no;
-                   if (auto no = sync::rights_refusal(*m, o, node_id_))
-                     return std::optional<Reply>(rule_reply(*no));
-                   return std::optional<Reply>();
-                 });
+  return execute(request_id, op, true, [this](Op& o, const MemberState* m) -> Checked {
+    if (auto no = status_check(*m, o)) return no;
+    if (auto no = sync::rights_refusal(*m, o, node_id_))
+      return std::optional<Refusal>(rule_refusal(*no));
+    return std::optional<Refusal>();
+  });
 }
 
 Result<bool> Ledger::has_request(const std::string& request_id) {
@@ -426,7 +400,7 @@ Result<std::uint64_t> Ledger::grant_rights(const NodeId& to, const MemberId& mem
   std::int64_t here = counter_of(*m, account).rights(node_id_);
   if (here <= 0) return std::uint64_t{0};
   std::uint64_t give = std::min<std::uint64_t>(amount, static_cast<std::uint64_t>(here));
-  OUTPOST_ASSIGN_OR_RETURN(Reply r,
+  OUTPOST_ASSIGN_OR_RETURN(Outcome r,
                            move_rights("grant-" + new_request_id(), member, account, give, to));
   if (r.refused) return std::uint64_t{0};
   return give;

@@ -8,22 +8,6 @@
 
 namespace outpost::node {
 
-namespace {
-
-// The API's view of where a member's rights sit ({"<node id hex>": rights}) as the broker takes
-// it; entries that are not a node id with an integer are left out (they hold nothing to ask).
-sync::RightsView rights_view_of(const Json& elsewhere) {
-  sync::RightsView view;
-  if (!elsewhere.is_object()) return view;
-  for (const auto& [key, value] : elsewhere.items()) {
-    auto id = sync::parse_id(key);
-    if (id.is_ok() && value.is_number_integer()) view[*id] = value.get<std::int64_t>();
-  }
-  return view;
-}
-
-}  // namespace
-
 PeerManager::PeerManager(asio::io_context& io, LedgerWorker& worker, const Config& config,
                          sync::Clock& clock, LinkContext context)
     : impl_(std::make_shared<Impl>(io, worker, config, clock, std::move(context))) {
@@ -130,10 +114,10 @@ void PeerManager::notify_local_write() {
 }
 
 void PeerManager::request_rights(const sync::MemberId& member, sync::Account account,
-                                 std::uint64_t amount, const Json& rights_elsewhere,
+                                 std::uint64_t amount, const sync::RightsView& rights_elsewhere,
                                  std::function<void(bool, bool)> done) {
   auto self = impl_;
-  asio::post(impl_->io, [self, member, account, amount, view = rights_view_of(rights_elsewhere),
+  asio::post(impl_->io, [self, member, account, amount, view = rights_elsewhere,
                          done = std::move(done)]() mutable {
     self->request_rights(member, account, amount, std::move(view), std::move(done));
   });

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/node/debit_flow.h"
 #include "outpost/node/http.h"
 #include "outpost/node/job_thread.h"
 #include "outpost/node/ledger.h"
@@ -74,12 +75,14 @@ class Api {
   // Adds fields to GET /admin/v1/node (peer state, etc.). Runs on the worker thread.
   void set_node_info(std::function<void(Json&)> fn) { node_info_ = std::move(fn); }
   // Rights broker, requester side: called (from the worker thread) when a spend or redeem lacks
-  // local rights. It asks holders (HQ first) to move `amount` here and calls `done(tried,
-  // granted)` from any thread exactly once, within a bounded time. When granted, the request
-  // is retried once; otherwise the refusal is answered, saying whether a request was tried.
-  using RightsBroker = std::function<void(const sync::MemberId& member, sync::Account account,
-                                          std::uint64_t amount, const Json& rights_elsewhere,
-                                          std::function<void(bool tried, bool granted)> done)>;
+  // local rights. It asks holders (HQ first, then those in `rights_elsewhere`) to move `amount`
+  // here and calls `done(tried, granted)` from any thread exactly once, within a bounded time.
+  // When granted, the request is retried once; otherwise the refusal is answered, saying whether
+  // a request was tried (DebitFlow).
+  using RightsBroker =
+      std::function<void(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
+                         const sync::RightsView& rights_elsewhere,
+                         std::function<void(bool tried, bool granted)> done)>;
   void set_rights_broker(RightsBroker fn) { broker_ = std::move(fn); }
   // Replaces the PIN verification (crypto::verify_pin) for tests; set before serving. It runs on
   // the PIN thread.
@@ -88,18 +91,14 @@ class Api {
   TokenCache& token_cache() { return tokens_; }
 
  private:
-  // A spend or redeem as it goes through the API: its fields, the verdict of the member's PIN
-  // once it was checked on the PIN thread, and whether the rights broker was tried.
+  // A spend or redeem as it goes through the API: its fields and its state machine.
   struct Debit {
-    std::string action;  // "spend" or "redeem"
-    std::string ref;     // member id or card
+    std::string ref;  // member id or card
     std::string request_id;
     std::uint64_t amount = 0;
     std::string receipt;
     std::optional<std::string> pin;
-    std::optional<Ledger::PinVerdict> verdict;
-    int pin_checks = 0;  // verifications done for this request (bounded)
-    bool retried = false;
+    DebitFlow flow{true, false};
   };
   // A PIN change as it goes through the API (change_pin()).
   struct PinChange {
@@ -116,15 +115,19 @@ class Api {
   using OnAuth = std::function<void(const storage::Terminal&)>;
   // authorized() with the terminal the token belongs to.
   void authenticate(const HttpRequest& req, const Responder& respond, const char* role, OnAuth on_ok);
-  // Queues `fn` on the worker (the request is authenticated already). `after`, when set, sees
-  // the response on the worker thread once durable and may take over answering it (returns true).
-  using After = std::function<bool(const HttpResponse&, const Responder&)>;
-  void submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn,
-              After after = nullptr);
+  // Queues `fn` on the worker (the request is authenticated already) and answers what it
+  // returns once its batch is durable (503 not_durable for a success that did not commit).
+  void submit(const Responder& respond, bool mutating, std::function<HttpResponse(Ledger&)> fn);
+  // One mutating pass of a request that may go on elsewhere (the PIN thread, the rights broker):
+  // `run` returns the answer, or nullopt to go on with `next` once the pass is durable.
+  using Pass = std::function<std::optional<HttpResponse>(Ledger&)>;
+  void submit_pass(const Responder& respond, Pass run, std::function<void()> next);
   // The 503 for a request the worker did not run: storage_failed once a group commit failed
   // (worker_.failure(), until restart), else overloaded (refused `at_submit`: queue full or
   // stopping) or unavailable (its batch could not begin).
   HttpResponse worker_refusal(bool at_submit) const;
+  // The 503 for a request whose op was made but whose batch did not commit.
+  static HttpResponse not_durable();
   // GET /v1/health and /admin/v1/health: 200 {"ok":true}, or 503 storage_failed once latched.
   HttpResponse health() const;
   // Authenticated POS and admin requests whose path and method are known.
@@ -136,15 +139,15 @@ class Api {
   void history(const HttpRequest& req, const Responder& respond, const std::string& ref);
   void update_profile(const Responder& respond, const std::string& ref, const Json& body);
   // POST /v1/members/{member}/{earn,redeem,topup,spend}.
-  void member_action(const HttpRequest& req, const Responder& respond, const std::string& ref,
-                     const std::string& action, const Json& body);
+  void member_action(const Responder& respond, const std::string& ref, const std::string& action,
+                     const Json& body);
   void reverse(const HttpRequest& req, const Responder& respond, const std::string& op_ref);
-  // Spend or redeem, with one rights-broker retry; a spend of a member with a PIN first has the
-  // PIN checked on the PIN thread (pin_gate on the worker before and after).
-  void debit(const HttpRequest& req, const Responder& respond, Debit d);
-  // Checks d.pin against `pin_hash` on the PIN thread, then runs debit() again with the verdict.
-  void check_pin_then_debit(const HttpRequest& req, const Responder& respond, Debit d,
-                            const std::string& pin_hash);
+  // Spend or redeem: drives the request's DebitFlow (outpost/node/debit_flow.h) over the worker,
+  // the PIN thread and the rights broker, one step at a time, until it answers.
+  void drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond, DebitFlow::Step step);
+  // One pass of a debit on the worker: the PIN gate (a spend of a new request_id), then the
+  // debit; the next step, or the answer, is decided there.
+  void debit_on_worker(const std::shared_ptr<Debit>& d, const Responder& respond);
   // POST /v1/members/{member}/pin: the old PIN is needed once a PIN is set, unless the token is
   // an admin terminal's (recorded in the op's receipt).
   void set_pin(const HttpRequest& req, const Responder& respond, const storage::Terminal& terminal,
@@ -174,7 +177,8 @@ Result<std::string> string_field(const Json& body, const char* key, bool require
 
 // Maps a Status to an HTTP error response (400 invalid, 404 not found, 401 permission, ...).
 HttpResponse status_response(const Status& st);
-// Maps a ledger Reply to 200 or, when refused, 409 (423 for a PIN lockout).
-HttpResponse reply_response(const Reply& r);
+// Maps a ledger Outcome to 200 or, when refused, 409 (403 for a wrong PIN, 423 for a PIN
+// lockout), with its body from outpost/node/schema.h.
+HttpResponse outcome_response(const Outcome& o);
 
 }  // namespace outpost::node

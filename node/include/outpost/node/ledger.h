@@ -20,6 +20,8 @@
 #include "outpost/base/limits.h"
 #include "outpost/base/status.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/outcome.h"
+#include "outpost/node/views.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
@@ -36,17 +38,6 @@ using Json = nlohmann::ordered_json;
 inline constexpr const char* kDbFile = "outpost.db";
 inline constexpr const char* kSigningKeyFile = "node.key";
 inline constexpr const char* kRulesFile = "rules.toml";
-
-// The answer to one mutating request. A refusal by a business rule (not enough rights, double
-// reversal) is an answer, not an error: `refused` is set and `body` explains it.
-struct Reply {
-  bool refused = false;
-  bool replayed = false;  // answered from the first execution of this request_id
-  Json body;
-  // `body` serialized as stored for replays, set by a fresh successful execution so the answer
-  // is not serialized twice; empty otherwise. Whoever changes `body` afterwards clears it.
-  std::string text;
-};
 
 struct EnrollRequest {
   std::string request_id;
@@ -130,19 +121,19 @@ class Ledger {
   // --- mutating requests (each one durable op, or a refusal, or an error) ---
   // Every one follows the request_id rule (replay()), and every one that moves value follows the
   // member status rule (sync::status_refusal: refusals member_blocked, member_closed).
-  Result<Reply> enroll(const EnrollRequest& req);
+  Result<Outcome> enroll(const EnrollRequest& req);
   // Updates profile fields. Status changes follow sync::profile_refusal: closing needs a zero
   // wallet (refusal wallet_not_empty, with the balance), and a closed member gets another status
   // only with `reopen` (refusal member_closed).
-  Result<Reply> update_profile(const std::string& request_id, const sync::MemberId& member,
-                               const std::vector<sync::FieldValue>& fields, bool reopen = false);
+  Result<Outcome> update_profile(const std::string& request_id, const sync::MemberId& member,
+                                 const std::vector<sync::FieldValue>& fields, bool reopen = false);
   // Records a purchase of `purchase_minor` and credits the points the member's tier earns.
-  Result<Reply> earn(const std::string& request_id, const sync::MemberId& member,
-                     std::uint64_t purchase_minor, const std::string& receipt);
-  Result<Reply> redeem(const std::string& request_id, const sync::MemberId& member,
-                       std::uint64_t points, const std::string& receipt);
-  Result<Reply> topup(const std::string& request_id, const sync::MemberId& member,
-                      std::uint64_t amount_minor, const std::string& receipt);
+  Result<Outcome> earn(const std::string& request_id, const sync::MemberId& member,
+                       std::uint64_t purchase_minor, const std::string& receipt);
+  Result<Outcome> redeem(const std::string& request_id, const sync::MemberId& member,
+                         std::uint64_t points, const std::string& receipt);
+  Result<Outcome> topup(const std::string& request_id, const sync::MemberId& member,
+                        std::uint64_t amount_minor, const std::string& receipt);
 
   // Proof that a request may spend from a member's PIN-protected wallet or change its PIN: the
   // PIN was checked (pin_gate(), check_pin()) against the hash the member had then, or an operator
@@ -161,27 +152,28 @@ class Ledger {
   // Pays `amount_minor` from the wallet. A member with a PIN needs `pin`, a clearance for this
   // member and its current PIN (otherwise refused with pin_wrong; a repeated request_id of a spend
   // that went through is answered without one).
-  Result<Reply> spend(const std::string& request_id, const sync::MemberId& member,
-                      std::uint64_t amount_minor, const std::string& receipt,
-                      const PinClearance* pin = nullptr);
+  Result<Outcome> spend(const std::string& request_id, const sync::MemberId& member,
+                        std::uint64_t amount_minor, const std::string& receipt,
+                        const PinClearance* pin = nullptr);
   // Reverses one op of this node, at most once.
-  Result<Reply> reverse(const std::string& request_id, const sync::NodeId& origin,
-                        std::uint64_t seq);
+  Result<Outcome> reverse(const std::string& request_id, const sync::NodeId& origin,
+                          std::uint64_t seq);
   // Hands `amount` rights of `account` for `member` from this node to `target` (rights broker).
-  Result<Reply> move_rights(const std::string& request_id, const sync::MemberId& member,
-                            sync::Account account, std::uint64_t amount,
-                            const sync::NodeId& target);
+  Result<Outcome> move_rights(const std::string& request_id, const sync::MemberId& member,
+                              sync::Account account, std::uint64_t amount,
+                              const sync::NodeId& target);
 
   // Sets the member's wallet PIN (Argon2id hash, replicated as the pin_hash profile field).
   // The PIN must be 4 to 8 digits. Hashes on the calling thread (~0.1-0.2 s): outpostd hashes
   // off its ledger worker and calls set_pin_hash(). A member who has a PIN already needs
   // `authority`: a clearance of the old PIN (check_pin with kProfile) or an operator's
   // pin_override(); otherwise refused with pin_wrong.
-  Result<Reply> set_pin(const std::string& request_id, const sync::MemberId& member,
-                        const std::string& pin, const PinClearance* authority = nullptr);
+  Result<Outcome> set_pin(const std::string& request_id, const sync::MemberId& member,
+                          const std::string& pin, const PinClearance* authority = nullptr);
   // Sets the member's wallet PIN from its Argon2id hash (crypto::hash_pin of a valid PIN).
-  Result<Reply> set_pin_hash(const std::string& request_id, const sync::MemberId& member,
-                             const std::string& pin_hash, const PinClearance* authority = nullptr);
+  Result<Outcome> set_pin_hash(const std::string& request_id, const sync::MemberId& member,
+                               const std::string& pin_hash,
+                               const PinClearance* authority = nullptr);
   // An operator's override of `member`'s PIN for one spend or PIN change: `note` (at most
   // limits::kReceiptBytesMax bytes with the receipt) is recorded in that op's receipt, so that
   // auditors see who passed the PIN by and why. The caller decides who may override: outpostd
@@ -202,7 +194,7 @@ class Ledger {
   struct PinGate {
     enum class Kind { kPass, kRefuse, kVerify };
     Kind kind = Kind::kPass;
-    Reply refusal;           // kRefuse: the answer (member_blocked, member_closed, pin_wrong, pin_locked)
+    Refusal refusal;  // kRefuse: the answer (member_blocked, member_closed, pin_wrong, pin_locked)
     std::string hash;        // kVerify: check the PIN against this hash
     PinClearance clearance;  // kPass: for spend() or set_pin_hash()
   };
@@ -257,11 +249,13 @@ class Ledger {
   Result<sync::MemberId> resolve_member(const std::string& id_or_card);
   Result<std::vector<sync::MemberId>> find_by_card(const std::string& card);
   Result<std::vector<sync::MemberId>> find_by_phone(const std::string& phone);
-  Result<Json> member_json(const sync::MemberId& member);
-  Result<Json> history_json(const sync::MemberId& member, std::size_t limit);
-  Result<Json> status_json();
-  // The program rules in force: version, source ("hq", "file", "default"), unit, window, tiers.
-  Json rules_json() const;
+  // A member's profile, PIN state, tier and accounts (schema::member_json); kNotFound if unknown.
+  Result<MemberView> member_view(const sync::MemberId& member);
+  // Up to `limit` (at most limits::kHistoryRowsMax) of a member's ops, newest first, each with
+  // its reversal (schema::history_json); kNotFound for an unknown member.
+  Result<std::vector<HistoryEntry>> history(const sync::MemberId& member, std::size_t limit);
+  // This node, what it holds and its seq fence (schema::status_json).
+  Result<NodeStatus> node_status();
 
   // Re-verifies every signature and chain link of every origin held, replays the log into a
   // fresh replica and compares it with the stored CRDT state.
@@ -305,8 +299,6 @@ class Ledger {
   // Every op this node would sign is refused with it.
   Status signing_allowed() const;
 
-  static Json op_json(const sync::SignedOp& op);
-
   // --- restored from a backup (docs/architecture.md, failure rule 7; docs/operations.md,
   // "Backup and restore") ---
   // A node must never sign a seq it already used: after a restore its database may lack its own
@@ -328,11 +320,11 @@ class Ledger {
   // `peer_name` and `peer_is_hq` come from the certificate the link authenticated, never from
   // the HELLO. Raises an `own_seq_behind` alert when the peer holds more than this node does.
   Status observe_peer_hello(const std::string& peer_name, bool peer_is_hq, std::uint64_t own_seq_at_peer);
-  // The fence state: {"fenced", "awaiting_peer", "own_seq", "own_seq_floor", "reason"}.
-  Result<Json> fence_json();
+  // The fence state (schema::fence_json).
+  Result<FenceState> fence_state();
   // Lifts the fence by operator decision (`outpost fence release`): this node may then reuse a
   // seq its peers hold, which they will record as equivocation. Returns the state before.
-  Result<Json> release_fence();
+  Result<FenceState> release_fence();
   // Marks `store` (a restored copy of a data dir's database) as awaiting a peer.
   static Status mark_restored(storage::Store& store);
 
@@ -352,27 +344,26 @@ class Ledger {
   Ledger(std::unique_ptr<storage::Store> store, crypto::SigningKey key, sync::Clock& clock)
       : store_(std::move(store)), key_(std::move(key)), clock_(clock) {}
 
-  // Runs the common path: idempotency check, op build (seq, prev, hlc), `check` (may refuse
-  // with a Reply), sign, append+apply, record the answer, commit.
-  using Check = std::function<Result<std::optional<Reply>>(sync::Op&, const sync::MemberState*)>;
-  Result<Reply> execute(const std::string& request_id, sync::Op op, bool member_must_exist,
-                        const Check& check);
+  // Runs the common path: idempotency check, op build (seq, prev, hlc), `check` (may refuse),
+  // sign, append+apply, record the answer (schema::done_json), commit.
+  using Check = std::function<Result<std::optional<Refusal>>(sync::Op&, const sync::MemberState*)>;
+  Result<Outcome> execute(const std::string& request_id, sync::Op op, bool member_must_exist,
+                          const Check& check);
   // The request_id rule of every mutating request (docs/api.md, "request_id"): when `request_id`
   // already made an op, fills `out` with its stored first answer and returns true if that op is
   // the operation `asked` describes (sync::same_request), and fails with
   // kInvalidArgument, naming the op, if it is another one. Returns false for an unused id.
-  Result<bool> replay(const std::string& request_id, const sync::Op& asked, Reply& out);
-  Result<Reply> debit(const std::string& request_id, const sync::MemberId& member,
-                      sync::OpKind kind, std::uint64_t amount, const std::string& receipt,
-                      const PinClearance* pin);
+  Result<bool> replay(const std::string& request_id, const sync::Op& asked, Outcome& out);
+  Result<Outcome> debit(const std::string& request_id, const sync::MemberId& member,
+                        sync::OpKind kind, std::uint64_t amount, const std::string& receipt,
+                        const PinClearance* pin);
   // Refuses (pin_wrong, message `needed`) op `o` of member `m`, which has a PIN, unless `pin`
   // clears it; an override's note is added to the op's receipt.
-  static Result<std::optional<Reply>> pin_cleared(const sync::MemberState& m, sync::Op& o,
-                                                  const PinClearance* pin, const char* needed);
+  static Result<std::optional<Refusal>> pin_cleared(const sync::MemberState& m, sync::Op& o,
+                                                    const PinClearance* pin, const char* needed);
   // Records a wrong PIN for `member` (a pin_failure op) / restarts the count (a pin_reset field).
   Status record_pin_failure(const sync::MemberId& member);
   Status reset_pin_failures(const sync::MemberId& member);
-  Json refusal(const char* code, const std::string& message) const;
 
   std::unique_ptr<storage::Store> store_;
   crypto::SigningKey key_;

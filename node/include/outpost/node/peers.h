@@ -49,10 +49,10 @@ class PeerManager {
   void notify_local_write();
   // Rights broker, requester side (the Api's RightsBroker): asks for `amount` rights of `member`'s
   // `account` as sync::RightsBroker decides (HQ first, then the holders in `rights_elsewhere`,
-  // {"<node id hex>": rights}, within limits::kRightsRequestTimeoutMs) and calls `done(tried,
-  // granted)` once, on the io thread.
+  // within limits::kRightsRequestTimeoutMs) and calls `done(tried, granted)` once, on the io
+  // thread.
   void request_rights(const sync::MemberId& member, sync::Account account, std::uint64_t amount,
-                      const Json& rights_elsewhere,
+                      const sync::RightsView& rights_elsewhere,
                       std::function<void(bool tried, bool granted)> done);
   // Admin routes: GET /admin/v1/peers, POST /admin/v1/links {"state": "down"|"up"}. `authorize`
   // checks the admin token (Api::authorized). Returns false for other routes.
