@@ -212,7 +212,7 @@ class Simulator {
   void pos_request(std::size_t i);
   void enroll(std::size_t i);
   void debit(std::size_t i, const WaitingDebit& d, bool may_ask);
-  bool acknowledge(std::size_t i, const Result<node::Reply>& r, const char* what);
+  bool acknowledge(std::size_t i, const Result<node::Outcome>& r, const char* what);
   void ask_rights(std::size_t i, const WaitingDebit& d);
   void run_broker(std::size_t i, const sync::BrokerOutput& out);
   void on_rights_done(std::size_t i, const sync::RightsDone& d);

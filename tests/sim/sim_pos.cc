@@ -57,7 +57,7 @@ void Simulator::enroll(std::size_t i) {
 
 // A POS request's answer: acknowledged (the op is durable, the POS is told so) unless refused,
 // failed, or the node died making it. Records the op for failure rule 4.
-bool Simulator::acknowledge(std::size_t i, const Result<node::Reply>& r, const char* what) {
+bool Simulator::acknowledge(std::size_t i, const Result<node::Outcome>& r, const char* what) {
   ChainNode& n = nodes_[i];
   if (!n.vfs->powered()) return false;  // the power went: nobody was answered
   if (!r.is_ok()) {

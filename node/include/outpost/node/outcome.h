@@ -105,8 +105,4 @@ struct Outcome {
   }
 };
 
-// The former name, still used by the simulator's power-loss test (tests/sim/); remove it once
-// that says Outcome.
-using Reply = Outcome;
-
 }  // namespace outpost::node
