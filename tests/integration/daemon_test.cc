@@ -140,6 +140,55 @@ Json member_of(const OutpostNode& node, const std::string& id) {
 
 // ---------------------------------------------------------------------------------------------
 
+// GET /admin/v1/reports/NAME (docs/reports.md): the same report as `outpost report`, read on
+// the report thread from its own connection; bad input is refused before any work.
+TEST(DaemonTest, AdminReportsAnswerFromTheReplicaAndRefuseBadInput) {
+  OutpostNode node;
+  ASSERT_TRUE(node.init());
+  ASSERT_TRUE(node.start());
+  const auto members = enroll_members(node, 3, 2'500);
+  ASSERT_FALSE(HasFailure());
+  HttpClient pos = node.pos_client();
+  for (int i = 0; i < 2; ++i) {
+    auto r = pos.post("/v1/members/" + members[0] + "/earn",
+                      {{"request_id", "buy-" + std::to_string(i)}, {"purchase_minor", 10'000}});
+    ASSERT_EQ(r.status, 200) << r.describe();
+  }
+  HttpClient admin = node.admin_client();
+  auto k = admin.get("/admin/v1/reports/kpis");
+  ASSERT_EQ(k.status, 200) << k.describe();
+  EXPECT_EQ(k.json()["members"], 3);
+  EXPECT_EQ(k.json()["active_members"], 1);
+  EXPECT_EQ(k.json()["spend_minor"], 20'000);
+  EXPECT_EQ(k.json()["data"]["ops"], 8);
+  auto l = admin.get("/admin/v1/reports/liability?point_value=1/1");
+  ASSERT_EQ(l.status, 200) << l.describe();
+  EXPECT_EQ(l.json()["wallet_minor"], 7'500);
+  EXPECT_EQ(l.json()["points"], 200);
+  EXPECT_EQ(l.json()["points_value_minor"], 200);
+  // The CLI, reading the same data dir while the daemon runs, says the same.
+  auto cli = node.cli({"--json", "report", "liability", "--point-value", "1/1"});
+  ASSERT_TRUE(cli.exit.exited_with(0)) << cli.describe();
+  EXPECT_EQ(Json::parse(cli.out)["by_node"], l.json()["by_node"]);
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"/admin/v1/reports/churn", "unknown report"},
+      {"/admin/v1/reports/kpis?from=2026-13", "YYYY-MM"},
+      {"/admin/v1/reports/kpis?from=2026-06&to=2026-01", "after it ends"},
+      {"/admin/v1/reports/kpis?store=nowhere", "no node named 'nowhere'"},
+      {"/admin/v1/reports/quadrants?min_visits=2", "give both thresholds"},
+      {"/admin/v1/reports/rfm?limit=lots", "limit must be a whole number"},
+  };
+  for (const auto& [target, needle] : bad) {
+    auto r = admin.get(target);
+    EXPECT_EQ(r.status, 400) << target << ": " << r.describe();
+    EXPECT_NE(r.json().value("message", "").find(needle), std::string::npos) << target << ": " << r.body;
+  }
+  EXPECT_EQ(HttpClient(node.admin_port(), node.pos_token()).get("/admin/v1/reports/kpis").status, 403);
+  EXPECT_EQ(HttpClient(node.admin_port()).get("/admin/v1/reports/kpis").status, 401);
+  EXPECT_EQ(admin.post("/admin/v1/reports/kpis", Json::object()).status, 405);
+}
+
 // 16 client threads x 25 ops, released together, each on its own keep-alive connection; some
 // requests are sent twice (from a second connection) to exercise idempotency under concurrency.
 TEST(DaemonTest, ConcurrentClientsEveryAcknowledgedOpIsInTheLogExactlyOnce) {

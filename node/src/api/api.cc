@@ -176,9 +176,13 @@ Api::Api(LedgerWorker& worker, sync::Clock& clock)
     : worker_(worker),
       clock_(clock),
       pin_verifier_(crypto::verify_pin),
+      report_thread_(std::make_unique<JobThread>(1)),
       pin_thread_(std::make_unique<JobThread>(limits::kPinChecksQueuedMax)) {}
 
-Api::~Api() { pin_thread_->stop(); }
+Api::~Api() {
+  pin_thread_->stop();
+  report_thread_->stop();
+}
 
 HttpResponse status_response(const Status& st) {
   switch (st.code()) {

@@ -10,8 +10,10 @@
 #include "outpost/node/api.h"
 #include "outpost/node/hq_view.h"
 #include "outpost/node/identity.h"
+#include "outpost/node/report_render.h"
 #include "outpost/node/schema.h"
 #include "outpost/sync/checkpoint.h"
+#include "outpost/sync/hlc.h"
 
 namespace outpost::node {
 
@@ -33,7 +35,7 @@ std::vector<std::string> admin_route_methods(const std::vector<std::string>& par
     }
     if (parts[2] == "links") return {"POST"};
   }
-  if (parts.size() == 4 && parts[2] == "members") return {"GET"};
+  if (parts.size() == 4 && (parts[2] == "members" || parts[2] == "reports")) return {"GET"};
   return {};
 }
 
@@ -105,6 +107,7 @@ void Api::handle_admin(const HttpRequest& req, const Responder& respond) {
 void Api::route_admin(const Responder& respond, const std::vector<std::string>& parts,
                       const HttpRequest& req) {
   const std::string& route = parts[2];
+  if (parts.size() == 4 && route == "reports") return report(req, respond, parts[3]);
   if (parts.size() == 4) {
     return submit(respond, false, [ref = parts[3]](Ledger& l) {
       auto id = l.resolve_member(ref);
@@ -162,6 +165,50 @@ void Api::route_admin(const Responder& respond, const std::vector<std::string>& 
     if (route == "terminals") j = terminals_json(l.store());
     return j.is_ok() ? ok_json(*j) : status_response(j.status());
   });
+}
+
+void Api::report(const HttpRequest& req, const Responder& respond, const std::string& name) {
+  if (!report_reader_) return respond(http_error(404, "not_found", "this node serves no reports"));
+  auto query = [&](const char* key) {
+    auto it = req.query.find(key);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  reports::ReportRequest rq;
+  rq.name = name;
+  rq.from = query("from");
+  rq.to = query("to");
+  rq.store = query("store");
+  rq.min_visits = query("min_visits");
+  rq.min_spend = query("min_spend");
+  rq.point_value = query("point_value");
+  if (const std::string limit = query("limit"); !limit.empty()) {
+    if (limit.size() > 5 || limit.find_first_not_of("0123456789") != std::string::npos) {
+      return respond(http_error(400, "invalid_argument", "limit must be a whole number up to 10000"));
+    }
+    rq.list_limit = std::stoul(limit);
+  }
+  const std::uint32_t now_month = sync::month_index(clock_.now_ms());
+  // Everything but the store name is checked before any work (the names come with the roster).
+  if (Status st = reports::check_report_request(rq, now_month); !st.is_ok()) return respond(status_response(st));
+  LedgerWorker::Task task;
+  task.run = [this, rq, respond, now_month](Ledger& l) {
+    auto roster = l.roster();
+    auto job = [this, rq, respond, now_month, roster, rules = l.rules(), self = l.node_id(),
+                self_name = l.node_name()](bool cancelled) {
+      if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
+      auto store = report_reader_();
+      if (!store.is_ok()) return respond(status_response(store.status()));
+      auto in = reports::load_report_input(**store, roster.get(), rules);
+      if (!in.is_ok()) return respond(status_response(in.status()));
+      in->node_names.emplace(self, self_name);
+      auto r = reports::run_report(*in, rq, now_month);
+      respond(r.is_ok() ? ok_json(r->json) : status_response(r.status()));
+    };
+    if (!report_thread_->submit(std::move(job))) {
+      respond(http_error(503, "busy", "another report is being computed; retry when it is done"));
+    }
+  };
+  if (!worker_.submit(std::move(task))) respond(worker_refusal(true));
 }
 
 }  // namespace outpost::node

@@ -79,6 +79,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Config& config, sync::Clock
   set_log_node(ledger->node_name());
   impl->worker = std::make_unique<LedgerWorker>(std::move(ledger));
   impl->api = std::make_unique<Api>(*impl->worker, clock);
+  impl->api->set_report_reader([dir = config.data_dir] { return open_data_dir_store(dir); });
   Ledger& l = impl->worker->ledger_unsafe();
   auto identity = load_identity(config.data_dir, l.store());
   if (identity.is_ok()) {

@@ -32,21 +32,33 @@ Result<std::optional<sync::NodeId>> store_of(const ReportInput& in, const std::s
 
 }  // namespace
 
-Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req,
-                            std::uint32_t now_month) {
-  if (std::find_if(kReportNames.begin(), kReportNames.end(),
-                   [&](const char* n) { return req.name == n; }) == kReportNames.end()) {
+Status check_report_request(const ReportRequest& req, std::uint32_t now_month) {
+  if (std::find_if(kReportNames.begin(), kReportNames.end(), [&](const char* n) { return req.name == n; }) ==
+      kReportNames.end()) {
     std::string names;
     for (const char* n : kReportNames) names += std::string(names.empty() ? "" : ", ") + n;
     return Status::invalid("unknown report '" + req.name + "' (reports: " + names + ")");
   }
   if (req.list_limit > 10'000) return Status::invalid("a member list holds at most 10000 members");
+  OUTPOST_RETURN_IF_ERROR(make_scope(req.from, req.to, now_month).status());
+  if (req.min_visits.empty() != req.min_spend.empty()) {
+    return Status::invalid("give both thresholds (visits and spend) or neither (the medians)");
+  }
+  if (!req.min_visits.empty()) {
+    OUTPOST_RETURN_IF_ERROR(parse_count(req.min_visits, "the visits threshold").status());
+    OUTPOST_RETURN_IF_ERROR(parse_count(req.min_spend, "the spend threshold").status());
+  }
+  if (!req.point_value.empty()) {
+    OUTPOST_RETURN_IF_ERROR(parse_point_value(req.point_value).status());
+  }
+  return Status::ok();
+}
+
+Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req, std::uint32_t now_month) {
+  OUTPOST_RETURN_IF_ERROR(check_report_request(req, now_month));
   OUTPOST_ASSIGN_OR_RETURN(Scope scope, make_scope(req.from, req.to, now_month));
   OUTPOST_ASSIGN_OR_RETURN(scope.store, store_of(in, req.store));
   if (req.name == "quadrants") {
-    if (req.min_visits.empty() != req.min_spend.empty()) {
-      return Status::invalid("give both thresholds (visits and spend) or neither (the medians)");
-    }
     std::optional<Thresholds> given;
     if (!req.min_visits.empty()) {
       Thresholds t;

@@ -84,6 +84,11 @@ class Api {
                          const sync::RightsView& rights_elsewhere,
                          std::function<void(bool tried, bool granted)> done)>;
   void set_rights_broker(RightsBroker fn) { broker_ = std::move(fn); }
+  // Opens a second, read-only connection to the node's database for GET /admin/v1/reports/NAME
+  // (docs/reports.md): reports read in their own snapshot on their own thread, never on the
+  // worker. Without it the route answers 404.
+  using ReportReader = std::function<Result<std::unique_ptr<storage::Store>>()>;
+  void set_report_reader(ReportReader fn) { report_reader_ = std::move(fn); }
   // Replaces the PIN verification (crypto::verify_pin) for tests; set before serving. It runs on
   // the PIN thread.
   using PinVerifier = std::function<bool(const std::string& pin_hash, const std::string& pin)>;
@@ -135,6 +140,8 @@ class Api {
                  const storage::Terminal& terminal);
   void route_admin(const Responder& respond, const std::vector<std::string>& parts, const HttpRequest& req);
   void find_members(const HttpRequest& req, const Responder& respond, bool ids_only);
+  // GET /admin/v1/reports/NAME: the roster and rules from the worker, the rest on report_thread_.
+  void report(const HttpRequest& req, const Responder& respond, const std::string& name);
   void enroll(const HttpRequest& req, const Responder& respond);
   void history(const HttpRequest& req, const Responder& respond, const std::string& ref);
   void update_profile(const Responder& respond, const std::string& ref, const Json& body);
@@ -163,6 +170,9 @@ class Api {
   PinVerifier pin_verifier_;
   // PIN hashing and verification (Argon2id: ~0.1-0.2 s of one core and 64 MiB each), one at a
   // time, off the ledger worker; bounded queue (limits::kPinChecksQueuedMax).
+  ReportReader report_reader_;
+  // Reports, one at a time (a second waits in the queue of one; a third is told to retry).
+  std::unique_ptr<JobThread> report_thread_;
   std::unique_ptr<JobThread> pin_thread_;  // last: joined first on destruction
 };
 

@@ -48,6 +48,10 @@ struct ReportRequest {
   bool svg = false;  // quadrants: also draw the chart (Rendered::svg)
 };
 
+// Checks what can be checked without the data: the name, the months and period, thresholds,
+// point value and list length (kInvalidArgument naming the problem).
+Status check_report_request(const ReportRequest& req, std::uint32_t now_month);
+
 // Checks `req` against `in` (an unknown report, a bad month or period, a store the roster does
 // not name, half a threshold pair: kInvalidArgument, nothing computed) and runs it.
 Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req,
