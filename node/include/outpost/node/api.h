@@ -84,7 +84,7 @@ class Api {
                          const sync::RightsView& rights_elsewhere,
                          std::function<void(bool tried, bool granted)> done)>;
   void set_rights_broker(RightsBroker fn) { broker_ = std::move(fn); }
-  // Opens a second, read-only connection to the node's database for GET /admin/v1/reports/NAME
+  // Opens a second connection to the node database (it only reads) for GET /admin/v1/reports/NAME
   // (docs/reports.md): reports read in their own snapshot on their own thread, never on the
   // worker. Without it the route answers 404.
   using ReportReader = std::function<Result<std::unique_ptr<storage::Store>>()>;
