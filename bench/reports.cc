@@ -11,6 +11,8 @@
 //
 // Defaults: 100,000 and 1,000,000 members (about 7 ops each), $TMPDIR or /tmp. Writing the chains
 // takes most of the run.
+#include "outpost/node/reports.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -21,7 +23,6 @@
 #include <vector>
 
 #include "bench_args.h"
-#include "outpost/node/reports.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
 #include "outpost/sync/op.h"
@@ -34,11 +35,14 @@ namespace reports = outpost::node::reports;
 using Clock = std::chrono::steady_clock;
 using outpost::Status;
 
-constexpr std::uint32_t kNow = 2026 * 12 + 11;   // 2026-12, the month the reports look from
-constexpr std::uint64_t kStart = 1735689600000;  // 2025-01-01T00:00Z: purchases run two years from here
+constexpr std::uint32_t kNow = 2026 * 12 + 11;  // 2026-12, the month the reports look from
+constexpr std::uint64_t kStart =
+    1735689600000;  // 2025-01-01T00:00Z: purchases run two years from here
 constexpr int kStores = 50;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 sync::NodeId store_id(int i) {
   sync::NodeId id{};
@@ -75,7 +79,8 @@ void append(outpost::storage::Store& store, Origin& o, sync::Op op) {
 void write_chain(const std::string& path, std::uint64_t n) {
   auto store = outpost::storage::Store::open(path, outpost::storage::OpenMode::kCreate);
   if (!store.is_ok()) {
-    std::fprintf(stderr, "cannot create %s: %s\n", path.c_str(), store.status().to_string().c_str());
+    std::fprintf(stderr, "cannot create %s: %s\n", path.c_str(),
+                 store.status().to_string().c_str());
     std::exit(3);
   }
   std::vector<Origin> origins(kStores);
@@ -96,7 +101,8 @@ void write_chain(const std::string& path, std::uint64_t n) {
       enroll.kind = sync::OpKind::kEnroll;
       enroll.member = id;
       enroll.hlc = sync::Hlc{enrolled, 0};
-      enroll.fields = {{sync::Field::kCard, std::to_string(40'000'000 + done)}, {sync::Field::kName, "M"}};
+      enroll.fields = {{sync::Field::kCard, std::to_string(40'000'000 + done)},
+                       {sync::Field::kName, "M"}};
       append(**store, origins[home], enroll);
       sync::Op topup;
       topup.kind = sync::OpKind::kTopup;
@@ -136,7 +142,8 @@ Figures measure(const std::string& path, std::uint64_t n) {
   auto in = reports::load_report_input(**store, nullptr, rules);
   f.load = seconds_since(t);
   if (!in.is_ok() || in->members.size() != n) {
-    std::fprintf(stderr, "load failed or short: %s\n", in.is_ok() ? "short" : in.status().to_string().c_str());
+    std::fprintf(stderr, "load failed or short: %s\n",
+                 in.is_ok() ? "short" : in.status().to_string().c_str());
     std::exit(3);
   }
   t = Clock::now();
@@ -170,9 +177,11 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (a == "--small") {
-      small = static_cast<std::uint64_t>(outpost::bench::int_arg("--small", argv[++i], 100, 10'000'000));
+      small = static_cast<std::uint64_t>(
+          outpost::bench::int_arg("--small", argv[++i], 100, 10'000'000));
     } else if (a == "--large") {
-      large = static_cast<std::uint64_t>(outpost::bench::int_arg("--large", argv[++i], 100, 10'000'000));
+      large = static_cast<std::uint64_t>(
+          outpost::bench::int_arg("--large", argv[++i], 100, 10'000'000));
     } else if (a == "--dir") {
       dir = argv[++i];
     } else {
@@ -195,11 +204,13 @@ int main(int argc, char** argv) {
   auto per = [](double s, std::uint64_t n) { return s * 1e9 / static_cast<double>(n); };
   const auto& [ns, fs_] = runs[0];
   const auto& [nl, fl] = runs[1];
-  std::printf("HQ member reports, %llu and %llu members (ns per member; growth = large/small per member)\n",
-              static_cast<unsigned long long>(ns), static_cast<unsigned long long>(nl));
+  std::printf(
+      "HQ member reports, %llu and %llu members (ns per member; growth = large/small per member)\n",
+      static_cast<unsigned long long>(ns), static_cast<unsigned long long>(nl));
   std::printf("  %-28s %10s %10s %8s\n", "", "small", "large", "growth");
   auto row = [&](const std::string& name, double s, double l) {
-    std::printf("  %-28s %10.0f %10.0f %7.2fx\n", name.c_str(), per(s, ns), per(l, nl), per(l, nl) / per(s, ns));
+    std::printf("  %-28s %10.0f %10.0f %7.2fx\n", name.c_str(), per(s, ns), per(l, nl),
+                per(l, nl) / per(s, ns));
   };
   row("baseline: sum wallets", fs_.baseline, fl.baseline);
   row("load (one read snapshot)", fs_.load, fl.load);

@@ -182,9 +182,11 @@ TEST(DaemonTest, AdminReportsAnswerFromTheReplicaAndRefuseBadInput) {
   for (const auto& [target, needle] : bad) {
     auto r = admin.get(target);
     EXPECT_EQ(r.status, 400) << target << ": " << r.describe();
-    EXPECT_NE(r.json().value("message", "").find(needle), std::string::npos) << target << ": " << r.body;
+    EXPECT_NE(r.json().value("message", "").find(needle), std::string::npos)
+        << target << ": " << r.body;
   }
-  EXPECT_EQ(HttpClient(node.admin_port(), node.pos_token()).get("/admin/v1/reports/kpis").status, 403);
+  EXPECT_EQ(HttpClient(node.admin_port(), node.pos_token()).get("/admin/v1/reports/kpis").status,
+            403);
   EXPECT_EQ(HttpClient(node.admin_port()).get("/admin/v1/reports/kpis").status, 401);
   EXPECT_EQ(admin.post("/admin/v1/reports/kpis", Json::object()).status, 405);
 }

@@ -4,8 +4,6 @@
 // never stall the ledger worker (a verifier hook holds a check open while other requests are
 // served), the races of a check with a PIN change and with a lockout, and the bearer-token
 // cache. No test depends on timing: every wait is for an event.
-#include "outpost/node/api.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,6 +16,7 @@
 
 #include "outpost/base/limits.h"
 #include "outpost/crypto/crypto.h"
+#include "outpost/node/api.h"
 #include "outpost/node/worker.h"
 #include "test_util.h"
 

@@ -183,19 +183,22 @@ void Api::report(const HttpRequest& req, const Responder& respond, const std::st
   rq.point_value = query("point_value");
   if (const std::string limit = query("limit"); !limit.empty()) {
     if (limit.size() > 5 || limit.find_first_not_of("0123456789") != std::string::npos) {
-      return respond(http_error(400, "invalid_argument", "limit must be a whole number up to 10000"));
+      return respond(
+          http_error(400, "invalid_argument", "limit must be a whole number up to 10000"));
     }
     rq.list_limit = std::stoul(limit);
   }
   const std::uint32_t now_month = sync::month_index(clock_.now_ms());
   // Everything but the store name is checked before any work (the names come with the roster).
-  if (Status st = reports::check_report_request(rq, now_month); !st.is_ok()) return respond(status_response(st));
+  if (Status st = reports::check_report_request(rq, now_month); !st.is_ok())
+    return respond(status_response(st));
   LedgerWorker::Task task;
   task.run = [this, rq, respond, now_month](Ledger& l) {
     auto roster = l.roster();
     auto job = [this, rq, respond, now_month, roster, rules = l.rules(), self = l.node_id(),
                 self_name = l.node_name()](bool cancelled) {
-      if (cancelled) return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
+      if (cancelled)
+        return respond(http_error(503, "overloaded", "the node is shutting down; retry"));
       auto store = report_reader_();
       if (!store.is_ok()) return respond(status_response(store.status()));
       auto in = reports::load_report_input(**store, roster.get(), rules);

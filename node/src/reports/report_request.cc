@@ -33,8 +33,8 @@ Result<std::optional<sync::NodeId>> store_of(const ReportInput& in, const std::s
 }  // namespace
 
 Status check_report_request(const ReportRequest& req, std::uint32_t now_month) {
-  if (std::find_if(kReportNames.begin(), kReportNames.end(), [&](const char* n) { return req.name == n; }) ==
-      kReportNames.end()) {
+  if (std::find_if(kReportNames.begin(), kReportNames.end(),
+                   [&](const char* n) { return req.name == n; }) == kReportNames.end()) {
     std::string names;
     for (const char* n : kReportNames) names += std::string(names.empty() ? "" : ", ") + n;
     return Status::invalid("unknown report '" + req.name + "' (reports: " + names + ")");
@@ -54,7 +54,8 @@ Status check_report_request(const ReportRequest& req, std::uint32_t now_month) {
   return Status::ok();
 }
 
-Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req, std::uint32_t now_month) {
+Result<Rendered> run_report(const ReportInput& in, const ReportRequest& req,
+                            std::uint32_t now_month) {
   OUTPOST_RETURN_IF_ERROR(check_report_request(req, now_month));
   OUTPOST_ASSIGN_OR_RETURN(Scope scope, make_scope(req.from, req.to, now_month));
   OUTPOST_ASSIGN_OR_RETURN(scope.store, store_of(in, req.store));

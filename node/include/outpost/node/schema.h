@@ -5,10 +5,9 @@
 // in the docs together.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "outpost/base/status.h"
 #include "outpost/node/outcome.h"
