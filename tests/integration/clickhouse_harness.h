@@ -6,6 +6,7 @@
 // and data. A missing binary is a test failure that says how to install it, never a skip.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,8 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "outpost/net/http_client.h"
 #include "test_process.h"
@@ -92,22 +91,24 @@ class ClickHouseServer {
       if (port_ == 0) return testing::AssertionFailure() << "no free loopback port";
       write_config();
     }
-    proc_ = std::make_unique<Process>(bin, std::vector<std::string>{"--config-file=" + dir_ + "/config.xml"},
-                                      cwd_options());
+    proc_ = std::make_unique<Process>(
+        bin, std::vector<std::string>{"--config-file=" + dir_ + "/config.xml"}, cwd_options());
     if (!proc_->started()) return proc_->started();
     const auto deadline = std::chrono::steady_clock::now() + bound;
     while (true) {
-      auto r = net::http_request(endpoint(), ping_request(),
-                                 net::ClientOptions{.connect_timeout_ms = 500, .response_timeout_ms = 2000});
+      auto r = net::http_request(
+          endpoint(), ping_request(),
+          net::ClientOptions{.connect_timeout_ms = 500, .response_timeout_ms = 2000});
       if (r.status == 200 && r.body == "Ok.\n") return testing::AssertionSuccess();
       if (!proc_->running()) {
-        return testing::AssertionFailure() << "clickhouse-server ended before answering /ping: "
-                                           << proc_->describe();
+        return testing::AssertionFailure()
+               << "clickhouse-server ended before answering /ping: " << proc_->describe();
       }
       if (std::chrono::steady_clock::now() > deadline) {
-        return testing::AssertionFailure() << "clickhouse-server did not answer /ping on "
-                                           << endpoint().to_string() << " within " << bound.count()
-                                           << " ms; last: " << r.describe() << "; " << proc_->describe();
+        return testing::AssertionFailure()
+               << "clickhouse-server did not answer /ping on " << endpoint().to_string()
+               << " within " << bound.count() << " ms; last: " << r.describe() << "; "
+               << proc_->describe();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -164,7 +165,8 @@ class ClickHouseServer {
       << "</yandex>\n";
     std::ofstream u(dir_ + "/users.xml");
     u << "<?xml version=\"1.0\"?>\n<yandex>\n"
-      << "  <profiles><default><max_memory_usage>1000000000</max_memory_usage></default></profiles>\n"
+      << "  "
+         "<profiles><default><max_memory_usage>1000000000</max_memory_usage></default></profiles>\n"
       << "  <users><default><password></password><networks><ip>127.0.0.1</ip></networks>"
          "<profile>default</profile><quota>default</quota></default></users>\n"
       << "  <quotas><default></default></quotas>\n"

@@ -3,15 +3,15 @@
 // liability and KPIs in ClickHouse SQL give the figures node::reports gives on the same replica.
 // The data is a small fixed chain of real signed ops from two stores, appended to a real Store.
 // Waits are bounded (the harness's /ping wait); nothing asserts on durations.
+#include <gtest/gtest.h>
 #include <time.h>
 
 #include <filesystem>
 #include <sstream>
 
-#include <gtest/gtest.h>
-
 #include "clickhouse_harness.h"
 #include "outpost/node/analytics.h"
+#include "outpost/node/config.h"
 #include "outpost/node/reports.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
@@ -213,8 +213,9 @@ TEST(ClickHouseHarness, StartsAnswersSqlAndStops) {
   ASSERT_TRUE(ch.start());
   EXPECT_EQ(ch.query("SELECT 1 + 1"), "2\n");
   ch.stop();
-  auto r = net::http_request(ch.endpoint(), ping_request(),
-                             net::ClientOptions{.connect_timeout_ms = 500, .response_timeout_ms = 1000});
+  auto r =
+      net::http_request(ch.endpoint(), ping_request(),
+                        net::ClientOptions{.connect_timeout_ms = 500, .response_timeout_ms = 1000});
   EXPECT_EQ(r.status, 0) << "still answering after stop: " << r.describe();
 }
 
@@ -234,6 +235,34 @@ TEST(ClickHouseSink, CursorAndUrlRefuseBadInput) {
   EXPECT_FALSE(analytics::decode_cursor("zz:1").is_ok());
   const std::string one = analytics::encode_cursor({{sync::NodeId{1}, 7}});
   EXPECT_FALSE(analytics::decode_cursor(one + "," + one).is_ok());  // an origin twice
+}
+
+TEST(ClickHouseSink, ConfigSectionIsCheckedAndHqOnly) {
+  const std::string base = "data_dir = \"d\"\nrole = \"hq\"\n";
+  auto ok = node::parse_config(
+      base + "[analytics]\nclickhouse_url = \"http://127.0.0.1:8123\"\nbatch_ops = 500\n", "/");
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->analytics.batch_ops, 500u);
+  EXPECT_EQ(ok->analytics.database, "outpost");
+  auto none = node::parse_config(base, "/");
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_TRUE(none->analytics.clickhouse_url.empty());
+  const std::pair<std::string, std::string> bad[] = {
+      {base + "[analytics]\nbatch_ops = 5\n", "clickhouse_url' is required"},
+      {base + "[analytics]\nclickhouse_url = \"http://localhost:8123\"\n", "numeric"},
+      {base + "[analytics]\nclickhouse_url = \"http://127.0.0.1:8123\"\nbatch_ops = 0\n",
+       "analytics.batch_ops"},
+      {base + "[analytics]\nclickhouse_url = \"http://127.0.0.1:8123\"\ndatabase = \"a;b\"\n",
+       "analytics.database"},
+      {base + "[analytics]\nclickhouse_url = \"http://127.0.0.1:8123\"\nurl = 1\n",
+       "unknown key 'analytics.url'"},
+      {"data_dir = \"d\"\n[analytics]\nclickhouse_url = \"http://127.0.0.1:8123\"\n", "HQ only"},
+  };
+  for (const auto& [text, why] : bad) {
+    auto r = node::parse_config(text, "/");
+    ASSERT_FALSE(r.is_ok()) << text;
+    EXPECT_NE(r.status().to_string().find(why), std::string::npos) << r.status().to_string();
+  }
 }
 
 TEST(ClickHouseSink, ResentBatchAndSinkRestartSinkEachOpOnce) {
@@ -311,18 +340,21 @@ std::string liability_by_node_sql() {
          "FROM outpost_test.outpost_rights FINAL GROUP BY node HAVING p > 0 OR w > 0 ORDER BY node";
 }
 std::string kpis_sql(std::uint32_t from, std::uint32_t to, const std::string& store_hex) {
-  const std::string late = "(SELECT member FROM outpost_test.outpost_ops FINAL WHERE kind = 'enroll' "
-                           "GROUP BY member HAVING min(month) > " + std::to_string(to) + ")";
+  const std::string late =
+      "(SELECT member FROM outpost_test.outpost_ops FINAL WHERE kind = 'enroll' "
+      "GROUP BY member HAVING min(month) > " +
+      std::to_string(to) + ")";
   const std::string where_store = store_hex.empty() ? "" : " AND node = '" + store_hex + "'";
   return "SELECT (SELECT count() FROM outpost_test.outpost_members FINAL WHERE member NOT IN " +
-         late + ") AS members, countIf(v > 0) AS active, countIf(v > 1) AS repeat, "
+         late +
+         ") AS members, countIf(v > 0) AS active, countIf(v > 1) AS repeat, "
          "if(active = 0, 0, intDiv(repeat * 10000, active)) AS repurchase_bp, sum(v) AS visits, "
          "sum(s) AS spend, if(visits = 0, 0, intDiv(spend, visits)) AS per_visit FROM ("
          "SELECT member, sum(visits) AS v, sum(spend_minor) AS gross, "
          "sum(spend_reversed_minor) AS rev, if(gross > rev, gross - rev, 0) AS s "
-         "FROM outpost_test.outpost_activity FINAL WHERE month >= " + std::to_string(from) +
-         " AND month <= " + std::to_string(to) + where_store + " AND member NOT IN " + late +
-         " GROUP BY member)";
+         "FROM outpost_test.outpost_activity FINAL WHERE month >= " +
+         std::to_string(from) + " AND month <= " + std::to_string(to) + where_store +
+         " AND member NOT IN " + late + " GROUP BY member)";
 }
 
 TEST(ClickHouseReports, LiabilityAndKpisMatchTheReplica) {
@@ -350,7 +382,8 @@ TEST(ClickHouseReports, LiabilityAndKpisMatchTheReplica) {
   for (const auto& [node, figures] : rows) want += node + "\t" + figures + "\n";
   EXPECT_EQ(ch.query(liability_by_node_sql()), want);
 
-  const std::uint32_t from = *reports::parse_month("2026-01"), to = *reports::parse_month("2026-06");
+  const std::uint32_t from = *reports::parse_month("2026-01"),
+                      to = *reports::parse_month("2026-06");
   for (const std::optional<sync::NodeId>& store :
        {std::optional<sync::NodeId>(), std::optional<sync::NodeId>(rep.a().id),
         std::optional<sync::NodeId>(rep.b().id)}) {
@@ -361,7 +394,8 @@ TEST(ClickHouseReports, LiabilityAndKpisMatchTheReplica) {
     exp << k.members << "\t" << k.active_members << "\t" << k.repeat_members << "\t"
         << k.repurchase_rate_bp << "\t" << k.visits << "\t" << k.spend_minor << "\t"
         << k.spend_per_visit_minor << "\n";
-    EXPECT_EQ(ch.query(kpis_sql(from, to, hex)), exp.str()) << "store: " << (hex.empty() ? "all" : hex);
+    EXPECT_EQ(ch.query(kpis_sql(from, to, hex)), exp.str())
+        << "store: " << (hex.empty() ? "all" : hex);
   }
   // Hand check of the whole-chain figures (docs/analytics.md shows the same data set): 5 members
   // enrolled by 2026-06 plus Fay of unknown enrollment; Ann, Bob, Cat active; Ann and Cat repeat.

@@ -1,11 +1,11 @@
 // The ClickHouse sink: batches of ops and member snapshots as JSONEachRow (docs/analytics.md has
 // the schema and why every table is a ReplacingMergeTree).
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
 #include "outpost/node/analytics.h"
+#include "outpost/node/config.h"
 #include "outpost/storage/sqlite.h"
 #include "outpost/storage/store.h"
 #include "outpost/sync/hlc.h"
@@ -136,11 +136,11 @@ Result<net::Endpoint> parse_clickhouse_url(const std::string& url) {
   std::string rest = url.substr(scheme.size());
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   if (rest.find('/') != std::string::npos) return bad("has a path");
-  std::string error;
-  auto ep = net::parse_endpoint(rest, &error);
-  if (!ep) return bad(error.empty() ? "is malformed" : "is malformed: " + error);
+  // The config's address rules: a numeric host (a daemon must not depend on DNS to start).
+  auto ep = parse_endpoint(rest);
+  if (!ep.is_ok()) return bad("is malformed: " + ep.status().message());
   if (ep->port == 0) return bad("needs a non-zero port");
-  return *ep;
+  return net::Endpoint{ep->host, ep->port};
 }
 
 std::string encode_cursor(const Cursor& c) {
@@ -172,9 +172,9 @@ Result<Cursor> decode_cursor(const std::string& text) {
 Sink::Sink(storage::Store& store, SinkOptions options)
     : store_(store),
       options_(std::move(options)),
-      client_(options_.endpoint, net::ClientOptions{.response_timeout_ms =
-                                                        options_.request_timeout_ms,
-                                                    .user_agent = "outpostd-analytics"}) {}
+      client_(options_.endpoint,
+              net::ClientOptions{.response_timeout_ms = options_.request_timeout_ms,
+                                 .user_agent = "outpostd-analytics"}) {}
 
 Sink::~Sink() = default;
 
@@ -249,8 +249,8 @@ Result<StepResult> Sink::step() {
       const std::uint64_t done = cur.count(origin) ? cur[origin] : 0;
       if (head > done) r.behind += head - done;
       if (ops.size() >= options_.batch_ops || head <= done) continue;
-      OUTPOST_ASSIGN_OR_RETURN(auto more,
-                               store_.ops_of_origin(origin, done + 1, options_.batch_ops - ops.size()));
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto more, store_.ops_of_origin(origin, done + 1, options_.batch_ops - ops.size()));
       for (auto& op : more) ops.push_back(std::move(op));
     }
     if (ops.empty()) return r;
@@ -268,9 +268,11 @@ Result<StepResult> Sink::step() {
     }
   }
   const std::string& db = options_.database;
-  OUTPOST_RETURN_IF_ERROR(post("INSERT INTO " + db + ".outpost_ops FORMAT JSONEachRow", op_body).status());
+  OUTPOST_RETURN_IF_ERROR(
+      post("INSERT INTO " + db + ".outpost_ops FORMAT JSONEachRow", op_body).status());
   const std::pair<const char*, const std::string*> member_tables[] = {
-      {"outpost_members", &rows.members}, {"outpost_rights", &rows.rights},
+      {"outpost_members", &rows.members},
+      {"outpost_rights", &rows.rights},
       {"outpost_activity", &rows.activity}};
   for (const auto& [table, body] : member_tables) {
     if (body->empty()) continue;

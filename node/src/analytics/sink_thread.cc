@@ -84,9 +84,11 @@ void SinkThread::loop() {
       const std::string msg = "analytics sink is " + std::to_string(r->behind) +
                               " ops behind the replica (alert above " +
                               std::to_string(options_.behind_alert_ops) + ")";
-      log(LogLevel::kWarn, "analytics: falling behind", {{"behind_ops", std::to_string(r->behind)}});
+      log(LogLevel::kWarn, "analytics: falling behind",
+          {{"behind_ops", std::to_string(r->behind)}});
       Status a = (*store)->add_alert(storage::Alert{0, now_ms(), "analytics_behind", "", msg});
-      if (!a.is_ok()) log(LogLevel::kWarn, "analytics: cannot store alert", {{"error", a.to_string()}});
+      if (!a.is_ok())
+        log(LogLevel::kWarn, "analytics: cannot store alert", {{"error", a.to_string()}});
     } else if (r->behind <= options_.behind_alert_ops && behind_alerted) {
       behind_alerted = false;
       log(LogLevel::kInfo, "analytics: caught up", {{"behind_ops", std::to_string(r->behind)}});

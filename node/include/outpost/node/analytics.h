@@ -50,8 +50,8 @@ std::string encode_cursor(const Cursor& c);            // "ORIGINHEX:SEQ,..." as
 Result<Cursor> decode_cursor(const std::string& text);
 
 struct StepResult {
-  std::size_t ops = 0;      // ops sent (and acknowledged) in this step
-  std::size_t members = 0;  // member snapshots sent
+  std::size_t ops = 0;       // ops sent (and acknowledged) in this step
+  std::size_t members = 0;   // member snapshots sent
   std::uint64_t behind = 0;  // ops held by the store past the cursor after this step
 };
 
