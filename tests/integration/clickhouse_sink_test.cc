@@ -357,6 +357,63 @@ std::string kpis_sql(std::uint32_t from, std::uint32_t to, const std::string& st
          " AND member NOT IN " + late + " GROUP BY member)";
 }
 
+// Per active member of the scope: visits and spend net of reversals (docs/analytics.md).
+std::string activity_sql(std::uint32_t from, std::uint32_t to) {
+  return "SELECT member, sum(visits) AS v, sum(spend_minor) AS gross, "
+         "sum(spend_reversed_minor) AS rev, if(gross > rev, gross - rev, 0) AS s "
+         "FROM outpost_test.outpost_activity FINAL WHERE month >= " +
+         std::to_string(from) + " AND month <= " + std::to_string(to) +
+         " GROUP BY member HAVING v > 0";
+}
+// Thresholds given, or the lower medians plus one when `given` is empty.
+std::string quadrants_sql(std::uint32_t from, std::uint32_t to,
+                          const std::optional<reports::Thresholds>& given) {
+  const std::string act = "(" + activity_sql(from, to) + ")";
+  const std::string median = "arrayElement(arraySort(groupArray(X)), intDiv(count() - 1, 2) + 1) + 1";
+  auto med = [&](const std::string& col) {
+    std::string m = median;
+    m.replace(m.find('X'), 1, col);
+    return "(SELECT " + m + " FROM " + act + ")";
+  };
+  const std::string tv = given ? std::to_string(given->visits) : med("v");
+  const std::string ts = given ? std::to_string(given->spend_minor) : med("s");
+  return "WITH " + tv + " AS tv, " + ts + " AS ts, (SELECT sum(s) FROM " + act +
+         ") AS total SELECT multiIf(v >= tv AND s >= ts, 'true_friends', s >= ts, 'butterflies', "
+         "v >= tv, 'barnacles', 'strangers') AS quadrant, tv, ts, count(), sum(v), sum(s), "
+         "if(total = 0, 0, intDiv(sum(s) * 10000, total)) FROM " +
+         act + " GROUP BY quadrant ORDER BY quadrant";
+}
+
+TEST(ClickHouseReports, QuadrantsMatchTheReplica) {
+  ClickHouseServer ch;
+  ASSERT_TRUE(ch.start());
+  Replica rep;
+  rep.fixed_chain();
+  analytics::Sink sink(rep.store(), options_for(ch, 7));
+  ASSERT_TRUE(sink.create_tables().is_ok());
+  ASSERT_TRUE(drain(sink));
+  auto in = reports::load_report_input(rep.store(), nullptr, sync::ProgramRules{});
+  ASSERT_TRUE(in.is_ok()) << in.status().to_string();
+  const std::uint32_t from = *reports::parse_month("2026-01"), to = *reports::parse_month("2026-06");
+  for (const std::optional<reports::Thresholds>& given :
+       {std::optional<reports::Thresholds>(),
+        std::optional<reports::Thresholds>(reports::Thresholds{2, 1'000})}) {
+    const reports::QuadrantReport q = reports::quadrants(*in, reports::Scope{from, to, std::nullopt}, given, 10);
+    std::map<std::string, std::string> rows;  // by quadrant name, as ORDER BY gives them
+    for (const reports::QuadrantRow& r : q.rows) {
+      if (r.members == 0) continue;
+      std::ostringstream o;
+      o << q.thresholds.visits << "\t" << q.thresholds.spend_minor << "\t" << r.members << "\t"
+        << r.visits << "\t" << r.spend_minor << "\t" << r.sales_share_bp;
+      rows[reports::quadrant_name(r.quadrant)] = o.str();
+    }
+    ASSERT_GE(rows.size(), 2u);  // not a one-bucket comparison
+    std::string want;
+    for (const auto& [name, figures] : rows) want += name + "\t" + figures + "\n";
+    EXPECT_EQ(ch.query(quadrants_sql(from, to, given)), want) << (given ? "given" : "medians");
+  }
+}
+
 TEST(ClickHouseReports, LiabilityAndKpisMatchTheReplica) {
   ClickHouseServer ch;
   ASSERT_TRUE(ch.start());
