@@ -1,6 +1,6 @@
 // outpostd at HQ with [analytics] (docs/analytics.md, "Running it"): the daemon starts and serves
-// while ClickHouse is down, and once ClickHouse is up every op HQ holds reaches it, once. Polls
-// are bounded; nothing asserts on durations.
+// while ClickHouse is down, and once ClickHouse is up every op HQ holds reaches it, once, with an
+// alert for the backlog it found. Polls are bounded; nothing asserts on durations.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -20,8 +20,9 @@ TEST(ClickHouseDaemon, HqStreamsItsOpsOnceClickHouseIsUp) {
   options.name = "hq";
   options.role = "hq";
   options.hq_init = true;
-  options.extra_config = "[analytics]\nclickhouse_url = \"http://" + ch.endpoint().to_string() +
-                         "\"\ndatabase = \"outpost_daemon\"\nbatch_ops = 2\nidle_ms = 20\n";
+  options.extra_config =
+      "[analytics]\nclickhouse_url = \"http://" + ch.endpoint().to_string() +
+      "\"\ndatabase = \"outpost_daemon\"\nbatch_ops = 2\nbehind_alert_ops = 1\nidle_ms = 20\n";
   OutpostNode hq(options);
   ASSERT_TRUE(hq.init());
   ASSERT_TRUE(hq.start());
@@ -52,7 +53,11 @@ TEST(ClickHouseDaemon, HqStreamsItsOpsOnceClickHouseIsUp) {
   EXPECT_EQ(got, want) << "outpostd stderr:\n" << hq.process()->stderr_text();
   EXPECT_EQ(ch.query("SELECT sum(spend_minor) FROM outpost_daemon.outpost_activity FINAL"),
             "3003\n");
-  EXPECT_NE(hq.process()->stderr_text().find("analytics"), std::string::npos);
+  // Every op was there before ClickHouse came up, so the first batch of 2 left a backlog above 1.
+  EXPECT_NE(hq.process()->stderr_text().find("analytics: falling behind"), std::string::npos);
+  auto alerts = hq.admin_client().get("/admin/v1/alerts");
+  ASSERT_EQ(alerts.status, 200) << alerts.describe();
+  EXPECT_EQ(alerts.json()["counts"].value("analytics_behind", 0), 1) << alerts.body;
   ASSERT_TRUE(hq.stop());
 }
 

@@ -310,6 +310,13 @@ TEST(ClickHouseSink, OutageThenRecoveryLosesAndDuplicatesNothing) {
   Replica rep;
   rep.fixed_chain();
   analytics::Sink sink(rep.store(), options_for(ch, 5));
+  // A ClickHouse that refuses (here: no such tables yet) is an error with its reason; the cursor
+  // stays where it was.
+  auto refused = sink.step();
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.status().to_string().find("refused (HTTP"), std::string::npos)
+      << refused.status().to_string();
+  EXPECT_TRUE(sink.cursor()->empty());
   ASSERT_TRUE(sink.create_tables().is_ok());
   ASSERT_TRUE(sink.step().is_ok());
   auto before = sink.cursor();
@@ -369,7 +376,8 @@ std::string activity_sql(std::uint32_t from, std::uint32_t to) {
 std::string quadrants_sql(std::uint32_t from, std::uint32_t to,
                           const std::optional<reports::Thresholds>& given) {
   const std::string act = "(" + activity_sql(from, to) + ")";
-  const std::string median = "arrayElement(arraySort(groupArray(X)), intDiv(count() - 1, 2) + 1) + 1";
+  const std::string median =
+      "arrayElement(arraySort(groupArray(X)), intDiv(count() - 1, 2) + 1) + 1";
   auto med = [&](const std::string& col) {
     std::string m = median;
     m.replace(m.find('X'), 1, col);
@@ -394,11 +402,13 @@ TEST(ClickHouseReports, QuadrantsMatchTheReplica) {
   ASSERT_TRUE(drain(sink));
   auto in = reports::load_report_input(rep.store(), nullptr, sync::ProgramRules{});
   ASSERT_TRUE(in.is_ok()) << in.status().to_string();
-  const std::uint32_t from = *reports::parse_month("2026-01"), to = *reports::parse_month("2026-06");
+  const std::uint32_t from = *reports::parse_month("2026-01"),
+                      to = *reports::parse_month("2026-06");
   for (const std::optional<reports::Thresholds>& given :
        {std::optional<reports::Thresholds>(),
         std::optional<reports::Thresholds>(reports::Thresholds{2, 1'000})}) {
-    const reports::QuadrantReport q = reports::quadrants(*in, reports::Scope{from, to, std::nullopt}, given, 10);
+    const reports::QuadrantReport q =
+        reports::quadrants(*in, reports::Scope{from, to, std::nullopt}, given, 10);
     std::map<std::string, std::string> rows;  // by quadrant name, as ORDER BY gives them
     for (const reports::QuadrantRow& r : q.rows) {
       if (r.members == 0) continue;
