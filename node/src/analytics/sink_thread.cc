@@ -12,17 +12,13 @@ namespace outpost::node::analytics {
 namespace {
 constexpr std::uint32_t kRetryMsMax = 30'000;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 }  // namespace
 
-SinkThread::SinkThread(std::string db_path, SinkOptions options, std::uint32_t idle_ms,
-                       std::uint32_t retry_ms)
+SinkThread::SinkThread(std::string db_path, SinkOptions options, sync::Clock& clock,
+                       std::uint32_t idle_ms, std::uint32_t retry_ms)
     : db_path_(std::move(db_path)),
       options_(std::move(options)),
+      clock_(clock),
       idle_ms_(idle_ms),
       retry_ms_(retry_ms) {}
 
@@ -86,7 +82,8 @@ void SinkThread::loop() {
                               std::to_string(options_.behind_alert_ops) + ")";
       log(LogLevel::kWarn, "analytics: falling behind",
           {{"behind_ops", std::to_string(r->behind)}});
-      Status a = (*store)->add_alert(storage::Alert{0, now_ms(), "analytics_behind", "", msg});
+      Status a = (*store)->add_alert(storage::Alert{0, static_cast<std::int64_t>(clock_.now_ms()),
+                                                    "analytics_behind", "", msg});
       if (!a.is_ok())
         log(LogLevel::kWarn, "analytics: cannot store alert", {{"error", a.to_string()}});
     } else if (r->behind <= options_.behind_alert_ops && behind_alerted) {

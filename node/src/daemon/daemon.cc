@@ -69,7 +69,8 @@ namespace {
 
 // The ClickHouse sink on its own thread and Store connection (docs/analytics.md): it never
 // queues work on the ledger worker, so a slow or absent ClickHouse cannot hold replication back.
-Status start_analytics(const Config& config, std::unique_ptr<analytics::SinkThread>& out) {
+Status start_analytics(const Config& config, sync::Clock& clock,
+                       std::unique_ptr<analytics::SinkThread>& out) {
   const AnalyticsConfig& a = config.analytics;
   if (a.clickhouse_url.empty()) return Status::ok();
   OUTPOST_ASSIGN_OR_RETURN(net::Endpoint ep, analytics::parse_clickhouse_url(a.clickhouse_url));
@@ -79,7 +80,7 @@ Status start_analytics(const Config& config, std::unique_ptr<analytics::SinkThre
   o.batch_ops = a.batch_ops;
   o.behind_alert_ops = a.behind_alert_ops;
   out = std::make_unique<analytics::SinkThread>(
-      (std::filesystem::path(config.data_dir) / kDbFile).string(), o, a.idle_ms);
+      (std::filesystem::path(config.data_dir) / kDbFile).string(), o, clock, a.idle_ms);
   out->start();
   log(LogLevel::kInfo, "analytics: streaming to clickhouse",
       {{"clickhouse", ep.to_string()}, {"database", a.database}});
@@ -146,7 +147,7 @@ Status Daemon::start() {
                                               }));
   d.worker->start();
   if (d.peers) OUTPOST_RETURN_IF_ERROR(d.peers->start());
-  OUTPOST_RETURN_IF_ERROR(start_analytics(d.config, d.analytics));
+  OUTPOST_RETURN_IF_ERROR(start_analytics(d.config, d.clock, d.analytics));
   std::string ports_file = d.config.ports_file.empty() ? (std::filesystem::path(d.config.data_dir) / "outpostd.ports").string()
                                                        : d.config.ports_file;
   std::string line = "api=" + api_endpoint().to_string() + " admin=" + admin_endpoint().to_string() +

@@ -19,6 +19,7 @@
 
 #include "outpost/base/status.h"
 #include "outpost/net/http_client.h"
+#include "outpost/sync/env.h"
 #include "outpost/sync/op.h"
 
 namespace outpost::storage {
@@ -85,8 +86,9 @@ class Sink {
 // `retry_ms`, doubling up to 30 s. Every wait is bounded; stop() joins.
 class SinkThread {
  public:
-  SinkThread(std::string db_path, SinkOptions options, std::uint32_t idle_ms = 1000,
-             std::uint32_t retry_ms = 500);
+  // `clock` (the alert's time) must outlive the thread.
+  SinkThread(std::string db_path, SinkOptions options, sync::Clock& clock,
+             std::uint32_t idle_ms = 1000, std::uint32_t retry_ms = 500);
   ~SinkThread();
   SinkThread(const SinkThread&) = delete;
   SinkThread& operator=(const SinkThread&) = delete;
@@ -98,6 +100,7 @@ class SinkThread {
   bool wait_ms(std::uint32_t ms);  // false once stopping
   std::string db_path_;
   SinkOptions options_;
+  sync::Clock& clock_;
   std::uint32_t idle_ms_, retry_ms_;
   std::mutex mu_;
   std::condition_variable cv_;
