@@ -27,7 +27,9 @@ namespace outpost::test {
 
 // Where the server binary is: $OUTPOST_CLICKHOUSE_SERVER, else Debian's path.
 inline std::string clickhouse_server_path() {
-  if (const char* p = std::getenv("OUTPOST_CLICKHOUSE_SERVER"); p && *p) return p;
+  if (const char* p = std::getenv("OUTPOST_CLICKHOUSE_SERVER"); p && *p) {
+    return ::access(p, X_OK) == 0 ? std::string(p) : std::string();
+  }
   for (const char* p : {"/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"}) {
     if (::access(p, X_OK) == 0) return p;
   }
