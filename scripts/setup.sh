@@ -10,6 +10,9 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libncurses-dev
   libgtest-dev libgmock-dev
   tmux curl procps jq
+  # The analytics sink's integration tests run a real ClickHouse (docs/analytics.md); Debian 12
+  # ships 18.16. The tests start it from their own config: the package's service is not used.
+  clickhouse-server
 )
 
 missing=()

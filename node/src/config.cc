@@ -1,15 +1,15 @@
 #include "outpost/node/config.h"
 
 #include <arpa/inet.h>
+#include <toml++/toml.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
-#include <toml++/toml.h>
-
 #include "outpost/base/limits.h"
+#include "outpost/node/analytics.h"
 
 namespace outpost::node {
 
@@ -142,6 +142,37 @@ Status get_link(const toml::table& t, LinkConfig& out) {
   return get_int(*sub, "keepalive_ms", "link.", 100, limits::kLinkIdleTimeoutMs / 3, out.keepalive_ms);
 }
 
+Status get_analytics(const toml::table& t, AnalyticsConfig& out) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      const toml::table* sub,
+      optional_table(t, "analytics",
+                     {"clickhouse_url", "database", "batch_ops", "behind_alert_ops", "idle_ms"}));
+  if (!sub) return Status::ok();
+  OUTPOST_RETURN_IF_ERROR(get_string(*sub, "clickhouse_url", "analytics.", out.clickhouse_url));
+  if (out.clickhouse_url.empty()) {
+    return Status::invalid("config: 'analytics.clickhouse_url' is required in [analytics]");
+  }
+  auto ep = analytics::parse_clickhouse_url(out.clickhouse_url);
+  if (!ep.is_ok()) return ep.status().with_context("config: 'analytics.clickhouse_url'");
+  OUTPOST_RETURN_IF_ERROR(get_string(*sub, "database", "analytics.", out.database));
+  const bool plain = !out.database.empty() && out.database.size() <= 64 &&
+                     out.database.find_first_not_of(
+                         "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == std::string::npos &&
+                     !(out.database[0] >= '0' && out.database[0] <= '9');
+  if (!plain) {
+    return Status::invalid(
+        "config: 'analytics.database' must be a plain name (letters, digits, _)");
+  }
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "batch_ops", "analytics.", 1,
+                                  static_cast<std::int64_t>(analytics::kBatchOpsMax),
+                                  out.batch_ops));
+  OUTPOST_RETURN_IF_ERROR(
+      get_int(*sub, "behind_alert_ops", "analytics.", 1, 1'000'000'000'000, out.behind_alert_ops));
+  OUTPOST_RETURN_IF_ERROR(get_int(*sub, "idle_ms", "analytics.", 10, 600'000, out.idle_ms));
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& base_dir) {
@@ -153,7 +184,11 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
     o << "config: " << e.description() << " at line " << e.source().begin.line;
     return Status::invalid(o.str());
   }
-  OUTPOST_RETURN_IF_ERROR(unknown_keys(t, {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file", "sync_interval_ms", "rebalance", "checkpoint", "link"}, ""));
+  OUTPOST_RETURN_IF_ERROR(
+      unknown_keys(t,
+                   {"data_dir", "role", "log_level", "api", "admin", "peer", "peers", "ports_file",
+                    "sync_interval_ms", "rebalance", "checkpoint", "link", "analytics"},
+                   ""));
   Config c;
   OUTPOST_RETURN_IF_ERROR(get_string(t, "data_dir", "", c.data_dir));
   if (c.data_dir.empty()) return Status::invalid("config: 'data_dir' is required");
@@ -177,6 +212,10 @@ Result<Config> parse_config(const std::string& text, const std::string& base_dir
   OUTPOST_RETURN_IF_ERROR(get_rebalance(t, c.rebalance));
   OUTPOST_RETURN_IF_ERROR(get_checkpoint(t, c.checkpoint));
   OUTPOST_RETURN_IF_ERROR(get_link(t, c.link));
+  OUTPOST_RETURN_IF_ERROR(get_analytics(t, c.analytics));
+  if (!c.analytics.clickhouse_url.empty() && c.role != "hq") {
+    return Status::invalid("config: [analytics] runs at HQ only ('role' is " + c.role + ")");
+  }
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "api", c.api));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "admin", c.admin));
   OUTPOST_RETURN_IF_ERROR(get_endpoint(t, "peer", c.peer));

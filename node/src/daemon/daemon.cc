@@ -5,12 +5,13 @@
 #include <fstream>
 #include <optional>
 
+#include "outpost/node/analytics.h"
 #include "outpost/node/api.h"
 #include "outpost/node/backup.h"
 #include "outpost/node/http.h"
 #include "outpost/node/identity.h"
-#include "outpost/node/peers.h"
 #include "outpost/node/log.h"
+#include "outpost/node/peers.h"
 #include "outpost/node/worker.h"
 
 namespace outpost::node {
@@ -26,6 +27,7 @@ struct Daemon::Impl {
   std::unique_ptr<HttpServer> pos_server;
   std::unique_ptr<HttpServer> admin_server;
   std::unique_ptr<PeerManager> peers;
+  std::unique_ptr<analytics::SinkThread> analytics;  // HQ with [analytics] only
   asio::signal_set signals{io, SIGTERM, SIGINT};
   std::optional<DataDirLock> lock;  // held for the daemon's lifetime
   bool stopping = false;
@@ -63,9 +65,34 @@ struct Daemon::Impl {
   }
 };
 
+namespace {
+
+// The ClickHouse sink on its own thread and Store connection (docs/analytics.md): it never
+// queues work on the ledger worker, so a slow or absent ClickHouse cannot hold replication back.
+Status start_analytics(const Config& config, sync::Clock& clock,
+                       std::unique_ptr<analytics::SinkThread>& out) {
+  const AnalyticsConfig& a = config.analytics;
+  if (a.clickhouse_url.empty()) return Status::ok();
+  OUTPOST_ASSIGN_OR_RETURN(net::Endpoint ep, analytics::parse_clickhouse_url(a.clickhouse_url));
+  analytics::SinkOptions o;
+  o.endpoint = ep;
+  o.database = a.database;
+  o.batch_ops = a.batch_ops;
+  o.behind_alert_ops = a.behind_alert_ops;
+  out = std::make_unique<analytics::SinkThread>(
+      (std::filesystem::path(config.data_dir) / kDbFile).string(), o, clock, a.idle_ms);
+  out->start();
+  log(LogLevel::kInfo, "analytics: streaming to clickhouse",
+      {{"clickhouse", ep.to_string()}, {"database", a.database}});
+  return Status::ok();
+}
+
+}  // namespace
+
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Daemon::~Daemon() {
+  if (impl_->analytics) impl_->analytics->stop();
   if (impl_->worker) impl_->worker->stop();
 }
 
@@ -122,6 +149,7 @@ Status Daemon::start() {
                                               }));
   d.worker->start();
   if (d.peers) OUTPOST_RETURN_IF_ERROR(d.peers->start());
+  OUTPOST_RETURN_IF_ERROR(start_analytics(d.config, d.clock, d.analytics));
   std::string ports_file = d.config.ports_file.empty() ? (std::filesystem::path(d.config.data_dir) / "outpostd.ports").string()
                                                        : d.config.ports_file;
   std::string line = "api=" + api_endpoint().to_string() + " admin=" + admin_endpoint().to_string() +
@@ -144,6 +172,7 @@ void Daemon::run() {
     if (!ec) impl_->shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
   });
   d.io.run();
+  if (d.analytics) d.analytics->stop();
   // Drain the worker: every queued request finishes and becomes durable before exit.
   d.worker->stop();
   Status st = d.worker->ledger_unsafe().store().checkpoint_wal();

@@ -49,6 +49,16 @@ struct LinkConfig {
   std::uint32_t keepalive_ms = 10'000;
 };
 
+// HQ only, optional: stream ops and member snapshots into ClickHouse (docs/analytics.md). Off
+// while clickhouse_url is empty.
+struct AnalyticsConfig {
+  std::string clickhouse_url;  // "http://HOST:PORT", numeric host
+  std::string database = "outpost";
+  std::uint32_t batch_ops = 1000;
+  std::uint64_t behind_alert_ops = 100'000;
+  std::uint32_t idle_ms = 1000;  // wait between looks for new ops once caught up
+};
+
 struct Config {
   std::string data_dir;
   std::string role = "store";  // store | hq
@@ -64,6 +74,7 @@ struct Config {
   RebalanceConfig rebalance;
   CheckpointConfig checkpoint;
   LinkConfig link;
+  AnalyticsConfig analytics;
 };
 
 // Loads and validates a config file. Relative data_dir paths are resolved against the file's
