@@ -169,7 +169,8 @@ Figures measure(const std::string& path, std::uint64_t n) {
 
 int main(int argc, char** argv) {
   std::uint64_t small = 100'000, large = 1'000'000;
-  std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string dir = tmpdir != nullptr ? tmpdir : "/tmp";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
@@ -202,8 +203,9 @@ int main(int argc, char** argv) {
   }
   fs::remove_all(base);
   auto per = [](double s, std::uint64_t n) { return s * 1e9 / static_cast<double>(n); };
-  const auto& [ns, fs_] = runs[0];
-  const auto& [nl, fl] = runs[1];
+  const std::uint64_t ns = runs[0].first, nl = runs[1].first;
+  const Figures& fs_ = runs[0].second;
+  const Figures& fl = runs[1].second;
   std::printf(
       "HQ member reports, %llu and %llu members (ns per member; growth = large/small per member)\n",
       static_cast<unsigned long long>(ns), static_cast<unsigned long long>(nl));

@@ -21,7 +21,6 @@ namespace {
 using detail::bv;
 using detail::row_to_op;
 using detail::to_array;
-using sync::Field;
 using sync::MemberId;
 using sync::MemberState;
 using sync::NodeId;

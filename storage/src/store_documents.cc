@@ -5,11 +5,8 @@
 namespace outpost::storage {
 
 using detail::bv;
-using detail::row_to_op;
 using detail::to_array;
-using sync::Field;
 using sync::MemberId;
-using sync::MemberState;
 using sync::NodeId;
 using GC = detail::GCounterId;
 

@@ -5,7 +5,6 @@
 namespace outpost::storage {
 
 using detail::bv;
-using detail::row_to_op;
 using detail::to_array;
 using sync::Field;
 using sync::MemberId;

@@ -208,6 +208,7 @@ TEST(DaemonTest, ConcurrentClientsEveryAcknowledgedOpIsInTheLogExactlyOnce) {
   std::vector<std::string> failures(kThreads);
   std::latch go(kThreads);
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       HttpClient c(node.api_port(), node.pos_token());

@@ -188,7 +188,7 @@ class ApiPinTest : public ::testing::Test {
     req.path = path;
     req.authorization = "Bearer " + token;
     req.body = body.is_null() ? "" : body.dump();
-    api_->handle_pos(std::move(req), answer.responder());
+    api_->handle_pos(req, answer.responder());
   }
   HttpResponse call(const std::string& method, const std::string& path, const Json& body = nullptr) {
     Answer a;
@@ -353,7 +353,7 @@ TEST_F(ApiPinTest, SpendShortOfRightsAsksTheBrokerOnceAndTheSecondDebitSucceeds)
   int asked = 0;
   api_->set_rights_broker([this, &asked](const sync::MemberId& member, sync::Account account,
                                          std::uint64_t amount, const sync::RightsView&,
-                                         std::function<void(bool, bool)> done) {
+                                         const std::function<void(bool, bool)>& done) {
     ++asked;
     EXPECT_EQ(account, sync::Account::kWallet);
     // Rights arrive here (as a grant from a holder would): a top-up of the shortfall.
@@ -379,7 +379,8 @@ TEST_F(ApiPinTest, SpendShortOfRightsAsksTheBrokerOnceAndTheSecondDebitSucceeds)
 TEST_F(ApiPinTest, BrokerNotGrantingAnswers409WithRightsRequestTriedAndAnAlert) {
   int asked = 0;
   api_->set_rights_broker([&asked](const sync::MemberId&, sync::Account, std::uint64_t amount,
-                                   const sync::RightsView&, std::function<void(bool, bool)> done) {
+                                   const sync::RightsView&,
+                                   const std::function<void(bool, bool)>& done) {
     ++asked;
     EXPECT_EQ(amount, 50u);
     done(true, false);

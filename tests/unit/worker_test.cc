@@ -241,7 +241,7 @@ TEST_F(LedgerWorkerTest, FailedCommitLatchesAndEveryLaterRequestIsRefusedUntilRe
       req.method = "GET";
       req.path = path;
       req.authorization = token.empty() ? "" : "Bearer " + token;
-      api.handle_pos(std::move(req), [&](HttpResponse r) {
+      api.handle_pos(req, [&](HttpResponse r) {
         std::lock_guard<std::mutex> lock(mu);
         got = std::move(r);
         cv.notify_all();

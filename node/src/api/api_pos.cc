@@ -78,7 +78,7 @@ std::optional<HttpResponse> answer_of(const DebitFlow::Step& step) {
 
 // Every route: the token first (nothing of the request is looked at before it is confirmed),
 // then the path and method (404, 405), then the body.
-void Api::handle_pos(HttpRequest req, Responder respond) {
+void Api::handle_pos(const HttpRequest& req, const Responder& respond) {
   auto parts = split_path(req.path);
   if (is_health(parts, false)) {
     if (auto no = no_route(req, {"GET"})) return respond(std::move(*no));
@@ -101,7 +101,7 @@ void Api::route_pos(const HttpRequest& req, const Responder& respond, const std:
   }
   if (parts[1] == "ops") return reverse(req, respond, parts[2]);
   if (parts.size() == 2) return m == "GET" ? find_members(req, respond, false) : enroll(req, respond);
-  const std::string ref = parts[2];
+  const std::string& ref = parts[2];
   if (parts.size() == 3) {
     return submit(respond, false, [ref](Ledger& l) {
       auto id = l.resolve_member(ref);
@@ -250,7 +250,7 @@ void Api::reverse(const HttpRequest& req, const Responder& respond, const std::s
 }
 
 void Api::drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond,
-                      DebitFlow::Step step) {
+                      const DebitFlow::Step& step) {
   using Do = DebitFlow::Step::Do;
   switch (step.what) {
     case Do::kRunOnWorker:
@@ -279,7 +279,7 @@ void Api::drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond,
                   };
                   (void)worker_.submit(std::move(alert));  // best effort, like every alert
                 }
-                drive_debit(d, respond, std::move(next));
+                drive_debit(d, respond, next);
               });
       return;
     }
@@ -320,7 +320,7 @@ void Api::debit_on_worker(const std::shared_ptr<Debit>& d, const Responder& resp
     return answer_of(*next);
   };
   submit_pass(respond, std::move(run),
-              [this, d, next, respond] { drive_debit(d, respond, std::move(*next)); });
+              [this, d, next, respond] { drive_debit(d, respond, *next); });
 }
 
 void Api::set_pin(const HttpRequest& req, const Responder& respond, const storage::Terminal& terminal,

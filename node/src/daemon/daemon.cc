@@ -140,8 +140,11 @@ Status Daemon::start() {
   OUTPOST_ASSIGN_OR_RETURN(DataDirLock lock, DataDirLock::acquire(d.config.data_dir));
   d.lock.emplace(std::move(lock));
   Api* api = d.api.get();
-  OUTPOST_ASSIGN_OR_RETURN(d.pos_server, HttpServer::listen(d.io, d.config.api, "pos",
-                                                            [api](HttpRequest r, Responder s) { api->handle_pos(std::move(r), std::move(s)); }));
+  OUTPOST_ASSIGN_OR_RETURN(d.pos_server,
+                           HttpServer::listen(d.io, d.config.api, "pos",
+                                              [api](const HttpRequest& r, const Responder& s) {
+                                                api->handle_pos(r, s);
+                                              }));
   OUTPOST_ASSIGN_OR_RETURN(d.admin_server,
                            HttpServer::listen(d.io, d.config.admin, "admin",
                                               [api](const HttpRequest& r, const Responder& s) {

@@ -435,6 +435,7 @@ Result<Json> hq_checkpoint(const std::string& hq_dir, sync::Clock& clock) {
                                                            previous_set, now_ms, root, set));
   }
   std::vector<storage::StoredSigned> rows;
+  rows.reserve(fresh.size());
   for (const auto& s : fresh) rows.push_back({s.cp.origin, s.cp.tree_size, s.body, s.sig});
   OUTPOST_RETURN_IF_ERROR(store->put_checkpoints(rows));
   if (fresh_set) {

@@ -14,13 +14,10 @@ namespace outpost::node {
 
 using ledger_internal::account_view;
 using ledger_internal::trust_in;
-using sync::Account;
 using sync::Field;
 using sync::MemberId;
 using sync::MemberState;
 using sync::NodeId;
-using sync::Op;
-using sync::OpKind;
 
 Result<MemberId> Ledger::resolve_member(const std::string& id_or_card) {
   if (id_or_card.size() == 32) {

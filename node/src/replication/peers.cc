@@ -52,12 +52,12 @@ Status PeerManager::start() {
   auto self = impl_;
   auto l = LinkListener::listen(
       impl_->io, impl_->config.peer, impl_->ctx,
-      [self](std::shared_ptr<Link> link) {
+      [self](const std::shared_ptr<Link>& link) {
         if (self->partitioned || self->stopping) {
           link->close(Status::unavailable("partitioned by operator"));
           return;
         }
-        self->attach(std::move(link), -1);
+        self->attach(link, -1);
       },
       [self](const Status& reason, const std::string& address) {
         if (reason.code() == Code::kPermission) {
@@ -119,7 +119,7 @@ void PeerManager::request_rights(const sync::MemberId& member, sync::Account acc
   auto self = impl_;
   asio::post(impl_->io, [self, member, account, amount, view = rights_elsewhere,
                          done = std::move(done)]() mutable {
-    self->request_rights(member, account, amount, std::move(view), std::move(done));
+    self->request_rights(member, account, amount, view, std::move(done));
   });
 }
 

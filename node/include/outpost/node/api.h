@@ -64,7 +64,7 @@ class Api {
   // Every request except the health check is authenticated first (the bearer token, before the
   // path, method or body is looked at: 401/403), then routed (404 unknown path, 405 with an Allow
   // header for a known path with another method), then its body is checked (400).
-  void handle_pos(HttpRequest req, Responder respond);
+  void handle_pos(const HttpRequest& req, const Responder& respond);
   void handle_admin(const HttpRequest& req, const Responder& respond);
   // Checks the bearer token of `req` for `role` ("pos" or "admin") (a remembered token on the
   // calling thread, any other on the worker thread against the database), then calls on_ok (on
@@ -151,7 +151,8 @@ class Api {
   void reverse(const HttpRequest& req, const Responder& respond, const std::string& op_ref);
   // Spend or redeem: drives the request's DebitFlow (outpost/node/debit_flow.h) over the worker,
   // the PIN thread and the rights broker, one step at a time, until it answers.
-  void drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond, DebitFlow::Step step);
+  void drive_debit(const std::shared_ptr<Debit>& d, const Responder& respond,
+                   const DebitFlow::Step& step);
   // One pass of a debit on the worker: the PIN gate (a spend of a new request_id), then the
   // debit; the next step, or the answer, is decided there.
   void debit_on_worker(const std::shared_ptr<Debit>& d, const Responder& respond);
