@@ -269,17 +269,26 @@ Status check_lifecycle_rules(const LifecycleRules& r) {
   return Status::ok();
 }
 
-Stage stage_of(const MemberFacts& m, const Scope& scope, const LifecycleRules& rules) {
-  if (m.enrolled_month && scope.to_month - *m.enrolled_month < rules.new_months) return Stage::kNew;
-  Scope ever = scope;
-  ever.from_month = 0;
-  const Activity a = activity_of(m.state, ever);
-  if (!a.last_visit_month) return Stage::kChurned;
-  const std::uint32_t gap = scope.to_month - *a.last_visit_month;
+namespace {
+
+// The stage of a member enrolled in `enrolled` whose newest visit (up to scope.to) was `last`.
+Stage stage_from(const std::optional<std::uint32_t>& enrolled,
+                 const std::optional<std::uint32_t>& last, const Scope& scope,
+                 const LifecycleRules& rules) {
+  if (enrolled && scope.to_month - *enrolled < rules.new_months) return Stage::kNew;
+  if (!last) return Stage::kChurned;
+  const std::uint32_t gap = scope.to_month - *last;
   if (gap < rules.active_months) return Stage::kActive;
   if (gap < rules.at_risk_months) return Stage::kAtRisk;
   if (gap < rules.dormant_months) return Stage::kDormant;
   return Stage::kChurned;
+}
+
+}  // namespace
+
+Stage stage_of(const MemberFacts& m, const Scope& scope, const LifecycleRules& rules) {
+  // last_visit_month does not depend on the period's start: any scope up to scope.to gives it.
+  return stage_from(m.enrolled_month, activity_of(m.state, scope).last_visit_month, scope, rules);
 }
 
 LifecycleReport lifecycle(const ReportInput& in, const Scope& scope, const LifecycleRules& rules,
@@ -295,17 +304,16 @@ LifecycleReport lifecycle(const ReportInput& in, const Scope& scope, const Lifec
       r.not_yet_enrolled++;
       continue;
     }
-    Scope ever = scope;
-    ever.from_month = 0;
-    const Activity a = activity_of(m.state, ever);
+    // One pass gives the period's visits and spend and the last visit of any period.
+    const Activity a = activity_of(m.state, scope);
     // At one store: its members are those who shopped there or call it home.
     if (scope.store && !a.last_visit_month &&
         (store_name.empty() || m.state.field(sync::Field::kHomeStore) != store_name)) {
       continue;
     }
-    const Stage s = stage_of(m, scope, rules);
+    const Stage s = stage_from(m.enrolled_month, a.last_visit_month, scope, rules);
     r.counts[static_cast<std::size_t>(s)]++;
-    r.lists[static_cast<std::size_t>(s)].push_back(ref_of(m, activity_of(m.state, scope)));
+    r.lists[static_cast<std::size_t>(s)].push_back(ref_of(m, a));
   }
   for (auto& list : r.lists) keep_top(list, list_limit);
   return r;
